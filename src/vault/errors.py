@@ -1,0 +1,162 @@
+"""The error tree every layer raises and the CLI maps to exit codes.
+
+As in borg, an error's docstring is its message template and its class carries the exit
+code, so one place defines what the user reads and what a script sees:
+
+    class NotEnoughSpace(VaultError):
+        '''not enough space in {where}: need ~{need}, have {have}'''
+
+    raise NotEnoughSpace(where="/srv/repo", need="2.0 GiB", have="1.1 GiB")
+
+Exit codes (documented in docs/cli.md):
+    0  success
+    1  the operation failed (nothing half-done is left behind)
+    2  bad usage or configuration
+    3  completed, but some sources or files could not be read (the snapshot is partial)
+    130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class VaultError(Exception):
+    """{detail}"""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+    def __init__(self, detail: str = "", **fields: Any) -> None:
+        self.fields: dict[str, Any] = {"detail": detail, **fields}
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        template = (type(self).__doc__ or "{detail}").strip().splitlines()[0]
+        try:
+            return template.format(**self.fields)
+        except (KeyError, IndexError):
+            return f"{template} {self.fields}"
+
+    @property
+    def kind(self) -> str:
+        """A stable machine name for the error, used in --json output and events."""
+        return type(self).__name__
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- usage and configuration (exit 2) ---------------------------------------------------
+
+
+class UsageError(VaultError):
+    """{detail}"""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(VaultError):
+    """{detail}"""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigInvalid(ConfigError):
+    """{path}: {count} problem(s) in the configuration"""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        super().__init__(path=path, count=len(problems), problems=problems)
+        self.problems = problems
+
+
+class SecretUnavailable(ConfigError):
+    """cannot read the {what}: {detail}"""
+
+
+# --- operations (exit 1) ----------------------------------------------------------------
+
+
+class OperationFailed(VaultError):
+    """{detail}"""
+
+
+class Interrupted(VaultError):
+    """interrupted"""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class JournalError(VaultError):
+    """journal {path}: {detail}"""
+
+
+class StaleStreamVersion(JournalError):
+    """stream {stream_id} is at version {actual}, not {expected}: another writer got there first"""
+
+
+class UnknownEventType(JournalError):
+    """unknown event type {type!r} (schema version {schema_version}) in the journal"""
+
+
+class RepositoryError(VaultError):
+    """repository {repo}: {detail}"""
+
+
+class RepositoryNotFound(RepositoryError):
+    """no vault repository at {repo} (create one with `vault init`)"""
+
+
+class RepositoryExists(RepositoryError):
+    """a repository already exists at {repo}"""
+
+
+class WrongPassphrase(RepositoryError):
+    """wrong passphrase or key file for repository {repo}"""
+
+
+class UnsupportedFormat(RepositoryError):
+    """repository {repo} uses format version {version}; this vault reads up to {supported}"""
+
+
+class RepositoryLocked(RepositoryError):
+    """repository {repo} is locked by {holder} (since {since}); it will be freed when that process ends"""
+
+
+class IntegrityError(RepositoryError):
+    """integrity check failed for {what} in repository {repo}: {detail}"""
+
+
+class SnapshotNotFound(RepositoryError):
+    """no snapshot matches {ref!r} in repository {repo}"""
+
+
+class NotEnoughSpace(RepositoryError):
+    """not enough space in {where}: need ~{need}, have {have}"""
+
+
+class HostilePath(VaultError):
+    """refused to write {path!r}: {detail}"""
+
+
+class StorageError(VaultError):
+    """storage {where}: {detail}"""
+
+    #: a transient error (timeout, connection reset) may be retried; a permanent one not
+    transient: ClassVar[bool] = False
+
+
+class TransientStorageError(StorageError):
+    """storage {where}: {detail} (temporary; retried)"""
+
+    transient = True
+
+
+class ObjectNotFound(StorageError):
+    """storage {where}: object {name} does not exist"""
