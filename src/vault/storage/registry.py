@@ -1,0 +1,88 @@
+"""Pick a storage backend from a repository URL, as restic's ``location`` registry does.
+
+``open_storage("/srv/repo")``, ``open_storage("file:///srv/repo")`` and, later,
+``open_storage("sftp://host/path")`` all go through here. Each adapter module calls
+``register(scheme, factory)`` when imported; the adapters that ship with vault are listed
+in ``_ADAPTER_MODULES`` and imported on first use. Adding a backend therefore means: write
+the module (importing its client library inside the factory, so ``vault`` stays light),
+add it to that tuple, and add a harness to the contract suite — nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from vault.errors import UsageError
+
+if TYPE_CHECKING:
+    from vault.storage.base import Storage
+
+StorageFactory = Callable[[str], "Storage"]
+
+# Importing a module here must stay cheap: heavy client libraries (paramiko, boto3) are
+# imported inside each module's factory, not at its top.
+_ADAPTER_MODULES: tuple[str, ...] = ("vault.storage.local",)
+
+# Plain paths belong to the local backend, registered under this scheme.
+LOCAL_SCHEME = "file"
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+_factories: dict[str, StorageFactory] = {}
+_adapters_loaded = False
+
+
+def register(scheme: str, factory: StorageFactory) -> None:
+    """Make ``scheme://...`` URLs open with ``factory(url)``.
+
+    Registering a scheme twice with different factories is refused: silently replacing a
+    backend would route a repository's writes somewhere nobody chose.
+    """
+    key = scheme.lower()
+    existing = _factories.get(key)
+    if existing is not None and existing is not factory:
+        raise ValueError(f"storage scheme {key!r} is already registered")
+    _factories[key] = factory
+
+
+def unregister(scheme: str) -> None:
+    """Forget a scheme (for tests and plugins that register temporary backends)."""
+    _factories.pop(scheme.lower(), None)
+
+
+def known_schemes() -> list[str]:
+    """Every registered scheme, sorted, with the shipped adapters loaded."""
+    _load_adapters()
+    return sorted(_factories)
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme; plain paths (absolute or relative) are local files."""
+    match = _SCHEME_RE.match(url)
+    return match.group(1).lower() if match else LOCAL_SCHEME
+
+
+def open_storage(url: str) -> Storage:
+    """Open the repository storage that ``url`` names; UsageError for unknown schemes."""
+    if not url:
+        raise UsageError("no repository location given")
+    _load_adapters()
+    scheme = scheme_of(url)
+    factory = _factories.get(scheme)
+    if factory is None:
+        # The URL itself stays out of the message: it may carry credentials.
+        known = ", ".join(sorted(_factories))
+        raise UsageError(f"unknown storage scheme {scheme!r} (known: {known})")
+    return factory(url)
+
+
+def _load_adapters() -> None:
+    global _adapters_loaded
+    if _adapters_loaded:
+        return
+    for module in _ADAPTER_MODULES:
+        importlib.import_module(module)
+    _adapters_loaded = True
