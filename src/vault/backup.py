@@ -1,0 +1,276 @@
+"""Backing up directories of files into a repository.
+
+The walk runs in the calling thread (stat and directory listing hold the GIL anyway);
+file contents go to a thread pool in batches, where chunking, hashing, compression and
+encryption all release the GIL. Trees are built bottom-up once every file is in.
+Unchanged files (per the files cache) are never read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from vault.files_cache import FilesCache, stat_key
+from vault.filters import PathFilter
+from vault.progress import ProgressCounter
+from vault.repository.blob import BlobType
+from vault.repository.chunker import Chunker
+from vault.repository.saver import BlobSaver
+from vault.repository.snapshot import FileProblem, SnapshotSummary
+from vault.repository.tree import Node, encode_tree
+
+_BATCH_BYTES = 8 << 20
+_BATCH_FILES = 256
+
+
+@dataclass
+class BackupOptions:
+    path_filter: PathFilter = field(default_factory=PathFilter)
+    one_file_system: bool = False
+    force: bool = False
+    threads: int = 2
+
+
+@dataclass
+class _Dir:
+    node: Node
+    children: list[_Dir | Node] = field(default_factory=list)
+
+
+@dataclass
+class ArchiveResult:
+    tree: bytes
+    summary: SnapshotSummary
+    problems: list[FileProblem]
+
+
+class Archiver:
+    def __init__(self, saver: BlobSaver, cache: FilesCache | None, options: BackupOptions,
+                 progress: ProgressCounter) -> None:
+        self.saver = saver
+        self.cache = cache if not options.force else None
+        self.options = options
+        self.progress = progress
+        self.summary = SnapshotSummary()
+        self.problems: list[FileProblem] = []
+        self._failed: set[int] = set()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._batch: list[tuple[Node, str, os.stat_result]] = []
+        self._batch_bytes = 0
+        self._futures: list[Future[None]] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, options.threads),
+                                        thread_name_prefix="vault-backup")
+        self._cache_learned: list[tuple[str, os.stat_result, Node]] = []
+        self._total_files = 0
+        self._total_bytes = 0
+
+    # --- walking ------------------------------------------------------------------
+
+    def run(self, paths: list[str]) -> ArchiveResult:
+        started = time.monotonic()
+        try:
+            root = self._walk_roots(paths)
+            self._submit_batch()
+            self.progress.set_totals(self._total_bytes, self._total_files)
+            for fut in self._futures:
+                fut.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        tree = self._save_tree(root)
+        self.summary.duration_seconds = time.monotonic() - started
+        stats = self.saver.stats
+        self.summary.bytes_new, self.summary.bytes_stored = stats.bytes_new, stats.bytes_stored
+        self.summary.blobs_new = stats.blobs_new
+        return ArchiveResult(tree, self.summary, self.problems)
+
+    def remember_in_cache(self) -> None:
+        if self.cache is None:
+            return
+        for path, st, node in self._cache_learned:
+            if id(node) not in self._failed:
+                self.cache.remember(path, stat_key(st), node.content)
+
+    def _walk_roots(self, paths: list[str]) -> _Dir:
+        root = _Dir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
+        for top in paths:
+            absolute = os.path.abspath(top)
+            parent = root
+            parts = [p for p in absolute.split("/") if p]
+            for depth, part in enumerate(parts[:-1]):
+                parent = self._intermediate(parent, part, "/" + "/".join(parts[: depth + 1]))
+            try:
+                st = os.lstat(absolute)
+            except OSError as exc:
+                self._problem(absolute, exc)
+                continue
+            if not parts:  # backing up "/" itself
+                root.node = self._node("", st)
+                self._fill_dir(root, absolute, st.st_dev)
+                continue
+            entry = self._entry(absolute, parts[-1], st, st.st_dev)
+            if entry is not None:
+                self._replace_child(parent, entry)
+        return root
+
+    def _intermediate(self, parent: _Dir, name: str, path: str) -> _Dir:
+        for child in parent.children:
+            if isinstance(child, _Dir) and child.node.name == name:
+                return child
+        st = os.lstat(path)
+        made = _Dir(self._node(name, st))
+        parent.children.append(made)
+        return made
+
+    @staticmethod
+    def _replace_child(parent: _Dir, entry: _Dir | Node) -> None:
+        name = entry.node.name if isinstance(entry, _Dir) else entry.name
+        parent.children = [
+            c for c in parent.children
+            if (c.node.name if isinstance(c, _Dir) else c.name) != name
+        ]
+        parent.children.append(entry)
+
+    def _fill_dir(self, d: _Dir, path: str, root_dev: int) -> None:
+        try:
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it)
+        except OSError as exc:
+            self._problem(path, exc)
+            return
+        base = path.rstrip("/")
+        for name in names:
+            full = f"{base}/{name}"
+            if self.options.path_filter.excluded(full):
+                continue
+            try:
+                st = os.lstat(full)
+            except OSError as exc:
+                self._problem(full, exc)
+                continue
+            entry = self._entry(full, name, st, root_dev)
+            if entry is not None:
+                d.children.append(entry)
+
+    def _entry(self, path: str, name: str, st: os.stat_result, root_dev: int) -> _Dir | Node | None:
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            if self.options.one_file_system and st.st_dev != root_dev:
+                return None
+            d = _Dir(self._node(name, st))
+            self.summary.dirs += 1
+            self._fill_dir(d, path, root_dev)
+            return d
+        if stat.S_ISLNK(mode):
+            try:
+                target = os.readlink(path)
+            except OSError as exc:
+                self._problem(path, exc)
+                return None
+            node = self._node(name, st, "symlink")
+            node.link_target = target
+            self.summary.symlinks += 1
+            return node
+        if stat.S_ISREG(mode):
+            if not self.options.path_filter.included_file(path, st.st_size):
+                return None
+            return self._file(path, name, st)
+        return None  # sockets, fifos, devices: not application data
+
+    @staticmethod
+    def _node(name: str, st: os.stat_result, node_type: str = "dir") -> Node:
+        return Node(name=name, type=node_type,  # type: ignore[arg-type]
+                    mode=st.st_mode, mtime_ns=st.st_mtime_ns, uid=st.st_uid, gid=st.st_gid)
+
+    def _file(self, path: str, name: str, st: os.stat_result) -> Node:
+        node = self._node(name, st, "file")
+        node.size = st.st_size
+        if st.st_nlink > 1:
+            node.hardlink_key = f"{st.st_dev}:{st.st_ino}"
+        self._total_files += 1
+        self._total_bytes += st.st_size
+        self.summary.bytes_raw += st.st_size
+        cached = self.cache.lookup(path, stat_key(st)) if self.cache else None
+        if cached is not None and all(self.saver.known(c) for c in cached):
+            node.content = cached
+            self.summary.files_unmodified += 1
+            self.progress.add(st.st_size, 1)
+            return node
+        if self.cache is not None and self.cache.known_path(path):
+            self.summary.files_changed += 1
+        else:
+            self.summary.files_new += 1
+        self._cache_learned.append((path, st, node))
+        if st.st_size >= _BATCH_BYTES:
+            self._futures.append(self._pool.submit(self._read_files, [(node, path, st)]))
+        else:
+            self._batch.append((node, path, st))
+            self._batch_bytes += st.st_size
+            if self._batch_bytes >= _BATCH_BYTES or len(self._batch) >= _BATCH_FILES:
+                self._submit_batch()
+        return node
+
+    def _submit_batch(self) -> None:
+        if self._batch:
+            self._futures.append(self._pool.submit(self._read_files, self._batch))
+            self._batch, self._batch_bytes = [], 0
+
+    # --- reading (worker threads) ------------------------------------------------
+
+    def _chunker(self) -> Chunker:
+        chunker: Chunker | None = getattr(self._local, "chunker", None)
+        if chunker is None:
+            repo = self.saver.repo
+            chunker = self._local.chunker = Chunker(repo.chunker_params, repo.chunker_seed)
+        return chunker
+
+    def _read_files(self, batch: list[tuple[Node, str, os.stat_result]]) -> None:
+        for node, path, st in batch:
+            try:
+                self._read_file(node, path, st)
+            except OSError as exc:
+                with self._lock:
+                    self._failed.add(id(node))
+                self._problem(path, exc)
+
+    def _read_file(self, node: Node, path: str, st: os.stat_result) -> None:
+        content: list[bytes] = []
+        size = 0
+        if st.st_size <= self._chunker().params.min_size:
+            with open(path, "rb") as f:
+                data = f.read()
+            if data:
+                content.append(self.saver.save(BlobType.DATA, data)[0])
+            size = unreported = len(data)
+        else:
+            # The file may have grown or shrunk since the walk: sizes come from the read.
+            for chunk in self._chunker().cut_file(path):
+                content.append(self.saver.save(BlobType.DATA, chunk)[0])
+                size += len(chunk)
+                self.progress.add(len(chunk))
+            unreported = 0
+        node.content, node.size = content, size
+        with self._lock:
+            self.summary.bytes_read += size
+        self.progress.add(unreported, 1, current=path)
+
+    def _problem(self, path: str, exc: OSError) -> None:
+        with self._lock:
+            self.problems.append(FileProblem(path=path, error=exc.strerror or str(exc)))
+
+    # --- trees --------------------------------------------------------------------
+
+    def _save_tree(self, d: _Dir) -> bytes:
+        nodes: list[Node] = []
+        for child in d.children:
+            if isinstance(child, _Dir):
+                child.node.subtree = self._save_tree(child)
+                nodes.append(child.node)
+            elif id(child) not in self._failed:  # failed files are listed as problems
+                nodes.append(child)
+        return self.saver.save(BlobType.TREE, encode_tree(nodes))[0]

@@ -1,0 +1,343 @@
+"""Restoring files from a snapshot into a target directory.
+
+Order of work, chosen for speed and safety:
+1. walk the snapshot's trees, refusing any name that could leave the target;
+2. create directories (never through a symlink: each is checked with lstat);
+3. write file contents pack by pack, in pack order, in parallel threads: every needed blob
+   of a pack is read in one ranged load, authenticated, and written to every file and
+   offset that wants it (a blob shared by many files is read once);
+4. create symlinks and hard links last, so no write can follow a link from the snapshot;
+5. set modes, owners and mtimes, directories bottom-up (writing into a directory
+   changes its mtime).
+Files are opened with O_NOFOLLOW; an existing symlink at a file's place is replaced,
+never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vault.errors import IntegrityError, VaultError
+from vault.progress import ProgressCounter
+from vault.repository.blob import BlobEntry
+from vault.repository.repository import Repository
+from vault.repository.tree import Node, is_safe_name
+from vault.restore.selection import Selection
+
+OverwritePolicy = Literal["always", "if-changed", "never"]
+_COALESCE_GAP = 1 << 20
+
+
+@dataclass
+class RestoreProblem:
+    path: str
+    error: str
+
+
+@dataclass
+class RestoreStats:
+    files_restored: int = 0
+    files_skipped: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes_written: int = 0
+    problems: list[RestoreProblem] = field(default_factory=list)
+
+
+@dataclass
+class _File:
+    dest: str
+    node: Node
+    remaining: int = 0
+    failed: bool = False
+    content_done: bool = False
+
+
+class FileRestorer:
+    def __init__(self, repo: Repository, target: str, selection: Selection,
+                 overwrite: OverwritePolicy, progress: ProgressCounter, *, threads: int = 2,
+                 dry_run: bool = False) -> None:
+        self.repo = repo
+        self.target = os.path.abspath(target)
+        self.selection = selection
+        self.overwrite = overwrite
+        self.progress = progress
+        self.threads = threads
+        self.dry_run = dry_run
+        self.stats = RestoreStats()
+        self._lock = threading.Lock()
+        self._dirs: list[tuple[str, Node]] = []
+        self._files: list[_File] = []
+        self._links: list[tuple[str, Node]] = []
+        self._hardlinks: list[tuple[str, str]] = []
+        self._is_root = os.geteuid() == 0
+
+    def run(self, tree_id: bytes, base: str) -> RestoreStats:
+        """Restore the tree `tree_id`, whose path in the snapshot is `base`."""
+        self._plan(tree_id, base, self.target)
+        self.progress.set_totals(sum(f.node.size for f in self._files), len(self._files))
+        if self.dry_run:
+            self.stats.files_restored = len(self._files)
+            self.stats.dirs = len(self._dirs)
+            self.stats.symlinks = len(self._links)
+            return self.stats
+        os.makedirs(self.target, mode=0o700, exist_ok=True)
+        self._make_dirs()
+        self._write_contents()
+        self._make_links()
+        self._finish_metadata()
+        return self.stats
+
+    # --- planning -----------------------------------------------------------------
+
+    def _plan(self, tree_id: bytes, snap_path: str, dest_dir: str) -> None:
+        seen: set[str] = set()
+        for node in self.repo.load_tree(tree_id):
+            path = f"{snap_path.rstrip('/')}/{node.name}"
+            if not is_safe_name(node.name) or node.name in seen:
+                self._problem(path, "refused: entry name would escape the target or repeats")
+                continue
+            seen.add(node.name)
+            dest = os.path.join(dest_dir, node.name)
+            if node.type == "dir":
+                if node.subtree and self.selection.may_contain(path):
+                    before = len(self._files) + len(self._links)
+                    self._dirs.append((dest, node))
+                    index = len(self._dirs) - 1
+                    self._plan(node.subtree, path, dest)
+                    if len(self._files) + len(self._links) == before and (
+                        self.selection.paths or self.selection.includes
+                    ) and not self.selection.wants(path):
+                        del self._dirs[index]  # nothing selected below: leave it out
+            elif self.selection.wants(path):
+                self._plan_leaf(dest, path, node)
+
+    def _plan_leaf(self, dest: str, path: str, node: Node) -> None:
+        if node.type == "symlink":
+            self._links.append((dest, node))
+            return
+        if not self._should_write(dest, node):
+            self.stats.files_skipped += 1
+            return
+        self._files.append(_File(dest, node, remaining=len(node.content)))
+
+    def _should_write(self, dest: str, node: Node) -> bool:
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return True
+        if self.overwrite == "never":
+            return False
+        if self.overwrite == "if-changed" and stat.S_ISREG(st.st_mode):
+            return not (st.st_size == node.size and st.st_mtime_ns == node.mtime_ns)
+        return True
+
+    # --- writing ------------------------------------------------------------------
+
+    def _make_dirs(self) -> None:
+        for dest, _node in self._dirs:
+            try:
+                os.mkdir(dest, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(dest).st_mode):
+                    self._problem(dest, "refused: exists and is not a directory (symlink?)")
+            except OSError as exc:
+                self._problem(dest, exc.strerror or str(exc))
+        self.stats.dirs = len(self._dirs)
+
+    def _safe_parent(self, dest: str) -> bool:
+        parent = os.path.dirname(dest)
+        real = os.path.realpath(parent)
+        return real == os.path.realpath(self.target) or real.startswith(
+            os.path.realpath(self.target) + os.sep)
+
+    def _write_contents(self) -> None:
+        by_pack: dict[str, list[tuple[BlobEntry, list[tuple[_File, int]]]]] = defaultdict(list)
+        wanted: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
+        for f in self._files:
+            if not self._safe_parent(f.dest):
+                f.failed = True
+                self._problem(f.dest, "refused: parent directory leads outside the target")
+                continue
+            offset = 0
+            for blob_id in f.node.content:
+                wanted[blob_id].append((f, offset))
+                offset += self._blob_size(blob_id, f)
+            self._create(f)
+        for blob_id, targets in wanted.items():
+            entry = self.repo.index.get(blob_id)
+            if entry is None:
+                self._fail_files([t[0] for t in targets], "data missing from the index")
+                continue
+            by_pack[entry.pack_id].append((entry, targets))
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="vault-restore") as pool:
+            for fut in [pool.submit(self._restore_pack, p, b) for p, b in sorted(by_pack.items())]:
+                fut.result()
+        for f in self._files:
+            if not f.content_done and not f.failed:
+                self._finish_file(f)
+
+    def _blob_size(self, blob_id: bytes, f: _File) -> int:
+        entry = self.repo.index.get(blob_id)
+        if entry is None:
+            f.failed = True
+            return 0
+        return entry.raw_length
+
+    def _create(self, f: _File) -> None:
+        if f.failed:
+            return
+        try:
+            fd = self._open(f.dest, os.O_TRUNC)
+            try:
+                os.ftruncate(fd, f.node.size)  # sparse: zero chunks are then skipped
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            f.failed = True
+            self._problem(f.dest, exc.strerror or str(exc))
+
+    def _open(self, dest: str, extra: int = 0) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | extra
+        try:
+            return os.open(dest, flags, 0o600)
+        except OSError as exc:
+            if exc.errno != 40 or not os.path.islink(dest):  # ELOOP: a symlink is there
+                raise
+            os.unlink(dest)  # replace the link itself; never write through it
+            return os.open(dest, flags, 0o600)
+
+    def _restore_pack(self, pack_id: str,
+                      blobs: list[tuple[BlobEntry, list[tuple[_File, int]]]]) -> None:
+        blobs.sort(key=lambda b: b[0].offset)
+        for group in _coalesce(blobs):
+            start = group[0][0].offset
+            end = group[-1][0].offset + group[-1][0].length
+            try:
+                data = memoryview(self.repo.storage.load("data", pack_id, start, end - start))
+            except VaultError as exc:
+                self._fail_files([t[0] for _, ts in group for t in ts], exc.message)
+                continue
+            for entry, targets in group:
+                self._restore_blob(entry, data[entry.offset - start:
+                                              entry.offset - start + entry.length], targets)
+
+    def _restore_blob(self, entry: BlobEntry, sealed: memoryview,
+                      targets: list[tuple[_File, int]]) -> None:
+        try:
+            plain = self.repo.open_blob(entry, sealed)
+        except IntegrityError as exc:
+            self._fail_files([t[0] for t in targets], exc.message)
+            return
+        zero = plain.count(0) == len(plain) if len(plain) >= 4096 else False
+        for f, offset in targets:
+            if f.failed:
+                continue
+            try:
+                if not zero:
+                    fd = self._open(f.dest)
+                    try:
+                        os.pwrite(fd, plain, offset)
+                    finally:
+                        os.close(fd)
+            except OSError as exc:
+                self._fail_files([f], exc.strerror or str(exc))
+                continue
+            self.progress.add(len(plain))
+            with self._lock:
+                f.remaining -= 1
+                done = f.remaining == 0
+            if done:
+                self._finish_file(f)
+
+    def _finish_file(self, f: _File) -> None:
+        with self._lock:
+            self.stats.files_restored += 1
+            self.stats.bytes_written += f.node.size
+        f.content_done = True
+        self.progress.add(0, 1)
+
+    def _fail_files(self, files: list[_File], error: str) -> None:
+        for f in files:
+            with self._lock:
+                if f.failed:
+                    continue
+                f.failed = True
+            self._problem(f.dest, error)
+
+    def _make_links(self) -> None:
+        for dest, node in self._links:
+            if not self._safe_parent(dest):
+                self._problem(dest, "refused: parent directory leads outside the target")
+                continue
+            try:
+                if os.path.lexists(dest):
+                    os.unlink(dest)
+                os.symlink(node.link_target or "", dest)
+                self.stats.symlinks += 1
+            except OSError as exc:
+                self._problem(dest, exc.strerror or str(exc))
+
+    # --- metadata -----------------------------------------------------------------
+
+    def _finish_metadata(self) -> None:
+        first_by_key: dict[str, str] = {}
+        for f in self._files:
+            if f.failed:
+                continue
+            key = f.node.hardlink_key
+            if key and key in first_by_key:
+                self._relink(first_by_key[key], f.dest)
+                continue
+            if key:
+                first_by_key[key] = f.dest
+            self._apply(f.dest, f.node)
+        for dest, node in self._links:
+            self._apply(dest, node)
+        for dest, node in reversed(self._dirs):
+            self._apply(dest, node)
+
+    def _relink(self, first: str, dest: str) -> None:
+        try:
+            os.unlink(dest)
+            os.link(first, dest)
+        except OSError as exc:
+            self._problem(dest, exc.strerror or str(exc))
+
+    def _apply(self, dest: str, node: Node) -> None:
+        link = node.type == "symlink"
+        try:
+            if self._is_root:
+                os.chown(dest, node.uid, node.gid, follow_symlinks=False)
+            if not link:
+                os.chmod(dest, stat.S_IMODE(node.mode))
+            os.utime(dest, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=not link)
+        except OSError as exc:
+            self._problem(dest, f"metadata: {exc.strerror or exc}")
+
+    def _problem(self, path: str, error: str) -> None:
+        with self._lock:
+            self.stats.problems.append(RestoreProblem(path, error))
+
+
+def _coalesce(
+    blobs: list[tuple[BlobEntry, list[tuple[_File, int]]]],
+) -> list[list[tuple[BlobEntry, list[tuple[_File, int]]]]]:
+    """Group blobs sorted by offset into ranges worth one read each."""
+    groups: list[list[tuple[BlobEntry, list[tuple[_File, int]]]]] = []
+    end = -1
+    for item in blobs:
+        entry = item[0]
+        if groups and entry.offset - end <= _COALESCE_GAP:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+        end = entry.offset + entry.length
+    return groups
+
