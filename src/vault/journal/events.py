@@ -1,0 +1,387 @@
+"""The facts vault records: one pydantic model per event type, named in the past tense.
+
+The type name stored in the journal is the class name, and its shape is frozen once
+shipped. To change a type, bump its `schema_version` and register an upcaster that turns a
+stored payload of the old version into the next one; events are upcast on read, so the
+rest of vault only ever sees the newest shape:
+
+    class BackupStarted(Event):
+        schema_version: ClassVar[int] = 2
+        ...
+
+    @register_upcaster("BackupStarted", from_version=1)
+    def upcast_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "new_field": None}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from vault.actor import Actor
+from vault.errors import UnknownEventType
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+_UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+# Substrings that mark a key as secret. Defence in depth: no secret should ever reach an
+# event, and a journal is readable by whoever can read the state directory.
+SECRET_KEY_MARKERS = (
+    "password",
+    "passphrase",
+    "secret",
+    "token",
+    "key_material",
+    "api_key",
+    "apikey",
+    "private_key",
+)
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of `value` that the hash chain and the projections use."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def secret_keys(value: Any, where: str = "") -> list[str]:
+    """Dotted paths of every dict key in `value` (recursively) that looks like a secret."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if any(marker in str(key).lower() for marker in SECRET_KEY_MARKERS):
+                found.append(path)
+            found.extend(secret_keys(item, path))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.extend(secret_keys(item, f"{where}[{index}]"))
+    return found
+
+
+class Event(BaseModel):
+    """Base of every journal event. Subclasses register themselves under their class name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: ClassVar[int] = 1
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # pydantic's hook (rather than __init_subclass__) runs once the fields are built.
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.__name__
+        if name in EVENT_TYPES:
+            raise TypeError(f"event type {name} is defined twice")
+        EVENT_TYPES[name] = cls
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+    @model_validator(mode="after")
+    def _refuse_secrets(self) -> Event:
+        bad = secret_keys(self.model_dump(mode="json"))
+        if bad:
+            raise ValueError(
+                f"{type(self).__name__} would record secret-looking key(s) {bad}: "
+                "secrets never belong in journal events"
+            )
+        return self
+
+
+def register_upcaster(type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register `fn` to turn a `type_name` payload of `from_version` into `from_version + 1`."""
+
+    def register(fn: Upcaster) -> Upcaster:
+        key = (type_name, from_version)
+        if key in _UPCASTERS:
+            raise ValueError(f"an upcaster for {type_name} v{from_version} already exists")
+        _UPCASTERS[key] = fn
+        return fn
+
+    return register
+
+
+def missing_upcasters() -> list[str]:
+    """Every `Type vN` that has no upcaster to vN+1; a test keeps this empty."""
+    return [
+        f"{name} v{version}"
+        for name, cls in EVENT_TYPES.items()
+        for version in range(1, cls.schema_version)
+        if (name, version) not in _UPCASTERS
+    ]
+
+
+def parse_event(type_name: str, schema_version: int, payload: Payload) -> Event:
+    """Build the current model of a stored event, upcasting old payloads first."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None or schema_version > cls.schema_version:
+        # A newer vault wrote it; guessing at its meaning would be worse than stopping.
+        raise UnknownEventType(type=type_name, schema_version=schema_version)
+    for version in range(schema_version, cls.schema_version):
+        upcast = _UPCASTERS.get((type_name, version))
+        if upcast is None:
+            raise UnknownEventType(type=type_name, schema_version=version)
+        payload = upcast(payload)
+    return cls.model_validate(payload)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: its place in the journal plus the parsed, upcast model.
+
+    `payload` and `schema_version` are what the row holds (and what the hash covers);
+    `event` is the current shape of the same fact.
+    """
+
+    seq: int
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    payload: Payload
+    event: Event
+    recorded_at: datetime
+    actor: Actor
+    prev_hash: str
+    hash: str
+
+
+# --- shared shapes ----------------------------------------------------------------------
+
+
+class FileProblem(BaseModel):
+    """A file that could not be read or written; the job went on without it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    error: str
+
+
+class Progress(BaseModel):
+    """Fields every *Progressed event shares; flushed about once a second, never per chunk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phase: str
+    bytes_done: int
+    bytes_total: int | None
+    items_done: int
+    items_total: int | None
+    rate_bps: float
+    eta_seconds: float | None
+    current: str | None = None
+
+
+# --- repositories and keys --------------------------------------------------------------
+
+
+class RepositoryInitialized(Event):
+    repo_id: str
+    repository: str
+    format_version: int
+    key_id: str
+
+
+class KeyAdded(Event):
+    repo_id: str
+    key_id: str
+    label: str | None
+
+
+class KeyRemoved(Event):
+    repo_id: str
+    key_id: str
+
+
+class KeyChanged(Event):
+    repo_id: str
+    old_key_id: str
+    new_key_id: str
+
+
+class StaleLockRemoved(Event):
+    repo_id: str
+    lock_id: str
+    holder: str
+
+
+# --- backup jobs ------------------------------------------------------------------------
+
+
+class BackupRequested(Event):
+    job_id: str
+    repository: str
+    paths: list[str]
+    tags: list[str]
+    options: dict[str, Any]
+
+
+class BackupStarted(Event):
+    job_id: str
+    repo_id: str
+    parent: str | None
+
+
+class BackupProgressed(Event, Progress):
+    job_id: str
+
+
+class BackupCompleted(Event):
+    job_id: str
+    repo_id: str
+    snapshot_id: str
+    status: Literal["completed", "partial"]
+    backup_type: Literal["full", "incremental"]
+    parent: str | None
+    paths: list[str]
+    tags: list[str]
+    host: str
+    snapshot_time: str
+    files_new: int
+    files_changed: int
+    files_unmodified: int
+    dirs: int
+    bytes_raw: int
+    bytes_new: int
+    bytes_stored: int
+    duration_seconds: float
+    errors: list[FileProblem]
+
+
+class BackupFailed(Event):
+    job_id: str
+    error_kind: str
+    message: str
+
+
+# --- restore jobs -----------------------------------------------------------------------
+
+
+class RestoreRequested(Event):
+    job_id: str
+    repository: str
+    snapshot_ref: str
+    target: str
+    paths: list[str]
+    include: list[str]
+    exclude: list[str]
+    options: dict[str, Any]
+
+
+class RestoreStarted(Event):
+    job_id: str
+    snapshot_id: str
+
+
+class RestoreProgressed(Event, Progress):
+    job_id: str
+
+
+class RestoreCompleted(Event):
+    job_id: str
+    snapshot_id: str
+    target: str
+    files_restored: int
+    files_skipped: int
+    dirs: int
+    bytes_written: int
+    duration_seconds: float
+    errors: list[FileProblem]
+
+
+class RestoreFailed(Event):
+    job_id: str
+    error_kind: str
+    message: str
+
+
+# --- verify jobs ------------------------------------------------------------------------
+
+
+class VerifyRequested(Event):
+    job_id: str
+    repository: str
+    read_data: bool
+    subset: str | None
+
+
+class VerifyStarted(Event):
+    job_id: str
+    repo_id: str
+
+
+class VerifyProgressed(Event, Progress):
+    job_id: str
+
+
+class VerifyCompleted(Event):
+    job_id: str
+    repo_id: str
+    ok: bool
+    snapshots_checked: int
+    packs_checked: int
+    blobs_checked: int
+    bytes_read: int
+    problems: list[str]
+    unreferenced_packs: int
+    duration_seconds: float
+
+
+class VerifyFailed(Event):
+    job_id: str
+    error_kind: str
+    message: str
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+class SnapshotCorrupted(Event):
+    job_id: str
+    repo_id: str
+    snapshot_id: str
+    reason: str
+    paths: list[str]
+
+
+class SnapshotForgotten(Event):
+    job_id: str | None
+    repo_id: str
+    snapshot_id: str
+    reason: str
+
+
+# --- the CLI and the journal itself -----------------------------------------------------
+
+
+class CommandFailed(Event):
+    """A CLI command failed before any job existed (e.g. a wrong passphrase)."""
+
+    command: str
+    error_kind: str
+    message: str
+
+
+class JournalVerified(Event):
+    ok: bool
+    events_checked: int
+    first_bad_seq: int | None
+    reason: str | None
+
+
+class ProjectionsRebuilt(Event):
+    projections: list[str]
+    events_replayed: int
