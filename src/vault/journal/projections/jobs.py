@@ -1,0 +1,183 @@
+"""The `jobs` table: one row per backup, restore or verify job, for `vault jobs` and the TUI.
+
+Every handler upserts, so a job whose Requested event is missing (started directly, or
+journaled before the request existed) still gets a row from its first event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from vault.journal.events import (
+    BackupCompleted,
+    BackupFailed,
+    BackupProgressed,
+    BackupRequested,
+    BackupStarted,
+    Event,
+    Progress,
+    RecordedEvent,
+    RestoreCompleted,
+    RestoreFailed,
+    RestoreProgressed,
+    RestoreRequested,
+    RestoreStarted,
+    VerifyCompleted,
+    VerifyFailed,
+    VerifyProgressed,
+    VerifyRequested,
+    VerifyStarted,
+    canonical_json,
+)
+from vault.journal.projections.base import Handler, TableProjection, upsert
+
+_ACTIVE = "jobs.status IN ('requested', 'running')"
+
+# A late or duplicated event must not undo a finished job's outcome.
+_STATUS_WHILE_ACTIVE = f"CASE WHEN {_ACTIVE} THEN excluded.status ELSE jobs.status END"
+_KEEP_STATUS = "jobs.status"
+_KEEP_FIRST = "COALESCE(jobs.{col}, excluded.{col})"
+# `current` (the file being read right now) is too fleeting for a table.
+_PROGRESS_COLUMNS = set(Progress.model_fields) - {"current"}
+
+
+def _kind(event: Event) -> str:
+    for prefix in ("Backup", "Restore", "Verify"):
+        if type(event).__name__.startswith(prefix):
+            return prefix.lower()
+    raise ValueError(f"{type(event).__name__} is not a job event")
+
+
+_Requested = BackupRequested | RestoreRequested | VerifyRequested
+_Started = BackupStarted | RestoreStarted | VerifyStarted
+_Progressed = BackupProgressed | RestoreProgressed | VerifyProgressed
+_Completed = BackupCompleted | RestoreCompleted | VerifyCompleted
+_Failed = BackupFailed | RestoreFailed | VerifyFailed
+
+
+def _record(
+    conn: sqlite3.Connection,
+    recorded: RecordedEvent,
+    job_id: str,
+    status: tuple[str, str],
+    values: dict[str, Any],
+) -> None:
+    """Upsert the job's row; `status` is (value on insert, SQL rule on update)."""
+    row = {
+        "job_id": job_id,
+        "kind": _kind(recorded.event),
+        "status": status[0],
+        "actor_user": recorded.actor.user,
+        **values,
+        "last_seq": recorded.seq,
+    }
+    rules = {"status": status[1], "actor_user": _KEEP_FIRST.format(col="actor_user")}
+    upsert(conn, "jobs", "job_id", row, rules)
+
+
+def _when(recorded: RecordedEvent) -> str:
+    # The event's own timestamp, never now(): rebuilds must reproduce the row exactly.
+    return recorded.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _requested(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, _Requested)
+    values = {"repository": event.repository, "requested_at": _when(recorded)}
+    _record(conn, recorded, event.job_id, ("requested", _KEEP_STATUS), values)
+
+
+def _started(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, _Started)
+    values: dict[str, Any] = {"started_at": _when(recorded)}
+    if isinstance(event, RestoreStarted):
+        values["snapshot_id"] = event.snapshot_id
+    _record(conn, recorded, event.job_id, ("running", _STATUS_WHILE_ACTIVE), values)
+
+
+def _progressed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, _Progressed)
+    values = event.model_dump(include=_PROGRESS_COLUMNS)
+    _record(conn, recorded, event.job_id, ("running", _STATUS_WHILE_ACTIVE), values)
+
+
+def _completed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, _Completed)
+    snapshot_id: str | None = None
+    if isinstance(event, BackupCompleted):
+        status, snapshot_id = event.status, event.snapshot_id
+    elif isinstance(event, RestoreCompleted):
+        status, snapshot_id = ("partial" if event.errors else "completed"), event.snapshot_id
+    else:
+        status = "completed"  # a verify that found problems still ran to completion
+    values = {
+        "finished_at": _when(recorded),
+        "snapshot_id": snapshot_id,
+        "summary": canonical_json(event.model_dump(mode="json")),
+    }
+    _record(conn, recorded, event.job_id, (status, _STATUS_WHILE_ACTIVE), values)
+
+
+def _failed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, _Failed)
+    values = {
+        "finished_at": _when(recorded),
+        "error_kind": event.error_kind,
+        "error_message": event.message,
+    }
+    _record(conn, recorded, event.job_id, ("failed", _STATUS_WHILE_ACTIVE), values)
+
+
+class JobsProjection(TableProjection):
+    name = "jobs"
+    tables = ("jobs",)
+    ddl = (
+        """CREATE TABLE jobs (
+    job_id        TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'verify')),
+    status        TEXT NOT NULL
+                  CHECK (status IN ('requested', 'running', 'completed', 'partial', 'failed')),
+    repository    TEXT,
+    requested_at  TEXT,
+    started_at    TEXT,
+    finished_at   TEXT,
+    actor_user    TEXT,
+    phase         TEXT,
+    bytes_done    INTEGER,
+    bytes_total   INTEGER,
+    items_done    INTEGER,
+    items_total   INTEGER,
+    rate_bps      REAL,
+    eta_seconds   REAL,
+    snapshot_id   TEXT,
+    error_kind    TEXT,
+    error_message TEXT,
+    summary       TEXT,
+    last_seq      INTEGER NOT NULL
+)""",
+        "CREATE INDEX jobs_status ON jobs (status)",
+    )
+
+    def handlers(self) -> dict[type[Event], Handler]:
+        return {
+            BackupRequested: _requested,
+            RestoreRequested: _requested,
+            VerifyRequested: _requested,
+            BackupStarted: _started,
+            RestoreStarted: _started,
+            VerifyStarted: _started,
+            BackupProgressed: _progressed,
+            RestoreProgressed: _progressed,
+            VerifyProgressed: _progressed,
+            BackupCompleted: _completed,
+            RestoreCompleted: _completed,
+            VerifyCompleted: _completed,
+            BackupFailed: _failed,
+            RestoreFailed: _failed,
+            VerifyFailed: _failed,
+        }

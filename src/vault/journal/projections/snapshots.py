@@ -1,0 +1,93 @@
+"""The `snapshots` table: every snapshot a backup job recorded, and what became of it.
+
+Only snapshots this journal saw created get a row; a SnapshotCorrupted or SnapshotForgotten
+about a snapshot made elsewhere changes nothing here (the event itself is still in the log).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from vault.journal.events import (
+    BackupCompleted,
+    Event,
+    RecordedEvent,
+    SnapshotCorrupted,
+    SnapshotForgotten,
+    canonical_json,
+)
+from vault.journal.projections.base import Handler, TableProjection, upsert
+
+
+def _completed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, BackupCompleted)
+    row = {
+        "snapshot_id": event.snapshot_id,
+        "repo_id": event.repo_id,
+        "job_id": event.job_id,
+        "snapshot_time": event.snapshot_time,
+        "host": event.host,
+        "paths": canonical_json(event.paths),
+        "tags": canonical_json(event.tags),
+        "status": event.status,
+        "backup_type": event.backup_type,
+        "parent": event.parent,
+        "files": event.files_new + event.files_changed + event.files_unmodified,
+        "dirs": event.dirs,
+        "bytes_raw": event.bytes_raw,
+        "bytes_new": event.bytes_new,
+        "bytes_stored": event.bytes_stored,
+        "duration_seconds": event.duration_seconds,
+        "recorded_seq": recorded.seq,
+    }
+    upsert(conn, "snapshots", "snapshot_id", row)
+
+
+def _set_status(conn: sqlite3.Connection, snapshot_id: str, status: str) -> None:
+    conn.execute("UPDATE snapshots SET status = ? WHERE snapshot_id = ?", (status, snapshot_id))
+
+
+def _corrupted(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    assert isinstance(recorded.event, SnapshotCorrupted)
+    _set_status(conn, recorded.event.snapshot_id, "corrupted")
+
+
+def _forgotten(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    assert isinstance(recorded.event, SnapshotForgotten)
+    _set_status(conn, recorded.event.snapshot_id, "forgotten")
+
+
+class SnapshotsProjection(TableProjection):
+    name = "snapshots"
+    tables = ("snapshots",)
+    ddl = (
+        """CREATE TABLE snapshots (
+    snapshot_id      TEXT PRIMARY KEY,
+    repo_id          TEXT NOT NULL,
+    job_id           TEXT NOT NULL,
+    snapshot_time    TEXT NOT NULL,
+    host             TEXT NOT NULL,
+    paths            TEXT NOT NULL,
+    tags             TEXT NOT NULL,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('completed', 'partial', 'corrupted', 'forgotten')),
+    backup_type      TEXT NOT NULL CHECK (backup_type IN ('full', 'incremental')),
+    parent           TEXT,
+    files            INTEGER NOT NULL,
+    dirs             INTEGER NOT NULL,
+    bytes_raw        INTEGER NOT NULL,
+    bytes_new        INTEGER NOT NULL,
+    bytes_stored     INTEGER NOT NULL,
+    duration_seconds REAL NOT NULL,
+    recorded_seq     INTEGER NOT NULL
+)""",
+        "CREATE INDEX snapshots_repo_time ON snapshots (repo_id, snapshot_time)",
+    )
+
+    def handlers(self) -> dict[type[Event], Handler]:
+        return {
+            BackupCompleted: _completed,
+            SnapshotCorrupted: _corrupted,
+            SnapshotForgotten: _forgotten,
+        }

@@ -1,0 +1,411 @@
+"""The append-only, hash-chained event journal in one SQLite file.
+
+Each row's `hash` is SHA-256 over the previous row's hash and the canonical JSON of the
+row's own fields (docs/journal.md gives the exact definition), so editing, deleting,
+reordering or inserting a row breaks the chain at that row. Appends are short
+`BEGIN IMMEDIATE` transactions that also update the projections; WAL lets readers go on
+reading while one writer appends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from vault.actor import Actor, current_actor
+from vault.errors import JournalError, StaleStreamVersion
+from vault.journal.chain import (
+    GENESIS_HASH,
+    TIME_FORMAT,
+    ChainVerification,
+    chain_hash,
+    format_time,
+    verify_rows,
+)
+from vault.journal.events import (
+    EVENT_TYPES,
+    Event,
+    RecordedEvent,
+    canonical_json,
+    parse_event,
+    secret_keys,
+)
+from vault.journal.migrate import apply_migrations
+from vault.journal.projections import PROJECTIONS, lagging, replay, save_checkpoint
+from vault.paths import ensure_private_dir
+
+_COLUMNS = (
+    "seq, stream_id, stream_version, type, schema_version, payload, recorded_at, actor, "
+    "prev_hash, hash"
+)
+
+
+class Journal:
+    """The event journal at `path`. One instance per thread (it holds one connection)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        actor: Actor | None = None,
+        readonly: bool = False,
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.actor = actor or current_actor()
+        self._actor_json = canonical_json(self.actor.model_dump(mode="json"))
+        with self._errors():
+            self._conn = self._connect(busy_timeout_ms)
+            try:
+                if readonly:
+                    self._check_initialized()
+                else:
+                    apply_migrations(self._conn)
+                    self._catch_up_projections()
+            except BaseException:
+                self._conn.close()
+                raise
+
+    # --- connection -------------------------------------------------------------------
+
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        if self.readonly:
+            if not self.path.exists():
+                raise JournalError(path=str(self.path), detail="no journal here")
+            target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+        else:
+            _create_private(self.path)
+            target, uri = str(self.path), False
+        # isolation_level=None: the module never opens transactions behind our back.
+        conn = sqlite3.connect(
+            target, uri=uri, isolation_level=None, timeout=busy_timeout_ms / 1000
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if self.readonly:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL rather than NORMAL: an fsync per append is cheap at our event rate
+            # (progress flushes ~1/s), and a completed backup's event survives power loss.
+            conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def _check_initialized(self) -> None:
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()
+        if found is None:
+            raise JournalError(path=str(self.path), detail="not an initialized vault journal")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Report SQLite failures (locked past the timeout, corrupt file) as JournalError."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise JournalError(path=str(self.path), detail=str(error)) from error
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise JournalError(path=str(self.path), detail="opened read-only")
+        with self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (e.g. disk full); don't mask the cause.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- writing ----------------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, event: Event, *, expected_version: int | None = None
+    ) -> RecordedEvent:
+        """Append `event` to `stream_id`.
+
+        With `expected_version`, the stream must be at exactly that version (0 for a new
+        stream), else StaleStreamVersion is raised and nothing is written.
+        """
+        return self._append([(stream_id, event, expected_version)])[0]
+
+    def append_many(self, items: Sequence[tuple[str, Event]]) -> list[RecordedEvent]:
+        """Append several events in one transaction: all are written, or none."""
+        return self._append([(stream_id, event, None) for stream_id, event in items])
+
+    def _append(self, items: list[tuple[str, Event, int | None]]) -> list[RecordedEvent]:
+        # Serialise and screen everything before taking the write lock, to keep it short.
+        prepared = [(s, e, expected, self._serialise(s, e)) for s, e, expected in items]
+        recorded: list[RecordedEvent] = []
+        with self._write_transaction() as conn:
+            seq, prev_hash = self.head()
+            self._catch_up_projections_locked(seq)
+            for stream_id, event, expected, (payload, payload_json) in prepared:
+                version = self._stream_version(stream_id)
+                if expected is not None and expected != version:
+                    raise StaleStreamVersion(
+                        path=str(self.path), stream_id=stream_id, actual=version, expected=expected
+                    )
+                record = self._record(seq + 1, prev_hash, stream_id, version + 1, event, payload)
+                conn.execute(
+                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row_values(record, payload_json, self._actor_json),
+                )
+                for projection in PROJECTIONS:
+                    projection.apply(conn, record)
+                seq, prev_hash = record.seq, record.hash
+                recorded.append(record)
+            for projection in PROJECTIONS:
+                save_checkpoint(conn, projection.name, seq)
+        return recorded
+
+    def _serialise(self, stream_id: str, event: Event) -> tuple[dict[str, Any], str]:
+        if not stream_id:
+            raise JournalError(path=str(self.path), detail="stream_id must not be empty")
+        if EVENT_TYPES.get(event.type_name()) is not type(event):
+            raise JournalError(path=str(self.path), detail=f"{event!r} is not a registered type")
+        payload = event.model_dump(mode="json")
+        # Checked again here because model_construct() skips the model's own validator.
+        if bad := secret_keys(payload):
+            raise JournalError(path=str(self.path), detail=f"refused secret-looking keys {bad}")
+        try:
+            return payload, canonical_json(payload)
+        except ValueError as error:  # NaN or infinity: not JSON
+            raise JournalError(path=str(self.path), detail=str(error)) from error
+
+    def _stream_version(self, stream_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?",
+            (stream_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def _record(
+        self,
+        seq: int,
+        prev_hash: str,
+        stream_id: str,
+        version: int,
+        event: Event,
+        payload: dict[str, Any],
+    ) -> RecordedEvent:
+        """Build the record for the next row; its hash covers exactly what is stored."""
+        recorded_at = datetime.now(UTC)
+        fields = {
+            "seq": seq,
+            "stream_id": stream_id,
+            "stream_version": version,
+            "type": event.type_name(),
+            "schema_version": event.schema_version,
+            "payload": payload,
+            "recorded_at": recorded_at.strftime(TIME_FORMAT),
+            "actor": json.loads(self._actor_json),
+        }
+        return RecordedEvent(
+            seq=seq,
+            stream_id=stream_id,
+            stream_version=version,
+            type=event.type_name(),
+            schema_version=event.schema_version,
+            payload=payload,
+            event=event,
+            recorded_at=recorded_at,
+            actor=self.actor,
+            prev_hash=prev_hash,
+            hash=chain_hash(prev_hash, fields),
+        )
+
+    # --- reading ----------------------------------------------------------------------
+
+    def iter_events(
+        self,
+        *,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        stream_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> Iterator[RecordedEvent]:
+        """Like `read()`, but lazily: the read holds one consistent WAL snapshot throughout.
+
+        `since` is inclusive and `until` exclusive; `actor` matches the OS user name.
+        Raises UnknownEventType on an event this vault cannot parse.
+        """
+        where, params = ["seq > ?"], list[Any]([after_seq])
+        if types is not None:
+            where.append(f"type IN ({', '.join('?' for _ in types)})")
+            params.extend(types)
+        for clause, value in (
+            ("stream_id = ?", stream_id),
+            ("recorded_at >= ?", format_time(since) if since else None),
+            ("recorded_at < ?", format_time(until) if until else None),
+            ("json_extract(actor, '$.user') = ?", actor),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+        sql += " DESC" if descending else ""
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        yield from self._iter_rows(sql, params)
+
+    def _iter_rows(self, sql: str, params: Sequence[Any]) -> Iterator[RecordedEvent]:
+        with self._errors():
+            cursor = self._conn.execute(sql, params)
+            try:
+                for row in cursor:
+                    yield self._to_record(row)
+            finally:
+                cursor.close()
+
+    def _to_record(self, row: sqlite3.Row) -> RecordedEvent:
+        payload = json.loads(row["payload"])
+        event = parse_event(row["type"], row["schema_version"], payload)
+        return RecordedEvent(
+            seq=row["seq"],
+            stream_id=row["stream_id"],
+            stream_version=row["stream_version"],
+            type=row["type"],
+            schema_version=row["schema_version"],
+            payload=payload,
+            event=event,
+            recorded_at=datetime.fromisoformat(row["recorded_at"]),
+            actor=Actor.model_validate_json(row["actor"]),
+            prev_hash=row["prev_hash"],
+            hash=row["hash"],
+        )
+
+    def read(
+        self,
+        *,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        stream_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[RecordedEvent]:
+        """The events matching every given filter, in `seq` order (newest first if descending)."""
+        return list(
+            self.iter_events(
+                after_seq=after_seq,
+                types=types,
+                stream_id=stream_id,
+                since=since,
+                until=until,
+                actor=actor,
+                limit=limit,
+                descending=descending,
+            )
+        )
+
+    def stream(self, stream_id: str) -> list[RecordedEvent]:
+        """One stream's events, oldest first (stream_version order equals seq order)."""
+        return self.read(stream_id=stream_id)
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest event, or (0, GENESIS_HASH) for an empty journal.
+
+        Export or anchor it elsewhere: the chain alone cannot reveal a truncated tail.
+        """
+        with self._errors():
+            row = self._conn.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+
+    def head_seq(self) -> int:
+        return self.head()[0]
+
+    # --- integrity --------------------------------------------------------------------
+
+    def verify(self) -> ChainVerification:
+        """Walk the whole chain on the raw rows (no event models), stopping at the first break."""
+        with self._errors():
+            cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+            try:
+                return verify_rows(cursor)
+            finally:
+                cursor.close()
+
+    # --- projections ------------------------------------------------------------------
+
+    def rebuild_projections(self) -> int:
+        """Drop and recreate every projection from the events in one transaction.
+
+        Returns the number of events replayed. Appends nothing: the caller journals
+        ProjectionsRebuilt afterwards if it wants the rebuild on record.
+        """
+        with self._write_transaction() as conn:
+            return replay(conn, PROJECTIONS, self._records_after(0), after_seq=0)
+
+    def _catch_up_projections(self) -> None:
+        """Bring projections that are behind (new, or reset by a migration) up to the head."""
+        if not lagging(self._conn, self.head_seq()):
+            return  # the usual case, decided without taking the write lock
+        with self._write_transaction():
+            self._catch_up_projections_locked(self.head_seq())
+
+    def _catch_up_projections_locked(self, head: int) -> None:
+        for projection, position in lagging(self._conn, head):
+            replay(self._conn, [projection], self._records_after(position), position)
+
+    def _records_after(self, seq: int) -> Iterator[RecordedEvent]:
+        return self._iter_rows(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", [seq])
+
+
+def _row_values(record: RecordedEvent, payload_json: str, actor_json: str) -> tuple[Any, ...]:
+    return (
+        record.seq,
+        record.stream_id,
+        record.stream_version,
+        record.type,
+        record.schema_version,
+        payload_json,
+        record.recorded_at.strftime(TIME_FORMAT),
+        actor_json,
+        record.prev_hash,
+        record.hash,
+    )
+
+
+def _create_private(path: Path) -> None:
+    """Create the journal file 0600 in a 0700 directory; SQLite gives -wal/-shm the same mode."""
+    if not path.parent.exists():
+        ensure_private_dir(path.parent)
+    # An existing journal (or a concurrent opener's new one) keeps its mode.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
