@@ -1,0 +1,86 @@
+"""open_storage picks the backend by URL scheme; unknown schemes are a usage error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vault.errors import UsageError
+from vault.storage import Storage, known_schemes, open_storage, register
+from vault.storage.local import LocalStorage
+from vault.storage.registry import scheme_of, unregister
+
+
+def test_absolute_path_opens_local(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path / "repo"))
+    assert isinstance(storage, LocalStorage)
+    assert storage.location == str(tmp_path / "repo")
+
+
+def test_relative_path_opens_local_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage("backups/repo")
+    assert isinstance(storage, LocalStorage)
+    assert storage.location == str(tmp_path / "backups" / "repo")
+
+
+@pytest.mark.parametrize("prefix", ["file://", "file://localhost", "FILE://"])
+def test_file_url_opens_local(tmp_path: Path, prefix: str) -> None:
+    storage = open_storage(f"{prefix}{tmp_path}/my%20repo")
+    assert isinstance(storage, LocalStorage)
+    assert storage.location == str(tmp_path / "my repo")
+
+
+def test_file_url_with_a_remote_host_is_refused() -> None:
+    with pytest.raises(UsageError, match="remote host"):
+        open_storage("file://nas.example/srv/repo")
+
+
+def test_unknown_scheme_names_the_known_ones_but_not_the_url() -> None:
+    with pytest.raises(UsageError) as caught:
+        open_storage("xyz://user:hunter2@host/repo")
+    message = str(caught.value)
+    assert message.startswith("unknown storage scheme 'xyz' (known: file")
+    assert "hunter2" not in message
+
+
+def test_empty_location_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        open_storage("")
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [("/srv/repo", "file"), ("repo", "file"), ("c:relative", "file"),
+     ("file:///x", "file"), ("SFTP://h/p", "sftp"), ("s3+https://b/p", "s3+https")],
+)  # fmt: skip
+def test_scheme_of(url: str, scheme: str) -> None:
+    assert scheme_of(url) == scheme
+
+
+@pytest.fixture
+def memo_scheme() -> Iterator[list[str]]:
+    opened: list[str] = []
+
+    def factory(url: str) -> Storage:
+        opened.append(url)
+        return LocalStorage("/nonexistent/for-test")
+
+    register("memo", factory)
+    yield opened
+    unregister("memo")
+
+
+def test_a_registered_scheme_receives_the_full_url(memo_scheme: list[str]) -> None:
+    assert "memo" in known_schemes()
+    open_storage("memo://bucket/path?region=x")
+    assert memo_scheme == ["memo://bucket/path?region=x"]
+
+
+def test_registering_a_taken_scheme_is_refused(memo_scheme: list[str]) -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register("memo", lambda url: LocalStorage(url))
