@@ -1,0 +1,470 @@
+"""vault.toml: the models, the value types it is written in, and loading with precedence.
+
+Precedence, highest first: command-line flags (`overrides`) > `VAULT_*` environment
+variables > the config file > built-in defaults. Every model forbids unknown keys, so a
+typo is an error rather than a silently ignored setting. Secrets are references
+(`vault.secrets.SecretRef`), never values. docs/config.md documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from vault import paths
+from vault.config_check import (
+    Problem,
+    layer_environment,
+    layer_overrides,
+    parse_toml,
+    problems_from_error,
+    read_text,
+    reference_errors,
+    with_errors,
+)
+from vault.errors import ConfigError, ConfigInvalid
+from vault.secrets import SecretRef
+from vault.units import parse_bytes
+
+__all__ = [
+    "ByteSize",
+    "Duration",
+    "Problem",
+    "SecretRef",
+    "VaultConfig",
+    "check_config_file",
+    "load_config",
+    "parse_byte_size",
+    "parse_duration",
+]
+
+# --- value types -------------------------------------------------------------------------
+
+# "m" is a month (as in restic's --keep-within 1y6m); minutes are written "min".
+_DURATION_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800, "m": 2592000}
+_DURATION_UNITS["y"] = 365 * 86400
+_DURATION_PART = re.compile(r"(\d+)\s*(min|[smhdwy])\s*")
+CRON_PRESETS = {
+    "hourly": "0 * * * *",
+    "daily": "0 0 * * *",
+    "weekly": "0 0 * * 0",
+    "monthly": "0 0 1 * *",
+}
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def parse_byte_size(value: object) -> int:
+    """512, "512", "100K", "1.5G", "2GiB", "10MB" -> bytes. K, M, G, T are powers of 1024
+    however they are spelled (see vault.units: sizes are compared with `df -h`)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"not a size: {value!r} (write e.g. 512, 100K, 1.5G, 2GiB)")
+    return parse_bytes(value)
+
+
+def parse_duration(value: object) -> timedelta:
+    """ "7d", "2w", "1y6m", "36h", "90min", "45s" or whole seconds -> timedelta.
+    A month is 30 days and a year 365 days."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    text = value.strip().lower() if isinstance(value, str) else ""
+    parts = _DURATION_PART.findall(text)
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError(f"not a duration: {value!r} (write e.g. 36h, 7d, 2w, 1y6m)")
+    return timedelta(seconds=sum(int(n) * _DURATION_UNITS[unit] for n, unit in parts))
+
+
+def _absolute_path(value: Path) -> Path:
+    # vault runs from cron and a worker whose working directory is not the user's.
+    value = value.expanduser()
+    if not value.is_absolute():
+        raise ValueError(f"must be an absolute path (~ is expanded), not {str(value)!r}")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lowercase letters, digits, '_', '.' and '-',"
+            " starting with a letter or digit"
+        )
+    return value
+
+
+def _tag(value: str) -> str:
+    if not value or any(char.isspace() or char == "," for char in value):
+        raise ValueError(f"{value!r} is not a valid tag (no spaces or commas)")
+    return value
+
+
+def _cron(value: str) -> str:
+    fields = CRON_PRESETS.get(value.strip().lower().lstrip("@"), value).split()
+    if len(fields) != 5 or not croniter.is_valid(" ".join(fields)):
+        raise ValueError(
+            f"not a valid cron expression: {value!r} (5 fields: minute hour day-of-month"
+            " month day-of-week, or hourly, daily, weekly, monthly)"
+        )
+    return " ".join(fields)
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        hint = "use an IANA name such as 'Europe/Berlin'"
+        raise ValueError(f"unknown timezone {value!r} ({hint})") from None
+    return value
+
+
+def _email(value: str) -> str:
+    _, address = parseaddr(value)
+    if "@" not in address or any(char.isspace() for char in address):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+def _url(value: str, *schemes: str) -> str:
+    """A URL with one of `schemes` (any, if none given) and no password in it."""
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.match(value) or (schemes and scheme not in schemes):
+        raise ValueError(f"not a {' or '.join(f'{s}://' for s in schemes)} URL: {value!r}")
+    if scheme in ("file", "sqlite") and not parts.path.startswith("/"):
+        raise ValueError(f"{scheme}:// needs an absolute path ({scheme}:///path), not {value!r}")
+    if scheme not in ("file", "sqlite") and not parts.hostname:
+        raise ValueError(f"the URL {value!r} has no host")
+    if parts.password is not None:
+        # It would put a secret in the config file; the password/token keys are for that.
+        raise ValueError("the URL contains a password; use a password or token key instead")
+    return value
+
+
+def _repository_url(value: str) -> str:
+    # Any scheme: the storage registry decides which ones exist (plugins add their own).
+    return _url(value) if _SCHEME.match(value) else str(_absolute_path(Path(value)))
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ConfigPath = Annotated[Path, AfterValidator(_absolute_path)]
+Name = Annotated[str, AfterValidator(_name)]
+Tag = Annotated[str, AfterValidator(_tag)]
+NonNegative = Annotated[int, Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+NotifyEvent = Literal["success", "failure", "low_storage", "missed"]
+
+# --- models --------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _fail(loc: tuple[str | int, ...], message: str) -> ValidationError:
+    """A validation error at `loc` below the model raising it, so the line number points
+    at the offending key rather than at the whole table."""
+    error = InitErrorDetails(type=PydanticCustomError("invalid", message), loc=loc, input=None)
+    return ValidationError.from_exception_data("vault.toml", [error])
+
+
+class RepositoryConfig(_Strict):
+    url: Annotated[str, AfterValidator(_repository_url)] = Field(
+        default_factory=lambda: str(paths.default_repository_path())
+    )
+    password: SecretRef | None = None
+    compression_level: int = Field(3, ge=1, le=22)
+    pack_size_mib: int = Field(16, ge=4, le=128)
+    chunk_avg_kib: int = Field(1024, ge=64, le=8192)
+    quota: ByteSize | None = None
+    quota_warn_percent: int = Field(80, ge=1, le=100)
+
+
+class JournalConfig(_Strict):
+    path: ConfigPath | None = None
+
+
+class QueueConfig(_Strict):
+    url: (
+        Annotated[str, AfterValidator(lambda url: _url(url, "sqlite", "redis", "rediss"))] | None
+    ) = None
+    password: SecretRef | None = None
+    workers: int = Field(1, ge=1, le=64)
+
+
+class BackupDefaults(_Strict):
+    exclude: list[str] = []
+    exclude_file: ConfigPath | None = None
+    exclude_larger_than: ByteSize | None = None
+    one_file_system: bool = False
+    tags: list[Tag] = []
+
+
+class FilesSource(_Strict):
+    type: Literal["files"]
+    name: Name
+    paths: list[ConfigPath] = Field(min_length=1)
+    exclude: list[str] = []
+    include: list[str] = []
+
+
+class SqliteSource(_Strict):
+    type: Literal["sqlite"]
+    name: Name
+    path: ConfigPath
+
+
+class PostgresSource(_Strict):
+    type: Literal["postgresql"]
+    name: Name
+    host: str
+    port: Port = 5432
+    dbname: str
+    user: str
+    password: SecretRef | None = None
+    tables: list[str] = []
+
+
+class EntityLevel(_Strict):
+    name: str = Field(min_length=1)
+    collection: str = Field(min_length=1)
+    parent_field: str | None = None
+    id_field: str = "_id"
+    date_field: str | None = None
+
+
+class MongoSource(_Strict):
+    type: Literal["mongodb"]
+    name: Name
+    url: Annotated[str, AfterValidator(lambda url: _url(url, "mongodb", "mongodb+srv"))]
+    databases: list[str] = []
+    collections: list[str] = []
+    exclude_collections: list[str] = []
+    password: SecretRef | None = None
+    hierarchy: list[EntityLevel] = []
+
+    @model_validator(mode="after")
+    def _hierarchy_is_a_chain(self) -> MongoSource:
+        # Each level is a child of the one before it (projects -> sessions -> messages).
+        for index, level in enumerate(self.hierarchy):
+            if index == 0 and level.parent_field is not None:
+                raise _fail(("hierarchy", 0, "parent_field"), "the top level has no parent")
+            if index > 0 and level.parent_field is None:
+                message = f"needed: the field of {level.collection} that holds its parent's id"
+                raise _fail(("hierarchy", index, "parent_field"), message)
+        return self
+
+
+DEFAULT_REDACT = [
+    "password", "passwd", "secret", "token", "api_key", "apikey", "private_key",
+    "access_key", "credential", "auth", "cookie", "session_key", "dsn",
+]  # fmt: skip
+
+
+class SettingsSource(_Strict):
+    type: Literal["settings"]
+    name: Name
+    path: ConfigPath
+    format: Literal["json", "toml", "env"] | None = None
+    redact: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
+
+
+Source = Annotated[
+    FilesSource | SqliteSource | PostgresSource | MongoSource | SettingsSource,
+    Field(discriminator="type"),
+]
+
+
+class Retention(_Strict):
+    keep_last: NonNegative | None = None
+    keep_hourly: NonNegative | None = None
+    keep_daily: NonNegative | None = None
+    keep_weekly: NonNegative | None = None
+    keep_monthly: NonNegative | None = None
+    keep_yearly: NonNegative | None = None
+    keep_within: Duration | None = None
+    keep_tags: list[Tag] = []
+
+
+class Schedule(_Strict):
+    name: Name
+    cron: Annotated[str, AfterValidator(_cron)]
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    sources: list[str] = []
+    tags: list[Tag] = []
+    backup_type: Literal["incremental", "full"] = "incremental"
+    paused: bool = False
+    catch_up: bool = True
+    retention: Retention | None = None
+    notify: list[str] = []
+
+
+class EmailNotification(_Strict):
+    type: Literal["email"]
+    name: Name
+    smtp_host: str
+    smtp_port: Port = 587
+    starttls: bool = True
+    username: str | None = None
+    password: SecretRef | None = None
+    sender: Annotated[str, AfterValidator(_email)]
+    recipients: list[Annotated[str, AfterValidator(_email)]] = Field(min_length=1)
+    on: list[NotifyEvent] = ["failure", "low_storage", "missed"]
+
+
+class WebhookNotification(_Strict):
+    type: Literal["webhook"]
+    name: Name
+    url: Annotated[str, AfterValidator(lambda url: _url(url, "http", "https"))]
+    token: SecretRef | None = None
+    on: list[NotifyEvent] = ["failure", "low_storage", "missed"]
+
+
+Notification = Annotated[EmailNotification | WebhookNotification, Field(discriminator="type")]
+
+
+class VaultConfig(_Strict):
+    """The whole of vault.toml."""
+
+    repository: RepositoryConfig = Field(default_factory=RepositoryConfig)
+    state_dir: ConfigPath | None = None
+    cache_dir: ConfigPath | None = None
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    backup: BackupDefaults = Field(default_factory=BackupDefaults)
+    retention: Retention = Field(default_factory=Retention)
+    sources: list[Source] = []
+    schedules: list[Schedule] = []
+    notifications: list[Notification] = []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_references(
+        cls, data: Any, handler: ModelWrapValidatorHandler[VaultConfig]
+    ) -> VaultConfig:
+        # Run on the raw input, so that a bad reference is reported together with every
+        # other problem instead of only once the rest of the file is right.
+        problems = reference_errors(data) if isinstance(data, Mapping) else []
+        try:
+            config = handler(data)
+        except ValidationError as error:
+            if not problems:
+                raise
+            raise with_errors(error, problems) from None
+        if problems:
+            raise ValidationError.from_exception_data("vault.toml", problems)
+        return config
+
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or paths.state_dir()
+
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or paths.cache_dir()
+
+    def journal_path(self) -> Path:
+        return self.journal.path or self.resolved_state_dir() / "journal.db"
+
+    def queue_url(self) -> str:
+        """queue.url, or `sqlite:///<state dir>/queue.db` (the path is the URL's path)."""
+        return self.queue.url or f"sqlite://{self.resolved_state_dir() / 'queue.db'}"
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError(f"no source named {name!r} in the configuration")
+
+    def sources_for(self, schedule: Schedule) -> list[Source]:
+        """The sources a schedule backs up: the ones it names, or all when it names none."""
+        return [self.source(name) for name in schedule.sources] or list(self.sources)
+
+    def retention_for(self, schedule: Schedule) -> Retention:
+        return schedule.retention or self.retention
+
+
+# The tables `VAULT_<SECTION>__<KEY>` can reach: repository, journal, queue, backup, retention.
+_ENV_SECTIONS = frozenset(
+    name
+    for name, field in VaultConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+)
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> VaultConfig:
+    """The configuration: `overrides` (dotted keys from flags; None values are ignored) over
+    `VAULT_*` variables in `env` (default: the process environment) over the file over
+    defaults. The file is `path`, else $VAULT_CONFIG, else the XDG default if it exists;
+    with none, defaults only. Raises ConfigError (file missing or unreadable) or
+    ConfigInvalid, whose `problems` are `file:line: key: message` strings."""
+    env = os.environ if env is None else env
+    file = _config_file(path, env)
+    label = str(file) if file is not None else "(no config file)"
+    text = read_text(file) if file is not None else ""
+    data = parse_toml(label, text)
+    if isinstance(data, Problem):
+        raise ConfigInvalid(label, [str(data)])
+    origins = layer_environment(data, env, _ENV_SECTIONS)
+    layer_overrides(data, overrides or {}, origins)
+    try:
+        return VaultConfig.model_validate(data)
+    except ValidationError as error:
+        # `from None`: pydantic's own message quotes input values, which may be secrets.
+        problems = problems_from_error(error, file=label, text=text, data=data, origins=origins)
+        raise ConfigInvalid(label, [str(problem) for problem in problems]) from None
+
+
+def check_config_file(path: Path) -> list[Problem]:
+    """Every problem in the file as written (no environment, no flags); [] when it is
+    valid. Raises ConfigError when the file cannot be read."""
+    text = read_text(path)
+    data = parse_toml(str(path), text)
+    if isinstance(data, Problem):
+        return [data]
+    try:
+        VaultConfig.model_validate(data)
+    except ValidationError as error:
+        return problems_from_error(error, file=str(path), text=text, data=data)
+    return []
+
+
+def _config_file(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    if path is None and env.get("VAULT_CONFIG"):
+        path = Path(env["VAULT_CONFIG"])
+    if path is None:
+        default = paths.default_config_file()
+        return default if default.is_file() else None
+    # A file the user named must exist: silently using defaults would back up nothing.
+    path = path.expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return path
