@@ -69,10 +69,18 @@ def secret_keys(value: Any, where: str = "") -> list[str]:
     return found
 
 
+# Shared by every model that ends up in a payload. allow_inf_nan=False: JSON has no
+# infinity, and pydantic would otherwise store it as null, which the type then refuses on
+# read. hide_input_in_errors: a refused secret must not reappear in the error's text.
+MODEL_CONFIG = ConfigDict(
+    extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+)
+
+
 class Event(BaseModel):
     """Base of every journal event. Subclasses register themselves under their class name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MODEL_CONFIG
 
     schema_version: ClassVar[int] = 1
 
@@ -164,7 +172,7 @@ class RecordedEvent:
 class FileProblem(BaseModel):
     """A file that could not be read or written; the job went on without it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MODEL_CONFIG
 
     path: str
     error: str
@@ -173,7 +181,7 @@ class FileProblem(BaseModel):
 class Progress(BaseModel):
     """Fields every *Progressed event shares; flushed about once a second, never per chunk."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MODEL_CONFIG
 
     phase: str
     bytes_done: int

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from vault.actor import Actor, current_actor
 from vault.errors import JournalError, StaleStreamVersion
 from vault.journal.chain import (
@@ -186,18 +188,23 @@ class Journal:
         return recorded
 
     def _serialise(self, stream_id: str, event: Event) -> tuple[dict[str, Any], str]:
+        """The payload and its canonical JSON, after checking it will read back as stored."""
         if not stream_id:
             raise JournalError(path=str(self.path), detail="stream_id must not be empty")
         if EVENT_TYPES.get(event.type_name()) is not type(event):
             raise JournalError(path=str(self.path), detail=f"{event!r} is not a registered type")
-        payload = event.model_dump(mode="json")
-        # Checked again here because model_construct() skips the model's own validator.
+        payload = event.model_dump(mode="json", warnings=False)
         if bad := secret_keys(payload):
             raise JournalError(path=str(self.path), detail=f"refused secret-looking keys {bad}")
+        # model_construct() skips validation; an event that would not parse back must not
+        # become a permanent, unreadable row.
         try:
+            type(event).model_validate(payload)
             return payload, canonical_json(payload)
-        except ValueError as error:  # NaN or infinity: not JSON
-            raise JournalError(path=str(self.path), detail=str(error)) from error
+        except (ValidationError, ValueError) as error:
+            raise JournalError(
+                path=str(self.path), detail=f"{event.type_name()} is not valid: {error}"
+            ) from error
 
     def _stream_version(self, stream_id: str) -> int:
         row = self._conn.execute(
