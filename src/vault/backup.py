@@ -12,7 +12,8 @@ import os
 import stat
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vault.files_cache import FilesCache, stat_key
@@ -61,33 +62,57 @@ class Archiver:
         self._failed: set[int] = set()
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._batch: list[tuple[Node, str, os.stat_result]] = []
-        self._batch_bytes = 0
-        self._futures: list[Future[None]] = []
+        self._to_read: list[tuple[Node, str, os.stat_result]] = []
+        self._root = _Dir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
+        self._started = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.threads),
                                         thread_name_prefix="vault-backup")
         self._cache_learned: list[tuple[str, os.stat_result, Node]] = []
-        self._total_files = 0
-        self._total_bytes = 0
 
     # --- walking ------------------------------------------------------------------
 
-    def run(self, paths: list[str]) -> ArchiveResult:
-        started = time.monotonic()
+    def scan(self, paths: list[str]) -> None:
+        """Walk the paths: stat everything, consult the files cache, read nothing."""
+        self._started = time.monotonic()
+        self._root = self._walk_roots(paths)
+        self.progress.set_totals(self.bytes_to_read, len(self._to_read))
+
+    @property
+    def bytes_to_read(self) -> int:
+        return sum(st.st_size for _node, _path, st in self._to_read)
+
+    def store(self) -> ArchiveResult:
+        """Read and store every new or changed file, then the trees."""
         try:
-            root = self._walk_roots(paths)
-            self._submit_batch()
-            self.progress.set_totals(self._total_bytes, self._total_files)
-            for fut in self._futures:
+            futures = []
+            for batch in self._batches():
+                futures.append(self._pool.submit(self._read_files, batch))
+            for fut in futures:
                 fut.result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        tree = self._save_tree(root)
-        self.summary.duration_seconds = time.monotonic() - started
+        tree = self._save_tree(self._root)
+        self.summary.duration_seconds = time.monotonic() - self._started
         stats = self.saver.stats
         self.summary.bytes_new, self.summary.bytes_stored = stats.bytes_new, stats.bytes_stored
         self.summary.blobs_new = stats.blobs_new
         return ArchiveResult(tree, self.summary, self.problems)
+
+    def _batches(self) -> Iterator[list[tuple[Node, str, os.stat_result]]]:
+        """Small files grouped (a task per file would cost more than reading it)."""
+        batch: list[tuple[Node, str, os.stat_result]] = []
+        size = 0
+        for item in self._to_read:
+            if item[2].st_size >= _BATCH_BYTES:
+                yield [item]
+                continue
+            batch.append(item)
+            size += item[2].st_size
+            if size >= _BATCH_BYTES or len(batch) >= _BATCH_FILES:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
 
     def remember_in_cache(self) -> None:
         if self.cache is None:
@@ -192,8 +217,6 @@ class Archiver:
         node.size = st.st_size
         if st.st_nlink > 1:
             node.hardlink_key = f"{st.st_dev}:{st.st_ino}"
-        self._total_files += 1
-        self._total_bytes += st.st_size
         self.summary.bytes_raw += st.st_size
         cached = self.cache.lookup(path, stat_key(st)) if self.cache else None
         if cached is not None and all(self.saver.known(c) for c in cached):
@@ -206,19 +229,8 @@ class Archiver:
         else:
             self.summary.files_new += 1
         self._cache_learned.append((path, st, node))
-        if st.st_size >= _BATCH_BYTES:
-            self._futures.append(self._pool.submit(self._read_files, [(node, path, st)]))
-        else:
-            self._batch.append((node, path, st))
-            self._batch_bytes += st.st_size
-            if self._batch_bytes >= _BATCH_BYTES or len(self._batch) >= _BATCH_FILES:
-                self._submit_batch()
+        self._to_read.append((node, path, st))
         return node
-
-    def _submit_batch(self) -> None:
-        if self._batch:
-            self._futures.append(self._pool.submit(self._read_files, self._batch))
-            self._batch, self._batch_bytes = [], 0
 
     # --- reading (worker threads) ------------------------------------------------
 

@@ -28,12 +28,14 @@ class SaveStats:
 
 class BlobSaver:
     def __init__(self, repo: Repository, *, compression_level: int = 3,
-                 pack_size: int = 16 << 20, index_every: int = 16) -> None:
+                 pack_size: int = 16 << 20, index_every: int = 16,
+                 dry_run: bool = False) -> None:
         self.repo = repo
         self.index = repo.load_index()
         self.compression_level = compression_level
         self.pack_size = pack_size
         self.index_every = index_every
+        self.dry_run = dry_run  # count what would be stored, write nothing
         self.stats = SaveStats()
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # in a pack being built or not yet indexed
@@ -63,6 +65,12 @@ class BlobSaver:
             self._pending.add(blob_id)
         payload, compressed = compress(data, self.compression_level)
         sealed = self.repo.cipher.seal(payload, blob_id)
+        if self.dry_run:
+            with self._lock:
+                self.stats.blobs_new += 1
+                self.stats.bytes_new += len(data)
+                self.stats.bytes_stored += len(sealed)
+            return blob_id, True
         builder = self._builder()
         builder.add(blob_id, blob_type, sealed, len(data),
                     FLAG_COMPRESSED if compressed else 0)

@@ -1,0 +1,185 @@
+"""The `vault` command: global options, error mapping and exit codes.
+
+Exit codes: 0 ok, 1 operation failed, 2 bad usage or configuration, 3 completed but some
+files or sources could not be read, 130 interrupted. A user error is one line on stderr
+(`vault: error: ...`); a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from vault import __version__
+from vault.app import PassphraseOptions, Vault
+from vault.cli.output import Output
+from vault.config import VaultConfig, load_config
+from vault.errors import EXIT_INTERRUPTED, JournalError, VaultError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    config_path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    json_mode: bool = False
+    quiet: bool = False
+    debug: bool = False
+    password_command: str | None = None
+    password_file: Path | None = None
+    command: str = "vault"
+    _vault: Vault | None = None
+    _output: Output | None = None
+
+    def config(self) -> VaultConfig:
+        return load_config(self.config_path, overrides=self.overrides)
+
+    def output(self) -> Output:
+        if self._output is None:
+            self._output = Output(json_mode=self.json_mode, quiet=self.quiet,
+                                  command=self.command)
+        return self._output
+
+    def vault(self) -> Vault:
+        if self._vault is None:
+            prompt = _prompt_passphrase if sys.stdin.isatty() else None
+            self._vault = Vault(self.config(), PassphraseOptions(
+                password_command=self.password_command, password_file=self.password_file,
+                prompt=prompt))
+        return self._vault
+
+
+def _prompt_passphrase() -> str:
+    return str(click.prompt("repository passphrase", hide_input=True, err=True))
+
+
+def output_options(func: F) -> F:
+    """--json and --quiet on every command (as well as before the command name)."""
+
+    @click.option("--json", "json_mode", is_flag=True, default=None,
+                  help="JSON lines on stdout: progress records and one final record.")
+    @click.option("-q", "--quiet", is_flag=True, default=None,
+                  help="No progress or notes; results and errors only.")
+    @wraps(func)
+    def wrapper(*args: Any, json_mode: bool | None, quiet: bool | None, **kwargs: Any) -> Any:
+        state = click.get_current_context().find_object(CliState)
+        assert state is not None
+        state.json_mode = state.json_mode or bool(json_mode)
+        state.quiet = state.quiet or bool(quiet)
+        state.command = click.get_current_context().command_path.removeprefix("vault ")
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"],
+                               "max_content_width": 100})
+@click.version_option(__version__, prog_name="vault")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+              envvar="VAULT_CONFIG", help="Config file (default ~/.config/vault/vault.toml).")
+@click.option("-r", "--repo", help="Repository location (overrides the config and "
+              "VAULT_REPOSITORY).")
+@click.option("--password-command", help="Command that prints the repository passphrase.")
+@click.option("--password-file", type=click.Path(path_type=Path),
+              help="File holding the repository passphrase (mode 0600).")
+@click.option("--json", "json_mode", is_flag=True, help="JSON lines output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
+        password_command: str | None, password_file: Path | None, json_mode: bool,
+        quiet: bool, debug: bool) -> None:
+    """vault: encrypted, deduplicated backups and exact restores.
+
+    Every operation is recorded in an append-only journal (see `vault journal`).
+    """
+    ctx.obj = CliState(config_path=config_path,
+                       overrides={"repository.url": repo} if repo else {},
+                       json_mode=json_mode, quiet=quiet, debug=debug,
+                       password_command=password_command, password_file=password_file)
+
+
+def _register_commands() -> None:
+    from vault.cli import backup, config_cmd, journal_cmd, repo, restore, snapshots, verify
+
+    for module in (repo, backup, restore, snapshots, verify, journal_cmd, config_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def _journal_failure(state: CliState, err: VaultError) -> None:
+    """Failures of commands that ran no job still land in the journal.
+
+    Not when no Vault was built (the config itself is bad: we may not even know where
+    the journal is), nor when a job already journaled its own failure.
+    """
+    if state._vault is None or getattr(err, "journaled", False) or isinstance(err, JournalError):
+        return
+    state._vault.record_failure(state.command, err.kind, err.message)
+
+
+def main(argv: list[str] | None = None) -> None:
+    state: CliState | None = None
+    try:
+        with cli.make_context("vault", list(argv if argv is not None else sys.argv[1:])) as ctx:
+            state = ctx.obj
+            cli.invoke(ctx)
+        code = 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        if state and state.json_mode:
+            state.output().error("UsageError", exc.format_message(), exc.exit_code)
+        else:
+            exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        print("vault: aborted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except VaultError as exc:
+        code = _report(state, exc)
+    except KeyboardInterrupt:
+        print("\nvault: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line; the traceback with --debug
+        if state and state.debug:
+            traceback.print_exc()
+        print(f"vault: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+              file=sys.stderr)
+        code = 1
+    finally:
+        if state and state._vault:
+            state._vault.close()
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def _report(state: CliState | None, exc: VaultError) -> int:
+    if state is None:
+        print(f"vault: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if state.debug:
+        traceback.print_exc()
+    state.output().error(exc.kind, exc.message, exc.exit_code)
+    for problem in getattr(exc, "problems", [])[:50]:
+        if not state.json_mode:
+            print(f"  {problem}", file=sys.stderr)
+    try:
+        _journal_failure(state, exc)
+    except VaultError:
+        pass
+    return exc.exit_code

@@ -1,0 +1,216 @@
+"""Commands about the repository itself: init, status, stats, key, locks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from vault.cli.main import CliState, output_options, pass_state
+from vault.errors import RepositoryNotFound, SecretUnavailable, UsageError
+from vault.operations import manage
+from vault.repository.lock import list_locks
+from vault.repository.repository import read_config
+from vault.units import human_bytes
+
+
+def _new_passphrase(state: CliState, file: Path | None, what: str) -> str:
+    """A new passphrase: --new-password-file, VAULT_NEW_PASSWORD(_FILE), or typed twice."""
+    if file is None and os.environ.get("VAULT_NEW_PASSWORD_FILE"):
+        file = Path(os.environ["VAULT_NEW_PASSWORD_FILE"])
+    if file is not None:
+        try:
+            text = file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise SecretUnavailable(what=what, detail=f"{file}: {exc.strerror}") from exc
+        if not text:
+            raise SecretUnavailable(what=what, detail=f"{file} is empty")
+        return text
+    if os.environ.get("VAULT_NEW_PASSWORD"):
+        return os.environ["VAULT_NEW_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise UsageError(f"no {what}: use --new-password-file or VAULT_NEW_PASSWORD")
+    return str(click.prompt(what, hide_input=True, confirmation_prompt=True, err=True))
+
+
+@click.command()
+@click.option("--chunk-size", "chunk_kib", type=int, default=None,
+              help="Average chunk size in KiB (default from the config: 1024).")
+@output_options
+@pass_state
+def init(state: CliState, chunk_kib: int | None) -> None:
+    """Create a new encrypted repository.
+
+    The passphrase comes from --password-file/--password-command, VAULT_PASSWORD,
+    VAULT_PASSWORD_FILE, VAULT_PASSWORD_COMMAND, the config, or a prompt (typed twice).
+    """
+    vault = state.vault()
+    opts = vault.passphrase_options
+    try:
+        passphrase = vault.passphrase()
+    except SecretUnavailable:
+        if opts.prompt is None:
+            raise
+        passphrase = str(click.prompt("new repository passphrase", hide_input=True,
+                                      confirmation_prompt=True, err=True))
+    avg = (chunk_kib or vault.config.repository.chunk_avg_kib) * 1024
+    repo = manage.init_repository(vault, passphrase, avg)
+    out = state.output()
+    out.line(f"created repository {repo.id[:12]} at {repo.location}")
+    out.info("keep the passphrase safe: without it the data cannot be recovered")
+    out.summary(repo_id=repo.id, repository=repo.location, key_id=repo.key_id)
+
+
+@click.command()
+@output_options
+@pass_state
+def status(state: CliState) -> None:
+    """Show the repository, its snapshots and the latest backup, from the journal."""
+    vault = state.vault()
+    out = state.output()
+    try:
+        config = read_config(vault.storage)
+    except RepositoryNotFound:
+        out.line(f"repository: {vault.storage.location} (not initialised: run `vault init`)")
+        out.summary(repository=vault.storage.location, initialised=False)
+        return
+    latest = _latest_backup(vault)
+    out.line(f"repository: {vault.storage.location} (id {config['id'][:12]}, "
+             f"format {config['version']})")
+    out.line(f"journal:    {vault.config.journal_path()} ({vault.journal.head_seq()} events)")
+    if latest:
+        out.line(f"last backup: {latest['snapshot_id'][:8]} at {latest['snapshot_time']} "
+                 f"({latest['status']}, {human_bytes(latest['bytes_raw'])})")
+    else:
+        out.line("last backup: none yet")
+    out.summary(repository=vault.storage.location, initialised=True, repo_id=config["id"],
+                journal_events=vault.journal.head_seq(), last_backup=latest)
+
+
+def _latest_backup(vault: object) -> dict[str, object] | None:
+    from vault.app import Vault
+
+    assert isinstance(vault, Vault)
+    done = vault.journal.read(types=["BackupCompleted"], limit=1, descending=True)
+    return dict(done[0].payload) if done else None
+
+
+@click.command()
+@output_options
+@pass_state
+def stats(state: CliState) -> None:
+    """Storage used, deduplication and compression ratios, new data per snapshot."""
+    repo = state.vault().repository()
+    totals, snaps = manage.repository_stats(repo)
+    out = state.output()
+    out.line(f"snapshots:          {totals.snapshots}")
+    out.line(f"stored (packs):     {human_bytes(totals.stored_bytes)} in {totals.packs} packs")
+    out.line(f"unique data:        {human_bytes(totals.unique_bytes)} in {totals.blobs} blobs")
+    out.line(f"logical data:       {human_bytes(totals.logical_bytes)} (all snapshots)")
+    out.line(f"dedup ratio:        {totals.dedup_ratio:.2f}x")
+    out.line(f"compression ratio:  {totals.compression_ratio:.2f}x")
+    out.line(f"space saving:       {totals.saving_percent:.1f}%")
+    by_path: dict[str, int] = {}
+    for s in snaps:
+        for p in s.paths:
+            by_path[p] = by_path.get(p, 0) + s.summary.bytes_stored
+    out.line()
+    out.table(["snapshot", "time", "raw", "new", "stored"],
+              [[s.short_id, s.time.strftime("%Y-%m-%d %H:%M"), human_bytes(s.summary.bytes_raw),
+                human_bytes(s.summary.bytes_new), human_bytes(s.summary.bytes_stored)]
+               for s in snaps])
+    out.summary(**vars(totals), dedup_ratio=totals.dedup_ratio,
+                compression_ratio=totals.compression_ratio,
+                per_snapshot=[{"id": s.id, "bytes_raw": s.summary.bytes_raw,
+                               "bytes_new": s.summary.bytes_new,
+                               "bytes_stored": s.summary.bytes_stored} for s in snaps],
+                per_source=by_path)
+
+
+@click.group()
+def key() -> None:
+    """Manage the passphrases (key files) that unlock the repository."""
+
+
+@key.command("list")
+@output_options
+@pass_state
+def key_list(state: CliState) -> None:
+    """List key files; the one in use is marked with *."""
+    repo = state.vault().repository()
+    keys = manage.list_keys(repo)
+    state.output().table(
+        ["", "id", "created", "user@host", "label"],
+        [["*" if k.key_id == repo.key_id else "", k.key_id[:12], k.created[:19],
+          f"{k.user}@{k.host}", k.label or ""] for k in keys])
+    state.output().summary(keys=[{"id": k.key_id, "created": k.created, "user": k.user,
+                                  "host": k.host, "label": k.label,
+                                  "current": k.key_id == repo.key_id} for k in keys])
+
+
+@key.command("add")
+@click.option("--new-password-file", type=click.Path(path_type=Path),
+              help="File holding the new passphrase.")
+@click.option("--label", help="A note to tell keys apart.")
+@output_options
+@pass_state
+def key_add(state: CliState, new_password_file: Path | None, label: str | None) -> None:
+    """Add a passphrase that also unlocks the repository."""
+    vault = state.vault()
+    vault.repository()
+    new = _new_passphrase(state, new_password_file, "new passphrase")
+    key_id = manage.add_key(vault, new, label)
+    state.output().line(f"added key {key_id[:12]}")
+    state.output().summary(key_id=key_id)
+
+
+@key.command("remove")
+@click.argument("key_id")
+@output_options
+@pass_state
+def key_remove(state: CliState, key_id: str) -> None:
+    """Remove a key file (not the one in use)."""
+    removed = manage.remove_key(state.vault(), key_id)
+    state.output().line(f"removed key {removed[:12]}")
+    state.output().summary(key_id=removed)
+
+
+@key.command("passwd")
+@click.option("--new-password-file", type=click.Path(path_type=Path),
+              help="File holding the new passphrase.")
+@output_options
+@pass_state
+def key_passwd(state: CliState, new_password_file: Path | None) -> None:
+    """Change the passphrase of the key in use."""
+    vault = state.vault()
+    vault.repository()
+    new = _new_passphrase(state, new_password_file, "new passphrase")
+    key_id = manage.change_passphrase(vault, new)
+    state.output().line(f"passphrase changed (new key {key_id[:12]})")
+    state.output().summary(key_id=key_id)
+
+
+@click.command()
+@output_options
+@pass_state
+def locks(state: CliState) -> None:
+    """List repository locks and whether each is active or stale.
+
+    Stale locks (dead process, or heartbeat older than the lease) are removed
+    automatically by the next operation; nothing needs unlocking by hand.
+    """
+    vault = state.vault()
+    read_config(vault.storage)  # a clear error when there is no repository
+    infos = list_locks(vault.storage)
+    state.output().table(
+        ["id", "kind", "holder", "since", "heartbeat", "state"],
+        [[i.lock_id[:12], "exclusive" if i.exclusive else "shared", i.holder,
+          i.created.isoformat()[:19], i.heartbeat.isoformat()[:19], i.state] for i in infos])
+    state.output().summary(locks=[{"id": i.lock_id, "exclusive": i.exclusive,
+                                   "holder": i.holder, "since": i.created,
+                                   "heartbeat": i.heartbeat, "state": i.state} for i in infos])
+
+
+COMMANDS = [init, status, stats, key, locks]

@@ -1,0 +1,196 @@
+"""The backup operation: scan, check space, store, commit the snapshot, journal it all."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vault.app import Vault
+from vault.backup import Archiver, BackupOptions
+from vault.errors import UsageError
+from vault.files_cache import FilesCache
+from vault.filters import PathFilter
+from vault.jobrun import JobRun
+from vault.journal import events as ev
+from vault.operations.common import check_free_space, repository_lock
+from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.repository.repository import Repository, vault_version
+from vault.repository.saver import BlobSaver
+from vault.repository.snapshot import FileProblem, Snapshot, SnapshotSummary
+
+
+@dataclass
+class BackupRequest:
+    paths: list[str]
+    excludes: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
+    exclude_larger_than: int | None = None
+    one_file_system: bool = False
+    tags: list[str] = field(default_factory=list)
+    force: bool = False
+    dry_run: bool = False
+    threads: int = 2
+
+    def options(self) -> dict[str, object]:
+        return {"excludes": self.excludes, "includes": self.includes,
+                "exclude_larger_than": self.exclude_larger_than,
+                "one_file_system": self.one_file_system, "force": self.force}
+
+
+@dataclass
+class BackupOutcome:
+    job_id: str | None
+    snapshot: Snapshot | None
+    summary: SnapshotSummary
+    problems: list[FileProblem]
+    dry_run: bool = False
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.problems)
+
+
+def _archiver(vault: Vault, repo: Repository, req: BackupRequest,
+              reporter: ProgressReporter) -> Archiver:
+    cfg = vault.config.repository
+    saver = BlobSaver(repo, compression_level=cfg.compression_level,
+                      pack_size=cfg.pack_size_mib << 20, dry_run=req.dry_run)
+    options = BackupOptions(
+        path_filter=PathFilter(tuple(req.excludes), tuple(req.includes),
+                               req.exclude_larger_than),
+        one_file_system=req.one_file_system, force=req.force, threads=req.threads)
+    cache = FilesCache(vault.cache_dir, repo.id)
+    return Archiver(saver, cache, options, ProgressCounter(reporter, "backup"))
+
+
+def _absolute_paths(paths: list[str]) -> list[str]:
+    if not paths:
+        raise UsageError("nothing to back up: give at least one path")
+    absolute = [os.path.abspath(p) for p in paths]
+    missing = [p for p in absolute if not os.path.lexists(p)]
+    if len(missing) == len(absolute):
+        raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    return absolute
+
+
+def find_parent(repo: Repository, paths: list[str]) -> Snapshot | None:
+    host = socket.gethostname()
+    same = [s for s in repo.snapshots() if s.host == host and sorted(s.paths) == sorted(paths)]
+    return same[-1] if same else None
+
+
+def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
+               job_id: str | None = None) -> BackupOutcome:
+    paths = _absolute_paths(req.paths)
+    repo = vault.repository()
+    if req.dry_run:
+        return _dry_run(vault, repo, req, reporter)
+    run = JobRun.start(vault.journal, "backup", job_id, repository=repo.location,
+                       paths=paths, tags=req.tags, options=req.options())
+    with run, repository_lock(vault, repo, exclusive=False, operation="backup"):
+        repo.load_index()
+        repo.recover_unindexed_packs()
+        parent = find_parent(repo, paths)
+        run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
+                                    parent=parent.id if parent else None))
+        archiver = _archiver(vault, repo, req,
+                             MultiReporter(reporter, run.progress()))
+        archiver.scan(paths)
+        check_free_space(repo, archiver.bytes_to_read)
+        result = archiver.store()
+        archiver.saver.flush()
+        snapshot = _snapshot(req, paths, result.tree.hex(), parent, result.summary,
+                             result.problems, run.job_id)
+        repo.save_snapshot(snapshot)
+        if archiver.cache is not None:
+            archiver.remember_in_cache()
+            archiver.cache.commit()
+        run.complete(_completed(run.job_id, repo, snapshot))
+    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors)
+
+
+def _dry_run(vault: Vault, repo: Repository, req: BackupRequest,
+             reporter: ProgressReporter) -> BackupOutcome:
+    archiver = _archiver(vault, repo, req, reporter)
+    archiver.scan(_absolute_paths(req.paths))
+    result = archiver.store()
+    return BackupOutcome(None, None, result.summary, result.problems, dry_run=True)
+
+
+def _snapshot(req: BackupRequest, paths: list[str], tree: str, parent: Snapshot | None,
+              summary: SnapshotSummary, problems: list[FileProblem], job_id: str) -> Snapshot:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return Snapshot(
+        time=datetime.now(UTC), host=socket.gethostname(), user=user, uid=os.getuid(),
+        paths=paths, tags=sorted(set(req.tags)), tree=tree,
+        parent=parent.id if parent else None,
+        backup_type="full" if parent is None or req.force else "incremental",
+        status="partial" if problems else "completed",
+        filters=req.options(), summary=summary, errors=problems,
+        vault_version=vault_version(), job_id=job_id,
+    )
+
+
+def _completed(job_id: str, repo: Repository, snap: Snapshot) -> ev.BackupCompleted:
+    s = snap.summary
+    return ev.BackupCompleted(
+        job_id=job_id, repo_id=repo.id, snapshot_id=snap.id, status=snap.status,
+        backup_type=snap.backup_type, parent=snap.parent, paths=snap.paths, tags=snap.tags,
+        host=snap.host, snapshot_time=snap.time.isoformat(), files_new=s.files_new,
+        files_changed=s.files_changed, files_unmodified=s.files_unmodified, dirs=s.dirs,
+        bytes_raw=s.bytes_raw, bytes_new=s.bytes_new, bytes_stored=s.bytes_stored,
+        duration_seconds=s.duration_seconds,
+        errors=[ev.FileProblem(path=p.path, error=p.error) for p in snap.errors],
+    )
+
+
+@dataclass
+class BackupEstimate:
+    files: int
+    bytes_total: int
+    files_to_read: int
+    bytes_to_read: int
+    estimated_new_bytes: int
+    estimated_stored_bytes: int
+    estimated_seconds: float | None
+    based_on_snapshots: int
+
+
+def estimate_backup(vault: Vault, req: BackupRequest) -> BackupEstimate:
+    """Size and duration before backing up, from the files cache and past throughput.
+
+    Only unchanged files (per the files cache) are known not to cost anything; for the
+    rest, the ratios of recent snapshots (new ÷ read, stored ÷ new, read bytes per second)
+    turn bytes to read into bytes to store and seconds.
+    """
+    from vault.progress import NullReporter
+
+    repo = vault.repository()
+    repo.load_index()
+    archiver = _archiver(vault, repo, req, NullReporter())
+    archiver.scan(_absolute_paths(req.paths))
+    recent = [s.summary for s in repo.snapshots()[-5:] if s.summary.bytes_read > 0]
+    read = sum(s.bytes_read for s in recent)
+    new = sum(s.bytes_new for s in recent)
+    stored = sum(s.bytes_stored for s in recent)
+    seconds = sum(s.duration_seconds for s in recent)
+    to_read = archiver.bytes_to_read
+    new_ratio = new / read if read else 1.0
+    stored_ratio = stored / new if new else 1.0
+    return BackupEstimate(
+        files=archiver.summary.files_new + archiver.summary.files_changed
+        + archiver.summary.files_unmodified,
+        bytes_total=archiver.summary.bytes_raw,
+        files_to_read=archiver.summary.files_new + archiver.summary.files_changed,
+        bytes_to_read=to_read,
+        estimated_new_bytes=int(to_read * new_ratio),
+        estimated_stored_bytes=int(to_read * new_ratio * stored_ratio),
+        estimated_seconds=(to_read / (read / seconds)) if read and seconds else None,
+        based_on_snapshots=len(recent),
+    )

@@ -1,0 +1,39 @@
+"""Pieces every operation shares: taking the repository lock, checking free space."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from vault.app import Vault
+from vault.errors import NotEnoughSpace
+from vault.journal.events import StaleLockRemoved
+from vault.repository.lock import RepositoryLock
+from vault.repository.repository import Repository
+from vault.units import human_bytes
+
+#: headroom kept free besides the estimate: the index, the snapshot, a pack in flight
+_SPACE_MARGIN = 64 << 20
+
+
+@contextmanager
+def repository_lock(vault: Vault, repo: Repository, *, exclusive: bool,
+                    operation: str, wait_seconds: float = 0) -> Iterator[RepositoryLock]:
+    """Hold the repository lock; stale locks of dead processes are removed and journaled."""
+    lock = RepositoryLock.acquire(repo.storage, exclusive=exclusive, operation=operation,
+                                  wait_seconds=wait_seconds)
+    try:
+        for stale in lock.stale_removed:
+            vault.journal.append(f"repository-{repo.id}", StaleLockRemoved(
+                repo_id=repo.id, lock_id=stale.lock_id, holder=stale.holder))
+        yield lock
+    finally:
+        lock.release()
+
+
+def check_free_space(repo: Repository, need: int) -> None:
+    """Fail before writing anything when `need` bytes (plus margin) will not fit."""
+    free = repo.storage.free_space()
+    if free is not None and free < need + _SPACE_MARGIN:
+        raise NotEnoughSpace(where=repo.location, need=human_bytes(need + _SPACE_MARGIN),
+                             have=human_bytes(free))

@@ -1,0 +1,158 @@
+"""Repository management: init, keys, forget, diff, stats — each journaled where it changes state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from vault.app import Vault
+from vault.journal import events as ev
+from vault.operations.common import repository_lock
+from vault.repository.keys import KeyFile
+from vault.repository.repository import FORMAT_VERSION, Repository, list_key_files
+from vault.repository.snapshot import Snapshot
+from vault.repository.tree import Node
+
+
+def _stream(repo: Repository) -> str:
+    return f"repository-{repo.id}"
+
+
+def init_repository(vault: Vault, passphrase: str, chunk_avg: int) -> Repository:
+    repo = Repository.init(vault.storage, passphrase, chunk_avg=chunk_avg)
+    vault.journal.append(_stream(repo), ev.RepositoryInitialized(
+        repo_id=repo.id, repository=repo.location, format_version=FORMAT_VERSION,
+        key_id=repo.key_id))
+    return repo
+
+
+def list_keys(repo: Repository) -> list[KeyFile]:
+    return list_key_files(repo.storage)
+
+
+def add_key(vault: Vault, new_passphrase: str, label: str | None) -> str:
+    repo = vault.repository()
+    with repository_lock(vault, repo, exclusive=True, operation="key add"):
+        key_id = repo.add_key(new_passphrase, label)
+    vault.journal.append(_stream(repo), ev.KeyAdded(repo_id=repo.id, key_id=key_id,
+                                                    label=label))
+    return key_id
+
+
+def remove_key(vault: Vault, key_ref: str) -> str:
+    repo = vault.repository()
+    key_id = _find_key(repo, key_ref)
+    with repository_lock(vault, repo, exclusive=True, operation="key remove"):
+        repo.remove_key(key_id)
+    vault.journal.append(_stream(repo), ev.KeyRemoved(repo_id=repo.id, key_id=key_id))
+    return key_id
+
+
+def change_passphrase(vault: Vault, new_passphrase: str) -> str:
+    """Replace the key in use by one under a new passphrase (new first, then old removed)."""
+    repo = vault.repository()
+    old = repo.key_id
+    with repository_lock(vault, repo, exclusive=True, operation="key passwd"):
+        new = repo.add_key(new_passphrase, None)
+        repo.key_id = new
+        repo.storage.remove("keys", old)
+    vault.journal.append(_stream(repo), ev.KeyChanged(repo_id=repo.id, old_key_id=old,
+                                                      new_key_id=new))
+    return new
+
+
+def _find_key(repo: Repository, ref: str) -> str:
+    from vault.errors import UsageError
+
+    matches = [k.key_id for k in list_key_files(repo.storage) if k.key_id.startswith(ref)]
+    if len(ref) < 4 or len(matches) != 1:
+        raise UsageError(f"no single key matches {ref!r} (see `vault key list`)")
+    return matches[0]
+
+
+def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on request"
+                     ) -> list[Snapshot]:
+    """Remove snapshot objects; their data stays until garbage collection reclaims it."""
+    repo = vault.repository()
+    targets = [repo.find_snapshot(r) for r in refs]
+    with repository_lock(vault, repo, exclusive=True, operation="forget"):
+        for snap in targets:
+            repo.remove_snapshot(snap.id)
+            vault.journal.append(_stream(repo), ev.SnapshotForgotten(
+                job_id=None, repo_id=repo.id, snapshot_id=snap.id, reason=reason))
+    return targets
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    change: str  # "+" added, "-" removed, "M" content changed, "T" type changed, "U" metadata
+    path: str
+
+
+def diff_snapshots(repo: Repository, a: Snapshot, b: Snapshot) -> list[DiffEntry]:
+    return list(_diff_trees(repo, bytes.fromhex(a.tree), bytes.fromhex(b.tree), ""))
+
+
+def _diff_trees(repo: Repository, a: bytes | None, b: bytes | None,
+                prefix: str) -> Iterator[DiffEntry]:
+    if a == b:
+        return  # same tree id: nothing below differs
+    left = {n.name: n for n in repo.load_tree(a)} if a else {}
+    right = {n.name: n for n in repo.load_tree(b)} if b else {}
+    for name in sorted(left.keys() | right.keys()):
+        path = f"{prefix}/{name}"
+        old, new = left.get(name), right.get(name)
+        if old is None or new is None:
+            node = new or old
+            assert node is not None
+            yield DiffEntry("+" if old is None else "-", path + ("/" if node.type == "dir" else ""))
+            if node.type == "dir":
+                yield from _diff_trees(repo, None if old else node.subtree,
+                                       node.subtree if old is None else None, path)
+            continue
+        yield from _diff_pair(repo, old, new, path)
+
+
+def _diff_pair(repo: Repository, old: Node, new: Node, path: str) -> Iterator[DiffEntry]:
+    if old.type != new.type:
+        yield DiffEntry("T", path)
+    elif old.type == "dir":
+        yield from _diff_trees(repo, old.subtree, new.subtree, path)
+    elif old.content != new.content or old.link_target != new.link_target:
+        yield DiffEntry("M", path)
+    elif (old.mode, old.mtime_ns, old.uid, old.gid) != (new.mode, new.mtime_ns, new.uid,
+                                                        new.gid):
+        yield DiffEntry("U", path)
+
+
+@dataclass
+class RepoStats:
+    snapshots: int
+    packs: int
+    stored_bytes: int  # what the repository takes on storage (packs)
+    unique_bytes: int  # plaintext of every distinct blob
+    logical_bytes: int  # sum of every snapshot's file sizes
+    blobs: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.logical_bytes / self.unique_bytes if self.unique_bytes else 1.0
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.unique_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+    @property
+    def saving_percent(self) -> float:
+        return 100 * (1 - self.stored_bytes / self.logical_bytes) if self.logical_bytes else 0
+
+
+def repository_stats(repo: Repository) -> tuple[RepoStats, list[Snapshot]]:
+    index = repo.load_index()
+    snaps = repo.snapshots()
+    unique = sum(e.raw_length for e in index.entries())
+    stats = RepoStats(
+        snapshots=len(snaps), packs=len(index.pack_sizes),
+        stored_bytes=sum(index.pack_sizes.values()), unique_bytes=unique,
+        logical_bytes=sum(s.summary.bytes_raw for s in snaps), blobs=len(index))
+    return stats, snaps
