@@ -1,0 +1,193 @@
+"""The value types vault.toml is written in: sizes, durations, cron, zones, names, URLs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from vault.config import (
+    CRON_PRESETS,
+    MongoSource,
+    Retention,
+    Schedule,
+    VaultConfig,
+    parse_byte_size,
+    parse_duration,
+)
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (512, 512),
+        ("512", 512),
+        ("100K", 100 * KiB),
+        ("100k", 100 * KiB),
+        ("1.5G", int(1.5 * GiB)),
+        ("2GiB", 2 * GiB),
+        ("10MB", 10 * MiB),
+        ("3 TB", 3 * TiB),
+        ("0", 0),
+    ],
+)
+def test_byte_size(text: object, expected: int) -> None:
+    assert parse_byte_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "G", "1.5.2G", "-1", -1, "10 parsecs", True, 1.5, None])
+def test_bad_byte_size(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_byte_size(text)
+
+
+def test_byte_size_in_a_model() -> None:
+    config = VaultConfig.model_validate(
+        {"repository": {"quota": "500G"}, "backup": {"exclude_larger_than": 4096}}
+    )
+    assert config.repository.quota == 500 * GiB
+    assert config.backup.exclude_larger_than == 4096
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        ("1y6m", timedelta(days=365 + 6 * 30)),
+        ("36h", timedelta(hours=36)),
+        ("90min", timedelta(minutes=90)),
+        ("1d 12h", timedelta(days=1, hours=12)),
+        ("45s", timedelta(seconds=45)),
+        (3600, timedelta(hours=1)),
+    ],
+)
+def test_duration(text: object, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "7 days", "d7", "1.5d", "-1d", -5, True])
+def test_bad_duration(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_duration_in_a_model() -> None:
+    assert Retention.model_validate({"keep_within": "2w"}).keep_within == timedelta(weeks=2)
+    with pytest.raises(ValidationError, match="not a duration"):
+        Retention.model_validate({"keep_within": "forever"})
+
+
+def schedule(**fields: Any) -> Schedule:
+    return Schedule.model_validate({"name": "s", "cron": "daily", **fields})
+
+
+@pytest.mark.parametrize("preset", sorted(CRON_PRESETS))
+def test_cron_presets_become_expressions(preset: str) -> None:
+    assert schedule(cron=preset).cron == CRON_PRESETS[preset]
+    assert schedule(cron=f"@{preset}").cron == CRON_PRESETS[preset]
+
+
+def test_cron_expression_is_kept_normalised() -> None:
+    assert schedule(cron=" 30  2 * * 1-5 ").cron == "30 2 * * 1-5"
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* * * *", "0 0 * * * *", "yearly", ""])
+def test_bad_cron(cron: str) -> None:
+    with pytest.raises(ValidationError, match="not a valid cron expression"):
+        schedule(cron=cron)
+
+
+def test_timezone() -> None:
+    assert schedule().timezone == "UTC"
+    assert schedule(timezone="Europe/Berlin").timezone == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "Europe"])
+def test_bad_timezone(zone: str) -> None:
+    with pytest.raises(ValidationError, match="unknown timezone"):
+        schedule(timezone=zone)
+
+
+@pytest.mark.parametrize("name", ["Uploads", "-x", "a b", "", "ü"])
+def test_bad_source_name(name: str) -> None:
+    with pytest.raises(ValidationError, match="not a valid name"):
+        VaultConfig.model_validate({"sources": [{"type": "sqlite", "name": name, "path": "/a"}]})
+
+
+def test_negative_retention_count() -> None:
+    with pytest.raises(ValidationError):
+        Retention.model_validate({"keep_last": -1})
+
+
+@pytest.mark.parametrize(
+    ("section", "url"),
+    [
+        ("queue", "postgres://db/queue"),
+        ("queue", "sqlite://relative.db"),
+        ("queue", "redis://:secret@127.0.0.1/0"),
+        ("repository", "sftp://user:secret@host/srv/repo"),
+        ("repository", "file://relative"),
+    ],
+)
+def test_bad_urls(section: str, url: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        VaultConfig.model_validate({section: {"url": url}})
+    assert "secret" not in raised.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "url", ["/srv/repo", "file:///srv/repo", "sftp://backup@host/srv/repo", "s3://bucket/p"]
+)
+def test_repository_urls(url: str) -> None:
+    assert VaultConfig.model_validate({"repository": {"url": url}}).repository.url == url
+
+
+def test_webhook_needs_http() -> None:
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        VaultConfig.model_validate(
+            {"notifications": [{"type": "webhook", "name": "w", "url": "ftp://h/x"}]}
+        )
+
+
+def test_email_needs_recipients_and_addresses() -> None:
+    base = {"type": "email", "name": "m", "smtp_host": "smtp", "sender": "v@example.com"}
+    with pytest.raises(ValidationError):
+        VaultConfig.model_validate({"notifications": [{**base, "recipients": []}]})
+    with pytest.raises(ValidationError, match="not an email address"):
+        VaultConfig.model_validate({"notifications": [{**base, "recipients": ["ops"]}]})
+
+
+def mongo(hierarchy: list[dict[str, str]]) -> MongoSource:
+    return MongoSource.model_validate(
+        {"type": "mongodb", "name": "m", "url": "mongodb://h/", "hierarchy": hierarchy}
+    )
+
+
+def test_hierarchy_is_a_chain_of_parents() -> None:
+    source = mongo(
+        [
+            {"name": "project", "collection": "projects"},
+            {"name": "session", "collection": "sessions", "parent_field": "project_id"},
+        ]
+    )
+    assert source.hierarchy[1].id_field == "_id"
+    with pytest.raises(ValidationError) as raised:
+        mongo([{"name": "p", "collection": "p"}, {"name": "s", "collection": "s"}])
+    assert raised.value.errors()[0]["loc"] == ("hierarchy", 1, "parent_field")
+
+
+def test_files_source_needs_paths() -> None:
+    with pytest.raises(ValidationError):
+        VaultConfig.model_validate({"sources": [{"type": "files", "name": "f", "paths": []}]})
+
+
+def test_settings_source_redacts_by_default() -> None:
+    config = VaultConfig.model_validate(
+        {"sources": [{"type": "settings", "name": "s", "path": "/srv/app/.env"}]}
+    )
+    assert "password" in config.sources[0].redact  # type: ignore[union-attr]
