@@ -1,0 +1,107 @@
+"""Schema migrations: applied once each, in order, one transaction per step."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import ALICE
+
+from vault.errors import JournalError
+from vault.journal import Journal
+from vault.journal.migrate import MIGRATIONS_DIR, apply_migrations, discover, split_statements
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir()
+    for name, sql in files.items():
+        (directory / name).write_text(sql)
+    return directory
+
+
+def test_migrations_live_at_the_top_of_the_checkout() -> None:
+    assert MIGRATIONS_DIR == REPO_ROOT / "migrations"
+    assert [(m.version, m.name) for m in discover()] == [(1, "events"), (2, "projections")]
+
+
+def test_a_new_journal_records_each_step_once(journal_path: Path) -> None:
+    Journal(journal_path, actor=ALICE).close()
+    Journal(journal_path, actor=ALICE).close()
+    conn = _connect(journal_path)
+    recorded = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
+    assert [(v, n) for v, n, _ in recorded] == [(1, "events"), (2, "projections")]
+    assert all(at.startswith("20") for _, _, at in recorded)
+    assert apply_migrations(conn) == []
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"events", "jobs", "snapshots", "projection_checkpoints"} <= tables
+
+
+def test_split_keeps_trigger_bodies_whole() -> None:
+    script = """
+    -- a comment only
+    CREATE TABLE t (x);  -- trailing
+    CREATE TRIGGER t_no_delete BEFORE DELETE ON t
+    BEGIN
+        SELECT RAISE(ABORT, 'no; really');
+    END;
+    """
+    statements = split_statements(script)
+    assert len(statements) == 2
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+    with pytest.raises(JournalError, match="incomplete statement"):
+        split_statements("CREATE TABLE t (x)")
+
+
+def test_a_failing_step_leaves_nothing_half_done(tmp_path: Path) -> None:
+    directory = _write(
+        tmp_path / "migrations",
+        {
+            "0001_first.sql": "CREATE TABLE one (x);",
+            "0002_broken.sql": "CREATE TABLE two (x);\nINSERT INTO nowhere VALUES (1);",
+        },
+    )
+    conn = _connect(tmp_path / "db.sqlite")
+    with pytest.raises(sqlite3.OperationalError, match="no such table: nowhere"):
+        apply_migrations(conn, directory)
+    assert not conn.in_transaction
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"one", "schema_migrations"}
+    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+
+    (directory / "0002_broken.sql").write_text("CREATE TABLE two (x);")
+    assert apply_migrations(conn, directory) == [2]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"0001_a.sql": "", "0003_c.sql": ""}, r"versions \[1, 3\] not 1..N"),
+        ({"1_a.sql": ""}, "named NNNN_name.sql"),
+    ],
+)
+def test_badly_numbered_migrations_are_refused(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    with pytest.raises(JournalError, match=message):
+        discover(_write(tmp_path / "m", files))
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="migrations directory not found"):
+        discover(tmp_path / "nope")
+
+
+def test_a_journal_from_a_newer_vault_is_refused(journal_path: Path) -> None:
+    Journal(journal_path, actor=ALICE).close()
+    conn = _connect(journal_path)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', '2099-01-01')")
+    conn.close()
+    with pytest.raises(JournalError, match=r"schema versions \[99\] this vault does not know"):
+        Journal(journal_path, actor=ALICE)
