@@ -25,7 +25,6 @@ from vault.actor import Actor, current_actor
 from vault.errors import JournalError, StaleStreamVersion
 from vault.journal.chain import (
     GENESIS_HASH,
-    TIME_FORMAT,
     ChainVerification,
     chain_hash,
     format_time,
@@ -47,6 +46,7 @@ _COLUMNS = (
     "seq, stream_id, stream_version, type, schema_version, payload, recorded_at, actor, "
     "prev_hash, hash"
 )
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (:{_COLUMNS.replace(', ', ', :')})"
 
 
 class Journal:
@@ -110,10 +110,11 @@ class Journal:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Report SQLite failures (locked past the timeout, corrupt file) as JournalError."""
+        """Report SQLite and file failures (locked past the timeout, corrupt file, no
+        permission) as JournalError, which the CLI knows how to show."""
         try:
             yield
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise JournalError(path=str(self.path), detail=str(error)) from error
 
     @contextmanager
@@ -162,23 +163,23 @@ class Journal:
         return self._append([(stream_id, event, None) for stream_id, event in items])
 
     def _append(self, items: list[tuple[str, Event, int | None]]) -> list[RecordedEvent]:
+        if not items:
+            return []
         # Serialise and screen everything before taking the write lock, to keep it short.
         prepared = [(s, e, expected, self._serialise(s, e)) for s, e, expected in items]
         recorded: list[RecordedEvent] = []
         with self._write_transaction() as conn:
             seq, prev_hash = self.head()
             self._catch_up_projections_locked(seq)
-            for stream_id, event, expected, (payload, payload_json) in prepared:
+            for stream_id, event, expected, payload in prepared:
                 version = self._stream_version(stream_id)
                 if expected is not None and expected != version:
                     raise StaleStreamVersion(
                         path=str(self.path), stream_id=stream_id, actual=version, expected=expected
                     )
-                record = self._record(seq + 1, prev_hash, stream_id, version + 1, event, payload)
-                conn.execute(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row_values(record, payload_json, self._actor_json),
-                )
+                row = self._next_row(seq + 1, prev_hash, stream_id, version + 1, event, payload)
+                conn.execute(_INSERT, row)
+                record = _to_record(row, event, payload)
                 for projection in PROJECTIONS:
                     projection.apply(conn, record)
                 seq, prev_hash = record.seq, record.hash
@@ -187,8 +188,8 @@ class Journal:
                 save_checkpoint(conn, projection.name, seq)
         return recorded
 
-    def _serialise(self, stream_id: str, event: Event) -> tuple[dict[str, Any], str]:
-        """The payload and its canonical JSON, after checking it will read back as stored."""
+    def _serialise(self, stream_id: str, event: Event) -> dict[str, Any]:
+        """The JSON payload, after checking it can be stored and will read back as stored."""
         if not stream_id:
             raise JournalError(path=str(self.path), detail="stream_id must not be empty")
         if EVENT_TYPES.get(event.type_name()) is not type(event):
@@ -200,11 +201,12 @@ class Journal:
         # become a permanent, unreadable row.
         try:
             type(event).model_validate(payload)
-            return payload, canonical_json(payload)
+            canonical_json(payload)
         except (ValidationError, ValueError) as error:
             raise JournalError(
                 path=str(self.path), detail=f"{event.type_name()} is not valid: {error}"
             ) from error
+        return payload
 
     def _stream_version(self, stream_id: str) -> int:
         row = self._conn.execute(
@@ -213,40 +215,27 @@ class Journal:
         ).fetchone()
         return int(row[0])
 
-    def _record(
-        self,
-        seq: int,
-        prev_hash: str,
-        stream_id: str,
-        version: int,
-        event: Event,
-        payload: dict[str, Any],
-    ) -> RecordedEvent:
-        """Build the record for the next row; its hash covers exactly what is stored."""
-        recorded_at = datetime.now(UTC)
-        fields = {
+    def _next_row(
+        self, seq: int, prev_hash: str, stream_id: str, version: int, event: Event, payload: Any
+    ) -> dict[str, Any]:
+        """The next row's columns; its hash covers exactly what is stored."""
+        hashed = {
             "seq": seq,
             "stream_id": stream_id,
             "stream_version": version,
             "type": event.type_name(),
             "schema_version": event.schema_version,
             "payload": payload,
-            "recorded_at": recorded_at.strftime(TIME_FORMAT),
+            "recorded_at": format_time(datetime.now(UTC)),
             "actor": json.loads(self._actor_json),
         }
-        return RecordedEvent(
-            seq=seq,
-            stream_id=stream_id,
-            stream_version=version,
-            type=event.type_name(),
-            schema_version=event.schema_version,
-            payload=payload,
-            event=event,
-            recorded_at=recorded_at,
-            actor=self.actor,
-            prev_hash=prev_hash,
-            hash=chain_hash(prev_hash, fields),
-        )
+        return {
+            **hashed,
+            "payload": canonical_json(payload),
+            "actor": self._actor_json,
+            "prev_hash": prev_hash,
+            "hash": chain_hash(prev_hash, hashed),
+        }
 
     # --- reading ----------------------------------------------------------------------
 
@@ -292,26 +281,12 @@ class Journal:
             cursor = self._conn.execute(sql, params)
             try:
                 for row in cursor:
-                    yield self._to_record(row)
+                    payload = json.loads(row["payload"])
+                    yield _to_record(
+                        row, parse_event(row["type"], row["schema_version"], payload), payload
+                    )
             finally:
                 cursor.close()
-
-    def _to_record(self, row: sqlite3.Row) -> RecordedEvent:
-        payload = json.loads(row["payload"])
-        event = parse_event(row["type"], row["schema_version"], payload)
-        return RecordedEvent(
-            seq=row["seq"],
-            stream_id=row["stream_id"],
-            stream_version=row["stream_version"],
-            type=row["type"],
-            schema_version=row["schema_version"],
-            payload=payload,
-            event=event,
-            recorded_at=datetime.fromisoformat(row["recorded_at"]),
-            actor=Actor.model_validate_json(row["actor"]),
-            prev_hash=row["prev_hash"],
-            hash=row["hash"],
-        )
 
     def read(
         self,
@@ -394,18 +369,19 @@ class Journal:
         return self._iter_rows(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", [seq])
 
 
-def _row_values(record: RecordedEvent, payload_json: str, actor_json: str) -> tuple[Any, ...]:
-    return (
-        record.seq,
-        record.stream_id,
-        record.stream_version,
-        record.type,
-        record.schema_version,
-        payload_json,
-        record.recorded_at.strftime(TIME_FORMAT),
-        actor_json,
-        record.prev_hash,
-        record.hash,
+def _to_record(row: sqlite3.Row | dict[str, Any], event: Event, payload: Any) -> RecordedEvent:
+    return RecordedEvent(
+        seq=row["seq"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        payload=payload,
+        event=event,
+        recorded_at=datetime.fromisoformat(row["recorded_at"]),
+        actor=Actor.model_validate_json(row["actor"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )
 
 
