@@ -126,7 +126,7 @@ class UnsupportedFormat(RepositoryError):
 
 
 class RepositoryLocked(RepositoryError):
-    """repository {repo} is locked by {holder} (since {since}); it will be freed when that process ends"""
+    """repository {repo} is locked by {holder} since {since}; freed when it ends"""
 
 
 class IntegrityError(RepositoryError):

@@ -88,7 +88,7 @@ class JobRun:
             return
         if isinstance(exc, KeyboardInterrupt):
             exc = Interrupted()
-        exc.journaled = True  # type: ignore[union-attr]  # the CLI must not journal it again
+        setattr(exc, "journaled", True)  # noqa: B010  # the CLI must not journal it again
         kind = exc.kind if isinstance(exc, VaultError) else type(exc).__name__
         message = exc.message if isinstance(exc, VaultError) else str(exc)
         self.record(_FAILED[self.kind](job_id=self.job_id, error_kind=kind, message=message))

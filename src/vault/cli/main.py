@@ -178,8 +178,5 @@ def _report(state: CliState | None, exc: VaultError) -> int:
     for problem in getattr(exc, "problems", [])[:50]:
         if not state.json_mode:
             print(f"  {problem}", file=sys.stderr)
-    try:
-        _journal_failure(state, exc)
-    except VaultError:
-        pass
+    _journal_failure(state, exc)
     return exc.exit_code

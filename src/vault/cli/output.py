@@ -24,7 +24,7 @@ def _default(value: object) -> object:
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, set | frozenset):
-        return sorted(value)  # type: ignore[type-var]
+        return sorted(value, key=str)
     return str(value)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from vault.app import Vault
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import RepositoryNotFound, SecretUnavailable, UsageError
 from vault.operations import manage
@@ -89,10 +91,7 @@ def status(state: CliState) -> None:
                 journal_events=vault.journal.head_seq(), last_backup=latest)
 
 
-def _latest_backup(vault: object) -> dict[str, object] | None:
-    from vault.app import Vault
-
-    assert isinstance(vault, Vault)
+def _latest_backup(vault: Vault) -> dict[str, Any] | None:
     done = vault.journal.read(types=["BackupCompleted"], limit=1, descending=True)
     return dict(done[0].payload) if done else None
 

@@ -54,7 +54,7 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
              and (status is None or s.status == status)]
     key = {"time": lambda s: (s.time, s.id), "size": lambda s: (s.summary.bytes_raw, s.time),
            "name": lambda s: (",".join(s.paths), s.time)}[sort]
-    snaps.sort(key=key, reverse=reverse)  # type: ignore[arg-type]
+    snaps.sort(key=key, reverse=reverse)
     out = state.output()
     out.table(["id", "time", "host", "tags", "paths", "size", "status"],
               [[s.short_id, s.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"), s.host,

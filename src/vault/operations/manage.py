@@ -1,4 +1,7 @@
-"""Repository management: init, keys, forget, diff, stats — each journaled where it changes state."""
+"""Repository management: init, keys, forget, diff, stats.
+
+Everything that changes the repository is journaled.
+"""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def select_packs(packs: list[str], sizes: dict[str, int], subset: str | None) ->
         budget = parse_bytes(subset)
     except ValueError as exc:
         raise UsageError(f"--read-data-subset {subset}: expected N%, n/t or a size") from exc
-    chosen, total = [], 0
+    chosen: list[str] = []
+    total = 0
     for p in random.sample(packs, len(packs)):
         if total + sizes.get(p, 0) > budget and chosen:
             break
@@ -153,7 +154,6 @@ class Verifier:
 
     def trace_damage(self, snapshots: list[Snapshot]) -> None:
         """Which snapshots and paths the bad blobs and packs affect."""
-        bad_blobs = self.report.bad_blobs
         for snap in snapshots:
             paths = list(self._damaged_paths(bytes.fromhex(snap.tree), ""))
             if paths:

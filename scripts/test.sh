@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian packages and Python packages) and run the
+# whole suite: lint, types, import contracts and pytest on 2 workers. Idempotent; asks
+# nothing. Exit code: pytest's, except that "no tests collected" (5) is a failure too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Servers the tests start themselves on loopback, and tools they drive.
+packages=(postgresql redis-server openssh-server tmux restic util-linux)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+set +e
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$rc"

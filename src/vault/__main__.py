@@ -1,0 +1,5 @@
+"""`python -m vault` runs the CLI."""
+
+from vault.cli.main import main
+
+main()
