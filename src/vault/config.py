@@ -80,7 +80,8 @@ def parse_byte_size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if not isinstance(value, str):
-        raise ValueError(f"not a size: {value!r} (write e.g. 512, 100K, 1.5G, 2GiB)")
+        kind = type(value).__name__
+        raise ValueError(f"expected a size such as 512, 100K, 1.5G or 2GiB (got {kind})")
     return parse_bytes(value)
 
 
@@ -91,7 +92,10 @@ def parse_duration(value: object) -> timedelta:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
-    text = value.strip().lower() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        kind = type(value).__name__
+        raise ValueError(f"expected a duration such as 36h, 7d or 1y6m (got {kind})")
+    text = value.strip().lower()
     parts = _DURATION_PART.findall(text)
     if not text or _DURATION_PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (write e.g. 36h, 7d, 2w, 1y6m)")
