@@ -69,18 +69,16 @@ def secret_keys(value: Any, where: str = "") -> list[str]:
     return found
 
 
-# Shared by every model that ends up in a payload. allow_inf_nan=False: JSON has no
-# infinity, and pydantic would otherwise store it as null, which the type then refuses on
-# read. hide_input_in_errors: a refused secret must not reappear in the error's text.
-MODEL_CONFIG = ConfigDict(
-    extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
-)
-
-
 class Event(BaseModel):
     """Base of every journal event. Subclasses register themselves under their class name."""
 
-    model_config = MODEL_CONFIG
+    # Spelled out (not a shared constant) so the pydantic mypy plugin sees extra/frozen.
+    # allow_inf_nan=False: JSON has no infinity, and pydantic would store it as null, which
+    # the field then refuses on read. hide_input_in_errors: a refused secret must not
+    # reappear in the error's text.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     schema_version: ClassVar[int] = 1
 
@@ -172,7 +170,9 @@ class RecordedEvent:
 class FileProblem(BaseModel):
     """A file that could not be read or written; the job went on without it."""
 
-    model_config = MODEL_CONFIG
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     path: str
     error: str
@@ -181,7 +181,9 @@ class FileProblem(BaseModel):
 class Progress(BaseModel):
     """Fields every *Progressed event shares; flushed about once a second, never per chunk."""
 
-    model_config = MODEL_CONFIG
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     phase: str
     bytes_done: int

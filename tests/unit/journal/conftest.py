@@ -47,7 +47,12 @@ def journal(journal_path: Path) -> Iterator[Journal]:
         yield opened
 
 
-def progress(job_id: str, cls: type[Event], done: int, total: int) -> Event:
+def progress(
+    job_id: str,
+    cls: type[BackupProgressed] | type[RestoreProgressed] | type[VerifyProgressed],
+    done: int,
+    total: int,
+) -> Event:
     return cls(
         job_id=job_id,
         phase="copy",

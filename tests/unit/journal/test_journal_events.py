@@ -105,7 +105,7 @@ def test_a_type_name_can_only_be_defined_once(scratch_registry: None) -> None:
         type("KeyAdded", (Event,), {"__annotations__": {"x": "int"}})
 
 
-def _ship_widget_renamed_v1() -> type[Event]:
+def _ship_widget_renamed_v1() -> Any:
     class WidgetRenamed(Event):
         widget_id: str
         name: str
@@ -113,7 +113,7 @@ def _ship_widget_renamed_v1() -> type[Event]:
     return WidgetRenamed
 
 
-def _ship_widget_renamed_v2() -> type[Event]:
+def _ship_widget_renamed_v2() -> Any:
     """v2 renames `name` to `new_name` and adds `reason`; v1 rows are upcast on read."""
     del EVENT_TYPES["WidgetRenamed"]
 

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ALICE, BOB
@@ -112,7 +113,7 @@ def test_expected_version_zero_means_new_stream(journal: Journal) -> None:
 def test_append_many_is_one_transaction(journal: Journal, journal_path: Path) -> None:
     good = _requested("a")
     # An invalid event (built without validation) spoils the whole batch, not just itself.
-    bad = KeyAdded.model_construct(repo_id="r", key_id=None, label="laptop")
+    bad = KeyAdded.model_construct(repo_id="r", key_id=None, label="laptop")  # type: ignore[arg-type]
     with pytest.raises(JournalError):
         journal.append_many([("job-a", good), ("repo", bad)])
     assert _count(journal_path) == 0
@@ -139,15 +140,15 @@ def test_secret_keys_are_refused_even_past_validation(journal: Journal, journal_
 
 def test_events_that_would_not_read_back_are_refused(journal: Journal, journal_path: Path) -> None:
     # JSON has no infinity; pydantic would quietly store null, which rate_bps refuses.
-    fields = dict(
-        job_id="a",
-        phase="p",
-        bytes_done=0,
-        bytes_total=None,
-        items_done=0,
-        items_total=None,
-        eta_seconds=None,
-    )
+    fields: dict[str, Any] = {
+        "job_id": "a",
+        "phase": "p",
+        "bytes_done": 0,
+        "bytes_total": None,
+        "items_done": 0,
+        "items_total": None,
+        "eta_seconds": None,
+    }
     with pytest.raises(ValidationError):
         BackupProgressed(rate_bps=float("inf"), **fields)
     with pytest.raises(JournalError, match="BackupProgressed is not valid"):
