@@ -37,6 +37,16 @@ BOB = Actor(user="bob", uid=1001, host="laptop", ssh_client="192.0.2.7:51234")
 
 
 @pytest.fixture
+def alice() -> Actor:
+    return ALICE
+
+
+@pytest.fixture
+def bob() -> Actor:
+    return BOB
+
+
+@pytest.fixture
 def journal_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "journal.db"
 

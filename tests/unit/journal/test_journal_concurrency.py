@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ALICE
-
+from vault.actor import Actor
 from vault.journal import Journal
 
 # Each worker waits for the go file, so they open the fresh journal (and race to migrate
@@ -50,10 +49,10 @@ def run_workers(path: Path, names: list[str], count: int) -> None:
         assert proc.returncode == 0, err
 
 
-def test_two_processes_append_a_thousand_each(journal_path: Path) -> None:
+def test_two_processes_append_a_thousand_each(alice: Actor, journal_path: Path) -> None:
     run_workers(journal_path, ["a", "b"], 1000)
 
-    with Journal(journal_path, actor=ALICE, readonly=True) as journal:
+    with Journal(journal_path, actor=alice, readonly=True) as journal:
         events = journal.read()
         assert [e.seq for e in events] == list(range(1, 2001))
         result = journal.verify()

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import ALICE
 from pydantic import ValidationError
 
+from vault.actor import Actor
 from vault.errors import UnknownEventType
 from vault.journal import (
     EVENT_TYPES,
@@ -131,13 +131,15 @@ def _ship_widget_renamed_v2() -> Any:
     return WidgetRenamed
 
 
-def test_old_payloads_are_upcast_on_read(scratch_registry: None, journal_path: Path) -> None:
+def test_old_payloads_are_upcast_on_read(
+    alice: Actor, scratch_registry: None, journal_path: Path
+) -> None:
     v1 = _ship_widget_renamed_v1()
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         journal.append("widget-1", v1(widget_id="w1", name="old"))
 
     v2 = _ship_widget_renamed_v2()
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         journal.append("widget-1", v2(widget_id="w1", new_name="newer", reason="typo"))
         first, second = journal.stream("widget-1")
         assert journal.verify().ok  # upcasting never rewrites the stored row
@@ -170,10 +172,10 @@ def test_a_version_without_upcaster_is_reported(scratch_registry: None) -> None:
 
 
 def test_unknown_types_and_newer_versions_stop_the_read(
-    scratch_registry: None, journal_path: Path
+    alice: Actor, scratch_registry: None, journal_path: Path
 ) -> None:
     v1 = _ship_widget_renamed_v1()
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         journal.append("widget-1", v1(widget_id="w1", name="old"))
         journal.append("job-j", KeyAdded(repo_id="r", key_id="k", label=None))
 

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import ALICE
 
+from vault.actor import Actor
 from vault.errors import JournalError
 from vault.journal import Journal
 from vault.journal.migrate import MIGRATIONS_DIR, apply_migrations, discover, split_statements
@@ -31,9 +31,9 @@ def test_migrations_live_at_the_top_of_the_checkout() -> None:
     assert [(m.version, m.name) for m in discover()] == [(1, "events"), (2, "projections")]
 
 
-def test_a_new_journal_records_each_step_once(journal_path: Path) -> None:
-    Journal(journal_path, actor=ALICE).close()
-    Journal(journal_path, actor=ALICE).close()
+def test_a_new_journal_records_each_step_once(alice: Actor, journal_path: Path) -> None:
+    Journal(journal_path, actor=alice).close()
+    Journal(journal_path, actor=alice).close()
     conn = _connect(journal_path)
     recorded = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
     assert [(v, n) for v, n, _ in recorded] == [(1, "events"), (2, "projections")]
@@ -98,10 +98,10 @@ def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
         discover(tmp_path / "nope")
 
 
-def test_a_journal_from_a_newer_vault_is_refused(journal_path: Path) -> None:
-    Journal(journal_path, actor=ALICE).close()
+def test_a_journal_from_a_newer_vault_is_refused(alice: Actor, journal_path: Path) -> None:
+    Journal(journal_path, actor=alice).close()
     conn = _connect(journal_path)
     conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', '2099-01-01')")
     conn.close()
     with pytest.raises(JournalError, match=r"schema versions \[99\] this vault does not know"):
-        Journal(journal_path, actor=ALICE)
+        Journal(journal_path, actor=alice)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALICE, BOB
 
+from vault.actor import Actor
 from vault.journal import (
     PROJECTIONS,
     BackupProgressed,
@@ -53,8 +53,8 @@ def rows(path: Path, sql: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def loaded(journal_path: Path, workload: Workload) -> Path:
-    with Journal(journal_path, actor=ALICE) as journal:
+def loaded(alice: Actor, journal_path: Path, workload: Workload) -> Path:
+    with Journal(journal_path, actor=alice) as journal:
         for stream_id, event in workload():
             journal.append(stream_id, event)
     return journal_path
@@ -144,32 +144,32 @@ def test_snapshots_record_what_became_of_each(loaded: Path) -> None:
     assert snap["backup_type"] == "full" and snap["duration_seconds"] == 2.5
 
 
-def test_rebuild_reproduces_the_tables_exactly(loaded: Path) -> None:
+def test_rebuild_reproduces_the_tables_exactly(bob: Actor, loaded: Path) -> None:
     before = dump(loaded)
     assert len(before["jobs"]) == 9 and len(before["snapshots"]) == 6
-    with Journal(loaded, actor=BOB) as journal:
+    with Journal(loaded, actor=bob) as journal:
         head = journal.head()
         assert journal.rebuild_projections() == 55
         assert journal.head() == head  # the rebuild itself appends nothing
     assert dump(loaded) == before
 
 
-def test_rebuild_repairs_damaged_tables(loaded: Path) -> None:
+def test_rebuild_repairs_damaged_tables(alice: Actor, loaded: Path) -> None:
     before = dump(loaded)
     conn = sqlite3.connect(loaded)
     conn.execute("DELETE FROM jobs WHERE kind = 'backup'")
     conn.execute("UPDATE snapshots SET status = 'completed'")
     conn.commit()
     conn.close()
-    with Journal(loaded, actor=ALICE) as journal:
+    with Journal(loaded, actor=alice) as journal:
         journal.rebuild_projections()
     assert dump(loaded) == before
 
 
-def test_migration_ddl_matches_the_projection_ddl(tmp_path: Path) -> None:
+def test_migration_ddl_matches_the_projection_ddl(alice: Actor, tmp_path: Path) -> None:
     """0002 creates the tables and rebuilds recreate them from code: the two must agree."""
     migrated = tmp_path / "migrated.db"
-    Journal(migrated, actor=ALICE).close()
+    Journal(migrated, actor=alice).close()
     conn = sqlite3.connect(tmp_path / "from_code.db")
     conn.execute("CREATE TABLE projection_checkpoints (name TEXT PRIMARY KEY, seq INTEGER)")
     for projection in (JobsProjection(), SnapshotsProjection()):
@@ -182,7 +182,7 @@ def test_migration_ddl_matches_the_projection_ddl(tmp_path: Path) -> None:
         assert len(from_code[f"schema:{table}"]) == 3  # table, primary key, one index
 
 
-def test_a_reset_projection_is_replayed_on_open(loaded: Path) -> None:
+def test_a_reset_projection_is_replayed_on_open(alice: Actor, loaded: Path) -> None:
     """What a migration that changes a projection does: drop it and forget its checkpoint."""
     before = dump(loaded)
     conn = sqlite3.connect(loaded)
@@ -190,15 +190,15 @@ def test_a_reset_projection_is_replayed_on_open(loaded: Path) -> None:
     conn.execute("DELETE FROM projection_checkpoints WHERE name = 'snapshots'")
     conn.commit()
     conn.close()
-    Journal(loaded, actor=ALICE).close()
+    Journal(loaded, actor=alice).close()
     assert dump(loaded) == before
 
 
 def test_a_projection_left_behind_catches_up_on_the_next_append(
-    journal_path: Path, workload: Workload, monkeypatch: pytest.MonkeyPatch
+    alice: Actor, journal_path: Path, workload: Workload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     items = workload()
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         journal.append_many(items[:20])
         # An older vault that does not know the snapshots projection appends the rest.
         monkeypatch.setattr(store_module, "PROJECTIONS", (JobsProjection(),))

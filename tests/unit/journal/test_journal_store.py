@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALICE, BOB
 from pydantic import ValidationError
 
+from vault.actor import Actor
 from vault.errors import JournalError, StaleStreamVersion
 from vault.journal import (
     GENESIS_HASH,
@@ -61,14 +61,14 @@ def test_append_stores_every_column(journal: Journal, journal_path: Path) -> Non
     assert recorded.recorded_at.tzinfo is not None
 
 
-def test_read_round_trips_the_event(journal: Journal) -> None:
+def test_read_round_trips_the_event(alice: Actor, journal: Journal) -> None:
     sent = _requested(options={"nested": {"a": [1, 2]}})
     journal.append("job-j1", sent)
 
     (got,) = journal.read()
     assert got.event == sent
     assert got.payload == sent.model_dump(mode="json")
-    assert got.actor == ALICE
+    assert got.actor == alice
     assert (got.seq, got.stream_version, got.type) == (1, 1, "BackupRequested")
 
 
@@ -156,16 +156,16 @@ def test_events_that_would_not_read_back_are_refused(journal: Journal, journal_p
     assert _count(journal_path) == 0
 
 
-def test_read_filters(journal_path: Path) -> None:
-    with Journal(journal_path, actor=ALICE) as alice, Journal(journal_path, actor=BOB) as bob:
-        alice.append("job-a", _requested("a"))
-        bob.append("job-b", _requested("b"))
-        alice.append("job-a", BackupStarted(job_id="a", repo_id="r", parent=None))
-        bob.append("cli", CommandFailed(command="init", error_kind="E", message="m"))
-        journal = alice
+def test_read_filters(alice: Actor, bob: Actor, journal_path: Path) -> None:
+    with Journal(journal_path, actor=alice) as as_alice, Journal(journal_path, actor=bob) as as_bob:
+        as_alice.append("job-a", _requested("a"))
+        as_bob.append("job-b", _requested("b"))
+        as_alice.append("job-a", BackupStarted(job_id="a", repo_id="r", parent=None))
+        as_bob.append("cli", CommandFailed(command="init", error_kind="E", message="m"))
+        journal = as_alice
         everything = journal.read()
 
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         assert [e.seq for e in journal.read(actor="bob")] == [2, 4]
         assert [e.seq for e in journal.read(types=["BackupStarted", "CommandFailed"])] == [3, 4]
         assert [e.seq for e in journal.read(stream_id="job-a")] == [1, 3]
@@ -174,12 +174,13 @@ def test_read_filters(journal_path: Path) -> None:
         assert [e.seq for e in journal.read(types=[])] == []
         third = everything[2].recorded_at
         assert [e.seq for e in journal.read(since=third)] == [3, 4]
-        assert [e.seq for e in journal.read(until=third)] == [1, 2]
+        assert [e.seq for e in journal.read(until=third)] == [1, 2, 3]
+        assert [e.seq for e in journal.read(since=third, until=third)] == [3]
         assert journal.read(since=third + timedelta(days=1)) == []
         # A non-UTC aware datetime means the same instant.
         local = third.astimezone(UTC).astimezone(datetime.now().astimezone().tzinfo)
         assert [e.seq for e in journal.read(since=local)] == [3, 4]
-        assert journal.read(actor="bob")[0].actor == BOB
+        assert journal.read(actor="bob")[0].actor == bob
 
 
 def test_triggers_refuse_update_and_delete(journal: Journal, journal_path: Path) -> None:
@@ -192,9 +193,9 @@ def test_triggers_refuse_update_and_delete(journal: Journal, journal_path: Path)
     assert _count(journal_path) == 1
 
 
-def test_files_are_private_and_wal(tmp_path: Path) -> None:
+def test_files_are_private_and_wal(alice: Actor, tmp_path: Path) -> None:
     path = tmp_path / "new-state-dir" / "journal.db"
-    with Journal(path, actor=ALICE) as journal:
+    with Journal(path, actor=alice) as journal:
         journal.append("job-a", _requested("a"))
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         for name in ("journal.db", "journal.db-wal", "journal.db-shm"):
@@ -203,9 +204,11 @@ def test_files_are_private_and_wal(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_readonly_reads_but_refuses_writes(journal: Journal, journal_path: Path) -> None:
+def test_readonly_reads_but_refuses_writes(
+    alice: Actor, journal: Journal, journal_path: Path
+) -> None:
     journal.append("job-a", _requested("a"))
-    with Journal(journal_path, actor=ALICE, readonly=True) as reader:
+    with Journal(journal_path, actor=alice, readonly=True) as reader:
         assert [e.seq for e in reader.read()] == [1]
         assert reader.verify().ok
         with pytest.raises(JournalError, match="read-only"):
@@ -222,30 +225,30 @@ def test_readonly_on_missing_or_foreign_file(tmp_path: Path) -> None:
         Journal(other, readonly=True)
 
 
-def test_not_a_database_is_a_journal_error(tmp_path: Path) -> None:
+def test_not_a_database_is_a_journal_error(alice: Actor, tmp_path: Path) -> None:
     garbage = tmp_path / "journal.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(JournalError, match=r"journal .*journal\.db: file is not a database"):
-        Journal(garbage, actor=ALICE)
+        Journal(garbage, actor=alice)
 
 
 def test_a_long_read_does_not_block_a_writer(
-    journal_path: Path, workload: Callable[[], list[tuple[str, Event]]]
+    alice: Actor, bob: Actor, journal_path: Path, workload: Callable[[], list[tuple[str, Event]]]
 ) -> None:
-    with Journal(journal_path, actor=ALICE) as writer:
+    with Journal(journal_path, actor=alice) as writer:
         for _ in range(40):
             writer.append_many(workload())
         before = writer.head_seq()
 
-        with Journal(journal_path, actor=ALICE, readonly=True) as reader:
+        with Journal(journal_path, actor=alice, readonly=True) as reader:
             rows = reader.iter_events()
             seen = [next(rows).seq for _ in range(10)]  # the read is now open mid-way
             # A writer blocked by the reader would wait out this timeout and raise.
-            with Journal(journal_path, actor=BOB, busy_timeout_ms=200) as other:
+            with Journal(journal_path, actor=bob, busy_timeout_ms=200) as other:
                 other.append("job-late", _requested("late"))
             seen += [event.seq for event in rows]
 
         # The open read kept its snapshot: it saw every old event and not the new one.
         assert seen == list(range(1, before + 1))
         assert writer.head_seq() == before + 1
-        assert writer.read(stream_id="job-late")[0].actor == BOB
+        assert writer.read(stream_id="job-late")[0].actor == bob

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ALICE
 
+from vault.actor import Actor
 from vault.journal import GENESIS_HASH, Event, Journal, JournalVerified
 from vault.journal.chain import chain_hash
 
@@ -18,9 +18,9 @@ COLUMNS = "seq, stream_id, stream_version, type, schema_version, payload, record
 
 @pytest.fixture
 def filled(
-    journal_path: Path, workload: Callable[[], list[tuple[str, Event]]]
+    alice: Actor, journal_path: Path, workload: Callable[[], list[tuple[str, Event]]]
 ) -> Iterator[Journal]:
-    with Journal(journal_path, actor=ALICE) as journal:
+    with Journal(journal_path, actor=alice) as journal:
         for stream_id, event in workload()[:20]:
             journal.append(stream_id, event)
         yield journal
@@ -131,7 +131,7 @@ def test_inserted_row_is_found(filled: Journal, journal_path: Path) -> None:
 
 
 def test_forged_well_linked_insert_breaks_the_next_link(
-    filled: Journal, journal_path: Path
+    alice: Actor, filled: Journal, journal_path: Path
 ) -> None:
     # The intruder computes a valid hash for the row they insert at 9; the original
     # row 9 (now at 10) still names the old row 8 and carries seq 9 in its hash.
@@ -144,7 +144,7 @@ def test_forged_well_linked_insert_breaks_the_next_link(
         "schema_version": 1,
         "payload": {"command": "x", "error_kind": "E", "message": "m"},
         "recorded_at": "2024-01-01T00:00:00.000000Z",
-        "actor": ALICE.model_dump(mode="json"),
+        "actor": alice.model_dump(mode="json"),
     }
     forged = (
         f"INSERT INTO events ({COLUMNS}, prev_hash, hash) VALUES (9, 'cli', 99, "
