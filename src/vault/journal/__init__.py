@@ -3,7 +3,7 @@
     from vault.journal import Journal, BackupRequested
 
     with Journal(default_journal_path()) as journal:
-        journal.append(f"job-{job_id}", BackupRequested(job_id=job_id, ...))
+        journal.append(job_id, BackupRequested(job_id=job_id, ...))
         for recorded in journal.read(types=["BackupCompleted"], limit=10, descending=True):
             ...
 

@@ -253,7 +253,7 @@ class Journal:
     ) -> Iterator[RecordedEvent]:
         """Like `read()`, but lazily: the read holds one consistent WAL snapshot throughout.
 
-        `since` is inclusive and `until` exclusive; `actor` matches the OS user name.
+        `since` and `until` are inclusive; `actor` matches the OS user name.
         Raises UnknownEventType on an event this vault cannot parse.
         """
         where, params = ["seq > ?"], list[Any]([after_seq])
@@ -263,7 +263,7 @@ class Journal:
         for clause, value in (
             ("stream_id = ?", stream_id),
             ("recorded_at >= ?", format_time(since) if since else None),
-            ("recorded_at < ?", format_time(until) if until else None),
+            ("recorded_at <= ?", format_time(until) if until else None),
             ("json_extract(actor, '$.user') = ?", actor),
         ):
             if value is not None:
