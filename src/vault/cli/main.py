@@ -104,10 +104,11 @@ def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
 
     Every operation is recorded in an append-only journal (see `vault journal`).
     """
-    ctx.obj = CliState(config_path=config_path,
-                       overrides={"repository.url": repo} if repo else {},
-                       json_mode=json_mode, quiet=quiet, debug=debug,
-                       password_command=password_command, password_file=password_file)
+    state = ctx.ensure_object(CliState)  # main() made it, so errors can be reported well
+    state.config_path = config_path
+    state.overrides = {"repository.url": repo} if repo else {}
+    state.json_mode, state.quiet, state.debug = json_mode, quiet, debug
+    state.password_command, state.password_file = password_command, password_file
 
 
 def _register_commands() -> None:
@@ -133,16 +134,16 @@ def _journal_failure(state: CliState, err: VaultError) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    state: CliState | None = None
+    state = CliState()
     try:
-        with cli.make_context("vault", list(argv if argv is not None else sys.argv[1:])) as ctx:
-            state = ctx.obj
+        args = list(argv if argv is not None else sys.argv[1:])
+        with cli.make_context("vault", args, obj=state) as ctx:
             cli.invoke(ctx)
         code = 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        if state and state.json_mode:
+        if state.json_mode:
             state.output().error("UsageError", exc.format_message(), exc.exit_code)
         else:
             exc.show()
@@ -156,22 +157,19 @@ def main(argv: list[str] | None = None) -> None:
         print("\nvault: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line; the traceback with --debug
-        if state and state.debug:
+        if state.debug:
             traceback.print_exc()
         print(f"vault: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
               file=sys.stderr)
         code = 1
     finally:
-        if state and state._vault:
+        if state._vault:
             state._vault.close()
     sys.stdout.flush()
     sys.exit(code)
 
 
-def _report(state: CliState | None, exc: VaultError) -> int:
-    if state is None:
-        print(f"vault: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+def _report(state: CliState, exc: VaultError) -> int:
     if state.debug:
         traceback.print_exc()
     state.output().error(exc.kind, exc.message, exc.exit_code)
