@@ -118,7 +118,10 @@ class Archiver:
         if self.cache is None:
             return
         for path, st, node in self._cache_learned:
-            if id(node) not in self._failed:
+            # The cache keys paths as UTF-8 text: a name with undecodable bytes cannot be
+            # stored, and failing there would fail a backup whose snapshot is already saved.
+            # Such files are simply read again next time.
+            if id(node) not in self._failed and _utf8_encodable(path):
                 self.cache.remember(path, stat_key(st), node.content)
 
     def _walk_roots(self, paths: list[str]) -> _Dir:
@@ -286,3 +289,11 @@ class Archiver:
             elif id(child) not in self._failed:  # failed files are listed as problems
                 nodes.append(child)
         return self.saver.save(BlobType.TREE, encode_tree(nodes))[0]
+
+
+def _utf8_encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
