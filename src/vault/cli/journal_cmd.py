@@ -56,13 +56,18 @@ def journal_verify(state: CliState) -> None:
     j = state.vault().journal
     result = j.verify()
     j.append("journal", result.to_event())
+    # A chain cannot reveal a truncated tail by itself: the head is printed so it can be
+    # anchored elsewhere (a ticket, a log shipper) and compared later.
+    head_seq, head_hash = j.head()
     out = state.output()
     if result.ok:
         out.line(f"journal ok: {result.events_checked} events, hash chain intact")
     else:
         out.line(f"journal TAMPERED at seq {result.first_bad_seq}: {result.reason}")
+    out.line(f"head: seq {head_seq} hash {head_hash}")
     out.summary(ok=result.ok, events_checked=result.events_checked,
-                first_bad_seq=result.first_bad_seq, reason=result.reason)
+                first_bad_seq=result.first_bad_seq, reason=result.reason,
+                head_seq=head_seq, head_hash=head_hash)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
 
