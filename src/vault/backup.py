@@ -91,6 +91,7 @@ class Archiver:
                 fut.result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self.progress.finish()
         tree = self._save_tree(self._root)
         self.summary.duration_seconds = time.monotonic() - self._started
         stats = self.saver.stats

@@ -7,6 +7,7 @@ journal as one event about once a second, never per chunk.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from types import TracebackType
 from typing import Any
@@ -33,19 +34,54 @@ def new_job_id(kind: str) -> str:
 
 
 class JournalProgress:
-    """A ProgressReporter that appends `<Kind>Progressed` events."""
+    """A ProgressReporter that appends `<Kind>Progressed` events.
 
-    def __init__(self, journal: Journal, kind: str, job_id: str) -> None:
-        self.journal, self.kind, self.job_id = journal, kind, job_id
+    Progress is counted in worker threads, and a Journal's SQLite connection belongs to
+    the thread that opened it. So reporters only leave the newest update in a slot, and
+    one flusher thread with its own connection appends it (at most every `interval`;
+    updates in between are coalesced, never queued up). `close()` flushes the last one.
+    """
+
+    def __init__(self, journal: Journal, kind: str, job_id: str,
+                 interval: float = 0.5) -> None:
+        self.kind, self.job_id = kind, job_id
+        self._path, self._actor = journal.path, journal.actor
+        self._interval = interval
+        self._pending: ProgressUpdate | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"progress-{job_id}",
+                                        daemon=True)
+        self._thread.start()
 
     def report(self, update: ProgressUpdate) -> None:
-        event = _PROGRESS[self.kind](
+        with self._lock:
+            self._pending = update
+
+    def _run(self) -> None:
+        journal = Journal(self._path, actor=self._actor)
+        try:
+            while not self._stop.wait(self._interval):
+                self._flush(journal)
+            self._flush(journal)
+        finally:
+            journal.close()
+
+    def _flush(self, journal: Journal) -> None:
+        with self._lock:
+            update, self._pending = self._pending, None
+        if update is None:
+            return
+        journal.append(self.job_id, _PROGRESS[self.kind](
             job_id=self.job_id, phase=update.phase, bytes_done=update.bytes_done,
             bytes_total=update.bytes_total, items_done=update.items_done,
             items_total=update.items_total, rate_bps=update.rate_bps,
             eta_seconds=update.eta_seconds, current=update.current,
-        )
-        self.journal.append(self.job_id, event)
+        ))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class JobRun:
@@ -58,6 +94,7 @@ class JobRun:
         self.job_id = job_id
         self.requested = requested
         self.finished = False
+        self._reporters: list[JournalProgress] = []
 
     @classmethod
     def start(cls, journal: Journal, kind: str, job_id: str | None,
@@ -76,14 +113,23 @@ class JobRun:
         self.journal.append(self.job_id, event)
 
     def complete(self, event: ev.Event) -> None:
+        self._close_reporters()  # the last progress lands before the outcome
         self.record(event)
         self.finished = True
 
+    def _close_reporters(self) -> None:
+        for reporter in self._reporters:
+            reporter.close()
+        self._reporters = []
+
     def progress(self) -> ProgressReporter:
-        return JournalProgress(self.journal, self.kind, self.job_id)
+        reporter = JournalProgress(self.journal, self.kind, self.job_id)
+        self._reporters.append(reporter)
+        return reporter
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._close_reporters()
         if exc is None or self.finished:
             return
         if isinstance(exc, KeyboardInterrupt):

@@ -15,7 +15,7 @@ from vault.files_cache import FilesCache
 from vault.filters import PathFilter
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import OwnerThreadReporter, check_free_space, repository_lock
+from vault.operations.common import check_free_space, repository_lock
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
@@ -97,7 +97,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
                                     parent=parent.id if parent else None))
         archiver = _archiver(vault, repo, req,
-                             MultiReporter(reporter, OwnerThreadReporter(run.progress())))
+                             MultiReporter(reporter, run.progress()))
         archiver.scan(paths)
         check_free_space(repo, archiver.bytes_to_read)
         result = archiver.store()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from vault.app import Vault
 from vault.errors import NotEnoughSpace
 from vault.journal.events import StaleLockRemoved
-from vault.progress import ProgressReporter, ProgressUpdate
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
 from vault.units import human_bytes
@@ -40,21 +38,3 @@ def check_free_space(repo: Repository, need: int) -> None:
         raise NotEnoughSpace(where=repo.location, need=human_bytes(need + _SPACE_MARGIN),
                              have=human_bytes(free))
 
-
-class OwnerThreadReporter:
-    """Forwards progress made on the thread that created it; drops the rest.
-
-    A job's journal progress writes through the job's `Journal`, whose SQLite connection
-    belongs to the thread that opened it (one Journal per thread), while backup and restore
-    count progress in worker threads. Writing from a worker failed the whole job; until
-    workers hand their counts to the owning thread, their updates skip the journal (the
-    terminal and --json still show them).
-    """
-
-    def __init__(self, inner: ProgressReporter) -> None:
-        self.inner = inner
-        self._owner = threading.get_ident()
-
-    def report(self, update: ProgressUpdate) -> None:
-        if threading.get_ident() == self._owner:
-            self.inner.report(update)

@@ -9,7 +9,7 @@ from vault.app import Vault
 from vault.errors import SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import OwnerThreadReporter, repository_lock
+from vault.operations.common import repository_lock
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -83,7 +83,7 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         repo.load_index()
         tree = resolve_subtree(repo, snapshot, sub)
-        progress = MultiReporter(reporter, OwnerThreadReporter(run.progress()))
+        progress = MultiReporter(reporter, run.progress())
         restorer = FileRestorer(repo, target, selection, req.overwrite,
                                 ProgressCounter(progress, "restore"), threads=req.threads)
         stats = restorer.run(tree, sub)

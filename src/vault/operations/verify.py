@@ -123,6 +123,7 @@ class Verifier:
                 continue
             self._read_pack(pack_id)
             self.progress.add(sizes.get(pack_id, 0), 1)
+        self.progress.finish()
 
     def _read_pack(self, pack_id: str) -> None:
         self.report.packs_checked += 1

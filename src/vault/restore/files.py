@@ -92,6 +92,7 @@ class FileRestorer:
         self._write_contents()
         self._make_links()
         self._finish_metadata()
+        self.progress.finish()
         return self.stats
 
     # --- planning -----------------------------------------------------------------
