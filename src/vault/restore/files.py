@@ -76,6 +76,8 @@ class FileRestorer:
         self._files: list[_File] = []
         self._links: list[tuple[str, Node]] = []
         self._hardlinks: list[tuple[str, str]] = []
+        self._bad_dirs: set[str] = set()  # not made, or not ours: no metadata applied
+        self._made_links: list[tuple[str, Node]] = []
         self._is_root = os.geteuid() == 0
 
     def run(self, tree_id: bytes, base: str) -> RestoreStats:
@@ -143,14 +145,23 @@ class FileRestorer:
 
     def _make_dirs(self) -> None:
         for dest, _node in self._dirs:
+            # A symlink already in the target (target/sub -> /elsewhere) must not be
+            # followed: not by mkdir below it, nor later by chmod/utime on it.
+            if not self._safe_parent(dest):
+                self._refuse_dir(dest, "refused: parent directory leads outside the target")
+                continue
             try:
                 os.mkdir(dest, 0o700)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(dest).st_mode):
-                    self._problem(dest, "refused: exists and is not a directory (symlink?)")
+                    self._refuse_dir(dest, "refused: exists and is not a directory (symlink?)")
             except OSError as exc:
-                self._problem(dest, exc.strerror or str(exc))
-        self.stats.dirs = len(self._dirs)
+                self._refuse_dir(dest, exc.strerror or str(exc))
+        self.stats.dirs = len(self._dirs) - len(self._bad_dirs)
+
+    def _refuse_dir(self, dest: str, error: str) -> None:
+        self._bad_dirs.add(dest)
+        self._problem(dest, error)
 
     def _safe_parent(self, dest: str) -> bool:
         parent = os.path.dirname(dest)
@@ -282,6 +293,7 @@ class FileRestorer:
                     os.unlink(dest)
                 os.symlink(node.link_target or "", dest)
                 self.stats.symlinks += 1
+                self._made_links.append((dest, node))
             except OSError as exc:
                 self._problem(dest, exc.strerror or str(exc))
 
@@ -299,10 +311,11 @@ class FileRestorer:
             if key:
                 first_by_key[key] = f.dest
             self._apply(f.dest, f.node)
-        for dest, node in self._links:
+        for dest, node in self._made_links:
             self._apply(dest, node)
         for dest, node in reversed(self._dirs):
-            self._apply(dest, node)
+            if dest not in self._bad_dirs:
+                self._apply(dest, node)
 
     def _relink(self, first: str, dest: str) -> None:
         try:
