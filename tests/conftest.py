@@ -395,3 +395,23 @@ def open_repo(vault_env: VaultEnv) -> Iterator[Callable[[], Any]]:
     yield open_
     for storage in opened:
         storage.close()
+
+
+@pytest.fixture
+def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt with N=1024 for key files made in this process (keys.py reads VAULT_KDF_N)."""
+    monkeypatch.setenv("VAULT_KDF_N", FAST_KDF_N)
+
+
+@pytest.fixture
+def unlocked_repo(tmp_path: Path, fast_kdf: None) -> Iterator[Any]:
+    """A new repository on local storage under tmp_path, opened with PASSWORD, with
+    small chunks (64 KiB average) so tests get several chunks from little data."""
+    from vault.repository.repository import Repository
+    from vault.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path / "unit-repo")
+    repo = Repository.init(storage, PASSWORD, chunk_avg=64 << 10)
+    repo.load_index()
+    yield repo
+    storage.close()
