@@ -196,6 +196,26 @@ class VaultCLI:
             f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}")
         return JsonResult(done.returncode, records, done.stdout, done.stderr)
 
+    def query(self, *args: Any, env: dict[str, str | None] | None = None) -> JsonResult:
+        """`vault ARGS --json` run in this process through `vault.cli.main.main` (same exit
+        code mapping, ~20x faster than a subprocess): for the many read-only look-ups
+        (journal, snapshots, ls) that tests make around the operations they exercise."""
+        from click.testing import CliRunner
+
+        from vault.cli.main import main
+
+        argv = [os.fspath(a) if isinstance(a, Path) else str(a) for a in args] + ["--json"]
+        code = 0
+        with CliRunner().isolation(env={**self.env.env, **(env or {})}) as (out, err, _):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+        return JsonResult(code, parse_json_lines(stdout), stdout, stderr)
+
     def init(self) -> Path:
         self.ok("init")
         return self.env.repo
@@ -214,9 +234,23 @@ class VaultCLI:
     def events(self, *types: str) -> list[dict[str, Any]]:
         """Journal events (oldest first), optionally only of these types."""
         args = [a for t in types for a in ("--type", t)]
-        result = self.json("journal", *args)
+        result = self.query("journal", *args)
         assert result.code == 0, result.stderr
         return list(result.summary["events"])
+
+
+@pytest.fixture(scope="session")
+def vault_at() -> Callable[[Path], VaultCLI]:
+    """A `vault` living entirely under `root` (home, repository), for fixtures wider than
+    one test: it only runs subprocesses and leaves this process's environment alone."""
+
+    def make(root: Path) -> VaultCLI:
+        home, repo = root / "home", root / "repo"
+        home.mkdir(parents=True, exist_ok=True)
+        env = _isolated_env(dict(os.environ), home, repo, PASSWORD)
+        return VaultCLI(VaultEnv(root=root, repo=repo, home=home, password=PASSWORD, env=env))
+
+    return make
 
 
 @pytest.fixture
@@ -369,7 +403,7 @@ class FsTools:
     parse_json_lines = staticmethod(parse_json_lines)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fs() -> FsTools:
     return FsTools()
 

@@ -22,7 +22,7 @@ def src(tmp_path: Path, fs) -> Path:
 
 
 def files_in_snapshot(vault, src: Path, ref: str = "latest") -> set[str]:
-    entries = vault.json("ls", ref, str(src), "-R").summary["entries"]
+    entries = vault.query("ls", ref, str(src), "-R").summary["entries"]
     prefix = f"{src}/"
     return {e["path"].removeprefix(prefix) for e in entries if e["type"] == "file"}
 
@@ -40,7 +40,7 @@ def test_dry_run_writes_nothing_but_reports_what_it_would_store(vault_repo, fs,
     assert dry["files_new"] == len(ALL_FILES)
     assert dry["bytes_raw"] == dry["bytes_read"] > 2_000_000
     assert fs.dir_digest(vault_repo.env.repo) == repo_before
-    assert vault_repo.json("snapshots").summary["snapshots"] == []
+    assert vault_repo.query("snapshots").summary["snapshots"] == []
     assert len(vault_repo.events()) == events_before
 
     human = vault_repo.ok("backup", src, "--dry-run")
@@ -80,7 +80,7 @@ def test_excludes(vault_repo, src: Path, tmp_path: Path) -> None:
     vault_repo.backup(src, "--exclude", "*.log", "-e", f"{src}/app/notes.md",
                       "--exclude-file", exclude_file)
     assert files_in_snapshot(vault_repo, src) == {"app/data.db", "app/config.json", "README"}
-    dirs = {e["path"] for e in vault_repo.json("ls", "latest", str(src)).summary["entries"]}
+    dirs = {e["path"] for e in vault_repo.query("ls", "latest", str(src)).summary["entries"]}
     assert f"{src}/node_modules" not in dirs  # an excluded dir is skipped whole
     assert f"{src}/logs" in dirs  # a dir whose files are all excluded is kept, empty
 
@@ -100,7 +100,7 @@ def test_exclude_larger_than(vault_repo, src: Path) -> None:
 
 def test_tags(vault_repo, src: Path) -> None:
     vault_repo.backup(src, "--tag", "nightly", "-t", "db", "--tag", "nightly")
-    snap = vault_repo.json("snapshots").summary["snapshots"][0]
+    snap = vault_repo.query("snapshots").summary["snapshots"][0]
     assert snap["tags"] == ["db", "nightly"]
     completed = vault_repo.events("BackupCompleted")[0]["payload"]
     assert completed["tags"] == ["db", "nightly"]
@@ -108,7 +108,7 @@ def test_tags(vault_repo, src: Path) -> None:
 
 def test_snapshot_records_its_filters(vault_repo, src: Path) -> None:
     vault_repo.backup(src, "-e", "*.log", "--exclude-larger-than", "1M")
-    snap = vault_repo.json("snapshots").summary["snapshots"][0]
+    snap = vault_repo.query("snapshots").summary["snapshots"][0]
     assert snap["filters"]["excludes"] == ["*.log"]
     assert snap["filters"]["exclude_larger_than"] == 1 << 20
     assert snap["paths"] == [str(src)]

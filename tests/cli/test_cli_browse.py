@@ -23,7 +23,7 @@ def src(tmp_path: Path, fs) -> Path:
 
 
 def snapshot_ids(vault, *args: str) -> list[str]:
-    return [s["id"] for s in vault.json("snapshots", *args).summary["snapshots"]]
+    return [s["id"] for s in vault.query("snapshots", *args).summary["snapshots"]]
 
 
 def test_snapshots_filter_and_sort(vault_repo, fs, tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ def test_a_live_exclusive_lock_refuses_a_backup(vault_repo, fs, src: Path,
         one_line_error(done, "is locked by", f"pid {holder.pid}", "(prune)")
         failed = vault_repo.events("BackupFailed")[-1]["payload"]
         assert failed["error_kind"] == "RepositoryLocked"
-        assert len(vault_repo.json("snapshots").summary["snapshots"]) == 1
+        assert len(vault_repo.query("snapshots").summary["snapshots"]) == 1
     finally:
         holder.kill()
         holder.wait()

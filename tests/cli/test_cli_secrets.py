@@ -93,7 +93,7 @@ def test_repository_and_state_are_private(vault_repo, fs, tmp_path: Path) -> Non
         vault_repo.backup(src, "--force")
         vault_repo.ok("key", "add", env={"VAULT_NEW_PASSWORD": "another one"})
         vault_repo.ok("verify")
-        first = vault_repo.json("snapshots").summary["snapshots"][0]["id"]
+        first = vault_repo.query("snapshots").summary["snapshots"][0]["id"]
         vault_repo.ok("forget", first)
     finally:
         os.umask(old_umask)

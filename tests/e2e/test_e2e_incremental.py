@@ -43,7 +43,7 @@ def test_one_modified_file_is_the_only_one_read(vault_repo, src: Path, tmp_path:
     assert summary["files_new"] == 0
     assert summary["bytes_read"] == 1100
 
-    snaps = vault_repo.json("snapshots").summary["snapshots"]
+    snaps = vault_repo.query("snapshots").summary["snapshots"]
     assert [s["backup_type"] for s in snaps] == ["full", "incremental"]
     assert snaps[1]["parent"] == snaps[0]["id"]
     out = tmp_path / "out"

@@ -67,12 +67,12 @@ def test_kill_9_during_backup_ten_times(vault_repo, fs, tmp_path: Path) -> None:
         proc.kill()
         code = proc.wait()
         if code == 0:  # it finished before the signal: a complete snapshot
-            complete = vault.json("snapshots").summary["snapshots"][-1]["id"]
+            complete = vault.query("snapshots").summary["snapshots"][-1]["id"]
             expected = candidate
         else:
             killed += 1
 
-        locks = vault.json("locks").summary["locks"]
+        locks = vault.query("locks").summary["locks"]
         assert all(lock["state"] == "stale" for lock in locks), locks
         summary = _verify_ok(vault)
         saw_unindexed |= bool(summary["unreferenced_packs"])
