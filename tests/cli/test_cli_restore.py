@@ -144,3 +144,37 @@ def test_restore_into_a_relative_target(vault_repo, src: Path, snapshot: str,
                                         tmp_path: Path) -> None:
     vault_repo.restore(f"latest:{src}/etc", "--target", "rel/out", cwd=tmp_path)
     assert (tmp_path / "rel" / "out" / "app" / "app.conf").read_text() == "port = 8080\n"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (restore/files.py): the planner's lstat of a "
+                   "destination below a non-directory raises NotADirectoryError, which escapes "
+                   "as 'internal error' instead of a reported problem / one-line error")
+def test_a_file_where_the_snapshot_has_a_directory(vault_repo, fs, src: Path, snapshot: str,
+                                                   tmp_path: Path) -> None:
+    """target/etc is a regular file; the snapshot has a directory etc/ with files below.
+    The clash is reported (exit 3), the file is left alone and the rest is restored."""
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "etc").write_text("a file, not a directory")
+    result = vault_repo.json("restore", f"latest:{src}", "--target", target)
+    assert result.code == 3, (result.last, result.stderr)
+    assert "internal error" not in result.stderr
+    assert str(target / "etc") in [p["path"] for p in result.summary["problems"]]
+    assert (target / "etc").read_text() == "a file, not a directory"
+    fs.assert_same_tree(src / "var", target / "var")
+    assert (target / "README").read_text() == "readme\n"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (restore/files.py): the planner's lstat of a "
+                   "destination below a non-directory raises NotADirectoryError, which escapes "
+                   "as 'internal error' instead of a reported problem / one-line error")
+def test_a_target_that_is_a_file_is_a_clear_error(vault_repo, src: Path, snapshot: str,
+                                                  tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_text("x")
+    done = vault_repo.run("restore", f"latest:{src}", "--target", not_a_dir)
+    assert done.returncode in (1, 2), done.stderr
+    err = done.stderr.strip()
+    assert err.startswith("vault: error: ") and len(err.splitlines()) == 1, err
+    assert str(not_a_dir) in err
+    assert not_a_dir.read_text() == "x"

@@ -73,3 +73,20 @@ def test_identical_files_in_one_backup_are_stored_once(vault_repo, fs, tmp_path:
     assert summary["bytes_raw"] == 18 * MiB
     assert summary["bytes_new"] < 7 * MiB
     assert fs.dir_size(vault_repo.env.repo) < 7 * MiB
+
+
+def test_a_file_repeating_one_block_stores_it_once_and_restores(vault_repo, fs,
+                                                                tmp_path: Path) -> None:
+    """The same chunk at many offsets of one file: stored once, written everywhere."""
+    src = tmp_path / "src"
+    block = fs.write_random(tmp_path / "block", 1 * MiB, seed=9).read_bytes()
+    src.mkdir()
+    (src / "repeats.bin").write_bytes(block * 12 + b"tail")
+    (src / "zeros.bin").write_bytes(bytes(6 * MiB))  # not sparse on disk
+    summary = vault_repo.backup(src)
+    assert summary["bytes_raw"] == 18 * MiB + 4
+    # At worst one max-size (4 MiB) chunk of the pattern, and zeros compress to nothing.
+    assert summary["bytes_stored"] < 5 * MiB, summary
+    out = tmp_path / "out"
+    vault_repo.restore(f"latest:{src}", "--target", out)
+    fs.assert_same_tree(src, out, include_root=False)
