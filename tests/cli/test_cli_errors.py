@@ -90,9 +90,10 @@ def test_missing_repository(vault, tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_backup_of_a_nonexistent_path_is_a_usage_error(vault_repo, fs, tmp_path: Path) -> None:
+def test_backup_of_a_nonexistent_path_is_a_usage_error(vault_repo, run_vault, fs,
+                                                       tmp_path: Path) -> None:
     before = fs.dir_digest(vault_repo.env.repo)
-    done = vault_repo.run("backup", tmp_path / "nope")
+    done = run_vault("backup", tmp_path / "nope", input="")
     assert done.returncode == 2
     one_line_error(done, "no such file or directory", str(tmp_path / "nope"))
     assert last_command_failure(vault_repo)["error_kind"] == "UsageError"
