@@ -119,10 +119,7 @@ class Archiver:
         if self.cache is None:
             return
         for path, st, node in self._cache_learned:
-            # The cache keys paths as UTF-8 text: a name with undecodable bytes cannot be
-            # stored, and failing there would fail a backup whose snapshot is already saved.
-            # Such files are simply read again next time.
-            if id(node) not in self._failed and _utf8_encodable(path):
+            if id(node) not in self._failed:
                 self.cache.remember(path, stat_key(st), node.content)
 
     def _walk_roots(self, paths: list[str]) -> _Dir:
@@ -225,8 +222,7 @@ class Archiver:
         cached = self.cache.lookup(path, stat_key(st)) if self.cache else None
         if cached is not None and all(self.saver.known(c) for c in cached):
             node.content = cached
-            self.summary.files_unmodified += 1
-            self.progress.add(st.st_size, 1)
+            self.summary.files_unmodified += 1  # not read, so not in the progress totals
             return node
         if self.cache is not None and self.cache.known_path(path):
             self.summary.files_changed += 1
@@ -291,10 +287,3 @@ class Archiver:
                 nodes.append(child)
         return self.saver.save(BlobType.TREE, encode_tree(nodes))[0]
 
-
-def _utf8_encodable(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -30,8 +30,9 @@ class FilesCache:
         self.path = directory / "files.db"
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Paths are the file system's bytes (a name need not be valid UTF-8).
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER,"
+            "CREATE TABLE IF NOT EXISTS files_v2 (path BLOB PRIMARY KEY, size INTEGER,"
             " mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, content BLOB)"
         )
         os.chmod(self.path, 0o600)
@@ -41,8 +42,8 @@ class FilesCache:
     def _load(self) -> dict[str, tuple[StatKey, bytes]]:
         if self._entries is None:
             rows = self._db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, content "
-                                    "FROM files")
-            self._entries = {r[0]: ((r[1], r[2], r[3], r[4]), r[5]) for r in rows}
+                                    "FROM files_v2")
+            self._entries = {os.fsdecode(r[0]): ((r[1], r[2], r[3], r[4]), r[5]) for r in rows}
         return self._entries
 
     def lookup(self, path: str, key: StatKey) -> list[bytes] | None:
@@ -62,9 +63,9 @@ class FilesCache:
         """Persist what this backup learned; call only after its snapshot is saved."""
         if not self._updates:
             return
-        rows = [(p, *k, c) for p, (k, c) in self._updates.items()]
+        rows = [(os.fsencode(p), *k, c) for p, (k, c) in self._updates.items()]
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", rows)
+        self._db.executemany("INSERT OR REPLACE INTO files_v2 VALUES (?,?,?,?,?,?)", rows)
         self._db.execute("COMMIT")
         self._load().update(self._updates)
         self._updates = {}

@@ -89,9 +89,6 @@ def test_a_long_backup_reports_progress_on_stdout_and_in_the_journal(vault_repo,
     assert journaled and {e["stream_id"] for e in journaled} == {result.summary["job_id"]}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (cli/output.py): JSON lines are written with "
-                   "ensure_ascii=False, so a file name that is not valid UTF-8 reaches stdout as "
-                   "raw bytes (surrogateescape) and the line is not valid UTF-8 JSON")
 def test_json_output_is_utf8_even_for_undecodable_names(vault_repo, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 
 def secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text + "\n")
@@ -95,9 +93,6 @@ def test_empty_new_password_file_is_refused(vault_repo, tmp_path: Path) -> None:
     assert len(keys(vault_repo)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (cli/repo.py): --new-password-file is read "
-                   "whatever its mode, while --password-file refuses a file group or others "
-                   "can read; a world-readable new passphrase is accepted silently")
 def test_new_password_file_readable_by_others_is_refused(vault_repo, tmp_path: Path) -> None:
     loose = secret_file(tmp_path / "loose", "world readable", mode=0o644)
     done = vault_repo.run("key", "add", "--new-password-file", loose)

@@ -96,10 +96,6 @@ def test_deleting_the_files_cache_costs_a_reread_never_data(vault_repo, src: Pat
     fs.assert_same_tree(src, out, include_root=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the files cache keys paths as UTF-8 text, so a "
-                   "file whose name is not valid UTF-8 is never cached and is read again by "
-                   "every backup (vault/files_cache.py; backup.py skips such paths so the "
-                   "backup at least succeeds)")
 def test_undecodable_name_is_not_read_again(vault_repo, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

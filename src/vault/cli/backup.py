@@ -67,7 +67,8 @@ def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
     out = state.output()
     if estimate:
         est = estimate_backup(state.vault(), req)
-        eta = format_duration(est.estimated_seconds) if est.estimated_seconds else "unknown"
+        eta = format_duration(est.estimated_seconds) if est.estimated_seconds is not None \
+            else "unknown (no earlier backup to learn from)"
         out.line(f"{est.files} files, {human_bytes(est.bytes_total)}; "
                  f"{est.files_to_read} new or changed ({human_bytes(est.bytes_to_read)} to read)")
         out.line(f"estimated new data: ~{human_bytes(est.estimated_new_bytes)} "

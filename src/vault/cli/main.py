@@ -7,6 +7,7 @@ files or sources could not be read, 130 interrupted. A user error is one line on
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from vault.config import VaultConfig, load_config
 from vault.errors import EXIT_INTERRUPTED, JournalError, VaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: 128 + SIGPIPE, what a shell reports for a writer whose reader went away
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclass
@@ -153,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_INTERRUPTED
     except VaultError as exc:
         code = _report(state, exc)
+    except BrokenPipeError:
+        # `vault snapshots | head`: the reader left; say nothing, like any Unix tool.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("\nvault: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED

@@ -29,7 +29,9 @@ def _default(value: object) -> object:
 
 
 def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, default=_default, ensure_ascii=False, sort_keys=False)
+    # ASCII with \u escapes: always valid UTF-8, even for file names that are not
+    # (their undecodable bytes travel as \udcXX surrogate escapes).
+    return json.dumps(record, default=_default, ensure_ascii=True, sort_keys=False)
 
 
 class Output:

@@ -15,6 +15,7 @@ from vault.errors import RepositoryNotFound, SecretUnavailable, UsageError
 from vault.operations import manage
 from vault.repository.lock import list_locks
 from vault.repository.repository import read_config
+from vault.secrets import SecretRef, resolve_secret
 from vault.units import human_bytes
 
 
@@ -23,13 +24,8 @@ def _new_passphrase(state: CliState, file: Path | None, what: str) -> str:
     if file is None and os.environ.get("VAULT_NEW_PASSWORD_FILE"):
         file = Path(os.environ["VAULT_NEW_PASSWORD_FILE"])
     if file is not None:
-        try:
-            text = file.read_text().rstrip("\n")
-        except OSError as exc:
-            raise SecretUnavailable(what=what, detail=f"{file}: {exc.strerror}") from exc
-        if not text:
-            raise SecretUnavailable(what=what, detail=f"{file} is empty")
-        return text
+        # The same reader as --password-file, so what opens later is what was stored.
+        return resolve_secret(SecretRef(file=file), what)
     if os.environ.get("VAULT_NEW_PASSWORD"):
         return os.environ["VAULT_NEW_PASSWORD"]
     if not sys.stdin.isatty():
@@ -50,13 +46,16 @@ def init(state: CliState, chunk_kib: int | None) -> None:
     """
     vault = state.vault()
     opts = vault.passphrase_options
+    prompt, opts.prompt = opts.prompt, None  # a new passphrase is typed twice, not once
     try:
         passphrase = vault.passphrase()
     except SecretUnavailable:
-        if opts.prompt is None:
+        if prompt is None:
             raise
         passphrase = str(click.prompt("new repository passphrase", hide_input=True,
                                       confirmation_prompt=True, err=True))
+    finally:
+        opts.prompt = prompt
     avg = (chunk_kib or vault.config.repository.chunk_avg_kib) * 1024
     repo = manage.init_repository(vault, passphrase, avg)
     out = state.output()
@@ -121,6 +120,7 @@ def stats(state: CliState) -> None:
                 human_bytes(s.summary.bytes_new), human_bytes(s.summary.bytes_stored)]
                for s in snaps])
     out.summary(**vars(totals), dedup_ratio=totals.dedup_ratio,
+                saving_percent=totals.saving_percent,
                 compression_ratio=totals.compression_ratio,
                 per_snapshot=[{"id": s.id, "bytes_raw": s.summary.bytes_raw,
                                "bytes_new": s.summary.bytes_new,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from datetime import UTC, datetime
 
@@ -23,7 +24,8 @@ def _parse_time(value: str | None, flag: str) -> datetime | None:
     except ValueError as exc:
         raise UsageError(f"{flag} {value!r}: expected an ISO date/time such as 2026-11-20 "
                          "or '2026-11-20 14:00+01:00'") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # Without an offset a time is local, as the tables show local time.
+    return parsed if parsed.tzinfo else parsed.astimezone()
 
 
 def _snapshot_json(s: Snapshot) -> dict[str, object]:
@@ -47,8 +49,9 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
               status: str | None) -> None:
     """List snapshots (read from the repository itself)."""
     start, end = _parse_time(since, "--since"), _parse_time(until, "--until")
+    wanted_paths = {os.path.abspath(p) for p in path_filter}
     snaps = [s for s in state.vault().repository().snapshots()
-             if (not path_filter or set(path_filter) & set(s.paths))
+             if (not wanted_paths or wanted_paths & set(s.paths))
              and (not tag or set(tag) <= set(s.tags)) and (not host or s.host == host)
              and (start is None or s.time >= start) and (end is None or s.time <= end)
              and (status is None or s.status == status)]

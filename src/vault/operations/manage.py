@@ -55,8 +55,9 @@ def change_passphrase(vault: Vault, new_passphrase: str) -> str:
     """Replace the key in use by one under a new passphrase (new first, then old removed)."""
     repo = vault.repository()
     old = repo.key_id
+    label = next((k.label for k in list_key_files(repo.storage) if k.key_id == old), None)
     with repository_lock(vault, repo, exclusive=True, operation="key passwd"):
-        new = repo.add_key(new_passphrase, None)
+        new = repo.add_key(new_passphrase, label)
         repo.key_id = new
         repo.storage.remove("keys", old)
     vault.journal.append(_stream(repo), ev.KeyChanged(repo_id=repo.id, old_key_id=old,
@@ -120,12 +121,19 @@ def _diff_pair(repo: Repository, old: Node, new: Node, path: str) -> Iterator[Di
     if old.type != new.type:
         yield DiffEntry("T", path)
     elif old.type == "dir":
+        # A directory's mtime moves whenever an entry comes or goes (shown already), so
+        # only its mode and owner count as a metadata change of its own.
+        if _metadata(old)[::2] != _metadata(new)[::2] or old.gid != new.gid:
+            yield DiffEntry("U", path + "/")
         yield from _diff_trees(repo, old.subtree, new.subtree, path)
     elif old.content != new.content or old.link_target != new.link_target:
         yield DiffEntry("M", path)
-    elif (old.mode, old.mtime_ns, old.uid, old.gid) != (new.mode, new.mtime_ns, new.uid,
-                                                        new.gid):
+    elif _metadata(old) != _metadata(new):
         yield DiffEntry("U", path)
+
+
+def _metadata(node: Node) -> tuple[int, int, int, int]:
+    return (node.mode, node.mtime_ns, node.uid, node.gid)
 
 
 @dataclass

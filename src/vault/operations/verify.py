@@ -194,7 +194,12 @@ def run_verify(vault: Vault, read_data: bool, subset: str | None,
         repo.load_index()
         verifier = Verifier(repo, ProgressCounter(MultiReporter(reporter, run.progress()),
                                                   "verify"))
-        snapshots = repo.snapshots()
+        snapshots, damaged = repo.load_snapshots()
+        for error in repo.index_errors:
+            verifier.report.problems.append(error.message)
+        for snapshot_id, error in damaged.items():
+            verifier.report.problems.append(error.message)
+            verifier.report.corrupted[snapshot_id] = ["/ (the snapshot object itself)"]
         verifier.check_structure(snapshots)
         if read_data or subset is not None:
             packs = select_packs(repo.index.packs(), repo.index.pack_sizes, subset)

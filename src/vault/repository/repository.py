@@ -30,11 +30,14 @@ from vault.repository.crypto import Cipher, DecryptionFailed, MasterKey, storage
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index, encode_index
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
-from vault.repository.snapshot import Snapshot
+from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
 from vault.repository.tree import InvalidTree, Node, decode_tree
 from vault.storage.base import Storage
 
 FORMAT_VERSION = 1
+#: FastCDC's limits (pyfastcdc refuses a maximum chunk, 4 x average, above 16 MiB)
+MIN_CHUNK_AVG = 64 << 10
+MAX_CHUNK_AVG = 4 << 20
 _SNAPSHOT_AAD = b"vault-snapshot-v1"
 
 
@@ -50,6 +53,7 @@ class Repository:
         self._master = master
         self.index = MasterIndex()
         self._index_loaded = False
+        self.index_errors: list[IntegrityError] = []
 
     # --- opening ------------------------------------------------------------------
 
@@ -73,6 +77,9 @@ class Repository:
     @classmethod
     def init(cls, storage: Storage, passphrase: str, *, chunk_avg: int = 1 << 20,
              label: str | None = None) -> Repository:
+        if not MIN_CHUNK_AVG <= chunk_avg <= MAX_CHUNK_AVG:
+            raise UsageError(f"average chunk size must be between {MIN_CHUNK_AVG >> 10} and "
+                             f"{MAX_CHUNK_AVG >> 10} KiB, not {chunk_avg >> 10} KiB")
         if storage.exists("config", "config"):
             raise RepositoryExists(repo=storage.location)
         storage.create()
@@ -122,9 +129,14 @@ class Repository:
     # --- index --------------------------------------------------------------------
 
     def load_index(self) -> MasterIndex:
+        """The merged index; a damaged index file is skipped and kept in `index_errors`
+        (its packs are then unindexed, and their blobs found again by pack recovery)."""
         if not self._index_loaded:
             for info in self.storage.list("index"):
-                self._merge_index_file(info.name)
+                try:
+                    self._merge_index_file(info.name)
+                except IntegrityError as exc:
+                    self.index_errors.append(exc)
             self._index_loaded = True
         return self.index
 
@@ -233,17 +245,35 @@ class Repository:
             sealed = self.storage.load("snapshots", snapshot_id)
             if storage_id(sealed) != snapshot_id:
                 raise DecryptionFailed("name does not match content hash")
-            snap = Snapshot.model_validate_json(self.cipher.open(sealed, _SNAPSHOT_AAD))
-        except (DecryptionFailed, ValueError) as exc:
+            doc = json.loads(self.cipher.open(sealed, _SNAPSHOT_AAD))
+            version = int(doc.get("version", 0))
+            if version > SNAPSHOT_VERSION:
+                raise UnsupportedFormat(repo=self.location, version=f"{version} (snapshot "
+                                        f"{snapshot_id[:8]})", supported=SNAPSHOT_VERSION)
+            snap = Snapshot.model_validate(doc)
+        except (DecryptionFailed, ValueError, AttributeError) as exc:
             raise IntegrityError(what=f"snapshot {snapshot_id[:12]}", repo=self.location,
                                  detail=str(exc)) from exc
         snap.id = snapshot_id
         return snap
 
     def snapshots(self) -> list[Snapshot]:
-        """Every snapshot, oldest first."""
-        snaps = [self.load_snapshot(info.name) for info in self.storage.list("snapshots")]
-        return sorted(snaps, key=lambda s: (s.time, s.id))
+        """Every readable snapshot, oldest first (damaged ones: see `load_snapshots`)."""
+        return self.load_snapshots()[0]
+
+    def load_snapshots(self) -> tuple[list[Snapshot], dict[str, IntegrityError]]:
+        """(readable snapshots oldest first, {snapshot id: error} of the damaged ones).
+
+        One damaged snapshot object must not hide the others from listing and restore.
+        """
+        snaps: list[Snapshot] = []
+        damaged: dict[str, IntegrityError] = {}
+        for info in self.storage.list("snapshots"):
+            try:
+                snaps.append(self.load_snapshot(info.name))
+            except IntegrityError as exc:
+                damaged[info.name] = exc
+        return sorted(snaps, key=lambda s: (s.time, s.id)), damaged
 
     def find_snapshot(self, ref: str) -> Snapshot:
         """`latest`, a full id, or a unique id prefix (at least 4 characters)."""

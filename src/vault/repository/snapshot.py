@@ -31,6 +31,9 @@ class FileProblem(BaseModel):
     error: str
 
 
+SNAPSHOT_VERSION = 1
+
+
 class Snapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -15,6 +15,7 @@ never followed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -57,6 +58,7 @@ class _File:
     remaining: int = 0
     failed: bool = False
     content_done: bool = False
+    created: bool = False  # we created or truncated it, so a failure may remove it
 
 
 class FileRestorer:
@@ -207,6 +209,7 @@ class FileRestorer:
             return
         try:
             fd = self._open(f.dest, os.O_TRUNC)
+            f.created = True
             try:
                 os.ftruncate(fd, f.node.size)  # sparse: zero chunks are then skipped
             finally:
@@ -281,6 +284,11 @@ class FileRestorer:
                 if f.failed:
                     continue
                 f.failed = True
+            if f.created:
+                # A full-size file with zeroed gaps would look restored; leave none.
+                with contextlib.suppress(OSError):
+                    os.unlink(f.dest)
+                error += " (the partly written file was removed)"
             self._problem(f.dest, error)
 
     def _make_links(self) -> None:
