@@ -32,7 +32,9 @@ from vault.repository.tree import Node, is_safe_name
 from vault.restore.selection import Selection
 
 OverwritePolicy = Literal["always", "if-changed", "never"]
-_COALESCE_GAP = 1 << 20
+_COALESCE_GAP = 256 << 10
+#: one ranged read stays below this (plus one blob): memory per thread stays small
+_MAX_READ = 4 << 20
 
 
 @dataclass
@@ -77,7 +79,10 @@ class FileRestorer:
         self._dirs: list[tuple[str, Node]] = []
         self._files: list[_File] = []
         self._links: list[tuple[str, Node]] = []
-        self._hardlinks: list[tuple[str, str]] = []
+        self._hardlinks: list[tuple[str, str]] = []  # (link, first path with that inode)
+        self._first_by_key: dict[str, str] = {}
+        self._real_target = ""
+        self._parent_ok: dict[str, bool] = {}
         self._bad_dirs: set[str] = set()  # not made, or not ours: no metadata applied
         self._made_links: list[tuple[str, Node]] = []
         self._is_root = os.geteuid() == 0
@@ -92,6 +97,7 @@ class FileRestorer:
             self.stats.symlinks = len(self._links)
             return self.stats
         os.makedirs(self.target, mode=0o700, exist_ok=True)
+        self._real_target = os.path.realpath(self.target)
         self._make_dirs()
         self._write_contents()
         self._make_links()
@@ -130,6 +136,12 @@ class FileRestorer:
         if not self._should_write(dest, node):
             self.stats.files_skipped += 1
             return
+        key = node.hardlink_key
+        if key and key in self._first_by_key:
+            self._hardlinks.append((dest, self._first_by_key[key]))
+            return
+        if key:
+            self._first_by_key[key] = dest
         self._files.append(_File(dest, node, remaining=len(node.content)))
 
     def _should_write(self, dest: str, node: Node) -> bool:
@@ -166,10 +178,18 @@ class FileRestorer:
         self._problem(dest, error)
 
     def _safe_parent(self, dest: str) -> bool:
+        """Whether `dest`'s directory really lies inside the target (no symlink escapes).
+
+        Checked once per directory: every directory below the target was made (or found
+        to be a real directory) by `_make_dirs` before any file is written.
+        """
         parent = os.path.dirname(dest)
-        real = os.path.realpath(parent)
-        return real == os.path.realpath(self.target) or real.startswith(
-            os.path.realpath(self.target) + os.sep)
+        ok = self._parent_ok.get(parent)
+        if ok is None:
+            real = os.path.realpath(parent)
+            ok = real == self._real_target or real.startswith(self._real_target + os.sep)
+            self._parent_ok[parent] = ok
+        return ok
 
     def _write_contents(self) -> None:
         by_pack: dict[str, list[tuple[BlobEntry, list[tuple[_File, int]]]]] = defaultdict(list)
@@ -183,7 +203,10 @@ class FileRestorer:
             for blob_id in f.node.content:
                 wanted[blob_id].append((f, offset))
                 offset += self._blob_size(blob_id, f)
-            self._create(f)
+            if len(f.node.content) != 1:
+                # Several blobs arrive in any order: the file must exist, at its size, first.
+                # Single-blob files (most of them) are made by the worker in one open.
+                self._create(f)
         for blob_id, targets in wanted.items():
             entry = self.repo.index.get(blob_id)
             if entry is None:
@@ -194,8 +217,8 @@ class FileRestorer:
             for fut in [pool.submit(self._restore_pack, p, b) for p, b in sorted(by_pack.items())]:
                 fut.result()
         for f in self._files:
-            if not f.content_done and not f.failed:
-                self._finish_file(f)
+            if not f.content_done and not f.failed:  # empty files
+                self._finish_file(f, None)
 
     def _blob_size(self, blob_id: bytes, f: _File) -> int:
         entry = self.repo.index.get(blob_id)
@@ -250,12 +273,15 @@ class FileRestorer:
         except IntegrityError as exc:
             self._fail_files([t[0] for t in targets], exc.message)
             return
-        zero = plain.count(0) == len(plain) if len(plain) >= 4096 else False
+        zero = len(plain) >= 4096 and plain.count(0) == len(plain)
         for f, offset in targets:
             if f.failed:
                 continue
             try:
-                if not zero:
+                if len(f.node.content) == 1:
+                    self._write_whole(f, plain, zero)
+                    continue
+                if not zero:  # the file was pre-sized: a zero chunk stays a hole
                     fd = self._open(f.dest)
                     try:
                         os.pwrite(fd, plain, offset)
@@ -269,14 +295,53 @@ class FileRestorer:
                 f.remaining -= 1
                 done = f.remaining == 0
             if done:
-                self._finish_file(f)
+                self._finish_file(f, None)
 
-    def _finish_file(self, f: _File) -> None:
+    def _write_whole(self, f: _File, plain: bytes, zero: bool) -> None:
+        """A one-blob file: create, write, stamp and close in a single open."""
+        fd = self._open(f.dest, os.O_TRUNC)
+        f.created = True
+        try:
+            if zero:
+                os.ftruncate(fd, len(plain))
+            else:
+                view = memoryview(plain)
+                while view:
+                    view = view[os.write(fd, view):]
+            self.progress.add(len(plain))
+            self._finish_file(f, fd)
+        finally:
+            os.close(fd)
+
+    def _finish_file(self, f: _File, fd: int | None) -> None:
+        """Count a file whose content is complete and give it its metadata."""
+        if fd is None:
+            try:
+                fd = self._open(f.dest)
+            except OSError as exc:
+                self._fail_files([f], exc.strerror or str(exc))
+                return
+            try:
+                self._apply_fd(fd, f)
+            finally:
+                os.close(fd)
+        else:
+            self._apply_fd(fd, f)
         with self._lock:
             self.stats.files_restored += 1
             self.stats.bytes_written += f.node.size
         f.content_done = True
         self.progress.add(0, 1)
+
+    def _apply_fd(self, fd: int, f: _File) -> None:
+        node = f.node
+        try:
+            if self._is_root:
+                os.fchown(fd, node.uid, node.gid)
+            os.fchmod(fd, stat.S_IMODE(node.mode))
+            os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+        except OSError as exc:
+            self._problem(f.dest, f"metadata: {exc.strerror or exc}")
 
     def _fail_files(self, files: list[_File], error: str) -> None:
         for f in files:
@@ -308,17 +373,15 @@ class FileRestorer:
     # --- metadata -----------------------------------------------------------------
 
     def _finish_metadata(self) -> None:
-        first_by_key: dict[str, str] = {}
-        for f in self._files:
-            if f.failed:
+        """Hard links, then symlink and directory metadata (files got theirs already).
+
+        Directories last and bottom-up: writing into a directory changes its mtime."""
+        failed = {f.dest for f in self._files if f.failed}
+        for dest, first in self._hardlinks:
+            if first in failed or not self._safe_parent(dest):
+                self._problem(dest, "not linked: its first copy was not restored")
                 continue
-            key = f.node.hardlink_key
-            if key and key in first_by_key:
-                self._relink(first_by_key[key], f.dest)
-                continue
-            if key:
-                first_by_key[key] = f.dest
-            self._apply(f.dest, f.node)
+            self._relink(first, dest)
         for dest, node in self._made_links:
             self._apply(dest, node)
         for dest, node in reversed(self._dirs):
@@ -327,8 +390,11 @@ class FileRestorer:
 
     def _relink(self, first: str, dest: str) -> None:
         try:
-            os.unlink(dest)
+            if os.path.lexists(dest):
+                os.unlink(dest)
             os.link(first, dest)
+            with self._lock:
+                self.stats.files_restored += 1
         except OSError as exc:
             self._problem(dest, exc.strerror or str(exc))
 
@@ -356,7 +422,8 @@ def _coalesce(
     end = -1
     for item in blobs:
         entry = item[0]
-        if groups and entry.offset - end <= _COALESCE_GAP:
+        span = entry.offset + entry.length - groups[-1][0][0].offset if groups else 0
+        if groups and entry.offset - end <= _COALESCE_GAP and span <= _MAX_READ:
             groups[-1].append(item)
         else:
             groups.append([item])

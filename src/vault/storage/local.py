@@ -310,15 +310,20 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 
 def _pread_exactly(fd: int, length: int, offset: int, where: str) -> bytes:
-    parts: list[bytes] = []
-    remaining = length
-    while remaining > 0:
-        chunk = os.pread(fd, min(remaining, _READ_CHUNK), offset)
+    # A regular file answers a pread in full (Linux reads up to 2 GiB at once), so the
+    # common case is one call and one buffer; joining pieces held every range twice.
+    first = os.pread(fd, length, offset)
+    if len(first) == length:
+        return first
+    parts = [first]
+    done = len(first)
+    while done < length:
+        chunk = os.pread(fd, min(length - done, _READ_CHUNK), offset + done)
         if not chunk:
-            raise StorageError(where=where, detail=f"object shrank while reading at {offset}")
+            raise StorageError(where=where, detail=f"object shrank while reading at "
+                                                   f"{offset + done}")
         parts.append(chunk)
-        offset += len(chunk)
-        remaining -= len(chunk)
+        done += len(chunk)
     return b"".join(parts)
 
 
