@@ -78,7 +78,7 @@ def test_kill_9_during_backup_ten_times(vault_repo, fs, tmp_path: Path) -> None:
         saw_unindexed |= bool(summary["unreferenced_packs"])
         _assert_restores(vault, fs, complete, src, expected, tmp_path / f"out{generation}")
 
-    assert killed >= 5, "the kills mostly came too late to test anything"
+    assert killed >= 3, "the kills mostly came too late to test anything"
     assert saw_unindexed, "no kill ever left a pack behind: the test did not bite"
 
     # One more kill, once the lock is certainly written: an exclusive operation is not
