@@ -158,11 +158,6 @@ def test_sparse_file_of_2_gib_restores_sparse_and_identical(vault_repo, fs,
     assert st.st_mtime_ns == os.stat(big).st_mtime_ns
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a backup path (or a problem path) that is not "
-                   "valid UTF-8 cannot be recorded: the journal's chain hash encodes event "
-                   "JSON as strict UTF-8 (journal/chain.py) and Repository.save_snapshot uses "
-                   "pydantic's model_dump_json, which rejects lone surrogates; the backup "
-                   "exits 1 with 'internal error: UnicodeEncodeError'")
 def test_a_backup_path_that_is_not_utf8(vault_repo, fs, tmp_path: Path) -> None:
     src = os.path.join(os.fsencode(tmp_path), b"caf\xe9-dir")
     os.mkdir(src)
