@@ -146,9 +146,6 @@ def test_restore_into_a_relative_target(vault_repo, src: Path, snapshot: str,
     assert (tmp_path / "rel" / "out" / "app" / "app.conf").read_text() == "port = 8080\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (restore/files.py): the planner's lstat of a "
-                   "destination below a non-directory raises NotADirectoryError, which escapes "
-                   "as 'internal error' instead of a reported problem / one-line error")
 def test_a_file_where_the_snapshot_has_a_directory(vault_repo, fs, src: Path, snapshot: str,
                                                    tmp_path: Path) -> None:
     """target/etc is a regular file; the snapshot has a directory etc/ with files below.
@@ -165,9 +162,6 @@ def test_a_file_where_the_snapshot_has_a_directory(vault_repo, fs, src: Path, sn
     assert (target / "README").read_text() == "readme\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (restore/files.py): the planner's lstat of a "
-                   "destination below a non-directory raises NotADirectoryError, which escapes "
-                   "as 'internal error' instead of a reported problem / one-line error")
 def test_a_target_that_is_a_file_is_a_clear_error(vault_repo, src: Path, snapshot: str,
                                                   tmp_path: Path) -> None:
     not_a_dir = tmp_path / "plain-file"

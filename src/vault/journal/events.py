@@ -54,6 +54,28 @@ def canonical_json(value: Any) -> str:
     )
 
 
+def utf8_text(value: Any) -> Any:
+    """`value` with every string made valid UTF-8.
+
+    File names need not be UTF-8: Python carries their undecodable bytes as lone
+    surrogates, which no UTF-8 text (the journal, its hashes) can hold. In events they are
+    shown as `\\xNN` escapes; the snapshot itself keeps the exact name.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {k: utf8_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [utf8_text(v) for v in value]
+    if isinstance(value, BaseModel):
+        return utf8_text(value.model_dump())
+    return value
+
+
 def secret_keys(value: Any, where: str = "") -> list[str]:
     """Dotted paths of every dict key in `value` (recursively) that looks like a secret."""
     found: list[str] = []
@@ -94,6 +116,11 @@ class Event(BaseModel):
     @classmethod
     def type_name(cls) -> str:
         return cls.__name__
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_text(cls, data: Any) -> Any:
+        return utf8_text(data)
 
     @model_validator(mode="after")
     def _refuse_secrets(self) -> Event:

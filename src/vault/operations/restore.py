@@ -64,6 +64,8 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
     repo = vault.repository()
     snapshot = repo.find_snapshot(ref)
     target = os.path.abspath(req.target)
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise UsageError(f"restore target {target} exists and is not a directory")
     selection = Selection(
         paths=tuple(os.path.join(sub, p.lstrip("/")) if sub != "/" else "/" + p.lstrip("/")
                     for p in req.paths),

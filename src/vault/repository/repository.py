@@ -235,7 +235,10 @@ class Repository:
     # --- snapshots ----------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> str:
-        data = self.cipher.seal(snapshot.model_dump_json().encode(), _SNAPSHOT_AAD)
+        # json with ASCII escapes, not pydantic's encoder: a path that is not valid UTF-8
+        # (a lone surrogate in Python) must survive exactly, as \udcXX.
+        doc = json.dumps(snapshot.model_dump(mode="json"), ensure_ascii=True)
+        data = self.cipher.seal(doc.encode(), _SNAPSHOT_AAD)
         snapshot.id = storage_id(data)
         self.storage.save("snapshots", snapshot.id, data)
         return snapshot.id

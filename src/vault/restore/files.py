@@ -147,7 +147,9 @@ class FileRestorer:
     def _should_write(self, dest: str, node: Node) -> bool:
         try:
             st = os.lstat(dest)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # Not there (a non-directory in the way above it is reported when the
+            # directory cannot be made).
             return True
         if self.overwrite == "never":
             return False
