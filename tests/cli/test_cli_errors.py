@@ -168,9 +168,6 @@ def test_click_usage_errors_exit_2(vault_repo, fs) -> None:
     assert (last["type"], last["error"], last["exit_code"]) == ("error", "UsageError", 2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (cli): a usage error found while parsing the "
-                   "command's own options ignores that command's --json, so stdout has no "
-                   "JSON error record; the global `vault --json CMD` form works")
 def test_command_level_json_flag_covers_usage_errors(vault_repo, fs) -> None:
     done = vault_repo.run("restore", "latest", "--overwrite", "sometimes", "--json")
     assert done.returncode == 2

@@ -139,15 +139,17 @@ def _journal_failure(state: CliState, err: VaultError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     state = CliState()
+    args = list(argv if argv is not None else sys.argv[1:])
     try:
-        args = list(argv if argv is not None else sys.argv[1:])
         with cli.make_context("vault", args, obj=state) as ctx:
             cli.invoke(ctx)
         code = 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        if state.json_mode:
+        # A parse error comes before the command's own --json was applied: honour it here.
+        if state.json_mode or "--json" in args:
+            state.json_mode = True
             state.output().error("UsageError", exc.format_message(), exc.exit_code)
         else:
             exc.show()
