@@ -13,6 +13,7 @@ from vault.errors import UsageError
 from vault.operations import manage
 from vault.operations.restore import resolve_subtree, split_ref
 from vault.repository.snapshot import Snapshot
+from vault.retention import Decision, RetentionPolicy, parse_keep_within
 from vault.units import human_bytes
 
 
@@ -118,17 +119,88 @@ def diff(state: CliState, first: str, second: str) -> None:
     out.summary(first=a.id, second=b.id, changes=[vars(c) for c in changes], counts=counts)
 
 
+def _policy(state: CliState, keep: dict[str, int | None], within: str | None,
+            tags: tuple[str, ...]) -> RetentionPolicy | None:
+    """The policy from flags, else from [retention] in the config, else None."""
+    if any(v is not None for v in keep.values()) or within or tags:
+        try:
+            return RetentionPolicy(
+                keep_last=keep["last"], keep_hourly=keep["hourly"], keep_daily=keep["daily"],
+                keep_weekly=keep["weekly"], keep_monthly=keep["monthly"],
+                keep_yearly=keep["yearly"],
+                keep_within=parse_keep_within(within) if within else None,
+                keep_tags=frozenset(tags))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    configured = state.vault().config.retention
+    if configured is None:
+        return None
+    policy = RetentionPolicy.from_config(configured)
+    return None if policy.is_empty() else policy
+
+
+def _decision_json(d: Decision) -> dict[str, object]:
+    return {"id": d.snapshot.id, "time": d.snapshot.time, "host": d.snapshot.host,
+            "paths": list(d.snapshot.paths), "reasons": d.reasons}
+
+
 @click.command()
-@click.argument("snapshot_ids", nargs=-1, required=True)
+@click.argument("snapshot_ids", nargs=-1)
+@click.option("--keep-last", type=int, help="Keep the N newest snapshots.")
+@click.option("--keep-hourly", type=int, help="Keep the newest snapshot of each of N hours.")
+@click.option("--keep-daily", type=int, help="Keep the newest snapshot of each of N days.")
+@click.option("--keep-weekly", type=int, help="Keep the newest of each of N ISO weeks.")
+@click.option("--keep-monthly", type=int, help="Keep the newest of each of N months.")
+@click.option("--keep-yearly", type=int, help="Keep the newest of each of N years.")
+@click.option("--keep-within", metavar="DURATION",
+              help="Keep everything within DURATION (e.g. 7d, 2w, 1y6m) of the newest.")
+@click.option("--keep-tag", multiple=True, help="Keep snapshots with this tag (repeatable).")
+@click.option("--group-by", default="host,paths", show_default=True,
+              type=click.Choice(["host,paths", "host", "paths", ""]),
+              help="Apply the policy separately per group.")
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @output_options
 @pass_state
-def forget(state: CliState, snapshot_ids: tuple[str, ...]) -> None:
-    """Remove snapshots. Their data is reclaimed later by garbage collection (prune)."""
-    removed = manage.forget_snapshots(state.vault(), list(snapshot_ids))
+def forget(state: CliState, snapshot_ids: tuple[str, ...], keep_last: int | None,
+           keep_hourly: int | None, keep_daily: int | None, keep_weekly: int | None,
+           keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
+           keep_tag: tuple[str, ...], group_by: str, dry_run: bool) -> None:
+    """Remove snapshots: the given SNAPSHOT_IDS, or those a retention policy does not keep.
+
+    The policy comes from the --keep-* flags, or from [retention] in the config when no
+    flag and no id is given. Every removal is journaled with its reason. The data is
+    reclaimed later by garbage collection (prune).
+    """
+    keep = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily,
+            "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
     out = state.output()
-    for s in removed:
-        out.line(f"removed snapshot {s.short_id}")
-    out.summary(removed=[s.id for s in removed])
+    if snapshot_ids:
+        if any(v is not None for v in keep.values()) or keep_within or keep_tag:
+            raise UsageError("give snapshot ids or --keep-* rules, not both")
+        targets = ([state.vault().repository().find_snapshot(r) for r in snapshot_ids]
+                   if dry_run else manage.forget_snapshots(state.vault(), list(snapshot_ids)))
+        for s in targets:
+            out.line(f"{'would remove' if dry_run else 'removed'} snapshot {s.short_id}")
+        out.summary(removed=[s.id for s in targets], dry_run=dry_run)
+        return
+    policy = _policy(state, keep, keep_within, keep_tag)
+    if policy is None:
+        raise UsageError("nothing to forget: give snapshot ids, --keep-* rules, or a "
+                         "[retention] policy in the config")
+    plan = manage.apply_retention(state.vault(), policy, group_by, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for key, group in plan.groups.items():
+        out.line(f"{key}: keep {len(group.keep)}, {verb.split()[-1]} {len(group.remove)}")
+        for d in group.keep:
+            out.line(f"  keep   {d.snapshot.id[:8]}  {d.snapshot.time:%Y-%m-%d %H:%M}  "
+                     f"{', '.join(d.reasons)}")
+        for d in group.remove:
+            out.line(f"  {verb.split()[-1]:<6} {d.snapshot.id[:8]}  "
+                     f"{d.snapshot.time:%Y-%m-%d %H:%M}")
+    out.info(f"policy: {policy.describe()}; {verb} {len(plan.remove)} snapshot(s)")
+    out.summary(dry_run=dry_run, policy=policy.describe(),
+                keep=[_decision_json(d) for d in plan.keep],
+                removed=[_decision_json(d) for d in plan.remove])
 
 
 COMMANDS = [snapshots, ls, diff, forget]

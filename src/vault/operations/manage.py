@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from vault.app import Vault
 from vault.journal import events as ev
@@ -15,6 +16,7 @@ from vault.repository.keys import KeyFile
 from vault.repository.repository import FORMAT_VERSION, Repository, list_key_files
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
+from vault.retention import RetentionPlan, RetentionPolicy, SnapshotRef, apply_policy
 
 
 def _stream(repo: Repository) -> str:
@@ -85,6 +87,33 @@ def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on 
             vault.journal.append(_stream(repo), ev.SnapshotForgotten(
                 job_id=None, repo_id=repo.id, snapshot_id=snap.id, reason=reason))
     return targets
+
+
+def plan_retention(repo: Repository, policy: RetentionPolicy, group_by: str,
+                   now: datetime | None = None) -> RetentionPlan:
+    """What a retention policy keeps and removes, with reasons (pure past the listing)."""
+    refs = [SnapshotRef.from_snapshot(s) for s in repo.snapshots()]
+    return apply_policy(refs, policy, now or datetime.now(UTC), group_by=group_by)
+
+
+def apply_retention(vault: Vault, policy: RetentionPolicy, group_by: str,
+                    dry_run: bool) -> RetentionPlan:
+    """Forget what the policy does not keep; each removal is journaled with its reason.
+
+    The plan is made again under the exclusive lock, so a snapshot saved meanwhile is
+    judged too (and never removed unseen).
+    """
+    repo = vault.repository()
+    if dry_run:
+        return plan_retention(repo, policy, group_by)
+    with repository_lock(vault, repo, exclusive=True, operation="forget"):
+        plan = plan_retention(repo, policy, group_by)
+        for decision in plan.remove:
+            repo.remove_snapshot(decision.snapshot.id)
+            vault.journal.append(_stream(repo), ev.SnapshotForgotten(
+                job_id=None, repo_id=repo.id, snapshot_id=decision.snapshot.id,
+                reason=f"retention ({policy.describe()}): {'; '.join(decision.reasons)}"))
+    return plan
 
 
 @dataclass(frozen=True)
