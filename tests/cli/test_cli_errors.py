@@ -206,8 +206,8 @@ def test_ctrl_c_during_backup_exits_130_and_loses_nothing(vault_repo, fs, src: P
                                                           backed_up: str,
                                                           tmp_path: Path) -> None:
     big = tmp_path / "big"
-    for i in range(3):
-        fs.write_random(big / f"{i}.bin", 24 << 20, seed=i)
+    for i in range(4):  # ~256 MiB: the interrupt lands long before the backup ends
+        fs.write_random(big / f"{i}.bin", 64 << 20, seed=i)
     proc = vault_repo.popen("backup", big, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not any((vault_repo.env.repo / "locks").iterdir()):
