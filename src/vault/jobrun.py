@@ -21,11 +21,13 @@ _PROGRESS = {
     "backup": ev.BackupProgressed,
     "restore": ev.RestoreProgressed,
     "verify": ev.VerifyProgressed,
+    "prune": ev.PruneProgressed,
 }
 _FAILED = {
     "backup": ev.BackupFailed,
     "restore": ev.RestoreFailed,
     "verify": ev.VerifyFailed,
+    "prune": ev.PruneFailed,
 }
 
 
@@ -101,7 +103,7 @@ class JobRun:
               **requested: Any) -> JobRun:
         job_id = job_id or new_job_id(kind)
         event_type = {"backup": ev.BackupRequested, "restore": ev.RestoreRequested,
-                      "verify": ev.VerifyRequested}[kind]
+                      "verify": ev.VerifyRequested, "prune": ev.PruneRequested}[kind]
         event = event_type(job_id=job_id, **requested)
         return cls(journal, kind, event, job_id)
 

@@ -422,3 +422,50 @@ class JournalVerified(Event):
 class ProjectionsRebuilt(Event):
     projections: list[str]
     events_replayed: int
+
+
+# --- prune jobs (garbage collection) ----------------------------------------------------
+
+
+class PruneRequested(Event):
+    job_id: str
+    repository: str
+    max_unused: float
+    dry_run: bool
+
+
+class PruneStarted(Event):
+    job_id: str
+    repo_id: str
+
+
+class PruneProgressed(Event, Progress):
+    job_id: str
+
+
+class PruneCompleted(Event):
+    """What one prune run did; condemned packs may be deleted by a later run
+    (docs/prune.md), so `bytes_freed` is what this run removed minus what it wrote."""
+
+    job_id: str
+    repo_id: str
+    snapshots: int
+    packs_kept: int
+    packs_repacked: int
+    packs_condemned: int
+    packs_written: int
+    bytes_written: int
+    packs_deleted: int
+    bytes_deleted: int
+    bytes_freed: int
+    blobs_removed: int
+    packs_rescued: int
+    condemned_pending: int
+    condemned_pending_bytes: int
+    duration_seconds: float
+
+
+class PruneFailed(Event):
+    job_id: str
+    error_kind: str
+    message: str

@@ -26,6 +26,7 @@ from vault.errors import (
 from vault.repository.blob import BlobEntry
 from vault.repository.chunker import ChunkerParams
 from vault.repository.compress import decompress
+from vault.repository.condemned import condemned_packs, load_records, rescue_pinned
 from vault.repository.crypto import Cipher, DecryptionFailed, MasterKey, storage_id
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index, encode_index
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
@@ -54,6 +55,9 @@ class Repository:
         self.index = MasterIndex()
         self._index_loaded = False
         self.index_errors: list[IntegrityError] = []
+        #: blobs the snapshot being built relies on (stored or deduplicated); checked
+        #: against condemned packs when the snapshot is saved (see condemned.py)
+        self.pinned_blobs: set[bytes] = set()
 
     # --- opening ------------------------------------------------------------------
 
@@ -150,6 +154,14 @@ class Repository:
                                  detail=str(exc)) from exc
         self.index.index_files.add(name)
 
+    def refresh_index(self) -> int:
+        """Merge index files written since the index was loaded (by other processes)."""
+        self.load_index()
+        new = [i.name for i in self.storage.list("index") if i.name not in self.index.index_files]
+        for name in new:
+            self._merge_index_file(name)
+        return len(new)
+
     def write_index(self, packs: dict[str, tuple[int, list[BlobEntry]]]) -> str:
         data = encode_index(self.cipher, packs)
         name = storage_id(data)
@@ -160,9 +172,16 @@ class Repository:
         return name
 
     def unindexed_packs(self) -> list[str]:
-        """Packs in storage that no index names: left by a killed backup."""
+        """Packs in storage that no index names: left by a killed backup.
+
+        Packs prune has condemned are not among them: putting those back in the index
+        would undo the garbage collection (the records are read after the index, so a
+        pack leaves the index only once its record is there to be seen).
+        """
         self.load_index()
-        return [p.name for p in self.storage.list("data") if not self.index.has_pack(p.name)]
+        condemned = condemned_packs(load_records(self))
+        return [p.name for p in self.storage.list("data")
+                if not self.index.has_pack(p.name) and p.name not in condemned]
 
     def read_pack_header(self, pack_id: str) -> tuple[int, list[BlobEntry]]:
         """(size, entries) of a stored pack, reading only its tail."""
@@ -235,6 +254,15 @@ class Repository:
     # --- snapshots ----------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> str:
+        """Save a snapshot whose blobs are all indexed. Condemned packs holding blobs it
+        relies on (`pinned_blobs`) are re-indexed before and after the save, so a prune
+        running meanwhile never deletes them (docs/prune.md)."""
+        rescue_pinned(self, self.pinned_blobs)
+        snapshot_id = self._save_snapshot_object(snapshot)
+        rescue_pinned(self, self.pinned_blobs)
+        return snapshot_id
+
+    def _save_snapshot_object(self, snapshot: Snapshot) -> str:
         # json with ASCII escapes, not pydantic's encoder: a path that is not valid UTF-8
         # (a lone surrogate in Python) must survive exactly, as \udcXX.
         doc = json.dumps(snapshot.model_dump(mode="json"), ensure_ascii=True)

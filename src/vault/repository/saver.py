@@ -42,6 +42,7 @@ class BlobSaver:
         self._unindexed: dict[str, tuple[int, list[BlobEntry]]] = {}
         self._local = threading.local()
         self._builders: list[PackBuilder] = []
+        self._pinned = repo.pinned_blobs
 
     def _builder(self) -> PackBuilder:
         builder: PackBuilder | None = getattr(self._local, "builder", None)
@@ -52,7 +53,13 @@ class BlobSaver:
         return builder
 
     def known(self, blob_id: bytes) -> bool:
-        return blob_id in self.index or blob_id in self._pending
+        """Whether the blob is stored already; a known blob is pinned (the caller will
+        reference it instead of saving it)."""
+        with self._lock:
+            found = blob_id in self.index or blob_id in self._pending
+            if found:
+                self._pinned.add(blob_id)
+        return found
 
     def save(self, blob_type: BlobType, data: bytes | memoryview,
              blob_id: bytes | None = None) -> tuple[bytes, bool]:
@@ -60,6 +67,9 @@ class BlobSaver:
         if blob_id is None:
             blob_id = self.repo.cipher.blob_id(data)
         with self._lock:
+            # Every blob a snapshot will name is pinned, new or not: a prune running
+            # meanwhile may condemn the pack holding it (see repository/condemned.py).
+            self._pinned.add(blob_id)
             if blob_id in self.index or blob_id in self._pending:
                 return blob_id, False
             self._pending.add(blob_id)

@@ -7,6 +7,7 @@ Layout (every directory 0700, every file 0600, whatever the umask)::
     <root>/data/<id[:2]>/<id>        256 fan-out dirs, made by create()
     <root>/index/<id>
     <root>/snapshots/<id>
+    <root>/condemned/<id>            packs prune has condemned (made on first save)
     <root>/locks/<id>
 
 A save writes ``<dir>/.tmp-<random>``, fsyncs it, renames it over the final name and

@@ -29,6 +29,7 @@ SHIPPED = {
     "RestoreRequested", "RestoreStarted", "RestoreProgressed", "RestoreCompleted",
     "RestoreFailed", "VerifyRequested", "VerifyStarted", "VerifyProgressed", "VerifyCompleted",
     "VerifyFailed", "SnapshotCorrupted", "SnapshotForgotten", "CommandFailed",
+    "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
     "JournalVerified", "ProjectionsRebuilt",
 }  # fmt: skip
 
