@@ -116,9 +116,19 @@ def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
 
 
 def _register_commands() -> None:
-    from vault.cli import backup, config_cmd, journal_cmd, repo, restore, snapshots, verify
+    from vault.cli import (
+        backup,
+        config_cmd,
+        journal_cmd,
+        prune_cmd,
+        repo,
+        restore,
+        snapshots,
+        verify,
+    )
 
-    for module in (repo, backup, restore, snapshots, verify, journal_cmd, config_cmd):
+    for module in (repo, backup, restore, snapshots, verify, prune_cmd, journal_cmd,
+                   config_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
