@@ -112,3 +112,22 @@ def test_prune_refuses_bad_max_unused(vault_repo) -> None:
     result = vault_repo.json("prune", "--max-unused", "lots")
     assert result.code == 2
     assert "--max-unused" in result.last["message"]
+
+
+def test_a_second_prune_is_refused_but_backups_go_on(vault_repo, fs, tmp_path: Path) -> None:
+    from vault.repository.lock import RepositoryLock
+    from vault.storage.local import LocalStorage
+
+    vault = vault_repo
+    src = tmp_path / "src"
+    _generation(fs, src, 0, files=4)
+    storage = LocalStorage(vault.env.repo)
+    with RepositoryLock.acquire(storage, exclusive=False, operation="prune"):
+        refused = vault.json("prune")
+        assert refused.code == 1
+        assert refused.last["error"] == "RepositoryLocked", refused.last
+        assert "(prune)" in refused.last["message"]
+        vault.backup(src)  # a shared lock: backups are not stopped by a running prune
+    failed = vault.events("PruneFailed")
+    assert failed and failed[-1]["payload"]["error_kind"] == "RepositoryLocked"
+    assert vault.json("prune").code == 0
