@@ -108,8 +108,15 @@ class JobRun:
         return cls(journal, kind, event, job_id)
 
     def __enter__(self) -> JobRun:
-        self.journal.append(self.job_id, self.requested)
+        # A queued job's Requested event was journaled by the CLI that enqueued it (and a
+        # retry's by the first attempt); the worker running it must not record it again.
+        if not self.already_requested():
+            self.journal.append(self.job_id, self.requested)
         return self
+
+    def already_requested(self) -> bool:
+        return bool(self.journal.read(stream_id=self.job_id,
+                                      types=[self.requested.type_name()], limit=1))
 
     def record(self, event: ev.Event) -> None:
         self.journal.append(self.job_id, event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -51,12 +52,14 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
 @click.option("--force", is_flag=True, help="Reread every file (ignore the files cache).")
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be stored; write nothing.")
 @click.option("--estimate", is_flag=True, help="Estimate size and duration; read no file.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the backup for `vault worker`; print its job id and return.")
 @output_options
 @pass_state
 def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
            exclude_file: tuple[Path, ...], include: tuple[str, ...],
            exclude_larger_than: str | None, one_file_system: bool, tag: tuple[str, ...],
-           force: bool, dry_run: bool, estimate: bool) -> None:
+           force: bool, dry_run: bool, estimate: bool, queued: bool) -> None:
     """Back up PATHS into a new snapshot.
 
     Incremental: unchanged files (same size, mtime, ctime, inode) are not read again.
@@ -64,6 +67,9 @@ def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
     """
     req = _request(state, paths, exclude, exclude_file, include, exclude_larger_than,
                    one_file_system, tag, force, dry_run)
+    if queued:
+        _enqueue(state, req, dry_run=dry_run, estimate=estimate)
+        return
     out = state.output()
     if estimate:
         est = estimate_backup(state.vault(), req)
@@ -94,6 +100,20 @@ def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
                 **s.model_dump(), problems=[p.model_dump() for p in outcome.problems])
     if outcome.partial:
         raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _enqueue(state: CliState, req: BackupRequest, *, dry_run: bool, estimate: bool) -> None:
+    from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
+    from vault.jobs.commands import BackupArgs
+
+    refuse_with_queue(True, dry_run=dry_run, estimate=estimate)
+    paths = [absolute(p) for p in req.paths]
+    if not any(os.path.lexists(p) for p in paths):
+        raise UsageError(f"no such file or directory: {', '.join(paths)}")
+    enqueue(state, BackupArgs(paths=paths, excludes=req.excludes, includes=req.includes,
+                              exclude_larger_than=req.exclude_larger_than,
+                              one_file_system=req.one_file_system, tags=req.tags,
+                              force=req.force))
 
 
 COMMANDS = [backup]

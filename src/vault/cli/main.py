@@ -119,6 +119,7 @@ def _register_commands() -> None:
     from vault.cli import (
         backup,
         config_cmd,
+        jobs_cmd,
         journal_cmd,
         prune_cmd,
         repo,
@@ -127,8 +128,8 @@ def _register_commands() -> None:
         verify,
     )
 
-    for module in (repo, backup, restore, snapshots, verify, prune_cmd, journal_cmd,
-                   config_cmd):
+    for module in (repo, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
+                   journal_cmd, config_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -24,11 +24,13 @@ from vault.units import human_bytes
               default="always", show_default=True,
               help="What to do with files already in the target.")
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be restored; write nothing.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the restore for `vault worker`; print its job id and return.")
 @output_options
 @pass_state
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str,
             include: tuple[str, ...], exclude: tuple[str, ...], overwrite: str,
-            dry_run: bool) -> None:
+            dry_run: bool, queued: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
@@ -38,6 +40,16 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str,
                          includes=list(include), excludes=list(exclude),
                          overwrite=overwrite,  # type: ignore[arg-type]
                          dry_run=dry_run)
+    if queued:
+        from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
+        from vault.jobs.commands import RestoreArgs
+
+        refuse_with_queue(True, dry_run=dry_run)
+        enqueue(state, RestoreArgs(snapshot_ref=snapshot, target=absolute(target),
+                                   paths=list(paths), includes=list(include),
+                                   excludes=list(exclude),
+                                   overwrite=overwrite))
+        return
     out = state.output()
     outcome = run_restore(state.vault(), req, reporter_for(out))
     st = outcome.stats

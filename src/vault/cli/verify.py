@@ -15,11 +15,21 @@ from vault.units import human_bytes
 @click.option("--read-data", is_flag=True, help="Read, decrypt and hash every pack.")
 @click.option("--read-data-subset", metavar="N%|n/t|SIZE",
               help="Read only a subset of packs: a percentage, group n of t, or a size.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the verify for `vault worker`; print its job id and return.")
 @output_options
 @pass_state
-def verify(state: CliState, read_data: bool, read_data_subset: str | None) -> None:
+def verify(state: CliState, read_data: bool, read_data_subset: str | None,
+           queued: bool) -> None:
     """Verify the repository. Exit 1 when anything is damaged; damaged snapshots and the
     file paths they lose are listed and marked corrupted in the journal."""
+    if queued:
+        from vault.cli.jobs_cmd import enqueue
+        from vault.jobs.commands import VerifyArgs
+
+        enqueue(state, VerifyArgs(read_data=read_data or read_data_subset is not None,
+                                  subset=read_data_subset))
+        return
     out = state.output()
     report = run_verify(state.vault(), read_data, read_data_subset, reporter_for(out))
     for problem in report.problems[:200]:

@@ -383,6 +383,59 @@ class VerifyFailed(Event):
     message: str
 
 
+# --- the job queue (`vault backup --queue`, `vault worker`) ----------------------------
+
+JobKind = Literal["backup", "restore", "verify"]
+
+
+class JobQueued(Event):
+    """A job was put on the worker queue: its first submission, or a retry.
+
+    `command` is the queued command itself (request fields, config file, overrides; never a
+    secret), so a retry can queue it again from the journal alone.
+    """
+
+    job_id: str
+    kind: JobKind
+    attempt: int
+    summary: str
+    delay_seconds: float
+    command: dict[str, Any]
+
+
+class JobClaimed(Event):
+    """A worker took the job off the queue and runs it now.
+
+    `host`, `pid` and `pid_started` (the process start time in clock ticks after boot, on
+    Linux) let the next worker on this host tell a dead worker from a live one, even when
+    the pid has been reused.
+    """
+
+    job_id: str
+    kind: JobKind
+    attempt: int
+    host: str
+    pid: int
+    pid_started: int | None
+
+
+class JobInterrupted(Event):
+    """The worker running the job died (e.g. SIGKILL); `will_retry` says if it is queued again."""
+
+    job_id: str
+    kind: JobKind
+    attempt: int
+    reason: str
+    will_retry: bool
+
+
+class JobCancelled(Event):
+    """A queued job was cancelled before any worker took it."""
+
+    job_id: str
+    kind: JobKind
+
+
 # --- snapshots --------------------------------------------------------------------------
 
 

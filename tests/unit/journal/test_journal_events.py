@@ -30,7 +30,8 @@ SHIPPED = {
     "RestoreFailed", "VerifyRequested", "VerifyStarted", "VerifyProgressed", "VerifyCompleted",
     "VerifyFailed", "SnapshotCorrupted", "SnapshotForgotten", "CommandFailed",
     "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
-    "JournalVerified", "ProjectionsRebuilt",
+    "JournalVerified", "ProjectionsRebuilt", "JobQueued", "JobClaimed", "JobInterrupted",
+    "JobCancelled",
 }  # fmt: skip
 
 

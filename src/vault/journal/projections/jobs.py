@@ -7,6 +7,7 @@ journaled before the request existed) still gets a row from its first event.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from vault.journal.events import (
@@ -16,6 +17,10 @@ from vault.journal.events import (
     BackupRequested,
     BackupStarted,
     Event,
+    JobCancelled,
+    JobClaimed,
+    JobInterrupted,
+    JobQueued,
     Progress,
     RecordedEvent,
     RestoreCompleted,
@@ -32,7 +37,8 @@ from vault.journal.events import (
 )
 from vault.journal.projections.base import Handler, TableProjection, upsert
 
-_ACTIVE = "jobs.status IN ('requested', 'running')"
+_ACTIVE = "jobs.status IN ('requested', 'queued', 'running')"
+_WAITING = "jobs.status IN ('requested', 'queued')"
 
 # A late or duplicated event must not undo a finished job's outcome.
 _STATUS_WHILE_ACTIVE = f"CASE WHEN {_ACTIVE} THEN excluded.status ELSE jobs.status END"
@@ -43,6 +49,8 @@ _PROGRESS_COLUMNS = set(Progress.model_fields) - {"current"}
 
 
 def _kind(event: Event) -> str:
+    if isinstance(event, JobQueued | JobClaimed | JobInterrupted | JobCancelled):
+        return event.kind
     for prefix in ("Backup", "Restore", "Verify"):
         if type(event).__name__.startswith(prefix):
             return prefix.lower()
@@ -133,6 +141,40 @@ def _failed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
     _record(conn, recorded, event.job_id, ("failed", _STATUS_WHILE_ACTIVE), values)
 
 
+def _queued(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, JobQueued)
+    # A retry queues an interrupted job again; a finished or cancelled one stays so.
+    rule = ("CASE WHEN jobs.status IN ('requested', 'queued', 'interrupted') "
+            "THEN 'queued' ELSE jobs.status END")
+    _record(conn, recorded, event.job_id, ("queued", rule), {"attempt": event.attempt})
+
+
+def _claimed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, JobClaimed)
+    rule = f"CASE WHEN {_WAITING} THEN 'running' ELSE jobs.status END"
+    values = {"attempt": event.attempt, "worker": f"{event.host}:{event.pid}"}
+    _record(conn, recorded, event.job_id, ("running", rule), values)
+
+
+def _interrupted(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, JobInterrupted)
+    rule = f"CASE WHEN {_ACTIVE} THEN 'interrupted' ELSE jobs.status END"
+    values = {"finished_at": _when(recorded), "error_kind": "Interrupted",
+              "error_message": event.reason}
+    _record(conn, recorded, event.job_id, ("interrupted", rule), values)
+
+
+def _cancelled(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, JobCancelled)
+    rule = f"CASE WHEN {_WAITING} THEN 'cancelled' ELSE jobs.status END"
+    _record(conn, recorded, event.job_id, ("cancelled", rule),
+            {"finished_at": _when(recorded)})
+
+
 class JobsProjection(TableProjection):
     name = "jobs"
     tables = ("jobs",)
@@ -141,7 +183,8 @@ class JobsProjection(TableProjection):
     job_id        TEXT PRIMARY KEY,
     kind          TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'verify')),
     status        TEXT NOT NULL
-                  CHECK (status IN ('requested', 'running', 'completed', 'partial', 'failed')),
+                  CHECK (status IN ('requested', 'queued', 'running', 'completed', 'partial',
+                                    'failed', 'interrupted', 'cancelled')),
     repository    TEXT,
     requested_at  TEXT,
     started_at    TEXT,
@@ -158,6 +201,8 @@ class JobsProjection(TableProjection):
     error_kind    TEXT,
     error_message TEXT,
     summary       TEXT,
+    attempt       INTEGER,
+    worker        TEXT,
     last_seq      INTEGER NOT NULL
 )""",
         "CREATE INDEX jobs_status ON jobs (status)",
@@ -180,4 +225,34 @@ class JobsProjection(TableProjection):
             BackupFailed: _failed,
             RestoreFailed: _failed,
             VerifyFailed: _failed,
+            JobQueued: _queued,
+            JobClaimed: _claimed,
+            JobInterrupted: _interrupted,
+            JobCancelled: _cancelled,
         }
+
+
+def read_jobs(journal_path: Path, *, statuses: list[str] | None = None,
+              job_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of the `jobs` table, newest first, read on a read-only connection.
+
+    The store keeps the table current in every append's own transaction, so what this
+    returns always agrees with the events up to some `seq`.
+    """
+    where, params = ["1 = 1"], list[Any]()
+    if statuses:
+        where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    if job_id is not None:
+        where.append("job_id = ?")
+        params.append(job_id)
+    sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY last_seq DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()

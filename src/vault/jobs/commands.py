@@ -1,0 +1,116 @@
+"""What goes on the queue: one `JobCommand` per job, plain data that pickles to nothing odd.
+
+A command names the job (its id is also the Huey task id), the request's fields, and the
+config file plus overrides the enqueuing CLI ran with. It never carries a passphrase or any
+other secret: the worker reads the repository passphrase from its own environment or
+config, exactly as an inline command would.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vault.journal import events as ev
+from vault.journal.events import secret_keys
+from vault.operations.backup import BackupRequest
+from vault.operations.restore import RestoreRequest
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackupArgs(_Frozen):
+    kind: Literal["backup"] = "backup"
+    paths: list[str]  # absolute: the worker may run in another directory
+    excludes: list[str] = []
+    includes: list[str] = []
+    exclude_larger_than: int | None = None
+    one_file_system: bool = False
+    tags: list[str] = []
+    force: bool = False
+
+    def request(self) -> BackupRequest:
+        return BackupRequest(paths=self.paths, excludes=self.excludes, includes=self.includes,
+                             exclude_larger_than=self.exclude_larger_than,
+                             one_file_system=self.one_file_system, tags=self.tags,
+                             force=self.force)
+
+    def describe(self) -> str:
+        return " ".join(self.paths)
+
+
+class RestoreArgs(_Frozen):
+    kind: Literal["restore"] = "restore"
+    snapshot_ref: str
+    target: str  # absolute
+    paths: list[str] = []
+    includes: list[str] = []
+    excludes: list[str] = []
+    overwrite: Literal["always", "if-changed", "never"] = "always"
+
+    def request(self) -> RestoreRequest:
+        return RestoreRequest(snapshot_ref=self.snapshot_ref, target=self.target,
+                              paths=self.paths, includes=self.includes,
+                              excludes=self.excludes, overwrite=self.overwrite)
+
+    def describe(self) -> str:
+        return f"{self.snapshot_ref} -> {self.target}"
+
+
+class VerifyArgs(_Frozen):
+    kind: Literal["verify"] = "verify"
+    read_data: bool = False
+    subset: str | None = None
+
+    def describe(self) -> str:
+        return "read data" + (f" ({self.subset})" if self.subset else "") \
+            if self.read_data or self.subset else "structure"
+
+
+JobArgs = Annotated[BackupArgs | RestoreArgs | VerifyArgs, Field(discriminator="kind")]
+
+
+class JobCommand(_Frozen):
+    """One queued job. `attempt` counts from 1; a retry is the same command, attempt + 1."""
+
+    job_id: str
+    args: JobArgs
+    repository: str
+    config_path: str | None = None
+    overrides: dict[str, Any] = {}
+    attempt: int = 1
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> JobCommand:
+        bad = secret_keys(self.model_dump(mode="json"))
+        if bad:
+            raise ValueError(f"a job command must not carry secrets (keys {bad})")
+        return self
+
+    @property
+    def kind(self) -> Literal["backup", "restore", "verify"]:
+        return self.args.kind
+
+    def summary(self) -> str:
+        return f"{self.kind} {self.args.describe()}"
+
+    def retry(self) -> JobCommand:
+        return self.model_copy(update={"attempt": self.attempt + 1})
+
+    def requested_event(self) -> ev.Event:
+        """The `<Kind>Requested` event, shaped as the inline operation journals it."""
+        a = self.args
+        if isinstance(a, BackupArgs):
+            return ev.BackupRequested(job_id=self.job_id, repository=self.repository,
+                                      paths=a.paths, tags=a.tags,
+                                      options=a.request().options())
+        if isinstance(a, RestoreArgs):
+            return ev.RestoreRequested(job_id=self.job_id, repository=self.repository,
+                                       snapshot_ref=a.snapshot_ref, target=a.target,
+                                       paths=a.paths, include=a.includes, exclude=a.excludes,
+                                       options={"overwrite": a.overwrite})
+        return ev.VerifyRequested(job_id=self.job_id, repository=self.repository,
+                                  read_data=a.read_data, subset=a.subset)

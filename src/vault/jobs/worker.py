@@ -1,0 +1,155 @@
+"""`vault worker`: the Huey consumer, plus finding the jobs a dead worker left behind.
+
+A worker that dies without a word (SIGKILL, OOM killer, power cut) leaves its job
+"running" in the journal. Every job a worker takes is journaled as `JobClaimed` with the
+worker's host, pid and process start time; a worker on the same host can therefore tell
+a dead claimant from a live one, even with a reused pid. On start, and every
+`RECOVER_EVERY` seconds while it runs, the worker marks such jobs `JobInterrupted` and
+queues backups again (up to `MAX_RETRIES` times, backing off exponentially). A restore is
+never retried on its own: it writes into a target someone may be using. A retried backup
+whose snapshot was already saved is not run twice (see `tasks._already_saved`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from huey.consumer import ConsumerStopped
+
+from vault.config import VaultConfig
+from vault.errors import StaleStreamVersion
+from vault.jobs.commands import JobCommand
+from vault.jobs.queue import JobQueue
+from vault.jobs.tasks import process_start_time
+from vault.journal import Journal
+from vault.journal import events as ev
+from vault.journal.projections.jobs import read_jobs
+
+#: how often a running worker looks for jobs of dead workers, in seconds
+RECOVER_EVERY = 30.0
+#: automatic retries after an interruption, per job kind (restore: never)
+MAX_RETRIES = {"backup": 3, "restore": 0, "verify": 0}
+
+log = logging.getLogger("vault.jobs")
+
+
+@dataclass
+class WorkerOptions:
+    workers: int = 1
+    retry_delay: float = 10.0  # the first retry's delay; doubled for each further one
+
+
+def claimant_alive(claim: ev.JobClaimed) -> bool:
+    """Is the process that claimed the job still running? True when we cannot tell."""
+    if claim.host != socket.gethostname():
+        return True  # another host's worker: no way to look from here
+    try:
+        os.kill(claim.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, but another user's process
+    started = process_start_time(claim.pid)
+    return claim.pid_started is None or started is None or started == claim.pid_started
+
+
+def recover_interrupted(journal: Journal, queue: JobQueue,
+                        retry_delay: float = 10.0) -> list[ev.JobInterrupted]:
+    """Mark jobs whose worker died as interrupted; queue backups again. Returns the marks."""
+    marked: list[ev.JobInterrupted] = []
+    for row in read_jobs(journal.path, statuses=["running"]):
+        stream = journal.stream(row["job_id"])
+        claims = [r.event for r in stream if isinstance(r.event, ev.JobClaimed)]
+        queued = [r.event for r in stream if isinstance(r.event, ev.JobQueued)]
+        if not claims or not queued or claimant_alive(claims[-1]):
+            continue  # an inline CLI run, or a live worker's job
+        event = _interrupt(journal, claims[-1], queued[-1], stream[-1].stream_version)
+        if event is None:
+            continue
+        marked.append(event)
+        if event.will_retry:
+            command = JobCommand.model_validate(queued[-1].command).retry()
+            delay = retry_delay * 2 ** (claims[-1].attempt - 1)
+            queue.submit(journal, command, delay=delay)
+            log.warning("job %s: worker %s:%d died; retry %d in %.0fs", claims[-1].job_id,
+                        claims[-1].host, claims[-1].pid, command.attempt - 1, delay)
+        else:
+            log.warning("job %s: worker %s:%d died; not retried", claims[-1].job_id,
+                        claims[-1].host, claims[-1].pid)
+    return marked
+
+
+def _interrupt(journal: Journal, claim: ev.JobClaimed, queued: ev.JobQueued,
+               version: int) -> ev.JobInterrupted | None:
+    retries_left = claim.attempt <= MAX_RETRIES[claim.kind]
+    event = ev.JobInterrupted(
+        job_id=claim.job_id, kind=claim.kind, attempt=claim.attempt,
+        reason=f"worker {claim.host}:{claim.pid} died while running attempt {claim.attempt}",
+        will_retry=retries_left)
+    try:
+        # Two workers starting at once both see the dead job: only one may mark and retry it.
+        journal.append(claim.job_id, event, expected_version=version)
+    except StaleStreamVersion:
+        return None
+    return event
+
+
+class _Stop:
+    """SIGTERM or SIGINT: stop taking jobs and let running ones finish; a second one
+    stops at once (running jobs are then marked interrupted by the next worker)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.info("received %s: finishing running jobs (send it again to stop now)",
+                 signal.Signals(signum).name)
+
+
+def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
+    """Run the consumer until SIGTERM/SIGINT; jobs of dead workers are recovered first."""
+    _log_to_stderr()
+    queue = JobQueue.from_config(config)
+    consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
+                                          max_delay=1.0, check_worker_health=True)
+    with Journal(config.journal_path()) as journal:
+        recover_interrupted(journal, queue, options.retry_delay)
+        consumer.start()
+        stop = _Stop()
+        stop.install()  # after start(): Huey's own handlers would not be graceful on TERM
+        log.info("worker %s:%d: %d thread(s) on %s", socket.gethostname(), os.getpid(),
+                 options.workers, queue.where)
+        health = last_recovery = time.monotonic()
+        while not stop.requested:
+            try:
+                health = consumer.loop(health)
+            except ConsumerStopped:
+                break
+            if time.monotonic() - last_recovery >= RECOVER_EVERY:
+                recover_interrupted(journal, queue, options.retry_delay)
+                last_recovery = time.monotonic()
+        consumer.stop(graceful=True)
+    log.info("worker stopped")
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("vault.jobs", "huey"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
