@@ -247,3 +247,13 @@ def test_cancel_and_list_through_the_cli(vault_repo: Any, tmp_path: Path) -> Non
     assert vault_repo.json("jobs", "show", "nope-nope").code == 2
     refused = vault_repo.json("backup", "--queue", "--dry-run", src)
     assert refused.code == 2 and "--dry-run" in refused.last["message"]
+
+
+def test_a_worker_refuses_to_start_on_an_unreachable_queue(vault_repo: Any) -> None:
+    if importlib.util.find_spec("redis") is None:
+        pytest.skip("the `redis` Python client is not installed (needed by RedisHuey)")
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    done = vault_repo.run("worker", env={"VAULT_QUEUE__URL": url}, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "the job queue at redis://127.0.0.1:" in done.stderr
+    assert "unavailable" in done.stderr

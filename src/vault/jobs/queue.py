@@ -85,6 +85,13 @@ class JobQueue:
         return cls(build_huey(config, immediate=immediate),
                    "memory" if immediate else queue_location(config))
 
+    def check(self) -> None:
+        """Fail now, clearly, if the queue cannot be reached (a Redis server down)."""
+        try:
+            self.huey.pending_count()
+        except Exception as exc:  # redis.ConnectionError, sqlite3.Error, ...
+            raise QueueUnavailable(str(exc), where=self.where) from exc
+
     def submit(self, journal: Journal, command: JobCommand, *, delay: float = 0) -> str:
         """Journal the request (first attempt) and `JobQueued`, then enqueue; the job id."""
         data = command.model_dump(mode="json")

@@ -124,6 +124,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
     """Run the consumer until SIGTERM/SIGINT; jobs of dead workers are recovered first."""
     _log_to_stderr()
     queue = JobQueue.from_config(config)
+    queue.check()
     consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
                                           max_delay=1.0, check_worker_health=True)
     with Journal(config.journal_path()) as journal:
