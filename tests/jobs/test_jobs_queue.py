@@ -259,3 +259,15 @@ def test_the_jobs_table_rebuilds_to_the_same_rows(app: Vault, src: Path) -> None
     app.journal.rebuild_projections()
     assert read_jobs(app.config.journal_path()) == before
     assert {r["status"] for r in before} >= {"completed", "cancelled"}
+
+
+def test_a_job_whose_config_no_longer_loads_fails_in_the_workers_journal(
+        app: Vault, src: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "vault.toml"
+    broken.write_text("[repository]\nno_such_key = 1\n")
+    cmd = command(app, BackupArgs(paths=[str(src)])).model_copy(
+        update={"config_path": str(broken)})
+    JobQueue.from_config(app.config, immediate=True).submit(app.journal, cmd)
+    row = job(app, cmd.job_id)
+    assert (row["status"], row["error_kind"]) == ("failed", "ConfigInvalid")
+    assert types(app, cmd.job_id)[-2:] == ["JobClaimed", "BackupFailed"]

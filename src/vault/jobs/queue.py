@@ -73,17 +73,18 @@ def queue_location(config: VaultConfig) -> str:
 class JobQueue:
     """The Huey instance with vault's task registered on it."""
 
-    def __init__(self, huey: Huey, where: str = "memory") -> None:
+    def __init__(self, huey: Huey, where: str = "memory",
+                 config: VaultConfig | None = None) -> None:
         from vault.jobs.tasks import register
 
         self.huey = huey
         self.where = where
-        self.task: TaskWrapper = register(huey)
+        self.task: TaskWrapper = register(huey, config)
 
     @classmethod
     def from_config(cls, config: VaultConfig, *, immediate: bool = False) -> JobQueue:
         return cls(build_huey(config, immediate=immediate),
-                   "memory" if immediate else queue_location(config))
+                   "memory" if immediate else queue_location(config), config)
 
     def check(self) -> None:
         """Fail now, clearly, if the queue cannot be reached (a Redis server down)."""

@@ -18,7 +18,7 @@ from huey import Huey
 from huey.api import Task, TaskWrapper
 
 from vault.app import Vault
-from vault.config import load_config
+from vault.config import VaultConfig, load_config
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
 from vault.journal import Journal
@@ -36,11 +36,14 @@ _TERMINAL = (ev.BackupCompleted, ev.BackupFailed, ev.RestoreCompleted, ev.Restor
              ev.VerifyCompleted, ev.VerifyFailed, ev.JobCancelled)
 
 
-def register(huey: Huey) -> TaskWrapper:
-    """Register vault's one task on `huey` (its name is fixed: producers and workers agree)."""
+def register(huey: Huey, own_config: VaultConfig | None = None) -> TaskWrapper:
+    """Register vault's one task on `huey` (its name is fixed: producers and workers agree).
+
+    `own_config` is the worker's: its journal records a job whose own config cannot load.
+    """
 
     def run_job(command: dict[str, Any], task: Task | None = None) -> None:
-        execute(JobCommand.model_validate(command))
+        execute(JobCommand.model_validate(command), own_config)
 
     wrapper: TaskWrapper = huey.task(context=True, name=TASK_NAME)(run_job)
     return wrapper
@@ -56,10 +59,21 @@ def process_start_time(pid: int) -> int | None:
     return int(stat.rpartition(")")[2].split()[19])
 
 
-def execute(command: JobCommand) -> str:
+def execute(command: JobCommand, own_config: VaultConfig | None = None) -> str:
     """Run one job; returns what happened: "skipped", "completed" or "failed"."""
     config_path = Path(command.config_path) if command.config_path else None
-    vault = Vault(load_config(config_path, overrides=command.overrides))
+    try:
+        config = load_config(config_path, overrides=command.overrides)
+    except VaultError as exc:  # e.g. the config file was edited since the job was queued
+        if own_config is None:
+            raise
+        with Journal(own_config.journal_path()) as journal:
+            if claim(journal, command):
+                journal.append(command.job_id, _FAILED[command.kind](
+                    job_id=command.job_id, error_kind=exc.kind, message=exc.message))
+        log.warning("job %s failed: %s", command.job_id, exc)
+        return "failed"
+    vault = Vault(config)
     try:
         if not claim(vault.journal, command):
             log.info("job %s: already cancelled, taken or finished; skipped", command.job_id)
