@@ -87,3 +87,37 @@ def test_backup_during_prune_loses_nothing(vault_repo, fs, tmp_path: Path,
     assert verified["unreferenced_packs"] == []
     for i, (snap, meta) in enumerate(kept):
         _assert_restores(vault, fs, snap, src, meta, tmp_path / f"later{i}")
+
+
+@pytest.mark.slow
+def test_restore_during_prune_reads_every_byte(vault_repo, fs, tmp_path: Path) -> None:
+    # A restore that loaded the index before prune dropped (repacked) its packs keeps
+    # reading them: prune deletes them only once the restore's lock is gone.
+    vault = vault_repo
+    vault.env.env.update(SMALL_PACKS)
+    src = tmp_path / "src"
+    for i in range(60):
+        fs.write_random(src / f"f{i:02d}.bin", 2 * MiB + i, seed=i)
+    first = vault.backup(src)["snapshot_id"]
+    for i in range(0, 60, 2):
+        fs.write_random(src / f"f{i:02d}.bin", 2 * MiB + i, seed=1000 + i)
+    kept = vault.backup(src)["snapshot_id"]
+    expected = fs.tree_meta(src)
+    vault.ok("forget", first)
+
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    target = tmp_path / "out"
+    prune = vault.popen("prune", "--max-unused", "0%", "--json", **pipes)
+    deadline = time.monotonic() + 60
+    while not any((vault.env.repo / "locks").iterdir()):  # prune is under way
+        assert time.monotonic() < deadline and prune.poll() is None
+        time.sleep(0.005)
+    restore = vault.popen("restore", f"{kept}:{src}", "--target", target, "--json", **pipes)
+    _finish(restore, "restore")
+    summary = fs.parse_json_lines(_finish(prune, "prune"))[-1]
+    assert summary["packs_condemned"] > 0
+    assert fs.tree_meta(target, include_root=False) == {
+        k: v for k, v in expected.items() if k != "."}
+    _verify_ok(vault)
+    vault.json("prune")
+    assert _verify_ok(vault)["unreferenced_packs"] == []
