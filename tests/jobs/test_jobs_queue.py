@@ -22,7 +22,7 @@ from vault.jobrun import new_job_id
 from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
 from vault.jobs.queue import JobNotCancellable, JobQueue
 from vault.jobs.tasks import claim, execute, process_start_time
-from vault.jobs.worker import recover_interrupted
+from vault.jobs.worker import recover_interrupted, requeue_lost
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
 
@@ -271,3 +271,20 @@ def test_a_job_whose_config_no_longer_loads_fails_in_the_workers_journal(
     row = job(app, cmd.job_id)
     assert (row["status"], row["error_kind"]) == ("failed", "ConfigInvalid")
     assert types(app, cmd.job_id)[-2:] == ["JobClaimed", "BackupFailed"]
+
+
+def test_a_queued_job_whose_message_was_lost_is_queued_again_once(
+        app: Vault, src: Path) -> None:
+    """A worker died between taking the message and claiming the job."""
+    queue = JobQueue.from_config(app.config)
+    cmd = command(app, BackupArgs(paths=[str(src)]))
+    queue.submit(app.journal, cmd)
+    assert requeue_lost(app.journal, queue, lost_after=0) == []  # its message is there
+    queue.huey.storage.flush_queue()  # what the dead worker took with it
+    assert requeue_lost(app.journal, queue, lost_after=3600) == []  # not overdue yet
+    assert requeue_lost(app.journal, queue, lost_after=0) == [cmd.job_id]
+    assert queue.waiting_ids() == {cmd.job_id}
+    assert requeue_lost(app.journal, queue, lost_after=0) == []
+    assert execute(cmd) == "completed"
+    assert execute(cmd) == "skipped"  # had the first message survived after all
+    assert job(app, cmd.job_id)["status"] == "completed"

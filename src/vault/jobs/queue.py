@@ -104,15 +104,24 @@ class JobQueue:
             summary=command.summary(), delay_seconds=delay, command=data)))
         journal.append_many(items)
         try:
-            if delay:
-                self.task.schedule(args=(data,), delay=delay, id=command.job_id)
-            else:
-                self.huey.enqueue(self.task.s(data, id=command.job_id))
+            self.enqueue(command, delay=delay)
         except Exception as exc:  # a broken queue: the job must not sit "queued" forever
             journal.append(command.job_id, _FAILED[command.kind](
                 job_id=command.job_id, error_kind="QueueUnavailable", message=str(exc)))
             raise QueueUnavailable(str(exc), where=self.where) from exc
         return command.job_id
+
+    def enqueue(self, command: JobCommand, *, delay: float = 0) -> None:
+        """Put the message on the queue (no journal event): the Huey task id is the job id."""
+        data = command.model_dump(mode="json")
+        if delay:
+            self.task.schedule(args=(data,), delay=delay, id=command.job_id)
+        else:
+            self.huey.enqueue(self.task.s(data, id=command.job_id))
+
+    def waiting_ids(self) -> set[str]:
+        """Job ids with a message on the queue, due now or scheduled for later."""
+        return {str(t.id) for t in [*self.huey.pending(), *self.huey.scheduled()]}
 
     def cancel(self, journal: Journal, job_id: str) -> None:
         """Cancel a queued job: journal `JobCancelled` first, then revoke the Huey task.

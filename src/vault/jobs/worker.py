@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
 
 from huey.consumer import ConsumerStopped
@@ -34,6 +35,8 @@ from vault.journal.projections.jobs import read_jobs
 
 #: how often a running worker looks for jobs of dead workers, in seconds
 RECOVER_EVERY = 30.0
+#: a queued job whose message is on no queue this long (seconds) after it was due is lost
+LOST_AFTER = 120.0
 #: automatic retries after an interruption, per job kind (restore: never)
 MAX_RETRIES = {"backup": 3, "restore": 0, "verify": 0}
 
@@ -101,6 +104,31 @@ def _interrupt(journal: Journal, claim: ev.JobClaimed, queued: ev.JobQueued,
     return event
 
 
+def requeue_lost(journal: Journal, queue: JobQueue,
+                 lost_after: float = LOST_AFTER) -> list[str]:
+    """Queue again, as the same attempt, jobs that are `queued` but whose message is gone.
+
+    That happens when a worker dies between taking the message and journaling its claim.
+    Sending the same attempt twice is safe: only one delivery can claim it.
+    """
+    waiting = queue.waiting_ids()
+    now = datetime.now(UTC)
+    lost: list[str] = []
+    for row in read_jobs(journal.path, statuses=["queued"]):
+        queued = [r for r in journal.stream(row["job_id"]) if isinstance(r.event, ev.JobQueued)]
+        if row["job_id"] in waiting or not queued:
+            continue
+        last = queued[-1]
+        assert isinstance(last.event, ev.JobQueued)
+        overdue = (now - last.recorded_at).total_seconds() - last.event.delay_seconds
+        if overdue < lost_after:
+            continue  # just submitted: its message may be on its way to the queue
+        queue.enqueue(JobCommand.model_validate(last.event.command))
+        log.warning("job %s: its queue message was lost; queued again", row["job_id"])
+        lost.append(row["job_id"])
+    return lost
+
+
 class _Stop:
     """SIGTERM or SIGINT: stop taking jobs and let running ones finish; a second one
     stops at once (running jobs are then marked interrupted by the next worker)."""
@@ -129,6 +157,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
                                           max_delay=1.0, check_worker_health=True)
     with Journal(config.journal_path()) as journal:
         recover_interrupted(journal, queue, options.retry_delay)
+        requeue_lost(journal, queue)
         consumer.start()
         stop = _Stop()
         stop.install()  # after start(): Huey's own handlers would not be graceful on TERM
@@ -142,6 +171,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
                 break
             if time.monotonic() - last_recovery >= RECOVER_EVERY:
                 recover_interrupted(journal, queue, options.retry_delay)
+                requeue_lost(journal, queue)
                 last_recovery = time.monotonic()
         consumer.stop(graceful=True)
     log.info("worker stopped")
