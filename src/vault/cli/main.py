@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"vault: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
               file=sys.stderr)
         code = 1
+        if state.json_mode:
+            state.output().error("InternalError", f"{type(exc).__name__}: {exc}", code)
     finally:
         if state._vault:
             state._vault.close()
