@@ -90,7 +90,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         return _dry_run(vault, repo, req, reporter)
     run = JobRun.start(vault.journal, "backup", job_id, repository=repo.location,
                        paths=paths, tags=req.tags, options=req.options())
-    with run, repository_lock(vault, repo, exclusive=False, operation="backup"):
+    with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
         repo.recover_unindexed_packs()
         parent = find_parent(repo, paths)
@@ -104,6 +104,9 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         archiver.saver.flush()
         snapshot = _snapshot(req, paths, result.tree.hex(), parent, result.summary,
                              result.problems, run.job_id)
+        # A backup frozen past its lease may have lost its lock to a prune that then
+        # deleted packs it relies on: never commit a snapshot in that case.
+        lock.check()
         repo.save_snapshot(snapshot)
         if archiver.cache is not None:
             archiver.remember_in_cache()
