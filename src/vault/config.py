@@ -227,7 +227,7 @@ class BackupDefaults(_Strict):
     tags: list[Tag] = []
 
 
-class FilesSource(_Strict):
+class FilesSourceConfig(_Strict):
     type: Literal["files"]
     name: Name
     paths: list[ConfigPath] = Field(min_length=1)
@@ -235,13 +235,13 @@ class FilesSource(_Strict):
     include: list[str] = []
 
 
-class SqliteSource(_Strict):
+class SqliteSourceConfig(_Strict):
     type: Literal["sqlite"]
     name: Name
     path: ConfigPath
 
 
-class PostgresSource(_Strict):
+class PostgresSourceConfig(_Strict):
     type: Literal["postgresql"]
     name: Name
     host: str
@@ -260,7 +260,7 @@ class EntityLevel(_Strict):
     date_field: str | None = None
 
 
-class MongoSource(_Strict):
+class MongoSourceConfig(_Strict):
     type: Literal["mongodb"]
     name: Name
     url: Annotated[str, AfterValidator(lambda url: _url(url, "mongodb", "mongodb+srv"))]
@@ -271,7 +271,7 @@ class MongoSource(_Strict):
     hierarchy: list[EntityLevel] = []
 
     @model_validator(mode="after")
-    def _hierarchy_is_a_chain(self) -> MongoSource:
+    def _hierarchy_is_a_chain(self) -> MongoSourceConfig:
         # Each level is a child of the one before it (projects -> sessions -> messages).
         for index, level in enumerate(self.hierarchy):
             if index == 0 and level.parent_field is not None:
@@ -288,7 +288,7 @@ DEFAULT_REDACT = [
 ]  # fmt: skip
 
 
-class SettingsSource(_Strict):
+class SettingsSourceConfig(_Strict):
     type: Literal["settings"]
     name: Name
     path: ConfigPath
@@ -296,8 +296,12 @@ class SettingsSource(_Strict):
     redact: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
 
 
-Source = Annotated[
-    FilesSource | SqliteSource | PostgresSource | MongoSource | SettingsSource,
+SourceConfig = Annotated[
+    FilesSourceConfig
+    | SqliteSourceConfig
+    | PostgresSourceConfig
+    | MongoSourceConfig
+    | SettingsSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -360,7 +364,7 @@ class VaultConfig(_Strict):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     backup: BackupDefaults = Field(default_factory=BackupDefaults)
     retention: Retention = Field(default_factory=Retention)
-    sources: list[Source] = []
+    sources: list[SourceConfig] = []
     schedules: list[Schedule] = []
     notifications: list[Notification] = []
 

@@ -39,7 +39,7 @@ def every_key() -> list[tuple[str, str]]:
 
 def test_the_walk_finds_the_nested_models() -> None:
     names = {m.__name__ for m in models()}
-    assert {"SecretRef", "EntityLevel", "MongoSource", "WebhookNotification"} <= names
+    assert {"SecretRef", "EntityLevel", "MongoSourceConfig", "WebhookNotification"} <= names
 
 
 def test_example_loads_cleanly() -> None:

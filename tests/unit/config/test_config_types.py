@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from vault.config import (
     CRON_PRESETS,
-    MongoSource,
+    MongoSourceConfig,
     Retention,
     Schedule,
     VaultConfig,
@@ -162,8 +162,8 @@ def test_email_needs_recipients_and_addresses() -> None:
         VaultConfig.model_validate({"notifications": [{**base, "recipients": ["ops"]}]})
 
 
-def mongo(hierarchy: list[dict[str, str]]) -> MongoSource:
-    return MongoSource.model_validate(
+def mongo(hierarchy: list[dict[str, str]]) -> MongoSourceConfig:
+    return MongoSourceConfig.model_validate(
         {"type": "mongodb", "name": "m", "url": "mongodb://h/", "hierarchy": hierarchy}
     )
 

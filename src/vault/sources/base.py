@@ -1,0 +1,217 @@
+"""What every source of data is to the rest of vault: a small Protocol and its data types.
+
+A source (a directory of files, a SQLite file, a PostgreSQL or MongoDB database, an
+application's settings) is captured as a list of *items*: named byte streams that the
+repository engine stores as files of the snapshot tree, chunked and deduplicated like any
+other file. A source chooses its items so that unchanged data makes unchanged bytes (a
+MongoDB collection as canonical BSON in `_id` order, a SQLite file page by page), because
+that is what deduplicates between snapshots. Restoring is the reverse: the source reads its
+items back from a `StoredItems` and rebuilds the database.
+
+The engine consumes a capture's items in order, one at a time: each item is opened, read
+to its end and closed before the next is opened, so a source may produce them all from one
+connection or one consistent read transaction held open by `capture()`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Capture",
+    "CaptureContext",
+    "IterStream",
+    "MemoryStoredItems",
+    "Source",
+    "SourceEstimate",
+    "SourceItem",
+    "SourceRestoreRequest",
+    "SourceRestoreResult",
+    "StoredItems",
+    "capture_to_memory",
+    "stream_of",
+]
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One named byte stream of a capture, stored as one file of the snapshot.
+
+    `path` is relative and "/"-separated ("chat/messages.bson"); `open` returns a readable
+    binary stream the engine reads to its end and closes. `size_hint` feeds progress only.
+    `counts` (documents, rows, ...) end up in the snapshot's per-source metadata."""
+
+    path: str
+    open: Callable[[], AbstractContextManager[BinaryIO]]
+    size_hint: int | None = None
+    mode: int = 0o100600
+    mtime_ns: int = 0
+
+
+@dataclass
+class Capture:
+    """A consistent point in time of a source, valid while `capture()`'s context is open.
+
+    `meta` is stored in the snapshot (`snapshot.source["meta"]`) after every item has been
+    read, so a source may fill it in while its items are read (row counts, LSNs, date
+    ranges). It must hold no secret: it is shown by `vault snapshots --json`."""
+
+    items: Iterable[SourceItem]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CaptureContext:
+    """What the engine gives a capture. `warn(where, message)` records a non-fatal problem
+    (the snapshot becomes `partial`); anything that makes the capture unusable is raised."""
+
+    warn: Callable[[str, str], None] = lambda where, message: None
+
+
+@dataclass(frozen=True)
+class SourceEstimate:
+    """What `vault backup --estimate` shows for a source before anything is read."""
+
+    bytes: int | None
+    items: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. {"tables": {"t": rows}}
+
+
+@dataclass(frozen=True)
+class SourceRestoreRequest:
+    """Where and what to restore. `target` is source-specific: a file path (SQLite), a
+    database name or URL (PostgreSQL, MongoDB); None means the source's own location.
+    `only` selects tables / collections ("db.coll" for MongoDB); empty means all."""
+
+    target: str | None = None
+    only: tuple[str, ...] = ()
+    query: dict[str, Any] | None = None
+    mode: Literal["replace", "new"] = "new"
+
+
+@dataclass
+class SourceRestoreResult:
+    items: int = 0
+    bytes: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class StoredItems(Protocol):
+    """A snapshot's items, read back: what a source restores from."""
+
+    meta: dict[str, Any]
+
+    def paths(self) -> list[str]: ...
+
+    def size(self, path: str) -> int: ...
+
+    def open(self, path: str) -> AbstractContextManager[BinaryIO]: ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A configured or ad-hoc source. `describe()` is stored in the snapshot and journaled,
+    so it names the source (type, name, host, database, file) and never holds a secret."""
+
+    type: ClassVar[str]
+    name: str
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def estimate(self) -> SourceEstimate: ...
+
+    def capture(self, context: CaptureContext) -> AbstractContextManager[Capture]: ...
+
+    def restore(self, stored: StoredItems,
+                request: SourceRestoreRequest) -> SourceRestoreResult: ...
+
+
+# --- helpers for sources ---------------------------------------------------------------
+
+
+class IterStream(io.RawIOBase):
+    """A readable binary stream over an iterator of byte strings (a cursor's documents, a
+    generator of pages) so an item can be produced lazily, without a temporary file."""
+
+    def __init__(self, parts: Iterable[bytes]) -> None:
+        super().__init__()
+        self._parts: Iterator[bytes] = iter(parts)
+        self._buffer = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        view = memoryview(target).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._buffer:
+                part = next(self._parts, None)
+                if part is None:
+                    break
+                self._buffer = memoryview(part).cast("B")
+                continue
+            n = min(len(view) - filled, len(self._buffer))
+            view[filled:filled + n] = self._buffer[:n]
+            self._buffer = self._buffer[n:]
+            filled += n
+        return filled
+
+    def close(self) -> None:
+        close = getattr(self._parts, "close", None)
+        if close is not None:
+            close()  # a generator's finally blocks run now (cursors, transactions)
+        super().close()
+
+
+Opener = Callable[[], AbstractContextManager[BinaryIO]]
+
+
+def stream_of(parts: Callable[[], Iterable[bytes]]) -> Opener:
+    """An item's `open` that streams the byte strings `parts()` yields when opened."""
+
+    @contextmanager
+    def open_stream() -> Iterator[BinaryIO]:
+        stream = io.BufferedReader(IterStream(parts()), buffer_size=1 << 20)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    return open_stream
+
+
+class MemoryStoredItems:
+    """StoredItems over bytes in memory: what `capture_to_memory` returns. Tests of a
+    source's capture/restore use it; the engine's own reader reads a snapshot."""
+
+    def __init__(self, data: dict[str, bytes], meta: dict[str, Any]) -> None:
+        self.data = data
+        self.meta = meta
+
+    def paths(self) -> list[str]:
+        return sorted(self.data)
+
+    def size(self, path: str) -> int:
+        return len(self.data[path])
+
+    @contextmanager
+    def open(self, path: str) -> Iterator[BinaryIO]:
+        yield io.BytesIO(self.data[path])
+
+
+def capture_to_memory(source: Source, context: CaptureContext | None = None) -> MemoryStoredItems:
+    """Capture `source` the way the engine does (items in order, each read to its end)."""
+    data: dict[str, bytes] = {}
+    with source.capture(context or CaptureContext()) as capture:
+        for item in capture.items:
+            if item.path in data:
+                raise ValueError(f"source {source.name}: item {item.path!r} given twice")
+            with item.open() as stream:
+                data[item.path] = stream.read()
+        meta = dict(capture.meta)
+    return MemoryStoredItems(data, meta)

@@ -1,0 +1,96 @@
+"""Turn a `[[sources]]` entry or a command-line argument into a `Source`.
+
+Each source module calls `register(type, from_config=..., schemes=..., from_url=...)` when
+imported; the modules shipped with vault are listed in `_SOURCE_MODULES` and imported on
+first use, and each imports its client library (pymongo, ...) inside its functions, so
+`import vault` stays light. A plain path (no `scheme://`) is a directory or file to back
+up as files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vault.errors import UsageError
+from vault.sources.base import Source
+
+ConfigFactory = Callable[[Any], Source]
+UrlFactory = Callable[[str], Source]
+
+_SOURCE_MODULES: tuple[str, ...] = (
+    "vault.sources.sqlite",
+    "vault.sources.postgresql",
+    "vault.sources.mongodb",
+    "vault.sources.settings",
+)
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True)
+class SourceType:
+    type: str
+    from_config: ConfigFactory
+    schemes: tuple[str, ...] = ()
+    from_url: UrlFactory | None = None
+
+
+_types: dict[str, SourceType] = {}
+_schemes: dict[str, SourceType] = {}
+_loaded = False
+
+
+def register(type_name: str, *, from_config: ConfigFactory, schemes: tuple[str, ...] = (),
+             from_url: UrlFactory | None = None) -> None:
+    """Make `type = "<type_name>"` entries (and `<scheme>://` arguments) build sources."""
+    entry = SourceType(type_name, from_config, schemes, from_url)
+    if type_name in _types and _types[type_name] != entry:
+        raise ValueError(f"source type {type_name!r} is already registered")
+    _types[type_name] = entry
+    for scheme in schemes:
+        _schemes[scheme.lower()] = entry
+
+
+def known_types() -> list[str]:
+    _load()
+    return sorted(_types)
+
+
+def source_from_config(entry: Any) -> Source:
+    """The source for one validated `[[sources]]` entry (a `vault.config.*SourceConfig`)."""
+    _load()
+    found = _types.get(entry.type)
+    if found is None:
+        raise UsageError(f"source {entry.name}: type {entry.type!r} is not supported "
+                         f"(known: {', '.join(sorted(_types))})")
+    return found.from_config(entry)
+
+
+def source_from_url(url: str) -> Source | None:
+    """The source an ad-hoc `scheme://...` argument names; None for a plain path."""
+    match = _SCHEME_RE.match(url)
+    if match is None:
+        return None
+    _load()
+    found = _schemes.get(match.group(1).lower())
+    if found is None or found.from_url is None:
+        # The URL stays out of the message: it may carry a password.
+        raise UsageError(f"unknown source scheme {match.group(1)!r} "
+                         f"(known: {', '.join(sorted(_schemes)) or 'none'})")
+    return found.from_url(url)
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _SOURCE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise  # a real import error inside the module
+    _loaded = True
