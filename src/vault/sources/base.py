@@ -26,6 +26,7 @@ __all__ = [
     "CaptureContext",
     "IterStream",
     "MemoryStoredItems",
+    "SecretSealer",
     "Source",
     "SourceEstimate",
     "SourceItem",
@@ -64,12 +65,25 @@ class Capture:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class SecretSealer(Protocol):
+    """Encrypts small secret values (settings) under a key derived from the repository's
+    master key, so they can be restored but never appear in plain text anywhere."""
+
+    def seal(self, plaintext: bytes) -> bytes: ...
+
+    def unseal(self, sealed: bytes) -> bytes: ...
+
+
 @dataclass
 class CaptureContext:
     """What the engine gives a capture. `warn(where, message)` records a non-fatal problem
-    (the snapshot becomes `partial`); anything that makes the capture unusable is raised."""
+    (the snapshot becomes `partial`); anything that makes the capture unusable is raised.
+    `scratch_dir` is a private directory on a disk with room (the cache dir), for a source
+    that must make a temporary consistent copy; the source removes what it puts there."""
 
     warn: Callable[[str, str], None] = lambda where, message: None
+    scratch_dir: str | None = None
+    sealer: SecretSealer | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,8 @@ class SourceRestoreRequest:
     only: tuple[str, ...] = ()
     query: dict[str, Any] | None = None
     mode: Literal["replace", "new"] = "new"
+    sealer: SecretSealer | None = None
+    scratch_dir: str | None = None
 
 
 @dataclass
