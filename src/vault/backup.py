@@ -38,9 +38,9 @@ class BackupOptions:
 
 
 @dataclass
-class _Dir:
+class TreeDir:
     node: Node
-    children: list[_Dir | Node] = field(default_factory=list)
+    children: list[TreeDir | Node] = field(default_factory=list)
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Archiver:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._to_read: list[tuple[Node, str, os.stat_result]] = []
-        self._root = _Dir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
+        self._root = TreeDir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
         self._started = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.threads),
                                         thread_name_prefix="vault-backup")
@@ -122,8 +122,8 @@ class Archiver:
             if id(node) not in self._failed:
                 self.cache.remember(path, stat_key(st), node.content)
 
-    def _walk_roots(self, paths: list[str]) -> _Dir:
-        root = _Dir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
+    def _walk_roots(self, paths: list[str]) -> TreeDir:
+        root = TreeDir(Node(name="", type="dir", mode=0o40755, mtime_ns=0))
         for top in paths:
             absolute = os.path.abspath(top)
             parent = root
@@ -144,25 +144,25 @@ class Archiver:
                 self._replace_child(parent, entry)
         return root
 
-    def _intermediate(self, parent: _Dir, name: str, path: str) -> _Dir:
+    def _intermediate(self, parent: TreeDir, name: str, path: str) -> TreeDir:
         for child in parent.children:
-            if isinstance(child, _Dir) and child.node.name == name:
+            if isinstance(child, TreeDir) and child.node.name == name:
                 return child
         st = os.lstat(path)
-        made = _Dir(self._node(name, st))
+        made = TreeDir(self._node(name, st))
         parent.children.append(made)
         return made
 
     @staticmethod
-    def _replace_child(parent: _Dir, entry: _Dir | Node) -> None:
-        name = entry.node.name if isinstance(entry, _Dir) else entry.name
+    def _replace_child(parent: TreeDir, entry: TreeDir | Node) -> None:
+        name = entry.node.name if isinstance(entry, TreeDir) else entry.name
         parent.children = [
             c for c in parent.children
-            if (c.node.name if isinstance(c, _Dir) else c.name) != name
+            if (c.node.name if isinstance(c, TreeDir) else c.name) != name
         ]
         parent.children.append(entry)
 
-    def _fill_dir(self, d: _Dir, path: str, root_dev: int) -> None:
+    def _fill_dir(self, d: TreeDir, path: str, root_dev: int) -> None:
         try:
             with os.scandir(path) as it:
                 names = sorted(e.name for e in it)
@@ -183,12 +183,13 @@ class Archiver:
             if entry is not None:
                 d.children.append(entry)
 
-    def _entry(self, path: str, name: str, st: os.stat_result, root_dev: int) -> _Dir | Node | None:
+    def _entry(self, path: str, name: str, st: os.stat_result,
+               root_dev: int) -> TreeDir | Node | None:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             if self.options.one_file_system and st.st_dev != root_dev:
                 return None
-            d = _Dir(self._node(name, st))
+            d = TreeDir(self._node(name, st))
             self.summary.dirs += 1
             self._fill_dir(d, path, root_dev)
             return d
@@ -277,10 +278,10 @@ class Archiver:
 
     # --- trees --------------------------------------------------------------------
 
-    def _save_tree(self, d: _Dir) -> bytes:
+    def _save_tree(self, d: TreeDir) -> bytes:
         nodes: list[Node] = []
         for child in d.children:
-            if isinstance(child, _Dir):
+            if isinstance(child, TreeDir):
                 child.node.subtree = self._save_tree(child)
                 nodes.append(child.node)
             elif id(child) not in self._failed:  # failed files are listed as problems

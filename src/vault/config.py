@@ -354,6 +354,13 @@ class WebhookNotification(_Strict):
 Notification = Annotated[EmailNotification | WebhookNotification, Field(discriminator="type")]
 
 
+class SourceGroup(_Strict):
+    """Sources backed up together (`vault backup --group NAME`): one group id, one time."""
+
+    name: Name
+    sources: list[str] = Field(min_length=1)
+
+
 class VaultConfig(_Strict):
     """The whole of vault.toml."""
 
@@ -365,6 +372,7 @@ class VaultConfig(_Strict):
     backup: BackupDefaults = Field(default_factory=BackupDefaults)
     retention: Retention = Field(default_factory=Retention)
     sources: list[SourceConfig] = []
+    groups: list[SourceGroup] = []
     schedules: list[Schedule] = []
     notifications: list[Notification] = []
 
@@ -399,13 +407,21 @@ class VaultConfig(_Strict):
         """queue.url, or `sqlite:///<state dir>/queue.db` (the path is the URL's path)."""
         return self.queue.url or f"sqlite://{self.resolved_state_dir() / 'queue.db'}"
 
-    def source(self, name: str) -> Source:
+    def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:
                 return source
         raise ConfigError(f"no source named {name!r} in the configuration")
 
-    def sources_for(self, schedule: Schedule) -> list[Source]:
+    def group(self, name: str) -> list[SourceConfig]:
+        for group in self.groups:
+            if group.name == name:
+                return [self.source(source) for source in group.sources]
+        configured = ", ".join(g.name for g in self.groups) or "none"
+        raise ConfigError(f"no group named {name!r} in the configuration"
+                          f" (configured: {configured})")
+
+    def sources_for(self, schedule: Schedule) -> list[SourceConfig]:
         """The sources a schedule backs up: the ones it names, or all when it names none."""
         return [self.source(name) for name in schedule.sources] or list(self.sources)
 

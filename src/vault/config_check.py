@@ -311,6 +311,7 @@ def reference_errors(data: Mapping[str, Any]) -> list[InitErrorDetails]:
     errors: list[InitErrorDetails] = []
     sources = _unique_names(data, "sources", errors)
     _unique_names(data, "schedules", errors)
+    _unique_names(data, "groups", errors)
     targets = _unique_names(data, "notifications", errors)
     wanted = (("sources", sources, "source"), ("notify", targets, "notification"))
     for index, schedule in enumerate(_items(data, "schedules")):
@@ -321,6 +322,13 @@ def reference_errors(data: Mapping[str, Any]) -> list[InitErrorDetails]:
                     configured = ", ".join(sorted(known)) or "none"
                     message = f"no {what} named {name!r} (configured: {configured})"
                     errors.append(_error(("schedules", index, key, position), message))
+    for index, group in enumerate(_items(data, "groups")):
+        names = _get(group, "sources")
+        for position, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and name not in sources:
+                configured = ", ".join(sorted(sources)) or "none"
+                message = f"no source named {name!r} (configured: {configured})"
+                errors.append(_error(("groups", index, "sources", position), message))
     return errors
 
 

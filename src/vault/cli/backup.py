@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,7 +15,14 @@ from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import format_duration
 from vault.errors import EXIT_PARTIAL, UsageError
 from vault.filters import read_exclude_file
-from vault.operations.backup import BackupRequest, estimate_backup, run_backup
+from vault.operations.backup import BackupOutcome, BackupRequest, estimate_backup, run_backup
+from vault.operations.group_backup import (
+    BackupTarget,
+    GroupOutcome,
+    plan_targets,
+    run_targets,
+)
+from vault.operations.source_backup import estimate_source
 from vault.units import human_bytes, parse_bytes
 
 
@@ -40,7 +50,11 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, metavar="[PATH|URL]...")
+@click.option("-s", "--source", "source_names", multiple=True, metavar="NAME",
+              help="Back up the configured source NAME (repeatable).")
+@click.option("-g", "--group", metavar="NAME",
+              help="Back up the sources of the configured group NAME to one point in time.")
 @click.option("-e", "--exclude", multiple=True, help="Skip paths matching this glob.")
 @click.option("--exclude-file", multiple=True, type=click.Path(path_type=Path),
               help="Read exclude globs from a file (one per line, # comments).")
@@ -56,32 +70,53 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
               help="Queue the backup for `vault worker`; print its job id and return.")
 @output_options
 @pass_state
-def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
-           exclude_file: tuple[Path, ...], include: tuple[str, ...],
-           exclude_larger_than: str | None, one_file_system: bool, tag: tuple[str, ...],
-           force: bool, dry_run: bool, estimate: bool, queued: bool) -> None:
-    """Back up PATHS into a new snapshot.
+def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, ...],
+           group: str | None, exclude: tuple[str, ...], exclude_file: tuple[Path, ...],
+           include: tuple[str, ...], exclude_larger_than: str | None, one_file_system: bool,
+           tag: tuple[str, ...], force: bool, dry_run: bool, estimate: bool,
+           queued: bool) -> None:
+    """Back up paths, databases and settings, each into a new snapshot.
+
+    Paths given together make one snapshot; a URL (sqlite:///app.db,
+    postgresql://user@host/db, mongodb://host/db) backs up that database; --source and
+    --group name configured sources. With nothing given, every configured source is
+    backed up. Sources backed up together share a group id and time.
 
     Incremental: unchanged files (same size, mtime, ctime, inode) are not read again.
-    Files that cannot be read are reported and the snapshot is marked partial (exit 3).
+    Files that cannot be read are reported and the snapshot is marked partial (exit 3);
+    a source that fails in a group makes the group partial (exit 3), the others are kept.
     """
-    req = _request(state, paths, exclude, exclude_file, include, exclude_larger_than,
-                   one_file_system, tag, force, dry_run)
+    vault = state.vault()
+    plan = plan_targets(vault.config, list(targets), list(source_names), group)
+    req = _request(state, tuple(p for t in plan for p in t.paths if t.files is None),
+                   exclude, exclude_file, include, exclude_larger_than, one_file_system,
+                   tag, force, dry_run)
     if queued:
-        _enqueue(state, req, dry_run=dry_run, estimate=estimate)
+        _enqueue(state, plan, req, group, dry_run=dry_run, estimate=estimate)
         return
-    out = state.output()
     if estimate:
-        est = estimate_backup(state.vault(), req)
-        eta = format_duration(est.estimated_seconds) if est.estimated_seconds is not None \
-            else "unknown (no earlier backup to learn from)"
-        out.line(f"{est.files} files, {human_bytes(est.bytes_total)}; "
-                 f"{est.files_to_read} new or changed ({human_bytes(est.bytes_to_read)} to read)")
-        out.line(f"estimated new data: ~{human_bytes(est.estimated_new_bytes)} "
-                 f"(~{human_bytes(est.estimated_stored_bytes)} stored), duration ~{eta}")
-        out.summary(**vars(est))
+        _estimate(state, plan, req)
         return
-    outcome = run_backup(state.vault(), req, reporter_for(out))
+    if dry_run and any(t.source is not None for t in plan):
+        raise UsageError("--dry-run applies to files only; use --estimate for databases")
+    if dry_run or (len(plan) == 1 and plan[0].source is None and group is None):
+        for target in plan:
+            _report_files(state, run_backup(vault, _files_request(target, req),
+                                            reporter_for(state.output())))
+        return
+    _report_group(state, run_targets(vault, plan, req, reporter_for(state.output()),
+                                     group_name=group))
+
+
+def _files_request(target: BackupTarget, req: BackupRequest) -> BackupRequest:
+    files = target.files
+    return replace(req, paths=target.paths, label=target.label,
+                   excludes=req.excludes + (files.exclude if files else []),
+                   includes=req.includes + (files.include if files else []))
+
+
+def _report_files(state: CliState, outcome: BackupOutcome) -> None:
+    out = state.output()
     s = outcome.summary
     for p in outcome.problems:
         out.info(f"warning: {p.path}: {p.error}")
@@ -102,18 +137,87 @@ def backup(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
         raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
-def _enqueue(state: CliState, req: BackupRequest, *, dry_run: bool, estimate: bool) -> None:
+def _report_group(state: CliState, result: GroupOutcome) -> None:
+    out = state.output()
+    for r in result.results:
+        snap = r.outcome.snapshot if r.outcome else None
+        if snap is not None and r.outcome is not None:
+            s = r.outcome.summary
+            out.line(f"{r.target.kind} {r.target.name}: snapshot {snap.short_id} "
+                     f"{snap.status}: {human_bytes(s.bytes_raw)} processed, "
+                     f"{human_bytes(s.bytes_new)} new, {s.duration_seconds:.1f}s")
+            for p in r.outcome.problems:
+                out.info(f"warning: {r.target.name}: {p.path}: {p.error}")
+        else:
+            out.line(f"{r.target.kind} {r.target.name}: FAILED: "
+                     f"{r.error.message if r.error else 'unknown error'}")
+        out.record("source", label=r.target.name, source_type=r.target.kind,
+                   status=r.status, job_id=r.outcome.job_id if r.outcome else None,
+                   snapshot_id=snap.id if snap else None,
+                   error=r.error.message if r.error else None,
+                   **(r.outcome.summary.model_dump() if r.outcome else {}))
+    if result.group_id:
+        out.line(f"group {result.group_id}: {result.status}")
+    out.summary(group_id=result.group_id, status=result.status,
+                snapshots=[r.outcome.snapshot.id for r in result.results
+                           if r.outcome and r.outcome.snapshot])
+    if result.status != "completed":
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _estimate(state: CliState, plan: list[BackupTarget], req: BackupRequest) -> None:
+    out = state.output()
+    vault = state.vault()
+    for target in plan:
+        if target.source is None:
+            est = estimate_backup(vault, _files_request(target, req))
+            eta = format_duration(est.estimated_seconds) \
+                if est.estimated_seconds is not None \
+                else "unknown (no earlier backup to learn from)"
+            out.line(f"{est.files} files, {human_bytes(est.bytes_total)}; "
+                     f"{est.files_to_read} new or changed "
+                     f"({human_bytes(est.bytes_to_read)} to read)")
+            out.line(f"estimated new data: ~{human_bytes(est.estimated_new_bytes)} "
+                     f"(~{human_bytes(est.estimated_stored_bytes)} stored), duration ~{eta}")
+            if len(plan) == 1:
+                out.summary(**vars(est))
+                return
+            out.record("estimate", label=target.name, source_type="files", **vars(est))
+            continue
+        assert target.source is not None
+        found = estimate_source(vault, target.source, target.name)
+        size = "size unknown" if found.bytes_total is None else human_bytes(found.bytes_total)
+        out.line(f"{target.kind} {target.name}: {size}; expected new data "
+                 f"~{human_bytes(found.expected_new_bytes)} ({found.basis})")
+        out.record("estimate", label=target.name, source_type=target.kind, **vars(found))
+    out.summary(targets=len(plan))
+
+
+def _enqueue(state: CliState, plan: list[BackupTarget], req: BackupRequest,
+             group: str | None, *, dry_run: bool, estimate: bool) -> None:
+    """One queued job per target; several share a group id and time."""
     from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
     from vault.jobs.commands import BackupArgs
 
     refuse_with_queue(True, dry_run=dry_run, estimate=estimate)
-    paths = [absolute(p) for p in req.paths]
-    if not any(os.path.lexists(p) for p in paths):
-        raise UsageError(f"no such file or directory: {', '.join(paths)}")
-    enqueue(state, BackupArgs(paths=paths, excludes=req.excludes, includes=req.includes,
-                              exclude_larger_than=req.exclude_larger_than,
-                              one_file_system=req.one_file_system, tags=req.tags,
-                              force=req.force))
+    grouped = len(plan) > 1 or group is not None
+    group_id = f"group-{uuid.uuid4().hex[:16]}" if grouped else None
+    group_time = datetime.now(UTC).isoformat() if grouped else None
+    for target in plan:
+        if target.url_had_password:
+            raise UsageError("a queued job must not carry a password: give it to the worker "
+                             "through the source's environment (PGPASSWORD) or vault.toml")
+        paths = [absolute(p) for p in target.paths]
+        if target.source is None and not any(os.path.lexists(p) for p in paths):
+            raise UsageError(f"no such file or directory: {', '.join(paths)}")
+        files = target.files
+        enqueue(state, BackupArgs(
+            paths=paths if files is None else [],
+            excludes=req.excludes, includes=req.includes,
+            exclude_larger_than=req.exclude_larger_than,
+            one_file_system=req.one_file_system, tags=req.tags, force=req.force,
+            source=target.label if target.adhoc_url is None and target.label else None,
+            source_url=target.adhoc_url, group_id=group_id, group_time=group_time))
 
 
 COMMANDS = [backup]

@@ -66,6 +66,11 @@ class Output:
 
     # --- machine -------------------------------------------------------------------
 
+    def record(self, record_type: str, **fields: Any) -> None:
+        """One JSON line of `record_type` (e.g. one per source of a group backup)."""
+        if self.json_mode:
+            print(dumps({"type": record_type, "command": self.command, **fields}), file=self.out)
+
     def summary(self, **fields: Any) -> None:
         if self.json_mode:
             print(dumps({"type": "summary", "command": self.command, **fields}), file=self.out)

@@ -8,6 +8,7 @@ config, exactly as an inline command would.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,15 +32,23 @@ class BackupArgs(_Frozen):
     one_file_system: bool = False
     tags: list[str] = []
     force: bool = False
+    # A configured source (by name) or an ad-hoc source URL (without password) instead
+    # of paths; jobs queued together share a group.
+    source: str | None = None
+    source_url: str | None = None
+    group_id: str | None = None
+    group_time: str | None = None  # ISO 8601
 
     def request(self) -> BackupRequest:
         return BackupRequest(paths=self.paths, excludes=self.excludes, includes=self.includes,
                              exclude_larger_than=self.exclude_larger_than,
                              one_file_system=self.one_file_system, tags=self.tags,
-                             force=self.force)
+                             force=self.force, label=self.source, group_id=self.group_id,
+                             group_time=datetime.fromisoformat(self.group_time)
+                             if self.group_time else None)
 
     def describe(self) -> str:
-        return " ".join(self.paths)
+        return self.source or self.source_url or " ".join(self.paths)
 
 
 class RestoreArgs(_Frozen):
@@ -105,8 +114,9 @@ class JobCommand(_Frozen):
         a = self.args
         if isinstance(a, BackupArgs):
             return ev.BackupRequested(job_id=self.job_id, repository=self.repository,
-                                      paths=a.paths, tags=a.tags,
-                                      options=a.request().options())
+                                      paths=a.paths or [a.describe()], tags=a.tags,
+                                      options=a.request().options(),
+                                      source=a.source or a.source_url, group_id=a.group_id)
         if isinstance(a, RestoreArgs):
             return ev.RestoreRequested(job_id=self.job_id, repository=self.repository,
                                        snapshot_ref=a.snapshot_ref, target=a.target,

@@ -23,7 +23,8 @@ from vault.errors import StaleStreamVersion, VaultError
 from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
 from vault.journal import Journal
 from vault.journal import events as ev
-from vault.operations.backup import _completed, run_backup
+from vault.operations.backup import completed_event, run_backup
+from vault.operations.group_backup import run_target, target_for, url_target
 from vault.operations.restore import run_restore
 from vault.operations.verify import run_verify
 from vault.progress import NullReporter
@@ -118,7 +119,14 @@ def _run(vault: Vault, command: JobCommand) -> str:
         if isinstance(args, BackupArgs):
             if command.attempt > 1 and _already_saved(vault, job_id):
                 return "completed"
-            run_backup(vault, args.request(), NullReporter(), job_id=job_id)
+            request = args.request()
+            if args.source is None and args.source_url is None:
+                run_backup(vault, request, NullReporter(), job_id=job_id)
+            else:
+                target = target_for(vault.config.source(args.source)) if args.source \
+                    else url_target(str(args.source_url))
+                run_target(vault, target, request, NullReporter(), request.group_id,
+                           request.group_time, job_id)
         elif isinstance(args, RestoreArgs):
             run_restore(vault, args.request(), NullReporter(), job_id=job_id)
         elif isinstance(args, VerifyArgs):
@@ -141,6 +149,6 @@ def _already_saved(vault: Vault, job_id: str) -> bool:
     saved = [s for s in repo.snapshots() if s.job_id == job_id]
     if not saved:
         return False
-    vault.journal.append(job_id, _completed(job_id, repo, saved[-1]))
+    vault.journal.append(job_id, completed_event(job_id, repo, saved[-1]))
     log.info("job %s: snapshot %s was saved before the interruption", job_id, saved[-1].id)
     return True

@@ -264,6 +264,11 @@ class BackupRequested(Event):
     paths: list[str]
     tags: list[str]
     options: dict[str, Any]
+    # What is backed up: "files" (paths) or a source's type and name; sources backed up
+    # together share a group id.
+    source_type: str = "files"
+    source: str | None = None
+    group_id: str | None = None
 
 
 class BackupStarted(Event):
@@ -296,12 +301,36 @@ class BackupCompleted(Event):
     bytes_stored: int
     duration_seconds: float
     errors: list[FileProblem]
+    source_type: str = "files"
+    source: str | None = None
+    group_id: str | None = None
 
 
 class BackupFailed(Event):
     job_id: str
     error_kind: str
     message: str
+
+
+class GroupMember(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str
+    source_type: str
+    status: Literal["completed", "partial", "failed"]
+    job_id: str | None
+    snapshot_id: str | None
+    error: str | None
+
+
+class BackupGroupCompleted(Event):
+    """Several sources backed up together: what became of each (one failing makes the
+    group partial; the others' snapshots stand)."""
+
+    group_id: str
+    group: str | None
+    status: Literal["completed", "partial", "failed"]
+    sources: list[GroupMember]
 
 
 # --- restore jobs -----------------------------------------------------------------------

@@ -33,6 +33,9 @@ class BackupRequest:
     force: bool = False
     dry_run: bool = False
     threads: int = 2
+    label: str | None = None  # the configured files source these paths are, if any
+    group_id: str | None = None
+    group_time: datetime | None = None
 
     def options(self) -> dict[str, object]:
         return {"excludes": self.excludes, "includes": self.includes,
@@ -89,7 +92,8 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
     if req.dry_run:
         return _dry_run(vault, repo, req, reporter)
     run = JobRun.start(vault.journal, "backup", job_id, repository=repo.location,
-                       paths=paths, tags=req.tags, options=req.options())
+                       paths=paths, tags=req.tags, options=req.options(),
+                       source=req.label, group_id=req.group_id)
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
         repo.recover_unindexed_packs()
@@ -111,7 +115,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         if archiver.cache is not None:
             archiver.remember_in_cache()
             archiver.cache.commit()
-        run.complete(_completed(run.job_id, repo, snapshot))
+        run.complete(completed_event(run.job_id, repo, snapshot))
     return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors)
 
 
@@ -137,10 +141,12 @@ def _snapshot(req: BackupRequest, paths: list[str], tree: str, parent: Snapshot 
         status="partial" if problems else "completed",
         filters=req.options(), summary=summary, errors=problems,
         vault_version=vault_version(), job_id=job_id,
+        source={"type": "files", **({"name": req.label, "label": req.label} if req.label else {})},
+        group_id=req.group_id, group_time=req.group_time,
     )
 
 
-def _completed(job_id: str, repo: Repository, snap: Snapshot) -> ev.BackupCompleted:
+def completed_event(job_id: str, repo: Repository, snap: Snapshot) -> ev.BackupCompleted:
     s = snap.summary
     return ev.BackupCompleted(
         job_id=job_id, repo_id=repo.id, snapshot_id=snap.id, status=snap.status,
@@ -150,6 +156,8 @@ def _completed(job_id: str, repo: Repository, snap: Snapshot) -> ev.BackupComple
         bytes_raw=s.bytes_raw, bytes_new=s.bytes_new, bytes_stored=s.bytes_stored,
         duration_seconds=s.duration_seconds,
         errors=[ev.FileProblem(path=p.path, error=p.error) for p in snap.errors],
+        source_type=str(snap.source.get("type", "files")), source=snap.source.get("label"),
+        group_id=snap.group_id,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
@@ -40,6 +41,12 @@ class Chunker:
             yield memoryview(data)
             return
         for chunk in self._cdc.cut_buf(data):
+            yield chunk.data
+
+    def cut_file_object(self, stream: BinaryIO) -> Iterator[memoryview]:
+        """Chunks of a readable binary stream (it needs `readinto`; a pipe will do).
+        Each view is valid until the next chunk."""
+        for chunk in self._cdc.cut_stream(stream):
             yield chunk.data
 
     def cut_file(self, path: str | bytes) -> Iterator[memoryview]:

@@ -54,6 +54,9 @@ class Snapshot(BaseModel):
     errors: list[FileProblem] = Field(default_factory=list)
     vault_version: str
     job_id: str | None = None
+    # Sources backed up together share a group: one id and one point in time.
+    group_id: str | None = None
+    group_time: datetime | None = None
 
     # Filled in on load: the snapshot's storage id (not part of the stored document).
     id: str = Field(default="", exclude=True)

@@ -51,6 +51,9 @@ def test_append_stores_every_column(journal: Journal, journal_path: Path) -> Non
         "paths": ["/etc"],
         "tags": ["t"],
         "options": {"exclude": ["*.tmp"], "n": 1.5},
+        "source_type": "files",
+        "source": None,
+        "group_id": None,
     }
     assert payload == json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"))
     assert json.loads(actor) == {"user": "alice", "uid": 1000, "host": "nas", "ssh_client": None}

@@ -40,6 +40,9 @@ def _completed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
         "bytes_stored": event.bytes_stored,
         "duration_seconds": event.duration_seconds,
         "recorded_seq": recorded.seq,
+        "source_type": event.source_type,
+        "source": event.source,
+        "group_id": event.group_id,
     }
     upsert(conn, "snapshots", "snapshot_id", row)
 
@@ -80,7 +83,10 @@ class SnapshotsProjection(TableProjection):
     bytes_new        INTEGER NOT NULL,
     bytes_stored     INTEGER NOT NULL,
     duration_seconds REAL NOT NULL,
-    recorded_seq     INTEGER NOT NULL
+    recorded_seq     INTEGER NOT NULL,
+    source_type      TEXT NOT NULL DEFAULT 'files',
+    source           TEXT,
+    group_id         TEXT
 )""",
         "CREATE INDEX snapshots_repo_time ON snapshots (repo_id, snapshot_time)",
     )

@@ -1,0 +1,144 @@
+"""Backing up one database or settings source into a snapshot of its own.
+
+The source's capture holds its consistent point in time (a read transaction, an exported
+PostgreSQL snapshot) while the engine stores its items; the snapshot records what the
+source is (`describe()`, never a secret) and what the capture saw (`meta`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vault.app import Vault
+from vault.backup_items import ItemArchiver
+from vault.jobrun import JobRun
+from vault.journal import events as ev
+from vault.operations.backup import BackupOutcome, completed_event
+from vault.operations.common import repository_lock
+from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.repository.repository import Repository, vault_version
+from vault.repository.saver import BlobSaver
+from vault.repository.snapshot import FileProblem, Snapshot
+from vault.sources.base import CaptureContext, SecretSealer, Source
+
+
+@dataclass
+class SourceBackupRequest:
+    source: Source
+    label: str  # how snapshots name the source: its config name or its URL without password
+    adhoc_url: str | None = None  # set for a source given as a URL (password removed)
+    tags: list[str] = field(default_factory=list)
+    group_id: str | None = None
+    group_time: datetime | None = None
+    threads: int = 2
+
+    def source_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"type": self.source.type, "name": self.source.name,
+                                  "label": self.label, "describe": self.source.describe()}
+        if self.adhoc_url:
+            record["url"] = self.adhoc_url
+        return record
+
+
+class RepositorySealer:
+    """Seals settings secrets with the repository's key (see SecretSealer)."""
+
+    _AAD = b"vault settings secret v1"
+
+    def __init__(self, repo: Repository) -> None:
+        self._cipher = repo.cipher
+
+    def seal(self, plaintext: bytes) -> bytes:
+        return self._cipher.seal(plaintext, self._AAD)
+
+    def unseal(self, sealed: bytes) -> bytes:
+        return self._cipher.open(sealed, self._AAD)
+
+
+def sealer_for(repo: Repository) -> SecretSealer:
+    return RepositorySealer(repo)
+
+
+def find_source_parent(repo: Repository, label: str, source_type: str) -> Snapshot | None:
+    host = socket.gethostname()
+    same = [s for s in repo.snapshots()
+            if s.host == host and s.paths == [label] and s.source.get("type") == source_type]
+    return same[-1] if same else None
+
+
+def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: ProgressReporter,
+                      job_id: str | None = None) -> BackupOutcome:
+    repo = vault.repository()
+    source = req.source
+    run = JobRun.start(vault.journal, "backup", job_id, repository=repo.location,
+                       paths=[req.label], tags=req.tags, options={},
+                       source_type=source.type, source=req.label, group_id=req.group_id)
+    with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
+        repo.load_index()
+        repo.recover_unindexed_packs()
+        parent = find_source_parent(repo, req.label, source.type)
+        run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
+                                    parent=parent.id if parent else None))
+        cfg = vault.config.repository
+        saver = BlobSaver(repo, compression_level=cfg.compression_level,
+                          pack_size=cfg.pack_size_mib << 20)
+        counter = ProgressCounter(MultiReporter(reporter, run.progress()), "backup")
+        problems: list[FileProblem] = []
+        scratch = vault.cache_dir / "scratch"
+        scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+        context = CaptureContext(
+            warn=lambda where, message: problems.append(FileProblem(path=where, error=message)),
+            scratch_dir=str(scratch), sealer=sealer_for(repo))
+        estimate = source.estimate()
+        counter.set_totals(estimate.bytes, estimate.items)
+        with source.capture(context) as capture:
+            result = ItemArchiver(saver, counter, req.threads).store(capture.items)
+            meta = dict(capture.meta)
+        saver.flush()
+        snapshot = Snapshot(
+            time=datetime.now(UTC), host=socket.gethostname(), user=_user(), uid=os.getuid(),
+            paths=[req.label], tags=sorted(set(req.tags)), tree=result.tree.hex(),
+            parent=parent.id if parent else None, backup_type="full",
+            status="partial" if problems else "completed",
+            source={**req.source_record(), "meta": meta}, summary=result.summary,
+            errors=problems, vault_version=vault_version(), job_id=run.job_id,
+            group_id=req.group_id, group_time=req.group_time)
+        lock.check()
+        repo.save_snapshot(snapshot)
+        run.complete(completed_event(run.job_id, repo, snapshot))
+    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass
+class SourceEstimateReport:
+    bytes_total: int | None
+    items: int | None
+    expected_new_bytes: int
+    basis: str
+    details: dict[str, Any]
+
+
+def estimate_source(vault: Vault, source: Source, label: str) -> SourceEstimateReport:
+    """The source's own size figures, and the new data the last snapshot of it added
+    (a database changes at about the same rate from one backup to the next)."""
+    found = source.estimate()
+    repo = vault.repository()
+    previous = find_source_parent(repo, label, source.type)
+    if previous is None:
+        expected, basis = found.bytes or 0, "first backup: everything is new"
+    else:
+        expected = previous.summary.bytes_new
+        basis = f"as much as snapshot {previous.short_id} added"
+    return SourceEstimateReport(found.bytes, found.items, expected, basis, dict(found.details))
