@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -253,11 +253,37 @@ class PostgresSourceConfig(_Strict):
 
 
 class EntityLevel(_Strict):
+    """One `[[sources.entities]]` entry: an application entity stored in a collection.
+    A child names its `parent` entity and the `key` field of its documents that holds the
+    parent document's `_id` (messages.session_id -> sessions._id)."""
+
     name: str = Field(min_length=1)
-    collection: str = Field(min_length=1)
-    parent_field: str | None = None
-    id_field: str = "_id"
+    collection: str = Field(min_length=1)  # "coll" in the source's database, or "db.coll"
+    parent: str | None = None
+    key: str | None = None
     date_field: str | None = None
+
+
+def _extended_json_query(value: Any) -> dict[str, Any]:
+    # A query is a TOML table or a JSON text, either in MongoDB extended JSON
+    # ({"$oid": ...}, {"$date": ...}); decoded here so a typo fails at load time.
+    from bson import json_util  # pymongo's bson: a runtime dependency of vault
+
+    text = value if isinstance(value, str) else None
+    if text is None:
+        import json
+
+        text = json.dumps(value, default=str)
+    try:
+        decoded = json_util.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a MongoDB query in (extended) JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise ValueError("a query must be a JSON object such as {\"status\": \"open\"}")
+    return decoded
+
+
+MongoQuery = Annotated[dict[str, Any], BeforeValidator(_extended_json_query)]
 
 
 class MongoSourceConfig(_Strict):
@@ -267,19 +293,54 @@ class MongoSourceConfig(_Strict):
     databases: list[str] = []
     collections: list[str] = []
     exclude_collections: list[str] = []
+    queries: dict[str, MongoQuery] = {}
+    date_field: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     password: SecretRef | None = None
-    hierarchy: list[EntityLevel] = []
+    entities: list[EntityLevel] = []
 
     @model_validator(mode="after")
-    def _hierarchy_is_a_chain(self) -> MongoSourceConfig:
-        # Each level is a child of the one before it (projects -> sessions -> messages).
-        for index, level in enumerate(self.hierarchy):
-            if index == 0 and level.parent_field is not None:
-                raise _fail(("hierarchy", 0, "parent_field"), "the top level has no parent")
-            if index > 0 and level.parent_field is None:
-                message = f"needed: the field of {level.collection} that holds its parent's id"
-                raise _fail(("hierarchy", index, "parent_field"), message)
+    def _date_range_is_ordered(self) -> MongoSourceConfig:
+        if (self.since or self.until) and not self.date_field:
+            raise _fail(("date_field",), "needed: since/until filter on this field")
+        if self.since and self.until and _utc(self.since) >= _utc(self.until):
+            raise _fail(("until",), "must be later than since")
         return self
+
+    @model_validator(mode="after")
+    def _entities_form_a_tree(self) -> MongoSourceConfig:
+        names = [entity.name for entity in self.entities]
+        for index, entity in enumerate(self.entities):
+            where: tuple[str | int, ...] = ("entities", index)
+            if names.count(entity.name) > 1:
+                raise _fail((*where, "name"), f"entity {entity.name!r} is declared twice")
+            if (entity.parent is None) != (entity.key is None):
+                field = "key" if entity.key is None else "parent"
+                raise _fail((*where, field), "parent and key go together: the parent entity"
+                            " and the field holding its _id")
+            if entity.parent is not None and entity.parent not in names:
+                raise _fail((*where, "parent"), f"no entity is named {entity.parent!r}")
+            if _has_cycle(self.entities, entity):
+                raise _fail((*where, "parent"), "the parents form a cycle, not a tree")
+        return self
+
+
+def _has_cycle(entities: list[EntityLevel], start: EntityLevel) -> bool:
+    parents = {entity.name: entity.parent for entity in entities}
+    seen = {start.name}
+    current = start.parent
+    while current is not None:
+        if current in seen:
+            return True
+        seen.add(current)
+        current = parents.get(current)
+    return False
+
+
+def _utc(value: datetime) -> datetime:
+    # A date without a zone is UTC, as MongoDB stores dates.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 DEFAULT_REDACT = [

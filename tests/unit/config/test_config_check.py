@@ -206,9 +206,9 @@ def test_problems_inside_inline_tables_and_multi_line_arrays(tmp_path: Path) -> 
 type = "mongodb"
 name = "chat"
 url = "mongodb://127.0.0.1/"
-hierarchy = [
+entities = [
   { name = "project", collection = "projects" },
-  { name = "session", collection = "sessions", parent_field = "project_id" },
+  { name = "session", collection = "sessions", parent = "project", key = "project_id" },
   { name = "message", collection = "messages", id_feld = "_id" },
 ]
 password = { env = "A", file = "/b" }
@@ -218,7 +218,7 @@ password = { env = "A", file = "/b" }
     problems = check_config_file(path)
 
     assert [(p.line, p.key) for p in problems] == [
-        (8, "sources[0].hierarchy[2].id_feld"),
+        (8, "sources[0].entities[2].id_feld"),
         (10, "sources[0].password"),
     ]
     assert "exactly one of env, file or command" in problems[1].message

@@ -50,7 +50,8 @@ def test_example_loads_cleanly() -> None:
     assert [s.name for s in config.schedules] == ["nightly", "hourly-chat"]
     assert {n.type for n in config.notifications} == {"email", "webhook"}
     mongo = next(s for s in config.sources if s.type == "mongodb")
-    assert [level.collection for level in mongo.hierarchy] == ["projects", "sessions", "messages"]
+    assert [(e.collection, e.parent) for e in mongo.entities] == [
+        ("projects", None), ("sessions", "project"), ("messages", "session")]
 
 
 def test_example_has_no_problems() -> None:

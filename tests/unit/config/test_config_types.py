@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from pydantic import ValidationError
 
 from vault.config import (
@@ -162,23 +163,58 @@ def test_email_needs_recipients_and_addresses() -> None:
         VaultConfig.model_validate({"notifications": [{**base, "recipients": ["ops"]}]})
 
 
-def mongo(hierarchy: list[dict[str, str]]) -> MongoSourceConfig:
+def mongo(entities: list[dict[str, str]], **more: Any) -> MongoSourceConfig:
     return MongoSourceConfig.model_validate(
-        {"type": "mongodb", "name": "m", "url": "mongodb://h/", "hierarchy": hierarchy}
+        {"type": "mongodb", "name": "m", "url": "mongodb://h/", "entities": entities, **more}
     )
 
 
-def test_hierarchy_is_a_chain_of_parents() -> None:
-    source = mongo(
-        [
-            {"name": "project", "collection": "projects"},
-            {"name": "session", "collection": "sessions", "parent_field": "project_id"},
-        ]
-    )
-    assert source.hierarchy[1].id_field == "_id"
-    with pytest.raises(ValidationError) as raised:
-        mongo([{"name": "p", "collection": "p"}, {"name": "s", "collection": "s"}])
-    assert raised.value.errors()[0]["loc"] == ("hierarchy", 1, "parent_field")
+PROJECT = {"name": "project", "collection": "projects"}
+SESSION = {"name": "session", "collection": "sessions", "parent": "project", "key": "project_id"}
+
+
+def test_entities_form_a_tree_of_parents() -> None:
+    source = mongo([PROJECT, SESSION])
+    assert [(e.name, e.parent, e.key) for e in source.entities] == [
+        ("project", None, None), ("session", "project", "project_id")]
+
+
+@pytest.mark.parametrize(
+    ("entities", "loc", "message"),
+    [
+        ([PROJECT, {**SESSION, "parent": "projekt"}], ("entities", 1, "parent"),
+         "no entity is named 'projekt'"),
+        ([PROJECT, {**SESSION, "key": None}], ("entities", 1, "key"), "go together"),
+        ([PROJECT, PROJECT], ("entities", 0, "name"), "declared twice"),
+        ([{**PROJECT, "parent": "session", "key": "s"}, SESSION], ("entities", 0, "parent"),
+         "cycle"),
+    ],
+)
+def test_entities_that_do_not_form_a_tree_are_refused(
+    entities: list[dict[str, str]], loc: tuple[str | int, ...], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message) as raised:
+        mongo(entities)
+    assert raised.value.errors()[0]["loc"] == loc
+
+
+def test_mongo_queries_are_extended_json_tables_or_text() -> None:
+    oid = "65a000000000000000000001"
+    source = mongo([], queries={"messages": {"owner": {"$oid": oid}},
+                                "chat.sessions": '{"open": true}'})
+    assert source.queries == {"messages": {"owner": ObjectId(oid)},
+                              "chat.sessions": {"open": True}}
+    with pytest.raises(ValidationError, match="extended\\) JSON"):
+        mongo([], queries={"messages": "{not json"})
+
+
+def test_mongo_date_range_needs_a_field_and_an_order() -> None:
+    source = mongo([], date_field="at", since="2024-01-01T00:00:00", until="2025-01-01T00:00:00Z")
+    assert source.since is not None and source.until is not None
+    with pytest.raises(ValidationError, match="needed"):
+        mongo([], since="2024-01-01T00:00:00Z")
+    with pytest.raises(ValidationError, match="later than since"):
+        mongo([], date_field="at", since="2025-01-01T00:00:00Z", until="2024-01-01T00:00:00Z")
 
 
 def test_files_source_needs_paths() -> None:

@@ -1,0 +1,139 @@
+"""An application's entities (project -> session -> message) over its collections.
+
+Pure: the tree a source declares, which documents a selection of one entity brings with it
+(a project's sessions and their messages), and the tree a snapshot's meta shows with its
+counts. Finding documents is passed in as a function, so the same closure runs against a
+live server (selective backup) and against a snapshot's stored items (selective restore).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Entity",
+    "EntityNode",
+    "EntitySelection",
+    "entity_closure",
+    "entity_tree",
+    "id_candidates",
+    "subtree",
+]
+
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One declared entity; `collection` is resolved to "db.coll"."""
+
+    name: str
+    collection: str
+    parent: str | None = None
+    key: str | None = None  # the field of this entity's documents holding the parent's _id
+    date_field: str | None = None
+
+
+@dataclass(frozen=True)
+class EntitySelection:
+    """Some documents of one entity, by `_id`, and everything below them.
+    As a request: {"entity": "project", "ids": ["65a1...", 42]}."""
+
+    entity: str
+    ids: tuple[Any, ...]
+
+
+@dataclass
+class EntityNode:
+    """A level of the restore tree: an entity with what the snapshot holds of it."""
+
+    name: str
+    collection: str
+    documents: int
+    first: str | None = None  # ISO dates of the date field's range, when declared
+    last: str | None = None
+    children: list[EntityNode] = field(default_factory=list)
+
+
+def ordered(entities: Sequence[Entity]) -> list[Entity]:
+    """Parents before their children (config validation guarantees a tree)."""
+    placed: list[Entity] = []
+    names: set[str | None] = {None}
+    pending = list(entities)
+    while pending:
+        ready = [entity for entity in pending if entity.parent in names]
+        if not ready:
+            raise ValueError("entities do not form a tree")
+        placed += ready
+        names |= {entity.name for entity in ready}
+        pending = [entity for entity in pending if entity not in ready]
+    return placed
+
+
+def subtree(entities: Sequence[Entity], name: str) -> list[Entity]:
+    """`name` and every entity below it, parents first."""
+    by_name = {entity.name: entity for entity in entities}
+    if name not in by_name:
+        known = ", ".join(sorted(by_name)) or "none declared"
+        raise KeyError(f"no entity is named {name!r} (known: {known})")
+    chosen = {name}
+    for entity in ordered(entities):
+        if entity.parent in chosen:
+            chosen.add(entity.name)
+    return [entity for entity in ordered(entities) if entity.name in chosen]
+
+
+def id_candidates(ids: Iterable[Any]) -> list[Any]:
+    """The ids as given, plus the ObjectId a 24-hex-digit string spells (a command line
+    cannot tell them apart; a value matching both is vanishingly unlikely)."""
+    from bson import ObjectId
+
+    out: list[Any] = []
+    for value in ids:
+        out.append(value)
+        if isinstance(value, str) and _OBJECT_ID.fullmatch(value):
+            out.append(ObjectId(value))
+    return out
+
+
+FindIds = Callable[[Entity, str, list[Any]], list[Any]]
+
+
+def entity_closure(entities: Sequence[Entity], selection: EntitySelection,
+                   find_ids: FindIds) -> dict[str, list[Any]]:
+    """Entity name -> the `_id`s selected: the given ones, then level by level the documents
+    whose `key` holds a selected parent's `_id`. `find_ids(entity, field, values)` returns
+    the `_id`s of the entity's documents whose `field` is one of `values`."""
+    chosen = subtree(entities, selection.entity)
+    selected: dict[str, list[Any]] = {}
+    for entity in chosen:
+        if entity.name == selection.entity:
+            selected[entity.name] = find_ids(entity, "_id", id_candidates(selection.ids))
+        else:
+            assert entity.parent is not None and entity.key is not None
+            selected[entity.name] = find_ids(entity, entity.key, selected[entity.parent])
+    return selected
+
+
+def entity_tree(meta: Mapping[str, Any]) -> list[EntityNode]:
+    """A snapshot's meta (as a MongoDB capture writes it) as the tree of its entities:
+    Project -> Session -> Message, each with its document count and date range."""
+    records = meta.get("entities") or []
+    nodes = {
+        record["name"]: EntityNode(
+            name=record["name"],
+            collection=record["collection"],
+            documents=int(record.get("documents") or 0),
+            first=record.get("first"),
+            last=record.get("last"),
+        )
+        for record in records
+    }
+    roots: list[EntityNode] = []
+    for record in records:
+        parent = nodes.get(record.get("parent") or "")
+        (parent.children if parent is not None else roots).append(nodes[record["name"]])
+    return roots

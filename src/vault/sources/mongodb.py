@@ -1,0 +1,163 @@
+"""The MongoDB source: selected collections as BSON in `_id` order, with their metadata.
+
+A capture yields, per collection, `<db>/<coll>.metadata.json` (options and indexes, canonical
+extended JSON) and `<db>/<coll>.bson` (its documents' raw BSON, concatenated, in `_id`
+order: mongodump's layout). Documents go from the server to the snapshot as the bytes the
+server sent, so every type survives, and `_id` order keeps unchanged documents at stable
+offsets so they deduplicate between snapshots. On a replica set (or SecantusDB) every
+read happens in one snapshot session, so the capture is one point in time.
+
+Registered as type "mongodb" and for `mongodb://` / `mongodb+srv://` arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from vault.sources.base import (
+    Capture,
+    CaptureContext,
+    SourceEstimate,
+    SourceRestoreRequest,
+    SourceRestoreResult,
+    StoredItems,
+)
+from vault.sources.entities import Entity, EntitySelection
+from vault.sources.mongo_client import connect, server_errors
+from vault.sources.mongo_selection import MongoFilters, display_url, split_url, url_database
+from vault.sources.registry import register
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+
+    from vault.config import MongoSourceConfig
+    from vault.secrets import SecretRef
+
+__all__ = ["MongoSource", "from_config", "from_url"]
+
+
+class MongoSource:
+    """A MongoDB server's selected databases and collections."""
+
+    type: ClassVar[str] = "mongodb"
+
+    def __init__(self, name: str, url: str, *, password: SecretRef | None = None,
+                 url_password: str | None = None, filters: MongoFilters | None = None,
+                 entities: tuple[Entity, ...] = ()) -> None:
+        self.name = name
+        self.url = url  # may hold a user name; never a password (that is `password`)
+        self.password_ref = password
+        self._url_password = url_password  # an ad-hoc URL's own password, kept out of url
+        self.filters = filters or MongoFilters()
+        self.entities = entities
+        self.where = display_url(url)
+
+    def select_entity(self, entity: str, ids: tuple[Any, ...]) -> MongoSource:
+        """A copy that backs up one entity's documents (by `_id`) and all below them."""
+        filters = dataclasses.replace(self.filters, entity=EntitySelection(entity, ids))
+        return MongoSource(self.name, self.url, password=self.password_ref,
+                           url_password=self._url_password, filters=filters,
+                           entities=self.entities)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "url": self.where,
+                "database": url_database(self.url), "filters": self.filters.describe()}
+
+    def connect(self, url: str | None = None) -> MongoClient[Any]:
+        """A connected client for the source's server, or for `url` (a restore target)."""
+        from vault.secrets import resolve_secret
+
+        if url is None:
+            url, password = self.url, self._url_password
+        else:
+            url, password = _without_password(url)
+        if password is None and self.password_ref is not None:
+            password = resolve_secret(self.password_ref, f"password of source {self.name!r}")
+        return connect(url, password, display_url(url))
+
+    def estimate(self) -> SourceEstimate:
+        from vault.sources.mongo_capture import estimate
+
+        with self._client() as client:
+            return estimate(client, self)
+
+    @contextmanager
+    def capture(self, context: CaptureContext) -> Iterator[Capture]:
+        from vault.sources.mongo_capture import capture
+
+        with self._client() as client, capture(client, self, context) as result:
+            yield result
+
+    def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
+        from vault.sources.mongo_restore import restore
+
+        return restore(self, stored, request)
+
+    @contextmanager
+    def _client(self) -> Iterator[MongoClient[Any]]:
+        client = self.connect()
+        try:
+            with server_errors(self.where):
+                yield client
+        finally:
+            client.close()
+
+
+def _without_password(url: str) -> tuple[str, str | None]:
+    """An ad-hoc URL's password is taken out, so no URL that is kept or shown holds it."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=f"{user}@{hosts}")), unquote(password)
+
+
+def from_config(entry: MongoSourceConfig) -> MongoSource:
+    default_database = url_database(entry.url) or (
+        entry.databases[0] if len(entry.databases) == 1 else None)
+    filters = MongoFilters(
+        databases=tuple(entry.databases),
+        collections=tuple(entry.collections),
+        exclude_collections=tuple(entry.exclude_collections),
+        queries=dict(entry.queries),
+        date_field=entry.date_field,
+        since=entry.since,
+        until=entry.until,
+    )
+    entities = tuple(
+        Entity(e.name, _qualified(e.collection, default_database, entry.name), e.parent, e.key,
+               e.date_field)
+        for e in entry.entities
+    )
+    return MongoSource(entry.name, entry.url, password=entry.password, filters=filters,
+                       entities=entities)
+
+
+def _qualified(collection: str, default_database: str | None, source: str) -> str:
+    if "." in collection:
+        return collection
+    if default_database is None:
+        from vault.errors import ConfigError
+
+        raise ConfigError(f"source {source}: write entity collection {collection!r} as "
+                          "'db.coll' (the source does not name exactly one database)")
+    return f"{default_database}.{collection}"
+
+
+def from_url(url: str) -> MongoSource:
+    """`mongodb://[user[:password]@]host[:port]/[db][?collections=a,b&...]` (ad hoc)."""
+    driver_url, filters = split_url(url)
+    driver_url, password = _without_password(driver_url)
+    database = url_database(driver_url)
+    return MongoSource(database or "mongodb", driver_url, url_password=password,
+                       filters=filters)
+
+
+register("mongodb", from_config=from_config, schemes=("mongodb", "mongodb+srv"),
+         from_url=from_url)
