@@ -197,8 +197,22 @@ def stream_output(argv: list[str], target: PgTarget, what: str) -> Iterator[byte
 
 def feed_input(argv: list[str], target: PgTarget, what: str, parts: Iterable[bytes]) -> None:
     """Run `argv` with `parts` as its stdin; raise if it fails."""
+    _feed(argv, target, what, parts, None)
+
+
+def capture_output(argv: list[str], target: PgTarget, what: str,
+                   parts: Iterable[bytes]) -> str:
+    """Run `argv` with `parts` as its stdin; its (small) stdout."""
+    with tempfile.TemporaryFile() as stdout:
+        _feed(argv, target, what, parts, stdout)
+        return _read_all(stdout)
+
+
+def _feed(argv: list[str], target: PgTarget, what: str, parts: Iterable[bytes],
+          stdout: IO[bytes] | None) -> None:
     with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL if stdout is None else stdout,
                                 stderr=stderr, env=client_env(target))
         assert proc.stdin is not None
         try:

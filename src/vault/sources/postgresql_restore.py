@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vault.errors import UsageError
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.pg_client import PgClients, feed_input, run_sql
+from vault.sources.pg_client import PgClients, capture_output, feed_input, run_sql
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
     PgTarget,
@@ -33,6 +34,7 @@ from vault.sources.pg_tools import (
 
 FORMAT = 1
 READ_SIZE = 1 << 20
+_NOT_WITH_SOME_TABLES = ("FK CONSTRAINT", "BLOB", "BLOBS", "LARGE OBJECT")
 
 _DATABASE_EXISTS = "SELECT count(*) FROM pg_database WHERE datname = :'db';"
 _CREATE_DATABASE = """SELECT format('CREATE DATABASE %I TEMPLATE template0 ENCODING %L',
@@ -74,11 +76,13 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
     target = restore_target(source, request.target)
     existed = _prepare_database(clients, source, target, request.mode, meta)
     run = _Run(clients, target, stored)
-    if request.only:
-        for table in chosen:
-            run.one_table(table, entries[table], replace=existed)
-    else:
+    if not request.only:
         run.whole_database(chosen, entries, clean=existed)
+    elif not existed:
+        run.tables_into_empty(chosen, entries)
+    else:
+        for table in chosen:
+            run.one_table(table, entries[table])
     rows = {t.qualified: entries[t]["rows"] for t in chosen}
     return SourceRestoreResult(items=len(run.read), bytes=run.bytes,
                                details={"database": target.dbname, "tables": rows})
@@ -123,12 +127,36 @@ class _Run:
         self._pg_restore(["--section=data"])
         self._pg_restore(["--section=post-data"])
 
-    def one_table(self, table: TableRef, entry: dict[str, Any], replace: bool) -> None:
+    def tables_into_empty(self, tables: list[TableRef], entries: dict[TableRef, Any]) -> None:
+        """Some tables into an empty database: every definition (a table needs its types,
+        functions and sequences), the rows of the chosen tables only, and no foreign keys
+        or large objects, which could not hold or do not belong with a part of the rows."""
+        with tempfile.NamedTemporaryFile("w", suffix=".list") as listing:
+            listing.write(self._listing_without(_NOT_WITH_SOME_TABLES))
+            listing.flush()
+            chosen = [f"--use-list={listing.name}"]
+            self._pg_restore(["--section=pre-data", *chosen])
+            for table in tables:
+                self._rows(table, entries[table], truncate=False)
+            self._pg_restore(["--section=data", *chosen])
+            self._pg_restore(["--section=post-data", *chosen])
+
+    def _listing_without(self, kinds: tuple[str, ...]) -> str:
+        """The archive's table of contents (`pg_restore --list`) without entries of `kinds`;
+        a line reads "3210; 2606 16399 FK CONSTRAINT s2 u u_a_fkey app"."""
+        argv = [self.clients.pg_restore, "--list"]
+        listing = capture_output(argv, self.target, "the database schema",
+                                 self._read(SCHEMA_ITEM))
+        kept = [line for line in listing.splitlines()
+                if not any(f" {kind} " in line.split(";", 1)[-1] for kind in kinds)]
+        return "\n".join(kept) + "\n"
+
+    def one_table(self, table: TableRef, entry: dict[str, Any]) -> None:
         """Like `pg_restore --table`: the table's definition (when the target lacks it)
         and its rows; an existing table keeps its definition and indexes and gets its rows
         replaced."""
-        exists = replace and run_sql(self.clients, self.target, _TABLE_EXISTS,
-                                     {"schema": table.schema, "name": table.name}) != "0"
+        exists = run_sql(self.clients, self.target, _TABLE_EXISTS,
+                         {"schema": table.schema, "name": table.name}) != "0"
         if not exists:
             run_sql(self.clients, self.target, 'CREATE SCHEMA IF NOT EXISTS :"schema";',
                     {"schema": table.schema})
