@@ -160,34 +160,38 @@ def restore_target(source: PgTarget, target: str | None) -> PgTarget:
 _CLIENT_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
 
-def client_major(version_output: str) -> int:
-    """15 from 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)' (or 9 from 9.6.24)."""
+Major = tuple[int, int]  # (16, 0); (9, 6) before PostgreSQL 10, whose majors had two parts
+
+
+def client_major(version_output: str) -> Major:
+    """(15, 0) from 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)'; (9, 6) from
+    'pg_dump (PostgreSQL) 9.6.24'."""
     found = _CLIENT_VERSION.search(version_output)
     if found is None:
         raise PostgresError(detail=f"cannot read the client version from {version_output!r}")
     major = int(found.group(1))
-    return major if major >= 10 else major * 100 + int(found.group(2) or 0)
+    return (major, 0) if major >= 10 else (major, int(found.group(2) or 0))
 
 
-def server_major(server_version_num: int) -> int:
-    """16 from 160002; 906 from 90624 (before 10 the major version had two parts)."""
-    return server_version_num // 10000 if server_version_num >= 100000 else (
-        server_version_num // 100)
+def server_major(server_version_num: int) -> Major:
+    """(16, 0) from 160002; (9, 6) from 90624."""
+    if server_version_num >= 100000:
+        return (server_version_num // 10000, 0)
+    return (server_version_num // 10000, server_version_num // 100 % 100)
 
 
 def check_client_version(program: str, client_output: str, server_version_num: int,
                          at: str) -> None:
-    """pg_dump refuses (or half-works) against a server newer than itself: say which
-    package brings a new enough one."""
+    """pg_dump refuses to dump a server newer than itself: say which package brings a new
+    enough one."""
     client, server = client_major(client_output), server_major(server_version_num)
     if client < server:
-        label = str(server) if server >= 10 else f"{server // 100}.{server % 100}"
-        raise PgClientTooOld(program=program, client=_label(client), server=label, at=at,
-                             package=f"postgresql-client-{label}")
+        raise PgClientTooOld(program=program, client=_label(client), server=_label(server),
+                             at=at, package=f"postgresql-client-{_label(server)}")
 
 
-def _label(major: int) -> str:
-    return str(major) if major >= 10 else f"{major // 100}.{major % 100}"
+def _label(major: Major) -> str:
+    return str(major[0]) if major[0] >= 10 else f"{major[0]}.{major[1]}"
 
 
 # --- what a failed client said -------------------------------------------------------------
