@@ -250,6 +250,7 @@ class PostgresSourceConfig(_Strict):
     user: str
     password: SecretRef | None = None
     tables: list[str] = []
+    pg_dump_path: ConfigPath | None = None  # psql and pg_restore are looked up beside it
 
 
 class EntityLevel(_Strict):
