@@ -399,13 +399,13 @@ class VaultConfig(_Strict):
         """queue.url, or `sqlite:///<state dir>/queue.db` (the path is the URL's path)."""
         return self.queue.url or f"sqlite://{self.resolved_state_dir() / 'queue.db'}"
 
-    def source(self, name: str) -> Source:
+    def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:
                 return source
         raise ConfigError(f"no source named {name!r} in the configuration")
 
-    def sources_for(self, schedule: Schedule) -> list[Source]:
+    def sources_for(self, schedule: Schedule) -> list[SourceConfig]:
         """The sources a schedule backs up: the ones it names, or all when it names none."""
         return [self.source(name) for name in schedule.sources] or list(self.sources)
 
