@@ -415,6 +415,9 @@ def test_selective_restore_builds_a_database_of_just_that_table(
     assert {row[1] for row in restored["schema"]} == {
         "kinds", "kinds_t", "kinds_i", "kinds_audit", "sqlite_sequence"}
     assert restored["sequence"] == [("kinds", 7)]
+    conn = sqlite3.connect(target)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # as the original
+    conn.close()
 
 
 def test_selective_replace_swaps_one_table_inside_an_existing_database(
@@ -428,6 +431,7 @@ def test_selective_replace_swaps_one_table_inside_an_existing_database(
     app.execute("DELETE FROM loose")
     app.execute("INSERT INTO pairs VALUES ('new', 'kept')")
     app.execute("DROP INDEX kinds_t")
+    app.execute("ALTER TABLE loose ADD COLUMN migrated TEXT")  # the schema moved on
 
     details = restore(source, stored, db, only=("loose", "kinds"), mode="replace")
 
@@ -493,6 +497,22 @@ def test_restore_over_the_original_replaces_it_atomically(tmp_path: Path, scratc
     assert integrity(db) == "ok"
     assert db.stat().st_ino != inode  # renamed into place, not rewritten in place
     assert db.stat().st_mode & 0o777 == 0o640
+
+
+def test_restore_requests_it_cannot_serve_fail_clearly(tmp_path: Path, scratch: Path) -> None:
+    db = tmp_path / "app.db"
+    make_database(db, "delete")
+    source = SqliteSource("app", db)
+    stored = capture(source, scratch)
+    with pytest.raises(SqliteTableNotFound):
+        restore(source, stored, tmp_path / "x.db", only=("sqlite_sequence",))
+    with pytest.raises(UsageError, match="not a query"):
+        restore(source, stored, tmp_path / "x.db", query={"id": 1})
+    with pytest.raises(OperationFailed, match="the target is a directory"):
+        restore(source, stored, scratch, mode="replace")
+    with pytest.raises(OperationFailed, match="cannot make the scratch copy in"):
+        capture_to_memory(source, CaptureContext(scratch_dir=str(tmp_path / "missing")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "scratch"]
 
 
 # --- configuration and URLs -----------------------------------------------------------------

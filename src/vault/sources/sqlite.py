@@ -36,6 +36,7 @@ from vault.sources.base import (
 from vault.sources.registry import register
 from vault.sources.sqlite_db import (
     BusyPolicy,
+    SqliteError,
     connect_readonly,
     pragma,
     table_row_counts,
@@ -82,7 +83,11 @@ class SqliteSource:
 
     @contextmanager
     def capture(self, context: CaptureContext) -> Iterator[Capture]:
-        workdir = Path(tempfile.mkdtemp(prefix="vault-sqlite-", dir=context.scratch_dir))
+        try:
+            workdir = Path(tempfile.mkdtemp(prefix="vault-sqlite-", dir=context.scratch_dir))
+        except OSError as error:
+            raise SqliteError(path=str(self.path), detail="cannot make the scratch copy in "
+                              f"{context.scratch_dir}: {error.strerror or error}") from error
         try:
             copy_path = workdir / "copy.db"
             stat = os.stat(self.path) if self.path.exists() else None

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vault.errors import UsageError
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.sqlite_db import (
     BusyPolicy,
@@ -44,8 +45,12 @@ _SIDE_FILES = ("-wal", "-shm")
 def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
                      default_target: Path, busy: BusyPolicy) -> SourceRestoreResult:
     target = Path(request.target).absolute() if request.target else default_target
+    if request.query:
+        raise UsageError("a SQLite restore selects whole tables (only=...), not a query")
     if request.mode == "new" and (target.exists() or target.is_symlink()):
         raise SqliteTargetExists(path=str(target))
+    if target.is_dir():
+        raise SqliteError(path=str(target), detail="the target is a directory, not a file")
     item = _item_path(stored)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -59,6 +64,8 @@ def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
                     tables = _new_database_of_tables(snap, target, request.only)
     except sqlite3.DatabaseError as error:  # what the checks above did not foresee
         raise SqliteError(path=str(target), detail=str(error)) from error
+    except OSError as error:  # a full disk, a read-only directory
+        raise SqliteError(path=str(target), detail=_os_detail(error)) from error
     return SourceRestoreResult(items=1, bytes=target.stat().st_size,
                                details={"target": str(target), "tables": tables})
 
@@ -207,10 +214,11 @@ def _schema_plan(conn: sqlite3.Connection, where: Path, only: tuple[str, ...]) -
     drop, create, fill (rowids kept), then indexes and triggers."""
     objects = conn.execute("SELECT type, name, tbl_name, sql FROM snap.sqlite_master"
                            " WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
-    kinds = {name: kind for kind, name, _, _ in objects if kind in ("table", "view")}
+    kinds = {name: kind for kind, name, _, _ in objects
+             if kind in ("table", "view") and not name.startswith("sqlite_")}
     for name in only:
         if name not in kinds:
-            known = ", ".join(sorted(n for n in kinds if not n.startswith("sqlite_")))
+            known = ", ".join(sorted(kinds))
             raise SqliteTableNotFound(path=str(where), table=name, known=known or "none")
     plan: list[str] = []
     for kind, name, _, sql in objects:
@@ -321,6 +329,10 @@ def _checked_row_counts(path: Path, reported_as: Path) -> dict[str, int]:
     if problems:
         raise SqliteRestoreFailed(path=str(reported_as), detail="; ".join(problems[:3]))
     return counts
+
+
+def _os_detail(error: OSError) -> str:
+    return f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
 
 
 def _fsync_file(path: Path) -> None:
