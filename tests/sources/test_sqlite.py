@@ -273,6 +273,50 @@ def test_captures_of_a_database_being_written_are_consistent(
     print(f"\n{journal_mode}: {captures} captures while writing, last seq {seen}")
 
 
+def test_a_table_is_replaced_inside_a_database_that_is_being_written(
+        tmp_path: Path, scratch: Path, writer: Any) -> None:
+    db, start = writer
+    process = start("wal")
+    source = SqliteSource("live", db)
+    stored = capture(source, scratch)
+    snapshot = tmp_path / "snapshot.db"
+    restore(source, stored, snapshot)
+    captured = committed_prefix(snapshot)
+
+    details = restore(source, stored, db, only=("events",), mode="replace")
+
+    assert details["tables"]["events"] == stored.meta["tables"]["events"]
+    assert process.poll() is None, "the writer must only have waited for its lock"
+    assert writes_go_on(db), "the writer is stuck"
+    process.terminate()
+    process.wait(timeout=10)
+    assert integrity(db) == "ok"
+    conn = sqlite3.connect(db)
+    restored = conn.execute("SELECT seq, part, payload FROM events WHERE seq <= ?"
+                            " ORDER BY seq, part", (captured,)).fetchall()
+    conn.close()
+    conn = sqlite3.connect(snapshot)
+    assert restored == conn.execute("SELECT seq, part, payload FROM events ORDER BY seq, part"
+                                    ).fetchall()
+    conn.close()
+
+
+def writes_go_on(db: Path, within: float = 10.0) -> bool:
+    def last_seq() -> int:
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            return int(conn.execute("SELECT last_seq FROM progress").fetchone()[0])
+        finally:
+            conn.close()
+
+    first, deadline = last_seq(), time.monotonic() + within
+    while time.monotonic() < deadline:
+        if last_seq() > first:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 # --- locks ---------------------------------------------------------------------------------
 
 LOCK_HOLDER = """
@@ -342,10 +386,12 @@ def test_a_lock_released_while_retrying_is_waited_for(
     assert holder.stdin is not None
     release = threading.Timer(0.5, lambda: (holder.stdin.write("go\n"), holder.stdin.flush()))
     release.start()
+    started = time.monotonic()
     try:
         stored = capture(source, scratch)
     finally:
         release.join()
+    assert time.monotonic() - started >= 0.5  # it waited for the lock
     assert stored.meta["tables"]["kinds"] == 7  # the row the holder committed on release
     target = tmp_path / "restored.db"
     restore(source, stored, target)
