@@ -568,7 +568,7 @@ def test_config_and_url_build_the_source(tmp_path: Path) -> None:
     entry = SqliteSourceConfig(type="sqlite", name="chat", path=tmp_path / "chat.db",
                                busy_retries=2, busy_seconds=1.5, copy_method="vacuum")
     source = source_from_config(entry)
-    assert isinstance(source, SqliteSource)
+    assert isinstance(source, SqliteSource) and isinstance(source, Source)
     assert (source.path, source.copy, source.busy) == (
         tmp_path / "chat.db", "vacuum", BusyPolicy(retries=2, seconds=1.5))
 
