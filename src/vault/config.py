@@ -239,6 +239,13 @@ class SqliteSourceConfig(_Strict):
     type: Literal["sqlite"]
     name: Name
     path: ConfigPath
+    # "backup": the online backup API, page for page (deduplicates best, see
+    # docs/performance.md); "vacuum": VACUUM INTO, a compact rewrite.
+    copy_method: Literal["backup", "vacuum"] = "backup"
+    # A locked database is retried this many times, pauses doubling and adding up to
+    # busy_seconds, before the backup of this source fails.
+    busy_retries: NonNegative = 5
+    busy_seconds: float = Field(default=10.0, gt=0)
 
 
 class PostgresSourceConfig(_Strict):
