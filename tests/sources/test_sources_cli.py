@@ -1,0 +1,166 @@
+"""Sources end to end through the `vault` command: the repository engine stores each
+source's capture as a snapshot, and `vault restore` gives the data back exactly.
+
+The group test backs up files + SQLite + PostgreSQL + MongoDB together, then stops the
+PostgreSQL server and backs the group up again: that snapshot set is partial (exit 3), the
+journal says why, and the other three sources' snapshots restore.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import Decimal128, Int64, ObjectId
+from bson.raw_bson import RawBSONDocument
+from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
+from pg_server import missing_binary, running_server
+
+pytestmark = pytest.mark.skipif(missing_binary() is not None,
+                                reason=f"PostgreSQL server binary missing: {missing_binary()}")
+
+
+def make_sqlite(path: Path, rows: int) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, n REAL, raw BLOB)")
+        db.executemany("INSERT INTO notes VALUES (?, ?, ?, ?)",
+                       [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5) for i in range(rows)])
+    db.close()
+
+
+def sqlite_rows(path: Path | str) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return db.execute(
+            "SELECT id, body, n, raw, typeof(body), typeof(n) FROM notes ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_sqlite_url_backup_and_restore(vault_repo: Any, tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_sqlite(db, 2000)
+    first = vault_repo.json("backup", f"sqlite://{db}")
+    snapshot_id = first.summary["snapshot_id"]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM notes WHERE id < 100")  # the loss to undo
+    conn.close()
+    out = tmp_path / "restored.db"
+    restored = vault_repo.json("restore", snapshot_id[:8], "--target", out)
+    assert restored.summary["source_type"] == "sqlite"
+    assert sqlite_rows(out) == [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5, "text", "real")
+                                for i in range(2000)]
+    listed = vault_repo.json("snapshots").records
+    assert [r for r in listed if r.get("id") == snapshot_id]
+    events = vault_repo.events("BackupCompleted")
+    assert events[-1]["source_type"] == "sqlite"
+    assert events[-1]["source"] == f"sqlite://{db}"
+
+
+def _pg_rows(server: Any, db: str) -> str:
+    return server.psql("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) "
+                       "FROM shop.orders t", db=db)
+
+
+def _config(tmp_path: Path, files: Path, db: Path, pg: Any, pg_db: str, mongo_url: str) -> Path:
+    config = tmp_path / "vault.toml"
+    config.write_text(f'''
+[[sources]]
+type = "files"
+name = "uploads"
+paths = ["{files}"]
+
+[[sources]]
+type = "sqlite"
+name = "app-db"
+path = "{db}"
+
+[[sources]]
+type = "postgresql"
+name = "shop"
+host = "127.0.0.1"
+port = {pg.port}
+dbname = "{pg_db}"
+user = "app"
+password = {{ env = "SHOP_PG_PASSWORD" }}
+
+[[sources]]
+type = "mongodb"
+name = "chat"
+url = "{mongo_url}"
+
+[[groups]]
+name = "app"
+sources = ["uploads", "app-db", "shop", "chat"]
+''')
+    return config
+
+
+def test_group_backup_of_four_sources_and_one_server_stopped(
+        vault_repo: Any, tmp_path: Path, fs: Any,
+        mongo_server: MongoServer, mongo_db: str) -> None:  # noqa: F811
+    files = tmp_path / "uploads"
+    fs.write_random(files / "a.bin", 300_000, seed=3)
+    (files / "b.txt").write_text("hello")
+    db = tmp_path / "app.db"
+    make_sqlite(db, 500)
+    chat = f"{mongo_db}chat"
+    docs = [{"_id": ObjectId(), "n": i, "big": Int64(i << 40), "price": Decimal128(f"{i}.10")}
+            for i in range(300)]
+    with mongo_server.client() as client:
+        client[chat]["messages"].insert_many(docs)
+    with running_server() as pg:
+        pg_db = pg.create_database("shop")
+        pg.psql("CREATE SCHEMA shop; CREATE TABLE shop.orders (id serial PRIMARY KEY, "
+                "item text, qty int); INSERT INTO shop.orders (item, qty) "
+                "SELECT 'item ' || g, g FROM generate_series(1, 1000) g;", db=pg_db)
+        pg.psql("GRANT ALL ON SCHEMA shop TO app; GRANT ALL ON ALL TABLES IN SCHEMA shop TO app;"
+                "GRANT ALL ON ALL SEQUENCES IN SCHEMA shop TO app", db=pg_db)
+        expected_pg = _pg_rows(pg, pg_db)
+        config = _config(tmp_path, files, db, pg, pg_db, mongo_server.db_url(chat))
+        env = {"SHOP_PG_PASSWORD": pg.app_password}
+        run = vault_repo.json("--config", config, "backup", "--group", "app", env=env)
+        sources = [r for r in run.records if r.get("type") == "source"]
+        assert [s["status"] for s in sources] == ["completed"] * 4
+        group_id = run.summary["group_id"]
+        assert group_id and run.summary["status"] == "completed"
+        snapshots = {s["label"]: s["snapshot_id"] for s in sources}
+
+        # Restore PostgreSQL into a new database while the server still runs.
+        vault_repo.json("--config", config, "restore", snapshots["shop"][:8],
+                        "--target", "shop_copy", env=env)
+        assert _pg_rows(pg, "shop_copy") == expected_pg
+        pg.psql("SELECT 1")  # still up; now stop it for the second group backup
+    # The server is stopped: the group is partial, the others are saved.
+    failed = vault_repo.run("--config", config, "--json", "backup", "--group", "app",
+                            env={"SHOP_PG_PASSWORD": "unused"})
+    assert failed.returncode == 3, failed.stderr
+    groups = vault_repo.events("BackupGroupCompleted")
+    assert groups[-1]["status"] == "partial"
+    by_label = {m["label"]: m for m in groups[-1]["sources"]}
+    assert by_label["shop"]["status"] == "failed"
+    assert "127.0.0.1" in by_label["shop"]["error"]
+    assert {by_label[n]["status"] for n in ("uploads", "app-db", "chat")} == {"completed"}
+    second = {n: by_label[n]["snapshot_id"] for n in ("uploads", "app-db", "chat")}
+    failures = vault_repo.events("BackupFailed")
+    assert failures and failures[-1]["job_id"] == by_label["shop"]["job_id"]
+
+    # The three sources saved in the partial group restore exactly.
+    out = tmp_path / "out"
+    vault_repo.json("--config", config, "restore", second["uploads"][:8], "--target", out)
+    fs.assert_same_tree(files, out / str(files).lstrip("/"), include_root=False)
+    vault_repo.json("--config", config, "restore", second["app-db"][:8],
+                    "--target", tmp_path / "app-restored.db")
+    assert sqlite_rows(tmp_path / "app-restored.db") == sqlite_rows(db)
+    with mongo_server.client() as client:
+        client[chat]["messages"].delete_many({"n": {"$lt": 100}})
+        vault_repo.json("--config", config, "restore", second["chat"][:8], "--mode", "replace")
+        raw = client.get_database(chat, codec_options=client.codec_options.with_options(
+            document_class=RawBSONDocument))["messages"]
+        got = sorted((bytes(d.raw) for d in raw.find()), key=lambda b: b)
+    from bson import encode
+    assert got == sorted(encode(d) for d in docs)
