@@ -12,6 +12,22 @@ docs/notifications.md.
 """
 
 from vault.notify.dispatch import notify, select_targets
-from vault.notify.notice import TRIGGERS, Channel, Delivery, Notice, Trigger
+from vault.notify.notice import (
+    TRIGGERS,
+    Channel,
+    Delivery,
+    Notice,
+    Trigger,
+    build_test_notice,
+)
 
-__all__ = ["TRIGGERS", "Channel", "Delivery", "Notice", "Trigger", "notify", "select_targets"]
+__all__ = [
+    "TRIGGERS",
+    "Channel",
+    "Delivery",
+    "Notice",
+    "Trigger",
+    "build_test_notice",
+    "notify",
+    "select_targets",
+]

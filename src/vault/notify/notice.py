@@ -38,3 +38,12 @@ class Delivery:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "channel": self.channel, "ok": self.ok,
                 "error": self.error, "attempts": self.attempts}
+
+
+def build_test_notice(trigger: Trigger, host: str) -> Notice:
+    """What `vault notify test` sends: marked as a test in its title and details."""
+    return Notice(
+        trigger=trigger,
+        title=f"test notice from vault on {host}",
+        details={"test": True, "note": "sent by `vault notify test`; no job ran"},
+    )

@@ -17,9 +17,11 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
         if ca_file is None:
             return ssl.create_default_context()
         return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as error:
-        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
-        raise DeliveryError(f"cannot load ca_file {ca_file}: {reason}") from None
+    except ssl.SSLError as error:  # before OSError, which it is a kind of
+        detail = f"not a PEM certificate file ({error.reason or error})"
+        raise DeliveryError(f"cannot load ca_file {ca_file}: {detail}") from None
+    except OSError as error:
+        raise DeliveryError(f"cannot load ca_file {ca_file}: {os_reason(error)}") from None
 
 
 def describe_tls_error(error: ssl.SSLError) -> str:
