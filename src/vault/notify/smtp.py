@@ -83,6 +83,10 @@ def _smtp_error(where: str, target: EmailNotification,
                             for address, (code, text) in error.recipients.items())
         return DeliveryError(f"{where}: recipients refused ({refused})")
     if isinstance(error, smtplib.SMTPServerDisconnected):
+        # smtplib reports a read timeout as "Connection unexpectedly closed: ... timed out".
+        if "timed out" in str(error):
+            return TransientDeliveryError(
+                f"{where}: timed out after {target.timeout_seconds:g} s")
         return TransientDeliveryError(f"{where}: the server closed the connection")
     if isinstance(error, smtplib.SMTPResponseException):
         # 4xx replies are "try again later" in SMTP; 5xx are final.
