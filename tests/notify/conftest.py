@@ -110,7 +110,8 @@ def webhook_server(tls: TlsFiles) -> Iterator[Callable[..., WebhookServer]]:
             httpd.socket = tls.server_context().wrap_socket(httpd.socket, server_side=True)
         host = "localhost" if https else "127.0.0.1"
         state.url = f"{'https' if https else 'http'}://{host}:{httpd.server_address[1]}/hook"
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
         thread.start()
         running.append((httpd, thread))
         return state

@@ -46,14 +46,18 @@ def email_body(notice: Notice, *, host: str, sent_at: datetime) -> str:
     """Plain text: the title, who/when, then every detail as `key: value`."""
     lines = [one_line(notice.title, 1000), ""]
     facts = [
-        ("trigger", notice.trigger),
-        ("job", notice.job_id),
-        ("schedule", notice.schedule),
-        ("host", host),
-        ("time", sent_at.isoformat(timespec="seconds")),
+        (key, value)
+        for key, value in [
+            ("trigger", notice.trigger),
+            ("job", notice.job_id),
+            ("schedule", notice.schedule),
+            ("host", host),
+            ("time", sent_at.isoformat(timespec="seconds")),
+        ]
+        if value is not None
     ]
     width = max(len(key) for key, _ in facts) + 1
-    lines += [f"{key + ':':<{width}} {value}" for key, value in facts if value is not None]
+    lines += [f"{key + ':':<{width}} {value}" for key, value in facts]
     if notice.details:
         lines += ["", "details:"]
         lines += [f"  {key}: {_detail_text(value)}" for key, value in notice.details.items()]
