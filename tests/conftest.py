@@ -157,7 +157,8 @@ def parse_json_lines(stdout: str) -> list[dict[str, Any]]:
     for line in stdout.splitlines():
         record = json.loads(line)
         assert isinstance(record, dict), line
-        assert record.get("type") in ("progress", "summary", "error"), line
+        assert record.get("type") in ("progress", "delivery", "source", "estimate",
+                                      "summary", "error"), line
         records.append(record)
     return records
 

@@ -179,7 +179,8 @@ Name = Annotated[str, AfterValidator(_name)]
 Tag = Annotated[str, AfterValidator(_tag)]
 NonNegative = Annotated[int, Field(ge=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-NotifyEvent = Literal["success", "failure", "low_storage", "missed"]
+NotifyEvent = Literal["success", "failure", "partial", "low_storage", "missed"]
+DEFAULT_NOTIFY_ON: list[NotifyEvent] = ["failure", "partial", "low_storage", "missed"]
 
 # --- models --------------------------------------------------------------------------------
 
@@ -402,14 +403,38 @@ class Schedule(_Strict):
 class EmailNotification(_Strict):
     type: Literal["email"]
     name: Name
-    smtp_host: str
-    smtp_port: Port = 587
+    smtp_host: str = Field(min_length=1)
+    #: default 587 with STARTTLS or plain, 465 with `ssl` (see `port()`)
+    smtp_port: Port | None = None
     starttls: bool = True
+    ssl: bool = False
     username: str | None = None
     password: SecretRef | None = None
+    ca_file: ConfigPath | None = None
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
     sender: Annotated[str, AfterValidator(_email)]
     recipients: list[Annotated[str, AfterValidator(_email)]] = Field(min_length=1)
-    on: list[NotifyEvent] = ["failure", "low_storage", "missed"]
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EmailNotification:
+        if self.ssl and self.starttls and "starttls" in self.model_fields_set:
+            message = "ssl = true (implicit TLS) and starttls = true exclude each other"
+            raise _fail(("starttls",), message)
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            raise _fail((missing,), "SMTP login needs both username and password")
+        return self
+
+    def port(self) -> int:
+        return self.smtp_port or (465 if self.ssl else 587)
+
+    def security(self) -> Literal["ssl", "starttls", "plain"]:
+        """How the connection is protected: implicit TLS wins over STARTTLS; plain only
+        when both are off."""
+        if self.ssl:
+            return "ssl"
+        return "starttls" if self.starttls else "plain"
 
 
 class WebhookNotification(_Strict):
@@ -417,7 +442,10 @@ class WebhookNotification(_Strict):
     name: Name
     url: Annotated[str, AfterValidator(lambda url: _url(url, "http", "https"))]
     token: SecretRef | None = None
-    on: list[NotifyEvent] = ["failure", "low_storage", "missed"]
+    signing_secret: SecretRef | None = None
+    ca_file: ConfigPath | None = None
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON))
 
 
 Notification = Annotated[EmailNotification | WebhookNotification, Field(discriminator="type")]

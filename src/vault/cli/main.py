@@ -121,6 +121,7 @@ def _register_commands() -> None:
         config_cmd,
         jobs_cmd,
         journal_cmd,
+        notify_cmd,
         prune_cmd,
         repo,
         restore,
@@ -129,7 +130,7 @@ def _register_commands() -> None:
     )
 
     for module in (repo, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
-                   journal_cmd, config_cmd):
+                   journal_cmd, config_cmd, notify_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

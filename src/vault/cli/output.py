@@ -2,8 +2,8 @@
 
 Human output goes to stdout, diagnostics and the progress bar to stderr (the bar only on
 a terminal). With `--json`, stdout carries JSON lines only: `{"type": "progress", ...}`
-records while work runs and exactly one final `{"type": "summary", ...}` or
-`{"type": "error", ...}` record.
+records while work runs (or per-item records such as `{"type": "delivery", ...}`) and
+exactly one final `{"type": "summary", ...}` or `{"type": "error", ...}` record.
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ class Output:
 
     # --- machine -------------------------------------------------------------------
 
-    def record(self, record_type: str, **fields: Any) -> None:
-        """One JSON line of `record_type` (e.g. one per source of a group backup)."""
-        if self.json_mode:
-            print(dumps({"type": record_type, "command": self.command, **fields}), file=self.out)
-
     def summary(self, **fields: Any) -> None:
         if self.json_mode:
             print(dumps({"type": "summary", "command": self.command, **fields}), file=self.out)
+
+    def record(self, record_type: str, **fields: Any) -> None:
+        """One intermediate JSON record (e.g. a `delivery`) before the final one."""
+        if self.json_mode:
+            print(dumps({"type": record_type, "command": self.command, **fields}),
+                  file=self.out, flush=True)
 
     def error(self, kind: str, message: str, exit_code: int) -> None:
         if self.json_mode:

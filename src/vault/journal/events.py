@@ -551,3 +551,37 @@ class PruneFailed(Event):
     job_id: str
     error_kind: str
     message: str
+
+
+# --- notifications (vault.notify) -------------------------------------------------------
+
+NotifyChannel = Literal["email", "webhook"]
+NotifyTrigger = Literal["success", "failure", "partial", "low_storage", "missed"]
+
+
+class NotificationSent(Event):
+    """A notice reached one notification target (`attempts` tries, the last one worked)."""
+
+    target: str
+    channel: NotifyChannel
+    trigger: NotifyTrigger
+    title: str
+    job_id: str | None
+    schedule: str | None
+    attempts: int
+
+
+class NotificationFailed(Event):
+    """A notice could not be delivered to one target; the job it was about is unaffected.
+
+    `error` is vault's one-line message (never a secret: no password, token or URL query).
+    """
+
+    target: str
+    channel: NotifyChannel
+    trigger: NotifyTrigger
+    title: str
+    job_id: str | None
+    schedule: str | None
+    attempts: int
+    error: str

@@ -31,7 +31,7 @@ SHIPPED = {
     "VerifyFailed", "SnapshotCorrupted", "SnapshotForgotten", "CommandFailed",
     "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
     "JournalVerified", "ProjectionsRebuilt", "JobQueued", "JobClaimed", "JobInterrupted",
-    "JobCancelled",
+    "JobCancelled", "NotificationSent", "NotificationFailed",
 }  # fmt: skip
 
 
