@@ -162,9 +162,10 @@ class SettingsSource:
             live = parse_settings(found[0], format, target)
         result = merge_settings(settings, live)
         details.update(result.report.as_details())
-        data = render_settings(result.settings, format, found[0] if found else None)
-        if found is not None and result.report.unchanged and data == found[0]:
+        if found is not None and result.report.unchanged:
+            # Nothing to change: the file stays as it is, comments and layout included.
             return SourceRestoreResult(items=1, bytes=0, details={**details, "undo": None})
+        data = render_settings(result.settings, format, found[0] if found else None)
         details["undo"] = replace_settings_file(target, data, origin.get("mode"))
         return SourceRestoreResult(items=1, bytes=len(data), details=details)
 
