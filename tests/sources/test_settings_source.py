@@ -246,6 +246,37 @@ def test_restoring_unchanged_settings_writes_nothing(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == before and list(path.parent.iterdir()) == [path]
 
 
+def test_unchanged_settings_capture_the_same_bytes(tmp_path: Path, new_bytes: Any) -> None:
+    path = write_sample(tmp_path, "config.toml")
+    source = SettingsSource("app", path=str(path))
+    first = capture_to_memory(source)
+    path.write_text("\n\n" + SAMPLES["config.toml"].replace("hunter2", "rotated"))
+
+    second = capture_to_memory(source)
+
+    assert second.data == first.data  # layout and redacted secrets do not show
+    assert new_bytes(first, second) == 0
+    sealer = AesGcmSealer()
+    sealed = [capture_to_memory(table, CaptureContext(sealer=sealer)).data[ITEM]
+              for table in [SettingsSource("app", path=str(path), secrets="encrypt")] * 2]
+    print(f"settings item: {len(first.data[ITEM])} bytes redacted, {len(sealed[0])} sealed")
+    assert sealed[0] != sealed[1]  # a fresh nonce per capture: documented, not deduplicated
+
+
+def test_a_symlinked_file_is_replaced_through_its_link(tmp_path: Path) -> None:
+    real = write_sample(tmp_path, "settings.json")
+    link = tmp_path / "linked.json"
+    link.symlink_to(real)
+    source = SettingsSource("app", path=str(link))
+    stored = capture_to_memory(source)
+    real.write_text('{"name": "other"}')
+
+    details = restore(source, stored)
+
+    assert link.is_symlink() and json.loads(real.read_text())["name"] == "chat"
+    assert Path(details["undo"]).parent == real.parent
+
+
 def test_env_comments_and_layout_survive_a_reimport(tmp_path: Path) -> None:
     path = write_sample(tmp_path, ".env")
     source = SettingsSource("app", path=str(path))

@@ -44,8 +44,9 @@ def undo_path(path: Path, now: datetime | None = None) -> Path:
 
 def replace_settings_file(path: str, data: bytes, mode: int | None) -> str | None:
     """Write `data` to `path` atomically; return where the replaced file was kept (None
-    when there was none). `mode` is used for a new file; an existing one keeps its own."""
-    target = Path(path)
+    when there was none). `mode` is used for a new file; an existing one keeps its own.
+    A symbolic link is followed: the file it points to is replaced and the link stays."""
+    target = Path(os.path.realpath(path))  # a symlinked file is replaced, not its link
     try:
         stat = target.stat()
     except FileNotFoundError:
