@@ -352,18 +352,34 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-DEFAULT_REDACT = [
-    "password", "passwd", "secret", "token", "api_key", "apikey", "private_key",
-    "access_key", "credential", "auth", "cookie", "session_key", "dsn",
+DEFAULT_SECRET_KEYS = [
+    "*password*", "*passwd*", "*passphrase*", "*_pass", "*secret*", "*token*", "*_key",
+    "*apikey*", "*private_key*", "*credential*", "*auth*", "*cookie*", "*dsn*",
+    "*database_url*",
 ]  # fmt: skip
+_SQL_NAME = Annotated[str, Field(min_length=1)]
 
 
 class SettingsSourceConfig(_Strict):
     type: Literal["settings"]
     name: Name
-    path: ConfigPath
-    format: Literal["json", "toml", "env"] | None = None
-    redact: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
+    path: ConfigPath | None = None
+    format: Literal["json", "toml", "yaml", "env"] | None = None
+    database: ConfigPath | None = None
+    table: _SQL_NAME = "settings"
+    key_column: _SQL_NAME = "key"
+    value_column: _SQL_NAME = "value"
+    secrets: Literal["redact", "encrypt"] = "redact"
+    secret_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
+
+    @model_validator(mode="after")
+    def _a_file_or_a_table(self) -> SettingsSourceConfig:
+        if (self.path is None) == (self.database is None):
+            message = "give either path (a settings file) or database (a SQLite settings table)"
+            raise _fail(("path",), message)
+        if self.database is not None and self.format is not None:
+            raise _fail(("format",), "format is for a settings file, not a database table")
+        return self
 
 
 SourceConfig = Annotated[

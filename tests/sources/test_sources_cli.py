@@ -16,7 +16,7 @@ import pytest
 from bson import Decimal128, Int64, ObjectId
 from bson.raw_bson import RawBSONDocument
 from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
-from pg_server import missing_binary, running_server
+from pg_server import APP_USER, missing_binary, running_server
 
 pytestmark = pytest.mark.skipif(missing_binary() is not None,
                                 reason=f"PostgreSQL server binary missing: {missing_binary()}")
@@ -54,11 +54,11 @@ def test_sqlite_url_backup_and_restore(vault_repo: Any, tmp_path: Path) -> None:
     assert restored.summary["source_type"] == "sqlite"
     assert sqlite_rows(out) == [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5, "text", "real")
                                 for i in range(2000)]
-    listed = vault_repo.json("snapshots").records
-    assert [r for r in listed if r.get("id") == snapshot_id]
-    events = vault_repo.events("BackupCompleted")
-    assert events[-1]["source_type"] == "sqlite"
-    assert events[-1]["source"] == f"sqlite://{db}"
+    listed = vault_repo.json("snapshots").summary["snapshots"]
+    assert [s["source"]["type"] for s in listed if s["id"] == snapshot_id] == ["sqlite"]
+    completed = vault_repo.events("BackupCompleted")[-1]["payload"]
+    assert completed["source_type"] == "sqlite"
+    assert completed["source"] == f"sqlite://{db}"
 
 
 def _pg_rows(server: Any, db: str) -> str:
@@ -117,13 +117,13 @@ def test_group_backup_of_four_sources_and_one_server_stopped(
         pg_db = pg.create_database("shop")
         pg.psql("CREATE SCHEMA shop; CREATE TABLE shop.orders (id serial PRIMARY KEY, "
                 "item text, qty int); INSERT INTO shop.orders (item, qty) "
-                "SELECT 'item ' || g, g FROM generate_series(1, 1000) g;", db=pg_db)
-        pg.psql("GRANT ALL ON SCHEMA shop TO app; GRANT ALL ON ALL TABLES IN SCHEMA shop TO app;"
-                "GRANT ALL ON ALL SEQUENCES IN SCHEMA shop TO app", db=pg_db)
+                "SELECT 'item ' || g, g FROM generate_series(1, 1000) g;", db=pg_db,
+                user=APP_USER)
         expected_pg = _pg_rows(pg, pg_db)
         config = _config(tmp_path, files, db, pg, pg_db, mongo_server.db_url(chat))
         env = {"SHOP_PG_PASSWORD": pg.app_password}
         run = vault_repo.json("--config", config, "backup", "--group", "app", env=env)
+        assert run.code == 0, run.last
         sources = [r for r in run.records if r.get("type") == "source"]
         assert [s["status"] for s in sources] == ["completed"] * 4
         group_id = run.summary["group_id"]
@@ -131,23 +131,24 @@ def test_group_backup_of_four_sources_and_one_server_stopped(
         snapshots = {s["label"]: s["snapshot_id"] for s in sources}
 
         # Restore PostgreSQL into a new database while the server still runs.
-        vault_repo.json("--config", config, "restore", snapshots["shop"][:8],
-                        "--target", "shop_copy", env=env)
+        copied = vault_repo.json("--config", config, "restore", snapshots["shop"][:8],
+                                 "--target", "shop_copy", env=env)
+        assert copied.code == 0, copied.last
         assert _pg_rows(pg, "shop_copy") == expected_pg
         pg.psql("SELECT 1")  # still up; now stop it for the second group backup
     # The server is stopped: the group is partial, the others are saved.
     failed = vault_repo.run("--config", config, "--json", "backup", "--group", "app",
                             env={"SHOP_PG_PASSWORD": "unused"})
     assert failed.returncode == 3, failed.stderr
-    groups = vault_repo.events("BackupGroupCompleted")
-    assert groups[-1]["status"] == "partial"
-    by_label = {m["label"]: m for m in groups[-1]["sources"]}
+    group = vault_repo.events("BackupGroupCompleted")[-1]["payload"]
+    assert group["status"] == "partial"
+    by_label = {m["label"]: m for m in group["sources"]}
     assert by_label["shop"]["status"] == "failed"
     assert "127.0.0.1" in by_label["shop"]["error"]
     assert {by_label[n]["status"] for n in ("uploads", "app-db", "chat")} == {"completed"}
     second = {n: by_label[n]["snapshot_id"] for n in ("uploads", "app-db", "chat")}
     failures = vault_repo.events("BackupFailed")
-    assert failures and failures[-1]["job_id"] == by_label["shop"]["job_id"]
+    assert failures and failures[-1]["payload"]["job_id"] == by_label["shop"]["job_id"]
 
     # The three sources saved in the partial group restore exactly.
     out = tmp_path / "out"

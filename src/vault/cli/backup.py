@@ -152,15 +152,21 @@ def _report_group(state: CliState, result: GroupOutcome) -> None:
             out.line(f"{r.target.kind} {r.target.name}: FAILED: "
                      f"{r.error.message if r.error else 'unknown error'}")
         out.record("source", label=r.target.name, source_type=r.target.kind,
-                   status=r.status, job_id=r.outcome.job_id if r.outcome else None,
+                   status=r.status, job_id=r.job_id,
                    snapshot_id=snap.id if snap else None,
                    error=r.error.message if r.error else None,
                    **(r.outcome.summary.model_dump() if r.outcome else {}))
     if result.group_id:
         out.line(f"group {result.group_id}: {result.status}")
+    single: dict[str, object] = {}
+    if len(result.results) == 1 and result.results[0].outcome is not None:
+        only = result.results[0].outcome
+        single = {"job_id": only.job_id, "snapshot_id": only.snapshot.id if only.snapshot
+                  else None, "source_type": result.results[0].target.kind,
+                  **only.summary.model_dump()}
     out.summary(group_id=result.group_id, status=result.status,
                 snapshots=[r.outcome.snapshot.id for r in result.results
-                           if r.outcome and r.outcome.snapshot])
+                           if r.outcome and r.outcome.snapshot], **single)
     if result.status != "completed":
         raise click.exceptions.Exit(EXIT_PARTIAL)
 

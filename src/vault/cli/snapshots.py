@@ -60,10 +60,10 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
            "name": lambda s: (",".join(s.paths), s.time)}[sort]
     snaps.sort(key=key, reverse=reverse)
     out = state.output()
-    out.table(["id", "time", "host", "tags", "paths", "size", "status"],
+    out.table(["id", "time", "host", "tags", "source", "paths", "size", "status"],
               [[s.short_id, s.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"), s.host,
-                ",".join(s.tags), ",".join(s.paths), human_bytes(s.summary.bytes_raw),
-                s.status] for s in snaps])
+                ",".join(s.tags), str(s.source.get("type", "files")), ",".join(s.paths),
+                human_bytes(s.summary.bytes_raw), s.status] for s in snaps])
     out.summary(snapshots=[_snapshot_json(s) for s in snaps])
 
 

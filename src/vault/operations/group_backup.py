@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from vault.app import Vault
 from vault.config import FilesSourceConfig, SourceConfig, VaultConfig
 from vault.errors import OperationFailed, UsageError, VaultError
+from vault.jobrun import new_job_id
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
@@ -113,6 +114,7 @@ def target_for(entry: SourceConfig) -> BackupTarget:
 class TargetOutcome:
     target: BackupTarget
     outcome: BackupOutcome | None
+    job_id: str | None = None
     error: VaultError | None = None
 
     @property
@@ -146,23 +148,23 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
     group_time = datetime.now(UTC) if grouped else None
     results: list[TargetOutcome] = []
     for index, target in enumerate(targets):
-        job_id = job_ids[index] if job_ids else None
+        job_id = job_ids[index] if job_ids else new_job_id("backup")
         try:
             outcome = run_target(vault, target, base, reporter, group_id, group_time, job_id)
         except Exception as exc:  # journaled by the job; the other sources go on
             if not grouped:
                 raise
             error = exc if isinstance(exc, VaultError) else OperationFailed(detail=str(exc))
-            results.append(TargetOutcome(target, None, error))
+            results.append(TargetOutcome(target, None, job_id, error))
             continue
-        results.append(TargetOutcome(target, outcome))
+        results.append(TargetOutcome(target, outcome, job_id))
     result = GroupOutcome(group_id, results)
     if group_id is not None:
         vault.journal.append(group_id, ev.BackupGroupCompleted(
             group_id=group_id, group=group_name, status=result.status,
             sources=[ev.GroupMember(
                 label=r.target.name, source_type=r.target.kind, status=r.status,
-                job_id=r.outcome.job_id if r.outcome else None,
+                job_id=r.job_id,
                 snapshot_id=r.outcome.snapshot.id if r.outcome and r.outcome.snapshot else None,
                 error=r.error.message if r.error else None) for r in results]))
     return result

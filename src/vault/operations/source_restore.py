@@ -42,7 +42,7 @@ class SourceRestoreOutcome:
 
 
 def is_source_snapshot(snapshot: Snapshot) -> bool:
-    return snapshot.source.get("type", "files") != "files"
+    return str(snapshot.source.get("type", "files")) != "files"
 
 
 def source_of(vault: Vault, snapshot: Snapshot) -> Source:

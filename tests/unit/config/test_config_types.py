@@ -14,6 +14,7 @@ from vault.config import (
     MongoSourceConfig,
     Retention,
     Schedule,
+    SettingsSourceConfig,
     VaultConfig,
     parse_byte_size,
     parse_duration,
@@ -226,4 +227,37 @@ def test_settings_source_redacts_by_default() -> None:
     config = VaultConfig.model_validate(
         {"sources": [{"type": "settings", "name": "s", "path": "/srv/app/.env"}]}
     )
-    assert "password" in config.sources[0].redact  # type: ignore[union-attr]
+    source = config.sources[0]
+    assert isinstance(source, SettingsSourceConfig)
+    assert source.secrets == "redact"
+    assert {"*password*", "*secret*", "*token*", "*_key"} <= set(source.secret_keys)
+
+
+def settings_source(**keys: Any) -> SettingsSourceConfig:
+    config = VaultConfig.model_validate({"sources": [{"type": "settings", "name": "s", **keys}]})
+    source = config.sources[0]
+    assert isinstance(source, SettingsSourceConfig)
+    return source
+
+
+def test_settings_source_reads_a_sqlite_table() -> None:
+    source = settings_source(database="/srv/app/app.db", table="config", key_column="k",
+                             value_column="v", secrets="encrypt", secret_keys=["*pin*"])
+    assert (source.path, str(source.database), source.table) == (None, "/srv/app/app.db",
+                                                                 "config")
+    assert (source.key_column, source.value_column) == ("k", "v")
+    assert (source.secrets, source.secret_keys) == ("encrypt", ["*pin*"])
+
+
+@pytest.mark.parametrize("keys", [
+    {},
+    {"path": "/srv/app/.env", "database": "/srv/app/app.db"},
+    {"database": "/srv/app/app.db", "format": "json"},
+    {"path": "/srv/app/.env", "secrets": "plain"},
+    {"path": "/srv/app/settings.ini", "format": "ini"},
+    {"path": "relative/.env"},
+    {"database": "/srv/app/app.db", "table": ""},
+])  # fmt: skip
+def test_settings_source_refuses_a_bad_entry(keys: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        settings_source(**keys)
