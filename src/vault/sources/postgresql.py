@@ -4,7 +4,7 @@ A capture opens one psql session, starts a REPEATABLE READ transaction and expor
 snapshot (`pg_export_snapshot()`); every pg_dump of the capture joins that snapshot
 (`--snapshot=`), so all items show the database at one instant, as one pg_dump would.
 
-Items (see docs/sources-postgresql.md for why this shape deduplicates best):
+Items (see docs/sources.md (PostgreSQL) for why this shape deduplicates best):
 - `database.pgdump`: custom-format archive (`-Fc -Z0`: the repository compresses) of
   everything but the tables' rows: schemas, types, functions, views, sequences and their
   values, large objects, indexes, constraints, triggers, grants.
