@@ -165,3 +165,44 @@ def test_group_backup_of_four_sources_and_one_server_stopped(
         got = sorted((bytes(d.raw) for d in raw.find()), key=lambda b: b)
     from bson import encode
     assert got == sorted(encode(d) for d in docs)
+
+
+SECRETS = ("hunter2-smtp-Zq81", "tok-9f8e7d6c5b4a", "s3cr3t-api-K3y!")
+
+
+@pytest.mark.parametrize("mode", ["redact", "encrypt"])
+def test_settings_secrets_never_leave_in_plain_text(vault_repo: Any, tmp_path: Path,
+                                                    mode: str) -> None:
+    live = tmp_path / "app" / "config.toml"
+    live.parent.mkdir()
+    original = (f'title = "chat"\nport = 8080\n[smtp]\nhost = "mail"\npassword = "{SECRETS[0]}"\n'
+                f'[api]\ntoken = "{SECRETS[1]}"\nsigning_key = "{SECRETS[2]}"\n')
+    live.write_text(original)
+    config = tmp_path / "vault.toml"
+    config.write_text(f'[[sources]]\ntype = "settings"\nname = "app-settings"\n'
+                      f'path = "{live}"\nsecrets = "{mode}"\n')
+    backed_up = vault_repo.json("--config", config, "backup", "--source", "app-settings")
+    assert backed_up.code == 0, backed_up.last
+    snapshot_id = backed_up.summary["snapshot_id"]
+    listed = vault_repo.json("--config", config, "snapshots")
+    shown = vault_repo.run("--config", config, "ls", snapshot_id[:8], "--json")
+    for secret in SECRETS:
+        for where, text in (("backup --json", backed_up.stdout), ("snapshots", listed.stdout),
+                            ("ls", shown.stdout)):
+            assert secret not in text, where
+        for path in [*vault_repo.env.repo.rglob("*"), *vault_repo.env.state_dir.rglob("*")]:
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+    # Re-import after the app rewrote its settings: the stored values come back; redacted
+    # secrets keep their live values (encrypted ones are restored).
+    live.write_text(original.replace('"chat"', '"broken"').replace(SECRETS[1], "new-token"))
+    restored = vault_repo.json("--config", config, "restore", snapshot_id[:8], "--settings")
+    assert restored.code == 0, restored.last
+    for secret in SECRETS:
+        assert secret not in restored.stdout
+    text = live.read_text()
+    assert 'title = "chat"' in text and "port = 8080" in text
+    assert SECRETS[0] in text and SECRETS[2] in text  # unchanged live values
+    assert ("new-token" in text) == (mode == "redact")
+    assert (SECRETS[1] in text) == (mode == "encrypt")
