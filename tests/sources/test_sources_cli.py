@@ -206,3 +206,52 @@ def test_settings_secrets_never_leave_in_plain_text(vault_repo: Any, tmp_path: P
     assert SECRETS[0] in text and SECRETS[2] in text  # unchanged live values
     assert ("new-token" in text) == (mode == "redact")
     assert (SECRETS[1] in text) == (mode == "encrypt")
+
+
+def test_ls_shows_the_entity_hierarchy_with_counts(
+        vault_repo: Any, tmp_path: Path, mongo_server: MongoServer,  # noqa: F811
+        mongo_db: str) -> None:  # noqa: F811
+    chat = f"{mongo_db}app"
+    with mongo_server.client() as client:
+        db = client[chat]
+        projects = [ObjectId() for _ in range(3)]
+        db.projects.insert_many([{"_id": p, "title": f"p{i}"} for i, p in enumerate(projects)])
+        sessions = [{"_id": ObjectId(), "project_id": projects[i % 3]} for i in range(7)]
+        db.sessions.insert_many(sessions)
+        db.messages.insert_many([{"_id": ObjectId(), "session_id": sessions[i % 7]["_id"],
+                                  "text": f"m{i}"} for i in range(40)])
+    config = tmp_path / "vault.toml"
+    config.write_text(f'''
+[[sources]]
+type = "mongodb"
+name = "chat"
+url = "{mongo_server.db_url(chat)}"
+
+[[sources.entities]]
+name = "project"
+collection = "projects"
+
+[[sources.entities]]
+name = "session"
+collection = "sessions"
+parent = "project"
+key = "project_id"
+
+[[sources.entities]]
+name = "message"
+collection = "messages"
+parent = "session"
+key = "session_id"
+''')
+    assert vault_repo.json("--config", config, "backup", "--source", "chat").code == 0
+    shown = vault_repo.json("--config", config, "ls", "latest", "--source", "chat")
+    assert shown.code == 0, shown.last
+    [project] = shown.summary["entities"]
+    assert (project["name"], project["documents"]) == ("project", 3)
+    [session] = project["children"]
+    assert (session["name"], session["documents"]) == ("session", 7)
+    [message] = session["children"]
+    assert (message["name"], message["documents"], message["children"]) == ("message", 40, [])
+    human = vault_repo.run("--config", config, "ls", "latest", "--source", "chat")
+    assert f"project ({chat}.projects): 3 document(s)" in human.stdout
+    assert f"└─ message ({chat}.messages): 40 document(s)" in human.stdout

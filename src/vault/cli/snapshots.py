@@ -75,13 +75,23 @@ def _mode_string(mode: int) -> str:
 @click.argument("snapshot")
 @click.argument("path", default="/")
 @click.option("-R", "--recursive", is_flag=True, help="List everything below PATH.")
+@click.option("--source", "source_name", metavar="NAME",
+              help="The snapshot is of source NAME (`latest` is its newest); show its "
+                   "entity hierarchy with counts when it declares one.")
 @output_options
 @pass_state
-def ls(state: CliState, snapshot: str, path: str, recursive: bool) -> None:
+def ls(state: CliState, snapshot: str, path: str, recursive: bool,
+       source_name: str | None) -> None:
     """List the entries of SNAPSHOT under PATH."""
     repo = state.vault().repository()
     ref, sub = split_ref(snapshot)
-    snap = repo.find_snapshot(ref)
+    if source_name is not None:
+        snap = _source_snapshot(repo.snapshots(), ref, source_name)
+        if snap.source.get("meta", {}).get("entities"):
+            _show_entities(state, snap)
+            return
+    else:
+        snap = repo.find_snapshot(ref)
     base = "/" + "/".join(p for p in f"{sub}/{path}".split("/") if p)
     tree = resolve_subtree(repo, snap, base)
     entries = list(repo.walk(tree)) if recursive else [(n.name, n) for n in repo.load_tree(tree)]
@@ -97,6 +107,38 @@ def ls(state: CliState, snapshot: str, path: str, recursive: bool) -> None:
                  f"{datetime.fromtimestamp(node.mtime_ns / 1e9).strftime('%Y-%m-%d %H:%M')}  "
                  f"{full}{'/' if node.type == 'dir' else ''}{suffix}")
     out.summary(snapshot_id=snap.id, entries=rows)
+
+
+def _source_snapshot(snapshots: list[Snapshot], ref: str, name: str) -> Snapshot:
+    """`ref` (an id prefix or `latest`) among the snapshots of source `name`."""
+    mine = [s for s in snapshots if s.source.get("label") == name or s.paths == [name]]
+    if not mine:
+        raise UsageError(f"no snapshot of source {name!r}")
+    if ref == "latest":
+        return mine[-1]
+    matches = [s for s in mine if s.id.startswith(ref)] if len(ref) >= 4 else []
+    if len(matches) != 1:
+        raise UsageError(f"no snapshot {ref!r} of source {name!r}")
+    return matches[0]
+
+
+def _show_entities(state: CliState, snap: Snapshot) -> None:
+    from vault.sources.entities import EntityNode, entity_tree
+
+    out = state.output()
+    roots = entity_tree(snap.source.get("meta", {}))
+
+    def show(node: EntityNode, depth: int) -> dict[str, object]:
+        dates = f"  {node.first} .. {node.last}" if node.first or node.last else ""
+        out.line(f"{'  ' * depth}{'└─ ' if depth else ''}{node.name} ({node.collection}): "
+                 f"{node.documents} document(s){dates}")
+        return {"name": node.name, "collection": node.collection,
+                "documents": node.documents, "first": node.first, "last": node.last,
+                "children": [show(child, depth + 1) for child in node.children]}
+
+    out.line(f"snapshot {snap.short_id} of {snap.source.get('label')} "
+             f"({snap.time.astimezone():%Y-%m-%d %H:%M})")
+    out.summary(snapshot_id=snap.id, entities=[show(root, 0) for root in roots])
 
 
 @click.command()
