@@ -1,0 +1,61 @@
+"""Telling people how a queued or scheduled job ended (`vault.notify`).
+
+The notice is built from the job's own journal stream (its terminal event), so it says
+exactly what the journal says; sending never fails the job (`notify` never raises, and
+any surprise here is logged and swallowed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vault.app import Vault
+from vault.jobs.commands import JobCommand
+from vault.journal import events as ev
+from vault.notify import Notice, notify
+from vault.notify.notice import Trigger
+
+log = logging.getLogger("vault.jobs")
+
+
+def job_notice(command: JobCommand, stream: list[ev.RecordedEvent],
+               schedule: str | None = None) -> Notice | None:
+    """The notice for a finished job, from its journal stream; None while it is unfinished."""
+    for recorded in reversed(stream):
+        event = recorded.event
+        trigger: Trigger
+        details: dict[str, Any] = {"job_id": command.job_id, "kind": command.kind,
+                                   "what": command.args.describe(),
+                                   "attempt": command.attempt}
+        if isinstance(event, ev.BackupCompleted):
+            trigger = "partial" if event.status == "partial" else "success"
+            details.update(snapshot_id=event.snapshot_id, bytes_raw=event.bytes_raw,
+                           bytes_new=event.bytes_new, bytes_stored=event.bytes_stored,
+                           duration_seconds=event.duration_seconds,
+                           problems=len(event.errors))
+        elif isinstance(event, ev.RestoreCompleted | ev.VerifyCompleted):
+            trigger = "success"
+        elif isinstance(event, ev.BackupFailed | ev.RestoreFailed | ev.VerifyFailed):
+            trigger = "failure"
+            details.update(error_kind=event.error_kind, error=event.message)
+        else:
+            continue
+        word = {"success": "completed", "partial": "partial", "failure": "failed"}[trigger]
+        return Notice(trigger, f"{command.kind} of {command.args.describe()} {word}",
+                      details, job_id=command.job_id, schedule=schedule)
+    return None
+
+
+def send_job_notice(vault: Vault, command: JobCommand, schedule: str | None = None) -> None:
+    try:
+        notice = job_notice(command, vault.journal.stream(command.job_id), schedule)
+        if notice is None or not vault.config.notifications:
+            return
+        only = None
+        if schedule is not None:
+            configured = [s for s in vault.config.schedules if s.name == schedule]
+            only = configured[0].notify if configured and configured[0].notify else None
+        notify(vault.config, vault.journal, notice, only=only)
+    except Exception:  # a notification must never fail a job
+        log.exception("job %s: sending its notification failed", command.job_id)
