@@ -255,3 +255,19 @@ key = "session_id"
     human = vault_repo.run("--config", config, "ls", "latest", "--source", "chat")
     assert f"project ({chat}.projects): 3 document(s)" in human.stdout
     assert f"└─ message ({chat}.messages): 40 document(s)" in human.stdout
+
+    # A selective backup of one project takes its sessions and messages along.
+    one = vault_repo.json("--config", config, "backup", "--source", "chat",
+                          "--entity", f"project={projects[1]}")
+    assert one.code == 0, one.last
+    shown = vault_repo.json("--config", config, "ls", one.summary["snapshot_id"][:8],
+                            "--source", "chat")
+    [project] = shown.summary["entities"]
+    [session] = project["children"]
+    mine = [s["_id"] for s in sessions if s["project_id"] == projects[1]]
+    assert (project["documents"], session["documents"]) == (1, len(mine))
+    messages = sum(1 for i in range(40) if sessions[i % 7]["_id"] in mine)
+    assert session["children"][0]["documents"] == messages
+    refused = vault_repo.json("--config", config, "backup", "--entity", "project=1",
+                              "/etc/hostname")
+    assert refused.code == 2 and "--entity" in refused.last["message"]

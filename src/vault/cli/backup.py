@@ -21,6 +21,7 @@ from vault.operations.group_backup import (
     GroupOutcome,
     plan_targets,
     run_targets,
+    select_entity,
 )
 from vault.operations.source_backup import estimate_source
 from vault.units import human_bytes, parse_bytes
@@ -55,6 +56,9 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
               help="Back up the configured source NAME (repeatable).")
 @click.option("-g", "--group", metavar="NAME",
               help="Back up the sources of the configured group NAME to one point in time.")
+@click.option("--entity", metavar="NAME=ID[,ID...]",
+              help="Back up only these entities of a source's hierarchy, with everything "
+                   "below them (e.g. project=65f1c0...: its sessions and messages too).")
 @click.option("-e", "--exclude", multiple=True, help="Skip paths matching this glob.")
 @click.option("--exclude-file", multiple=True, type=click.Path(path_type=Path),
               help="Read exclude globs from a file (one per line, # comments).")
@@ -71,7 +75,7 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
 @output_options
 @pass_state
 def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, ...],
-           group: str | None, exclude: tuple[str, ...], exclude_file: tuple[Path, ...],
+           group: str | None, entity: str | None, exclude: tuple[str, ...], exclude_file: tuple[Path, ...],
            include: tuple[str, ...], exclude_larger_than: str | None, one_file_system: bool,
            tag: tuple[str, ...], force: bool, dry_run: bool, estimate: bool,
            queued: bool) -> None:
@@ -88,9 +92,17 @@ def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, .
     """
     vault = state.vault()
     plan = plan_targets(vault.config, list(targets), list(source_names), group)
+    if entity is not None:
+        name, _, ids = entity.partition("=")
+        id_list = tuple(i.strip() for i in ids.split(",") if i.strip())
+        if not name or not id_list:
+            raise UsageError(f"--entity {entity!r}: write it as NAME=ID[,ID...]")
+        plan = select_entity(plan, name.strip(), id_list)
     req = _request(state, tuple(p for t in plan for p in t.paths if t.files is None),
                    exclude, exclude_file, include, exclude_larger_than, one_file_system,
                    tag, force, dry_run)
+    if queued and entity is not None:
+        raise UsageError("--entity backups run inline (not with --queue)")
     if queued:
         _enqueue(state, plan, req, group, dry_run=dry_run, estimate=estimate)
         return

@@ -10,7 +10,7 @@ journaled with its reason, and `BackupGroupCompleted` lists what became of every
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -23,7 +23,7 @@ from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
 from vault.progress import ProgressReporter
-from vault.sources.base import Source
+from vault.sources.base import EntitySelectable, Source
 from vault.sources.registry import source_from_config, source_from_url
 
 
@@ -59,6 +59,20 @@ class BackupTarget:
     @property
     def name(self) -> str:
         return self.label or " ".join(self.paths)
+
+
+def select_entity(targets: list[BackupTarget], entity: str,
+                  ids: tuple[str, ...]) -> list[BackupTarget]:
+    """Narrow the targets to one entity (and everything below it in the hierarchy): only
+    sources that declare entities can be narrowed, so exactly those must be given."""
+    if any(t.source is None or not isinstance(t.source, EntitySelectable) for t in targets):
+        raise UsageError("--entity applies to sources with an entity hierarchy "
+                         "([[sources.entities]]); name such a source with --source")
+    narrowed: list[BackupTarget] = []
+    for target in targets:
+        assert isinstance(target.source, EntitySelectable)
+        narrowed.append(replace(target, source=target.source.select_entity(entity, ids)))
+    return narrowed
 
 
 def plan_targets(config: VaultConfig, arguments: list[str], source_names: list[str],

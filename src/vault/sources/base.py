@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
 __all__ = [
     "Capture",
     "CaptureContext",
+    "EntitySelectable",
     "IterStream",
     "MemoryStoredItems",
     "SecretSealer",
@@ -144,6 +145,14 @@ class Source(Protocol):
 
     def restore(self, stored: StoredItems,
                 request: SourceRestoreRequest) -> SourceRestoreResult: ...
+
+
+@runtime_checkable
+class EntitySelectable(Protocol):
+    """A source with an entity hierarchy can back up one entity and everything below it
+    (`vault backup --entity project=ID`)."""
+
+    def select_entity(self, entity: str, ids: tuple[Any, ...]) -> Source: ...
 
 
 # --- helpers for sources ---------------------------------------------------------------
