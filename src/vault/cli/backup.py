@@ -75,7 +75,8 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
 @output_options
 @pass_state
 def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, ...],
-           group: str | None, entity: str | None, exclude: tuple[str, ...], exclude_file: tuple[Path, ...],
+           group: str | None, entity: str | None, exclude: tuple[str, ...],
+           exclude_file: tuple[Path, ...],
            include: tuple[str, ...], exclude_larger_than: str | None, one_file_system: bool,
            tag: tuple[str, ...], force: bool, dry_run: bool, estimate: bool,
            queued: bool) -> None:
