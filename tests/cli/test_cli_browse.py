@@ -51,7 +51,8 @@ def test_snapshots_filter_and_sort(vault_repo, fs, tmp_path: Path) -> None:
     assert len(snapshot_ids(vault_repo, "--since", "2000-01-01T00:00+00:00")) == 3
 
     table = vault_repo.ok("snapshots", "--tag", "weekly").stdout.splitlines()
-    assert table[0].split() == ["id", "time", "host", "tags", "paths", "size", "status"]
+    assert table[0].split() == ["id", "time", "host", "tags", "source", "paths", "size",
+                                "status"]
     assert len(table) == 4 and ids["big"][:8] in table[2] + table[3]
 
 

@@ -54,6 +54,10 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
     A database or settings snapshot is restored through its source: into --target or,
     without it, into the database it was taken from (with --mode replace).
     """
+    if not target and not settings and mode != "replace":
+        raise UsageError("give --target (a directory for files; a file, database or URL for "
+                         "a database), or --mode replace to restore a database into its "
+                         "own location")
     if _is_source_snapshot(state, snapshot):
         if queued or dry_run or paths or include or exclude:
             raise UsageError("database snapshots take --target, --only, --query, --mode "
