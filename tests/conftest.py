@@ -151,14 +151,18 @@ class JsonResult:
         return last
 
 
+#: every `type` a --json record may have (docs/cli.md#json-output)
+RECORD_TYPES = ("progress", "summary", "error", "delivery", "source", "estimate", "job",
+                "next_run", "storage", "alert")
+
+
 def parse_json_lines(stdout: str) -> list[dict[str, Any]]:
     """Every stdout line must be one JSON object (that is the --json contract)."""
     records = []
     for line in stdout.splitlines():
         record = json.loads(line)
         assert isinstance(record, dict), line
-        assert record.get("type") in ("progress", "delivery", "source", "estimate",
-                                      "summary", "error"), line
+        assert record.get("type") in RECORD_TYPES, line
         records.append(record)
     return records
 

@@ -56,6 +56,7 @@ __all__ = [
     "load_config",
     "parse_byte_size",
     "parse_duration",
+    "parse_percent",
 ]
 
 # --- value types -------------------------------------------------------------------------
@@ -100,6 +101,24 @@ def parse_duration(value: object) -> timedelta:
     if not text or _DURATION_PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (write e.g. 36h, 7d, 2w, 1y6m)")
     return timedelta(seconds=sum(int(n) * _DURATION_UNITS[unit] for n, unit in parts))
+
+
+def parse_percent(value: object) -> float:
+    """ "80%", "80", 80 or 80.5 -> 80.0 (a share of something, 1 to 100)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as \"80%\"")
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"not a percentage: {value!r} (write e.g. \"80%\")") from None
+    if not isinstance(value, int | float):
+        kind = type(value).__name__
+        raise ValueError(f"expected a percentage such as \"80%\" (got {kind})")
+    if not 1 <= value <= 100:
+        raise ValueError(f"a percentage between 1% and 100%, not {value}%")
+    return float(value)
 
 
 def _absolute_path(value: Path) -> Path:
@@ -174,6 +193,7 @@ def _repository_url(value: str) -> str:
 
 ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Percent = Annotated[float, BeforeValidator(parse_percent)]
 ConfigPath = Annotated[Path, AfterValidator(_absolute_path)]
 Name = Annotated[str, AfterValidator(_name)]
 Tag = Annotated[str, AfterValidator(_tag)]
@@ -204,8 +224,11 @@ class RepositoryConfig(_Strict):
     compression_level: int = Field(3, ge=1, le=22)
     pack_size_mib: int = Field(16, ge=4, le=128)
     chunk_avg_kib: int = Field(1024, ge=64, le=8192)
+    # The repository's stored size (packs, index, snapshots) may not pass `quota`: a
+    # backup that would is refused before it writes. Crossing `warn_at` of the quota
+    # journals StorageLow (docs/config.md#quotas).
     quota: ByteSize | None = None
-    quota_warn_percent: int = Field(80, ge=1, le=100)
+    warn_at: Percent = 80.0
 
 
 class JournalConfig(_Strict):

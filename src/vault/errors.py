@@ -141,6 +141,10 @@ class NotEnoughSpace(RepositoryError):
     """not enough space in {where}: need ~{need}, have {have}"""
 
 
+class QuotaExceeded(RepositoryError):
+    """backup would exceed the repository quota: {used} used + ~{new} new > {quota} quota"""
+
+
 class HostilePath(VaultError):
     """refused to write {path!r}: {detail}"""
 

@@ -126,10 +126,11 @@ def _register_commands() -> None:
         repo,
         restore,
         snapshots,
+        status_cmd,
         verify,
     )
 
-    for module in (repo, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
+    for module in (repo, status_cmd, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
                    journal_cmd, config_cmd, notify_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)

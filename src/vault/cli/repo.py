@@ -1,17 +1,15 @@
-"""Commands about the repository itself: init, status, stats, key, locks."""
+"""Commands about the repository itself: init, stats, key, locks (status: status_cmd)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from vault.app import Vault
 from vault.cli.main import CliState, output_options, pass_state
-from vault.errors import RepositoryNotFound, SecretUnavailable, UsageError
+from vault.errors import SecretUnavailable, UsageError
 from vault.operations import manage
 from vault.repository.lock import list_locks
 from vault.repository.repository import read_config
@@ -62,37 +60,6 @@ def init(state: CliState, chunk_kib: int | None) -> None:
     out.line(f"created repository {repo.id[:12]} at {repo.location}")
     out.info("keep the passphrase safe: without it the data cannot be recovered")
     out.summary(repo_id=repo.id, repository=repo.location, key_id=repo.key_id)
-
-
-@click.command()
-@output_options
-@pass_state
-def status(state: CliState) -> None:
-    """Show the repository, its snapshots and the latest backup, from the journal."""
-    vault = state.vault()
-    out = state.output()
-    try:
-        config = read_config(vault.storage)
-    except RepositoryNotFound:
-        out.line(f"repository: {vault.storage.location} (not initialised: run `vault init`)")
-        out.summary(repository=vault.storage.location, initialised=False)
-        return
-    latest = _latest_backup(vault)
-    out.line(f"repository: {vault.storage.location} (id {config['id'][:12]}, "
-             f"format {config['version']})")
-    out.line(f"journal:    {vault.config.journal_path()} ({vault.journal.head_seq()} events)")
-    if latest:
-        out.line(f"last backup: {latest['snapshot_id'][:8]} at {latest['snapshot_time']} "
-                 f"({latest['status']}, {human_bytes(latest['bytes_raw'])})")
-    else:
-        out.line("last backup: none yet")
-    out.summary(repository=vault.storage.location, initialised=True, repo_id=config["id"],
-                journal_events=vault.journal.head_seq(), last_backup=latest)
-
-
-def _latest_backup(vault: Vault) -> dict[str, Any] | None:
-    done = vault.journal.read(types=["BackupCompleted"], limit=1, descending=True)
-    return dict(done[0].payload) if done else None
 
 
 @click.command()
@@ -212,4 +179,4 @@ def locks(state: CliState) -> None:
                                    "heartbeat": i.heartbeat, "state": i.state} for i in infos])
 
 
-COMMANDS = [init, status, stats, key, locks]
+COMMANDS = [init, stats, key, locks]

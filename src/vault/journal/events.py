@@ -255,6 +255,30 @@ class StaleLockRemoved(Event):
     holder: str
 
 
+class StorageLow(Event):
+    """The repository's stored size crossed `warn_percent` of its quota (once per
+    crossing; StorageRecovered ends it)."""
+
+    repo_id: str
+    repository: str
+    used_bytes: int
+    quota_bytes: int
+    percent: float
+    warn_percent: float
+
+
+class StorageRecovered(Event):
+    """The stored size dropped below the warning threshold again (after forget/prune, or
+    a larger quota)."""
+
+    repo_id: str
+    repository: str
+    used_bytes: int
+    quota_bytes: int
+    percent: float
+    warn_percent: float
+
+
 # --- backup jobs ------------------------------------------------------------------------
 
 

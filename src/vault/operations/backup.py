@@ -16,7 +16,9 @@ from vault.filters import PathFilter
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import check_free_space, repository_lock
+from vault.operations.quota import check_quota, record_storage_usage
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.quota import GrowthRatios, growth_ratios
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot, SnapshotSummary
@@ -50,6 +52,8 @@ class BackupOutcome:
     summary: SnapshotSummary
     problems: list[FileProblem]
     dry_run: bool = False
+    #: StorageLow/StorageRecovered journaled after this backup, if usage crossed warn_at
+    storage_event: ev.StorageLow | ev.StorageRecovered | None = None
 
     @property
     def partial(self) -> bool:
@@ -104,6 +108,10 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
                              MultiReporter(reporter, run.progress()))
         archiver.scan(paths)
         check_free_space(repo, archiver.bytes_to_read)
+        # An estimate (docs/config.md#quotas): what the files cache cannot skip, scaled
+        # by what recent snapshots added per byte read. Checked before any pack exists.
+        if vault.config.repository.quota is not None:
+            check_quota(vault, repo, recent_growth(repo).stored_for(archiver.bytes_to_read))
         result = archiver.store()
         archiver.saver.flush()
         snapshot = _snapshot(req, paths, result.tree.hex(), parent, result.summary,
@@ -116,7 +124,9 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
             archiver.remember_in_cache()
             archiver.cache.commit()
         run.complete(completed_event(run.job_id, repo, snapshot))
-    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors)
+    storage_event = record_storage_usage(vault, repo)
+    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors,
+                         storage_event=storage_event)
 
 
 def _dry_run(vault: Vault, repo: Repository, req: BackupRequest,
@@ -186,22 +196,22 @@ def estimate_backup(vault: Vault, req: BackupRequest) -> BackupEstimate:
     repo.load_index()
     archiver = _archiver(vault, repo, req, NullReporter())
     archiver.scan(_absolute_paths(req.paths))
-    recent = [s.summary for s in repo.snapshots()[-5:] if s.summary.bytes_read > 0]
-    read = sum(s.bytes_read for s in recent)
-    new = sum(s.bytes_new for s in recent)
-    stored = sum(s.bytes_stored for s in recent)
-    seconds = sum(s.duration_seconds for s in recent)
+    ratios = recent_growth(repo)
     to_read = archiver.bytes_to_read
-    new_ratio = new / read if read else 1.0
-    stored_ratio = stored / new if new else 1.0
+    rate = ratios.read_bytes_per_second
     return BackupEstimate(
         files=archiver.summary.files_new + archiver.summary.files_changed
         + archiver.summary.files_unmodified,
         bytes_total=archiver.summary.bytes_raw,
         files_to_read=archiver.summary.files_new + archiver.summary.files_changed,
         bytes_to_read=to_read,
-        estimated_new_bytes=int(to_read * new_ratio),
-        estimated_stored_bytes=int(to_read * new_ratio * stored_ratio),
-        estimated_seconds=(to_read / (read / seconds)) if read and seconds else None,
-        based_on_snapshots=len(recent),
+        estimated_new_bytes=int(to_read * ratios.new_per_read),
+        estimated_stored_bytes=ratios.stored_for(to_read),
+        estimated_seconds=to_read / rate if rate else None,
+        based_on_snapshots=ratios.snapshots,
     )
+
+
+def recent_growth(repo: Repository) -> GrowthRatios:
+    """The new/read and stored/new ratios of the last five snapshots."""
+    return growth_ratios(s.summary for s in repo.snapshots()[-5:])

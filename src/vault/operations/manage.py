@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from vault.app import Vault
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.quota import record_storage_usage
 from vault.repository.keys import KeyFile
 from vault.repository.repository import FORMAT_VERSION, Repository, list_key_files
 from vault.repository.snapshot import Snapshot
@@ -86,6 +87,7 @@ def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on 
             repo.remove_snapshot(snap.id)
             vault.journal.append(_stream(repo), ev.SnapshotForgotten(
                 job_id=None, repo_id=repo.id, snapshot_id=snap.id, reason=reason))
+    record_storage_usage(vault, repo)
     return targets
 
 
@@ -113,6 +115,7 @@ def apply_retention(vault: Vault, policy: RetentionPolicy, group_by: str,
             vault.journal.append(_stream(repo), ev.SnapshotForgotten(
                 job_id=None, repo_id=repo.id, snapshot_id=decision.snapshot.id,
                 reason=f"retention ({policy.describe()}): {'; '.join(decision.reasons)}"))
+    record_storage_usage(vault, repo)
     return plan
 
 

@@ -15,6 +15,7 @@ from vault.errors import RepositoryLocked
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.quota import record_storage_usage
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.gc import Collector, PrunePlan, pack_usage, plan_prune
 from vault.repository.lock import RepositoryLock, list_locks
@@ -103,6 +104,7 @@ def run_prune(vault: Vault, req: PruneRequest, reporter: ProgressReporter,
         report = _finish(_report(plan, len(collector.scanner.seen_snapshots), False),
                          collector, run.job_id)
         run.complete(_completed(repo, report, time.monotonic() - started))
+    record_storage_usage(vault, repo)
     return report
 
 

@@ -20,6 +20,7 @@ from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, completed_event
 from vault.operations.common import repository_lock
+from vault.operations.quota import check_quota, record_storage_usage
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
@@ -96,6 +97,9 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
             scratch_dir=str(scratch), sealer=sealer_for(repo))
         estimate = source.estimate()
         counter.set_totals(estimate.bytes, estimate.items)
+        # An estimate (docs/config.md#quotas): a database changes at about the same rate
+        # from one backup to the next; a first backup may store all of it.
+        check_quota(vault, repo, expected_stored_bytes(parent, estimate.bytes))
         with source.capture(context) as capture:
             result = ItemArchiver(saver, counter, req.threads).store(capture.items)
             meta = dict(capture.meta)
@@ -111,7 +115,17 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         lock.check()
         repo.save_snapshot(snapshot)
         run.complete(completed_event(run.job_id, repo, snapshot))
-    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors)
+    storage_event = record_storage_usage(vault, repo)
+    return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors,
+                         storage_event=storage_event)
+
+
+def expected_stored_bytes(previous: Snapshot | None, source_bytes: int | None) -> int:
+    """What a source backup is expected to add to storage: as much as its previous
+    snapshot stored anew, or (first backup) the source's own size estimate."""
+    if previous is not None:
+        return previous.summary.bytes_stored
+    return source_bytes or 0
 
 
 def _user() -> str:

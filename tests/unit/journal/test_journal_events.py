@@ -25,6 +25,7 @@ from vault.journal.events import missing_upcasters, secret_keys
 
 SHIPPED = {
     "RepositoryInitialized", "KeyAdded", "KeyRemoved", "KeyChanged", "StaleLockRemoved",
+    "StorageLow", "StorageRecovered", "BackupGroupCompleted",
     "BackupRequested", "BackupStarted", "BackupProgressed", "BackupCompleted", "BackupFailed",
     "RestoreRequested", "RestoreStarted", "RestoreProgressed", "RestoreCompleted",
     "RestoreFailed", "VerifyRequested", "VerifyStarted", "VerifyProgressed", "VerifyCompleted",

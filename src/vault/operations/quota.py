@@ -1,0 +1,82 @@
+"""Quotas in the operations: measure the stored size, refuse a backup that would pass the
+quota, and journal StorageLow / StorageRecovered when usage crosses `warn_at`.
+
+The decisions are vault.quota's pure functions; this module does the listing and the
+journal I/O. `record_storage_usage` is the one place a storage event is born: whatever
+should react to low storage (notifications) hooks its return value.
+"""
+
+from __future__ import annotations
+
+from vault.app import Vault
+from vault.errors import QuotaExceeded
+from vault.journal import events as ev
+from vault.quota import LastStorageEvent, StorageUsage, threshold_crossing, would_exceed
+from vault.repository.repository import Repository
+from vault.storage.base import ObjectKind, Storage
+from vault.units import human_bytes
+
+#: what counts against the quota: the repository's data, not its keys, locks or config
+STORED_KINDS: tuple[ObjectKind, ...] = ("data", "index", "snapshots")
+_STORAGE_EVENTS = ["StorageLow", "StorageRecovered"]
+
+
+def stored_bytes(storage: Storage) -> int:
+    """The repository's stored size, from the storage listing (no passphrase needed)."""
+    return sum(info.size for kind in STORED_KINDS for info in storage.list(kind))
+
+
+def storage_usage(vault: Vault, storage: Storage) -> StorageUsage:
+    cfg = vault.config.repository
+    return StorageUsage(used=stored_bytes(storage), quota=cfg.quota,
+                        warn_percent=cfg.warn_at)
+
+
+def check_quota(vault: Vault, repo: Repository, estimated_new: int) -> None:
+    """Raise QuotaExceeded when `estimated_new` more bytes would pass the quota."""
+    quota = vault.config.repository.quota
+    if quota is None:
+        return
+    used = stored_bytes(repo.storage)
+    if would_exceed(used, estimated_new, quota):
+        raise QuotaExceeded(repo=repo.location, used=human_bytes(used),
+                            new=human_bytes(estimated_new), quota=human_bytes(quota))
+
+
+def last_storage_event(vault: Vault, repo_id: str) -> LastStorageEvent:
+    """Whether the journal last said this repository's storage was low or recovered."""
+    found = vault.journal.read(stream_id=f"repository-{repo_id}", types=_STORAGE_EVENTS,
+                               limit=1, descending=True)
+    if not found:
+        return None
+    return "StorageLow" if found[0].type == "StorageLow" else "StorageRecovered"
+
+
+def storage_low_event(vault: Vault, repo: Repository
+                      ) -> ev.StorageLow | ev.StorageRecovered | None:
+    """The event the current usage calls for (not journaled), or None.
+
+    A repository that never had a StorageLow and has no quota costs one journal read."""
+    last = last_storage_event(vault, repo.id)
+    if vault.config.repository.quota is None and last != "StorageLow":
+        return None
+    usage = storage_usage(vault, repo.storage)
+    crossing = threshold_crossing(usage, last)
+    if crossing is None:
+        return None
+    event_type = ev.StorageLow if crossing == "StorageLow" else ev.StorageRecovered
+    return event_type(repo_id=repo.id, repository=repo.location, used_bytes=usage.used,
+                      quota_bytes=usage.quota or 0, percent=round(usage.percent or 0.0, 2),
+                      warn_percent=usage.warn_percent)
+
+
+def record_storage_usage(vault: Vault, repo: Repository
+                         ) -> ev.StorageLow | ev.StorageRecovered | None:
+    """Journal StorageLow/StorageRecovered if usage crossed `warn_at` since the last one,
+    and return it (None when nothing changed). Called after backup, forget and prune.
+
+    Notifications hook here: this is the single place both events are journaled."""
+    event = storage_low_event(vault, repo)
+    if event is not None:
+        vault.journal.append(f"repository-{repo.id}", event)
+    return event

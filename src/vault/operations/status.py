@@ -1,0 +1,150 @@
+"""`vault status`: gather what the dashboard shows from the repository's plain objects
+and the journal. Needs no passphrase and takes no lock, so monitoring can run it.
+
+The decisions (last backup per source, alerts) are vault.status_report's pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vault.app import Vault
+from vault.config import VaultConfig
+from vault.errors import RepositoryNotFound
+from vault.journal.chain import format_time
+from vault.journal.queries import backup_jobs, events_of_type, other_active_jobs, parse_time
+from vault.operations.quota import last_storage_event, storage_usage
+from vault.quota import StorageUsage
+from vault.repository.repository import read_config
+from vault.scheduler import ScheduleState, UpcomingRun, upcoming
+from vault.status_report import (
+    MISSED_WINDOW,
+    ActiveJob,
+    Alert,
+    BackupAttempt,
+    MissedRun,
+    SourceState,
+    all_alerts,
+    last_per_source,
+)
+
+#: how many upcoming scheduled runs the dashboard lists
+NEXT_RUNS = 5
+
+
+@dataclass
+class StatusReport:
+    repository: str
+    initialised: bool
+    journal_path: str
+    journal_events: int
+    repo_id: str | None = None
+    format_version: int | None = None
+    snapshots: int | None = None
+    usage: StorageUsage | None = None
+    storage_low_journaled: bool = False
+    sources: list[SourceState] = field(default_factory=list)
+    jobs: list[ActiveJob] = field(default_factory=list)
+    next_runs: list[UpcomingRun] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def schedule_states(config: VaultConfig, now: datetime) -> list[ScheduleState]:
+    """The schedules whose next runs the dashboard shows.
+
+    SEAM for the scheduler's state: today the config's [[schedules]], each as if created
+    now (so the first run is the next due time). Once `read_schedules` keeps each
+    schedule's `last_run_at`, `paused` and `created_at` in the journal, return its
+    states here instead; nothing else in `vault status` changes."""
+    return [ScheduleState.from_schedule(schedule, created_at=now)
+            for schedule in config.schedules]
+
+
+def gather_status(vault: Vault, now: datetime) -> StatusReport:
+    journal_path = vault.config.journal_path()
+    report = StatusReport(repository=vault.storage.location, initialised=False,
+                          journal_path=str(journal_path),
+                          journal_events=vault.journal.head_seq())
+    report.next_runs = upcoming(schedule_states(vault.config, now), now, NEXT_RUNS)
+    try:
+        config = read_config(vault.storage)
+    except RepositoryNotFound:
+        return report
+    report.initialised = True
+    report.repo_id, report.format_version = str(config["id"]), int(config["version"])
+    report.snapshots = sum(1 for _ in vault.storage.list("snapshots"))
+    report.usage = storage_usage(vault, vault.storage)
+    report.storage_low_journaled = last_storage_event(vault, report.repo_id) == "StorageLow"
+    mine = _this_repository(report.repository)
+    report.sources = last_per_source(
+        _attempt(row) for row in backup_jobs(journal_path, active=False) if mine(row))
+    report.jobs = [_active(row) for row in backup_jobs(journal_path, active=True) if mine(row)]
+    report.jobs += [_active(row) for row in other_active_jobs(journal_path) if mine(row)]
+    missed = _missed_runs(vault, now)
+    report.alerts = all_alerts(report.sources, report.jobs, report.usage, missed, now)
+    return report
+
+
+def _this_repository(location: str) -> Callable[[dict[str, Any]], bool]:
+    # A journal may have served several repositories (`-r`); a job names its own.
+    return lambda row: row.get("repository") in (None, location)
+
+
+def _label(row: dict[str, Any]) -> str:
+    request = row["request"]
+    if request.get("source"):
+        return str(request["source"])
+    if request.get("paths"):
+        return " ".join(request["paths"])
+    if row.get("snapshot_source"):
+        return str(row["snapshot_source"])
+    if row.get("snapshot_paths"):
+        return " ".join(json.loads(row["snapshot_paths"]))
+    return str(row["job_id"])
+
+
+def _source_type(row: dict[str, Any]) -> str:
+    return str(row["request"].get("source_type") or row.get("snapshot_source_type")
+               or "files")
+
+
+def _attempt(row: dict[str, Any]) -> BackupAttempt:
+    finished = parse_time(row["finished_at"] or row["last_event_at"])
+    assert finished is not None
+    return BackupAttempt(
+        job_id=row["job_id"], label=_label(row), source_type=_source_type(row),
+        status=row["status"], finished_at=finished, snapshot_id=row["snapshot_id"],
+        bytes_raw=row["snapshot_bytes_raw"], bytes_new=row["snapshot_bytes_new"],
+        problems=int(row["problems"] or 0), error=row["error_message"])
+
+
+def _active(row: dict[str, Any]) -> ActiveJob:
+    label = _label(row) if "request" in row else None
+    return ActiveJob(
+        job_id=row["job_id"], kind=row["kind"], status=row["status"], label=label,
+        since=parse_time(row["started_at"] or row["requested_at"]),
+        last_event_at=parse_time(row["last_event_at"]), phase=row["phase"],
+        bytes_done=row["bytes_done"], bytes_total=row["bytes_total"],
+        items_done=row["items_done"], items_total=row["items_total"],
+        eta_seconds=row["eta_seconds"])
+
+
+def _missed_runs(vault: Vault, now: datetime) -> list[MissedRun]:
+    """`ScheduleRunMissed` events of the last week, matched by type name so this works
+    whether or not this vault defines the event class."""
+    rows = events_of_type(vault.config.journal_path(), "ScheduleRunMissed",
+                          since=format_time(now - MISSED_WINDOW))
+    found = []
+    for row in rows:
+        payload = row["payload"]
+        recorded = parse_time(row["recorded_at"])
+        assert recorded is not None
+        found.append(MissedRun(
+            schedule=str(payload.get("name") or payload.get("schedule") or row["stream_id"]),
+            due_at=payload.get("last_due"), count=int(payload.get("missed_count") or 1),
+            recorded_at=recorded))
+    return found

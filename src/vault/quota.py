@@ -1,0 +1,87 @@
+"""Quota decisions, pure: would a backup exceed the quota, did usage cross the threshold.
+
+The operations (vault.operations.quota) measure the stored size, read the journal and
+act; everything here takes numbers and returns answers, so every rule is unit-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from vault.repository.snapshot import SnapshotSummary
+
+#: what the journal last said about a repository's usage: StorageLow or StorageRecovered
+LastStorageEvent = Literal["StorageLow", "StorageRecovered"] | None
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    """A repository's stored size against its quota (None: no quota configured)."""
+
+    used: int
+    quota: int | None
+    warn_percent: float
+
+    @property
+    def percent(self) -> float | None:
+        if not self.quota:
+            return None
+        return 100.0 * self.used / self.quota
+
+    @property
+    def low(self) -> bool:
+        """At or above the warning threshold (never without a quota)."""
+        percent = self.percent
+        return percent is not None and percent >= self.warn_percent
+
+
+def would_exceed(used: int, estimated_new: int, quota: int | None) -> bool:
+    """Whether storing `estimated_new` more bytes would take `used` past `quota`.
+    Reaching the quota exactly is allowed; no quota never refuses."""
+    return quota is not None and used + max(estimated_new, 0) > quota
+
+
+def threshold_crossing(
+    usage: StorageUsage, last: LastStorageEvent
+) -> Literal["StorageLow", "StorageRecovered"] | None:
+    """The event to journal now, given the usage and the last such event, or None.
+
+    StorageLow once when usage reaches the threshold (not again while it stays there);
+    StorageRecovered once when it drops below after a StorageLow. Without a quota there
+    is no threshold, so a standing StorageLow is ended by StorageRecovered.
+    """
+    if usage.low:
+        return None if last == "StorageLow" else "StorageLow"
+    return "StorageRecovered" if last == "StorageLow" else None
+
+
+@dataclass(frozen=True)
+class GrowthRatios:
+    """How read bytes turn into new and stored bytes, learnt from recent snapshots."""
+
+    new_per_read: float
+    stored_per_new: float
+    read_bytes_per_second: float | None
+    snapshots: int
+
+    def stored_for(self, bytes_to_read: int) -> int:
+        """The bytes a backup reading `bytes_to_read` is expected to add to storage."""
+        return int(bytes_to_read * self.new_per_read * self.stored_per_new)
+
+
+def growth_ratios(recent: Iterable[SnapshotSummary]) -> GrowthRatios:
+    """The ratios of the summaries that read anything; 1.0 (all new, stored as is) when
+    there is no history, which errs on the side of refusing."""
+    summaries = [s for s in recent if s.bytes_read > 0]
+    read = sum(s.bytes_read for s in summaries)
+    new = sum(s.bytes_new for s in summaries)
+    stored = sum(s.bytes_stored for s in summaries)
+    seconds = sum(s.duration_seconds for s in summaries)
+    return GrowthRatios(
+        new_per_read=new / read if read else 1.0,
+        stored_per_new=stored / new if new else 1.0,
+        read_bytes_per_second=read / seconds if read and seconds else None,
+        snapshots=len(summaries),
+    )
