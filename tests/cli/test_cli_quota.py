@@ -116,3 +116,43 @@ def test_storage_low_once_per_crossing_and_recovered_after_prune(vault_repo, fs,
 
     vault_repo.backup(src, "--force")  # crossing again: a second StorageLow
     assert len(vault_repo.events("StorageLow")) == 2
+
+
+def test_crossing_warn_at_notifies_low_storage(vault_repo, fs, tmp_path: Path) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        set_quota(vault_repo, "1M", warn_at="50%")
+        path = vault_repo.env.home / "config" / "vault" / "vault.toml"
+        path.write_text(path.read_text() + (
+            f'[[notifications]]\ntype = "webhook"\nname = "ops"\n'
+            f'url = "http://127.0.0.1:{server.server_address[1]}/hook"\n'))
+        src = tmp_path / "src"
+        fs.write_random(src / "a.bin", 600_000, seed=4)
+        vault_repo.backup(src)
+        vault_repo.backup(src)  # still above the threshold: no second notice
+    finally:
+        server.shutdown()
+        server.server_close()
+    [notice] = received
+    [low] = vault_repo.events("StorageLow")
+    assert notice["trigger"] == "low_storage"
+    assert notice["details"]["used_bytes"] == low["payload"]["used_bytes"]
+    assert notice["details"]["quota_bytes"] == 1 << 20
+    [sent] = vault_repo.events("NotificationSent")
+    assert sent["payload"]["trigger"] == "low_storage"

@@ -75,8 +75,20 @@ def record_storage_usage(vault: Vault, repo: Repository
     """Journal StorageLow/StorageRecovered if usage crossed `warn_at` since the last one,
     and return it (None when nothing changed). Called after backup, forget and prune.
 
-    Notifications hook here: this is the single place both events are journaled."""
+    A StorageLow is also sent to the notification targets whose `on` holds
+    `low_storage` (`vault.notify`, which never raises)."""
     event = storage_low_event(vault, repo)
     if event is not None:
         vault.journal.append(f"repository-{repo.id}", event)
+    if isinstance(event, ev.StorageLow) and vault.config.notifications:
+        from vault.notify import Notice, notify
+        from vault.units import human_bytes
+
+        notify(vault.config, vault.journal, Notice(
+            "low_storage",
+            f"repository {repo.location} is {event.percent:.0f}% full "
+            f"({human_bytes(event.used_bytes)} of {human_bytes(event.quota_bytes)})",
+            {"repo_id": repo.id, "used_bytes": event.used_bytes,
+             "quota_bytes": event.quota_bytes, "percent": event.percent,
+             "warn_percent": event.warn_percent}))
     return event
