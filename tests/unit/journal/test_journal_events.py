@@ -31,7 +31,10 @@ SHIPPED = {
     "VerifyFailed", "SnapshotCorrupted", "SnapshotForgotten", "CommandFailed",
     "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
     "JournalVerified", "ProjectionsRebuilt", "JobQueued", "JobClaimed", "JobInterrupted",
-    "JobCancelled",
+    "JobCancelled", "BackupGroupCompleted",
+    "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
+    "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
+    "ScheduleRetentionApplied",
 }  # fmt: skip
 
 
