@@ -52,10 +52,12 @@ def enqueue(state: CliState, args: JobArgs) -> None:
 def worker(state: CliState, workers: int | None, retry_delay: float) -> None:
     """Run queued jobs until SIGTERM or SIGINT (running jobs finish first; a second signal
     stops at once). On start, jobs left running by a dead worker are marked interrupted
-    and backups among them are queued again."""
+    and backups among them are queued again. The worker also runs the schedules
+    (docs/schedules.md): due runs are queued, missed ones reported."""
     config = state.config()
     run_worker(config, WorkerOptions(workers=workers or config.queue.workers,
-                                     retry_delay=retry_delay))
+                                     retry_delay=retry_delay, config_path=state.config_path,
+                                     overrides=state.overrides))
 
 
 @click.group(invoke_without_command=True)

@@ -629,6 +629,7 @@ class ScheduleRunCompleted(Event):
     run_key: str
     status: Literal["completed", "partial", "failed"]
     jobs: dict[str, str]  # job id -> its final status
+    error: str | None = None  # why no job could be queued, if none was
 
 
 class ScheduleRetentionApplied(Event):
