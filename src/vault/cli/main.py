@@ -124,12 +124,13 @@ def _register_commands() -> None:
         prune_cmd,
         repo,
         restore,
+        schedule_cmd,
         snapshots,
         verify,
     )
 
     for module in (repo, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
-                   journal_cmd, config_cmd):
+                   schedule_cmd, journal_cmd, config_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
