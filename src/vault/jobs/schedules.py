@@ -4,8 +4,9 @@ Every `SCHEDULE_EVERY` seconds `ScheduleRunner.tick` plans each schedule in effe
 (`vault.scheduler.due_runs`, from the newest due time the journal has handled) and
 records the plan in one journal transaction:
 
-* a due run: `ScheduleRunQueued` on stream `schedule-run-<run key>` at expected_version=0,
-  then one backup job per source of the schedule, sharing a group id and time;
+* a due run: `ScheduleRunQueued` on stream `schedule-run-<run key>` at expected_version=0
+  and, in the same transaction, the request and `JobQueued` of one backup job per source
+  of the schedule (sharing a group id and time); the queue messages are sent after it;
 * missed due times (no worker was running): `ScheduleRunMissed` on
   `schedule-missed-<key>`; with `catch_up` the same transaction queues one run for them;
 * due times that passed while paused: `ScheduleRunSkipped` on `schedule-skipped-<key>`.
@@ -35,7 +36,7 @@ from vault.config import VaultConfig
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobrun import new_job_id
 from vault.jobs.commands import BackupArgs, JobCommand
-from vault.jobs.queue import JobQueue
+from vault.jobs.queue import JobQueue, queued_events
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
@@ -91,11 +92,14 @@ class PreparedRun:
         return run_stream(self.event.run_key)
 
     def events(self) -> list[tuple[str, ev.Event]]:
+        """The run and its jobs' requests, journaled together in one transaction."""
         items: list[tuple[str, ev.Event]] = [(self.stream, self.event)]
         if self.error is not None:  # nothing to wait for: the run ends as it starts
             items.append((self.stream, ev.ScheduleRunCompleted(
                 name=self.event.name, run_key=self.event.run_key, status="failed",
                 jobs={}, error=self.error)))
+        for command in self.commands:
+            items += queued_events(command)
         return items
 
 
@@ -128,10 +132,17 @@ def prepare_run(config: VaultConfig, item: EffectiveSchedule, *, due: datetime, 
     return PreparedRun(event, commands, error)
 
 
-def submit_run(journal: Journal, queue: JobQueue, run: PreparedRun) -> None:
-    """Queue the jobs of a run already journaled (each journals its own JobQueued)."""
+def enqueue_run(queue: JobQueue, run: PreparedRun) -> None:
+    """Put the messages of a run's jobs, already journaled as queued, on the queue.
+
+    A message that cannot be sent (the queue is down, the process dies) is not lost: the
+    job stays `queued` in the journal and a worker's `requeue_lost` sends it again."""
     for command in run.commands:
-        queue.submit(journal, command)
+        try:
+            queue.enqueue(command)
+        except Exception as exc:  # see above: requeue_lost sends it later
+            log.warning("job %s of schedule %s: not on the queue yet (%s); a worker will "
+                        "queue it again", command.job_id, run.event.name, exc)
 
 
 class ScheduleRunner:
@@ -199,7 +210,7 @@ class ScheduleRunner:
             report.queued.append(key)
             log.info("schedule %s: run %s queued (%d job(s))", item.name, key,
                      len(run.commands))
-            submit_run(self.journal, self.queue, run)
+            enqueue_run(self.queue, run)
 
     # --- finished runs -----------------------------------------------------------------
 
@@ -277,5 +288,5 @@ def run_now(config: VaultConfig, journal: Journal, queue: JobQueue, item: Effect
     run = prepare_run(config, item, due=now, key=key, now=now, manual=True,
                       config_path=config_path, overrides=overrides)
     journal.append_many(run.events(), expected_versions={run.stream: 0})
-    submit_run(journal, queue, run)
+    enqueue_run(queue, run)
     return run

@@ -17,8 +17,10 @@ from vault.config import Schedule, VaultConfig
 from vault.errors import ConfigError, UsageError
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import ScheduleRunner, run_now
+from vault.jobs.worker import requeue_lost
 from vault.journal import Journal
 from vault.journal import events as ev
+from vault.journal.projections.jobs import read_jobs
 from vault.schedules import (
     add_schedule,
     find_schedule,
@@ -241,3 +243,29 @@ def test_two_runners_racing_queue_each_run_exactly_once(tmp_path: Path,
         assert events(journal, ev.ScheduleRunMissed) == []
     assert queue.waiting_ids() == set(job_ids)
     print(f"races lost: {lost} of {2 * minutes} ticks")
+
+
+def test_a_run_whose_messages_never_reached_the_queue_is_not_lost(
+        tmp_path: Path, journal: Journal, queue: JobQueue,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run and its jobs are journaled in one transaction before any message is sent:
+    a queue that fails then (or a worker that dies then) leaves jobs the worker's
+    `requeue_lost` sends again."""
+    config = make_config(tmp_path, {"name": "h", "cron": "0 * * * *"})
+    clock = Clock(T0)
+    runner = ScheduleRunner(config, journal, queue, now=clock)
+    runner.tick()
+    clock.advance(hours=1)
+
+    def broken(command: object, *, delay: float = 0) -> None:
+        raise ConnectionError("queue went away")
+
+    monkeypatch.setattr(queue, "enqueue", broken)
+    assert runner.tick().queued == ["h@2026-03-02T01:00:00Z"]
+    monkeypatch.undo()
+    [run] = events(journal, ev.ScheduleRunQueued)
+    assert queue.waiting_ids() == set()
+    assert {r["job_id"] for r in read_jobs(journal.path, statuses=["queued"])} == \
+        set(run.job_ids)
+    assert sorted(requeue_lost(journal, queue, lost_after=0)) == sorted(run.job_ids)
+    assert queue.waiting_ids() == set(run.job_ids)
