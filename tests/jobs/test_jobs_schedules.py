@@ -197,7 +197,11 @@ timezone = "Europe/Berlin"
     assert missing.code == 2 and missing.last["message"] == \
         "no schedule named often (see `vault schedule list`)"
     bad = vault_repo.json("schedule", "add", "x", "--cron", "0 0 31 2 *")
-    assert bad.code == 2, bad.stderr
+    assert bad.code == 2 and bad.last["message"] == \
+        "invalid schedule: the cron expression '0 0 31 2 *' never matches"
+    zone = vault_repo.query("schedule", "add", "x", "--cron", "daily", "--timezone", "Mars/X")
+    assert zone.code == 2 and zone.last["message"].startswith(
+        "invalid schedule: timezone: unknown timezone 'Mars/X'")
     kinds = [e["type"] for e in vault_repo.events() if e["stream_id"].startswith("schedule-")]
     assert kinds == ["ScheduleAdded", "ScheduleAdded", "SchedulePaused", "ScheduleResumed",
                      "ScheduleRunQueued", "ScheduleRemoved"]

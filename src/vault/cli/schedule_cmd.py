@@ -92,6 +92,7 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
     rules = {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
              "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
              "keep_yearly": keep_yearly, "keep_within": keep_within}
+    vault = state.vault()  # first: a refused schedule is journaled (CommandFailed) too
     given: dict[str, object] = {k: v for k, v in rules.items() if v is not None}
     if keep_tag:
         given["keep_tags"] = list(keep_tag)
@@ -101,10 +102,10 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
             "tags": list(tags), "catch_up": catch_up,
             "retention": Retention.model_validate(given) if given else None})
     except ValueError as exc:  # pydantic's ValidationError: one line per problem
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg']}"
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'schedule'}: "
+                    f"{e['msg'].removeprefix('Value error, ')}"
                     for e in getattr(exc, "errors", lambda: [])()] or [str(exc)]
         raise ConfigError(f"invalid schedule: {'; '.join(problems)}") from None
-    vault = state.vault()
     now = datetime.now(UTC)
     item = add_schedule(vault.config, vault.journal, definition, now)
     if definition.retention is not None:
