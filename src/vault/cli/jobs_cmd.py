@@ -15,6 +15,7 @@ from vault.errors import EXIT_FAILED, EXIT_PARTIAL, UsageError
 from vault.jobrun import new_job_id
 from vault.jobs.commands import JobArgs, JobCommand
 from vault.jobs.queue import JobNotFound, JobQueue
+from vault.jobs.schedules import SCHEDULE_EVERY
 from vault.jobs.worker import WorkerOptions, run_worker
 from vault.journal import events as ev
 from vault.journal.events import RecordedEvent
@@ -48,14 +49,21 @@ def enqueue(state: CliState, args: JobArgs) -> None:
 @click.option("--retry-delay", type=click.FloatRange(0), default=10.0, show_default=True,
               metavar="SECONDS",
               help="Delay before the first retry of an interrupted backup; doubled after.")
+@click.option("--schedule-every", type=click.FloatRange(0.1), default=SCHEDULE_EVERY,
+              show_default=True, metavar="SECONDS",
+              help="How often the schedules are checked for due runs.")
 @pass_state
-def worker(state: CliState, workers: int | None, retry_delay: float) -> None:
+def worker(state: CliState, workers: int | None, retry_delay: float,
+           schedule_every: float) -> None:
     """Run queued jobs until SIGTERM or SIGINT (running jobs finish first; a second signal
     stops at once). On start, jobs left running by a dead worker are marked interrupted
-    and backups among them are queued again."""
+    and backups among them are queued again. The worker also runs the schedules
+    (docs/schedules.md): due runs are queued, missed ones reported."""
     config = state.config()
     run_worker(config, WorkerOptions(workers=workers or config.queue.workers,
-                                     retry_delay=retry_delay))
+                                     retry_delay=retry_delay, config_path=state.config_path,
+                                     overrides=state.overrides,
+                                     schedule_every=schedule_every))
 
 
 @click.group(invoke_without_command=True)

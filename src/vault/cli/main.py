@@ -125,13 +125,14 @@ def _register_commands() -> None:
         prune_cmd,
         repo,
         restore,
+        schedule_cmd,
         snapshots,
         status_cmd,
         verify,
     )
 
     for module in (repo, status_cmd, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
-                   journal_cmd, config_cmd, notify_cmd):
+                   schedule_cmd, journal_cmd, config_cmd, notify_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

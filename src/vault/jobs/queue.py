@@ -62,6 +62,22 @@ def build_huey(config: VaultConfig, *, immediate: bool = False) -> Huey:
     return RedisHuey(HUEY_NAME, results=False, connection_pool=pool)
 
 
+def queued_events(command: JobCommand, *, delay: float = 0) -> list[tuple[str, ev.Event]]:
+    """What submitting `command` journals: its request (first attempt) and `JobQueued`.
+
+    A caller that journals them in a transaction of its own and then calls
+    `JobQueue.enqueue` loses nothing to a crash in between: a job `queued` in the journal
+    without a message on the queue is queued again by the worker (`requeue_lost`)."""
+    items: list[tuple[str, ev.Event]] = []
+    if command.attempt == 1:
+        items.append((command.job_id, command.requested_event()))
+    items.append((command.job_id, ev.JobQueued(
+        job_id=command.job_id, kind=command.kind, attempt=command.attempt,
+        summary=command.summary(), delay_seconds=delay,
+        command=command.model_dump(mode="json"))))
+    return items
+
+
 def queue_location(config: VaultConfig) -> str:
     """The queue URL without any user or password, fit for messages."""
     parts = urlsplit(config.queue_url())
@@ -95,14 +111,7 @@ class JobQueue:
 
     def submit(self, journal: Journal, command: JobCommand, *, delay: float = 0) -> str:
         """Journal the request (first attempt) and `JobQueued`, then enqueue; the job id."""
-        data = command.model_dump(mode="json")
-        items: list[tuple[str, ev.Event]] = []
-        if command.attempt == 1:
-            items.append((command.job_id, command.requested_event()))
-        items.append((command.job_id, ev.JobQueued(
-            job_id=command.job_id, kind=command.kind, attempt=command.attempt,
-            summary=command.summary(), delay_seconds=delay, command=data)))
-        journal.append_many(items)
+        journal.append_many(queued_events(command, delay=delay))
         try:
             self.enqueue(command, delay=delay)
         except Exception as exc:  # a broken queue: the job must not sit "queued" forever

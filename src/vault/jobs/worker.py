@@ -18,9 +18,11 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from huey.consumer import ConsumerStopped
 
@@ -28,6 +30,7 @@ from vault.config import VaultConfig
 from vault.errors import StaleStreamVersion
 from vault.jobs.commands import JobCommand
 from vault.jobs.queue import JobQueue
+from vault.jobs.schedules import SCHEDULE_EVERY, ScheduleRunner
 from vault.jobs.tasks import process_start_time
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -47,6 +50,10 @@ log = logging.getLogger("vault.jobs")
 class WorkerOptions:
     workers: int = 1
     retry_delay: float = 10.0  # the first retry's delay; doubled for each further one
+    # What scheduled jobs are queued with, so they load the config this worker runs with.
+    config_path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    schedule_every: float = SCHEDULE_EVERY  # seconds between two plans of the schedules
 
 
 def claimant_alive(claim: ev.JobClaimed) -> bool:
@@ -149,13 +156,19 @@ class _Stop:
 
 
 def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
-    """Run the consumer until SIGTERM/SIGINT; jobs of dead workers are recovered first."""
+    """Run the consumer until SIGTERM/SIGINT; jobs of dead workers are recovered first.
+
+    The main thread also runs the scheduler loop (`vault.jobs.schedules`): right after
+    start, which reports the runs missed while no worker ran, then every
+    `options.schedule_every` seconds."""
     _log_to_stderr()
     queue = JobQueue.from_config(config)
     queue.check()
     consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
                                           max_delay=1.0, check_worker_health=True)
     with Journal(config.journal_path()) as journal:
+        runner = ScheduleRunner(config, journal, queue, config_path=options.config_path,
+                                overrides=options.overrides)
         recover_interrupted(journal, queue, options.retry_delay)
         requeue_lost(journal, queue)
         consumer.start()
@@ -163,7 +176,8 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
         stop.install()  # after start(): Huey's own handlers would not be graceful on TERM
         log.info("worker %s:%d: %d thread(s) on %s", socket.gethostname(), os.getpid(),
                  options.workers, queue.where)
-        health = last_recovery = time.monotonic()
+        _tick(runner)
+        health = last_recovery = last_tick = time.monotonic()
         while not stop.requested:
             try:
                 health = consumer.loop(health)
@@ -173,8 +187,19 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
                 recover_interrupted(journal, queue, options.retry_delay)
                 requeue_lost(journal, queue)
                 last_recovery = time.monotonic()
+            if time.monotonic() - last_tick >= options.schedule_every:
+                _tick(runner)
+                last_tick = time.monotonic()
         consumer.stop(graceful=True)
+        runner.close()
     log.info("worker stopped")
+
+
+def _tick(runner: ScheduleRunner) -> None:
+    try:
+        runner.tick()
+    except Exception:  # a broken schedule must not stop the jobs; the next tick retries
+        log.exception("scheduler tick failed")
 
 
 def _log_to_stderr() -> None:

@@ -609,3 +609,93 @@ class NotificationFailed(Event):
     schedule: str | None
     attempts: int
     error: str
+
+
+# --- schedules (`[[schedules]]`, `vault schedule`, the worker's scheduler loop) --------
+# Definitions live on stream `schedule-<name>`; each run on `schedule-run-<run key>`,
+# whose first event is appended at expected_version=0 so that one worker queues it.
+
+
+class ScheduleAdded(Event):
+    """A schedule came into effect: added with `vault schedule add` (origin "cli"), or a
+    `[[schedules]]` entry of vault.toml first seen or changed (origin "config").
+
+    `definition` is the whole schedule as vault.toml would spell it. `since` (ISO 8601,
+    UTC) is when it took effect: due times before it are never reported as missed.
+    """
+
+    name: str
+    origin: Literal["config", "cli"]
+    definition: dict[str, Any]
+    since: str
+
+
+class ScheduleRemoved(Event):
+    name: str
+
+
+class SchedulePaused(Event):
+    name: str
+
+
+class ScheduleResumed(Event):
+    """`last_due`: the newest due time that passed while paused (skipped, not missed)."""
+
+    name: str
+    last_due: str | None
+
+
+class ScheduleRunQueued(Event):
+    """One run of a schedule: a backup job per source, sharing `group_id`.
+
+    `due` is the due time it stands for (for a manual `vault schedule run`, the moment
+    it was asked for); `catch_up` says it is late and stands for missed runs."""
+
+    name: str
+    due: str
+    run_key: str
+    job_ids: list[str]
+    sources: list[str]
+    group_id: str
+    catch_up: bool
+    manual: bool = False
+
+
+class ScheduleRunMissed(Event):
+    """Due times that passed with no worker running. `missed` lists the oldest (capped);
+    `missed_count` counts them all; `caught_up` says one catch-up run was queued."""
+
+    name: str
+    missed: list[str]
+    missed_count: int
+    caught_up: bool
+    last_due: str
+
+
+class ScheduleRunSkipped(Event):
+    """Due times that passed while the schedule was paused: not run, not missed."""
+
+    name: str
+    skipped_count: int
+    last_due: str
+
+
+class ScheduleRunCompleted(Event):
+    """Every job of a run has ended. `status`: completed, partial (some failed) or failed."""
+
+    name: str
+    run_key: str
+    status: Literal["completed", "partial", "failed"]
+    jobs: dict[str, str]  # job id -> its final status
+    error: str | None = None  # why no job could be queued, if none was
+
+
+class ScheduleRetentionApplied(Event):
+    """The schedule's retention policy, applied to its own snapshots after a run."""
+
+    name: str
+    run_key: str
+    policy: str
+    removed: list[str]
+    kept: int
+    error: str | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,9 +158,20 @@ class Journal:
         """
         return self._append([(stream_id, event, expected_version)])[0]
 
-    def append_many(self, items: Sequence[tuple[str, Event]]) -> list[RecordedEvent]:
-        """Append several events in one transaction: all are written, or none."""
-        return self._append([(stream_id, event, None) for stream_id, event in items])
+    def append_many(
+        self,
+        items: Sequence[tuple[str, Event]],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """Append several events in one transaction: all are written, or none.
+
+        `expected_versions` holds streams to the version they must be at before the first
+        of these events is appended to them (StaleStreamVersion otherwise, nothing written).
+        """
+        expected = dict(expected_versions or {})
+        return self._append([(stream_id, event, expected.pop(stream_id, None))
+                             for stream_id, event in items])
 
     def _append(self, items: list[tuple[str, Event, int | None]]) -> list[RecordedEvent]:
         if not items:

@@ -5,7 +5,7 @@ Everything that changes the repository is journaled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +18,9 @@ from vault.repository.repository import FORMAT_VERSION, Repository, list_key_fil
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
 from vault.retention import RetentionPlan, RetentionPolicy, SnapshotRef, apply_policy
+
+#: which snapshots a retention policy may judge
+SnapshotFilter = Callable[[Snapshot], bool]
 
 
 def _stream(repo: Repository) -> str:
@@ -92,24 +95,29 @@ def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on 
 
 
 def plan_retention(repo: Repository, policy: RetentionPolicy, group_by: str,
-                   now: datetime | None = None) -> RetentionPlan:
+                   now: datetime | None = None,
+                   select: SnapshotFilter | None = None) -> RetentionPlan:
     """What a retention policy keeps and removes, with reasons (pure past the listing)."""
-    refs = [SnapshotRef.from_snapshot(s) for s in repo.snapshots()]
+    refs = [SnapshotRef.from_snapshot(s) for s in repo.snapshots()
+            if select is None or select(s)]
     return apply_policy(refs, policy, now or datetime.now(UTC), group_by=group_by)
 
 
 def apply_retention(vault: Vault, policy: RetentionPolicy, group_by: str,
-                    dry_run: bool) -> RetentionPlan:
+                    dry_run: bool, select: SnapshotFilter | None = None,
+                    wait_seconds: float = 0) -> RetentionPlan:
     """Forget what the policy does not keep; each removal is journaled with its reason.
 
     The plan is made again under the exclusive lock, so a snapshot saved meanwhile is
-    judged too (and never removed unseen).
+    judged too (and never removed unseen). `select` limits the policy to some snapshots
+    (a schedule's own); the others are neither judged nor removed.
     """
     repo = vault.repository()
     if dry_run:
-        return plan_retention(repo, policy, group_by)
-    with repository_lock(vault, repo, exclusive=True, operation="forget"):
-        plan = plan_retention(repo, policy, group_by)
+        return plan_retention(repo, policy, group_by, select=select)
+    with repository_lock(vault, repo, exclusive=True, operation="forget",
+                         wait_seconds=wait_seconds):
+        plan = plan_retention(repo, policy, group_by, select=select)
         for decision in plan.remove:
             repo.remove_snapshot(decision.snapshot.id)
             vault.journal.append(_stream(repo), ev.SnapshotForgotten(

@@ -33,6 +33,9 @@ SHIPPED = {
     "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
     "JournalVerified", "ProjectionsRebuilt", "JobQueued", "JobClaimed", "JobInterrupted",
     "JobCancelled", "NotificationSent", "NotificationFailed",
+    "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
+    "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
+    "ScheduleRetentionApplied",
 }  # fmt: skip
 
 

@@ -22,10 +22,11 @@ from vault.journal import (
     RecordedEvent,
 )
 from vault.journal import store as store_module
-from vault.journal.projections import JobsProjection, SnapshotsProjection
+from vault.journal.projections import JobsProjection, SchedulesProjection, SnapshotsProjection
 
 Workload = Callable[[], list[tuple[str, Event]]]
-TABLES = {"jobs": "job_id", "snapshots": "snapshot_id", "projection_checkpoints": "name"}
+TABLES = {"jobs": "job_id", "snapshots": "snapshot_id", "schedules": "name",
+          "projection_checkpoints": "name"}
 
 
 def dump(path: Path) -> dict[str, Any]:
@@ -172,12 +173,12 @@ def test_migration_ddl_matches_the_projection_ddl(alice: Actor, tmp_path: Path) 
     Journal(migrated, actor=alice).close()
     conn = sqlite3.connect(tmp_path / "from_code.db")
     conn.execute("CREATE TABLE projection_checkpoints (name TEXT PRIMARY KEY, seq INTEGER)")
-    for projection in (JobsProjection(), SnapshotsProjection()):
+    for projection in (JobsProjection(), SnapshotsProjection(), SchedulesProjection()):
         projection.create(conn)
     conn.commit()
     conn.close()
     from_code, from_migration = dump(tmp_path / "from_code.db"), dump(migrated)
-    for table in ("jobs", "snapshots"):
+    for table in ("jobs", "snapshots", "schedules"):
         assert from_code[f"schema:{table}"] == from_migration[f"schema:{table}"]
         assert len(from_code[f"schema:{table}"]) == 3  # table, primary key, one index
 
@@ -205,11 +206,12 @@ def test_a_projection_left_behind_catches_up_on_the_next_append(
         journal.append_many(items[20:])
         monkeypatch.undo()
         behind = rows(journal_path, "SELECT * FROM projection_checkpoints ORDER BY name")
-        assert [(r["name"], r["seq"]) for r in behind] == [("jobs", 55), ("snapshots", 20)]
+        assert [(r["name"], r["seq"]) for r in behind] == [
+            ("jobs", 55), ("schedules", 20), ("snapshots", 20)]
 
         journal.append_many(items[:1])  # catches up inside this append's transaction
         caught_up = dump(journal_path)
-        assert [row[1] for row in caught_up["projection_checkpoints"]] == ["56", "56"]
+        assert [row[1] for row in caught_up["projection_checkpoints"]] == ["56", "56", "56"]
         journal.rebuild_projections()
     assert caught_up == dump(journal_path)
 

@@ -17,6 +17,7 @@ from typing import Protocol
 from vault.journal.events import RecordedEvent
 from vault.journal.projections.base import TableProjection
 from vault.journal.projections.jobs import JobsProjection
+from vault.journal.projections.schedules import SchedulesProjection
 from vault.journal.projections.snapshots import SnapshotsProjection
 
 
@@ -37,7 +38,8 @@ class Projection(Protocol):
 
 
 #: every projection the store maintains, in the order they are applied
-PROJECTIONS: tuple[Projection, ...] = (JobsProjection(), SnapshotsProjection())
+PROJECTIONS: tuple[Projection, ...] = (
+    JobsProjection(), SnapshotsProjection(), SchedulesProjection())
 
 
 def checkpoints(conn: sqlite3.Connection) -> dict[str, int]:
@@ -87,6 +89,7 @@ __all__ = [
     "PROJECTIONS",
     "JobsProjection",
     "Projection",
+    "SchedulesProjection",
     "SnapshotsProjection",
     "TableProjection",
     "checkpoints",
