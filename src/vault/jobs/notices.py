@@ -47,6 +47,13 @@ def job_notice(command: JobCommand, stream: list[ev.RecordedEvent],
     return None
 
 
+def schedule_of(command: JobCommand) -> str | None:
+    """The schedule a job was queued by: its backups carry the tag `schedule:NAME`."""
+    tags = getattr(command.args, "tags", [])
+    names = [tag.removeprefix("schedule:") for tag in tags if tag.startswith("schedule:")]
+    return names[0] if names else None
+
+
 def send_job_notice(vault: Vault, command: JobCommand, schedule: str | None = None) -> None:
     try:
         notice = job_notice(command, vault.journal.stream(command.job_id), schedule)

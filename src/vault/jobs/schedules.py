@@ -204,6 +204,7 @@ class ScheduleRunner:
             report.missed.append(key)
             log.warning("schedule %s: %d run(s) missed while no worker ran%s", item.name,
                         plan.missed_count, "; catching up now" if plan.catch_up else "")
+            self._notify_missed(item, plan)
         if plan.skipped_paused:
             report.skipped.append(key)
         if run is not None:
@@ -211,6 +212,22 @@ class ScheduleRunner:
             log.info("schedule %s: run %s queued (%d job(s))", item.name, key,
                      len(run.commands))
             enqueue_run(self.queue, run)
+
+    def _notify_missed(self, item: EffectiveSchedule, plan: DuePlan) -> None:
+        """Tell the schedule's targets (its `notify` list, else all) about missed runs;
+        the worker that won the race to journal them is the one that sends it."""
+        from vault.notify import Notice, notify
+
+        if not self.config.notifications:
+            return
+        configured = [s for s in self.config.schedules if s.name == item.name]
+        only = configured[0].notify if configured and configured[0].notify else None
+        notify(self.config, self.journal, Notice(
+            "missed", f"schedule {item.name}: {plan.missed_count} run(s) missed"
+            + ("; one catch-up run queued" if plan.catch_up else ""),
+            {"missed_count": plan.missed_count,
+             "missed": [utc_text(t) for t in plan.missed[:20]],
+             "caught_up": plan.catch_up}, schedule=item.name), only=only)
 
     # --- finished runs -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from vault.app import Vault
 from vault.config import VaultConfig, load_config
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
-from vault.jobs.notices import send_job_notice
+from vault.jobs.notices import schedule_of, send_job_notice
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.operations.backup import completed_event, run_backup
@@ -83,7 +83,7 @@ def execute(command: JobCommand, own_config: VaultConfig | None = None) -> str:
         log.info("job %s: running %s (attempt %d)", command.job_id, command.summary(),
                  command.attempt)
         result = _run(vault, command)
-        send_job_notice(vault, command)
+        send_job_notice(vault, command, schedule_of(command))
         return result
     finally:
         vault.close()

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from vault.app import Vault
-from vault.config import VaultConfig
 from vault.errors import RepositoryNotFound
 from vault.journal.chain import format_time
 from vault.journal.queries import backup_jobs, events_of_type, other_active_jobs, parse_time
@@ -53,15 +52,15 @@ class StatusReport:
     alerts: list[Alert] = field(default_factory=list)
 
 
-def schedule_states(config: VaultConfig, now: datetime) -> list[ScheduleState]:
-    """The schedules whose next runs the dashboard shows.
+def schedule_states(vault: Vault, now: datetime) -> list[ScheduleState]:
+    """The schedules whose next runs the dashboard shows: vault.toml's and those added
+    with `vault schedule add`, with their pause state and last run from the journal."""
+    from vault.schedules import read_schedules
 
-    SEAM for the scheduler's state: today the config's [[schedules]], each as if created
-    now (so the first run is the next due time). Once `read_schedules` keeps each
-    schedule's `last_run_at`, `paused` and `created_at` in the journal, return its
-    states here instead; nothing else in `vault status` changes."""
-    return [ScheduleState.from_schedule(schedule, created_at=now)
-            for schedule in config.schedules]
+    return [ScheduleState(name=view.name, cron=view.cron, timezone=view.timezone,
+                          paused=view.paused, catch_up=view.catch_up,
+                          last_run_at=view.last_run_at, created_at=now)
+            for view in read_schedules(vault.config, vault.journal, now)]
 
 
 def gather_status(vault: Vault, now: datetime) -> StatusReport:
@@ -69,7 +68,7 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
     report = StatusReport(repository=vault.storage.location, initialised=False,
                           journal_path=str(journal_path),
                           journal_events=vault.journal.head_seq())
-    report.next_runs = upcoming(schedule_states(vault.config, now), now, NEXT_RUNS)
+    report.next_runs = upcoming(schedule_states(vault, now), now, NEXT_RUNS)
     try:
         config = read_config(vault.storage)
     except RepositoryNotFound:

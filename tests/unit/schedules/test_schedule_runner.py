@@ -269,3 +269,43 @@ def test_a_run_whose_messages_never_reached_the_queue_is_not_lost(
         set(run.job_ids)
     assert sorted(requeue_lost(journal, queue, lost_after=0)) == sorted(run.job_ids)
     assert queue.waiting_ids() == set(run.job_ids)
+
+
+def test_missed_runs_are_notified_to_the_schedules_targets(tmp_path: Path, journal: Journal,
+                                                          queue: JobQueue) -> None:
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    base = make_config(tmp_path).model_dump(mode="json", exclude_defaults=True)
+    config = VaultConfig.model_validate({
+        **base, "schedules": [{"name": "hourly", "cron": "0 * * * *", "notify": ["ops"]}],
+        "notifications": [{"type": "webhook", "name": "ops", "url": hook},
+                          {"type": "webhook", "name": "other", "url": hook + "2"}]})
+    try:
+        clock = Clock(T0)
+        ScheduleRunner(config, journal, queue, now=clock).tick()
+        clock.advance(hours=3, minutes=30)
+        ScheduleRunner(config, journal, queue, now=clock).tick()
+    finally:
+        server.shutdown()
+        server.server_close()
+    [notice] = received  # only "ops": the schedule names it
+    assert (notice["trigger"], notice["schedule"], notice["target"]) == ("missed", "hourly",
+                                                                         "ops")
+    assert notice["details"]["missed_count"] == 3 and notice["details"]["caught_up"] is True
+    [sent] = events(journal, ev.NotificationSent)
+    assert sent.trigger == "missed"
