@@ -105,9 +105,20 @@ class SourceRestoreRequest:
     target: str | None = None
     only: tuple[str, ...] = ()
     query: dict[str, Any] | None = None
-    mode: Literal["replace", "new"] = "new"
+    # "new" and "replace" are the first names of "new-target" and "overwrite" (see
+    # vault.restore.plan for what each mode and conflict policy does, per record).
+    mode: Literal["replace", "new", "overwrite", "merge", "new-target"] = "new"
     sealer: SecretSealer | None = None
     scratch_dir: str | None = None
+    on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
+    # Restore an entity as a new copy: new ids, references rewritten (mapping reported).
+    remap_ids: bool = False
+    dry_run: bool = False  # plan only: `restore` returns the plan in details["plan"]
+
+    @property
+    def plan_mode(self) -> Literal["overwrite", "merge", "new-target"]:
+        return {"replace": "overwrite", "new": "new-target"}.get(  # type: ignore[return-value]
+            self.mode, self.mode)
 
 
 @dataclass
