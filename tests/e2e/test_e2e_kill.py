@@ -54,7 +54,11 @@ def test_kill_9_during_backup_ten_times(vault_repo, fs, tmp_path: Path) -> None:
     src = tmp_path / "src"
     _fill(fs, src, 0)
     expected = fs.tree_meta(src)
+    started = time.monotonic()
     complete = vault.backup(src)["snapshot_id"]
+    # Kill at random moments of a backup as long as this machine takes for one right now
+    # (a loaded CI machine is slower: fixed delays would all land before the first pack).
+    full = time.monotonic() - started
     rng = random.Random(20240501)
     saw_unindexed = False
     killed = 0
@@ -63,7 +67,7 @@ def test_kill_9_during_backup_ten_times(vault_repo, fs, tmp_path: Path) -> None:
         _fill(fs, src, generation)  # new data, so the backup has packs to write
         candidate = fs.tree_meta(src)
         proc = vault.popen("backup", src, "--force")
-        time.sleep(rng.uniform(0.05, 2.0))
+        time.sleep(rng.uniform(0.05, 1.0) * full)
         proc.kill()
         code = proc.wait()
         if code == 0:  # it finished before the signal: a complete snapshot
