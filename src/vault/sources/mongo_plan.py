@@ -17,6 +17,7 @@ An id that is a 24-hex-digit string also matches the ObjectId it spells.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.mongo_selection import (
     BSON_SUFFIX,
     METADATA_SUFFIX,
+    MongoFilters,
     item_path,
     name_matches,
     parse_item_path,
@@ -35,7 +37,7 @@ from vault.sources.mongo_selection import (
 
 __all__ = ["CollectionPlan", "CollectionRestore", "DocKey", "DocumentSelection",
            "StoredCollection", "fingerprint", "plan_documents", "plan_restore",
-           "stored_collections", "target_collections"]
+           "stored_collections", "target_collections", "target_filters"]
 
 #: a document in the plan: (target collection "db.coll", `value_key` of its `_id`)
 DocKey = tuple[str, tuple[str, Any]]
@@ -177,6 +179,44 @@ def _refuse_clashes(planned: Sequence[CollectionRestore]) -> None:
 def target_collections(plan: CollectionPlan) -> list[str]:
     """Every "db.coll" the plan may write (what a pre-restore snapshot must capture)."""
     return sorted({item.target for item in plan.collections})
+
+
+def target_filters(paths: Sequence[str] | None, *, target: str | None, only: Sequence[str],
+                   query: Mapping[str, Any] | None, entities: Sequence[Entity],
+                   filters: MongoFilters) -> MongoFilters:
+    """The filters of a source that captures, whole, every target collection a restore may
+    write. With the snapshot's item `paths`: exactly the restore's own collections. Without:
+    the entity's collections, or `only`, or the source's own selection, in the target
+    database (a superset at worst, which is harmless for a snapshot taken to undo)."""
+    if paths is not None:
+        names = target_collections(plan_restore(paths, target=target, only=only, query=query,
+                                                entities=entities))
+        if not names:
+            raise PlanError("the restore selects no collection")
+        return MongoFilters(databases=tuple(sorted({n.partition(".")[0] for n in names})),
+                            collections=tuple(glob.escape(n) for n in names))
+    _, target_database = _target(target)
+    _, entity_selection = _selection_of(query)
+
+    def moved(pattern: str) -> str:
+        _, dot, name = pattern.partition(".")
+        return f"{target_database}.{name}" if dot and target_database else pattern
+
+    databases = (target_database,) if target_database else tuple(filters.databases)
+    if entity_selection is not None:
+        try:
+            reached = subtree(entities, entity_selection.entity)
+        except KeyError as exc:
+            raise PlanError(str(exc.args[0])) from None
+        chosen = [moved(glob.escape(e.collection)) for e in reached]
+        return MongoFilters(databases=tuple({c.partition(".")[0] for c in chosen}),
+                            collections=tuple(chosen))
+    if only:
+        return MongoFilters(databases=databases, collections=tuple(moved(p) for p in only))
+    if target_database:
+        return MongoFilters(databases=databases)
+    return MongoFilters(databases=databases, collections=tuple(filters.collections),
+                        exclude_collections=tuple(filters.exclude_collections))
 
 
 def fingerprint(raw: bytes) -> str:
