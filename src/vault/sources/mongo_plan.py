@@ -1,8 +1,11 @@
 """Which stored collections and documents a MongoDB restore writes, and how: pure.
 
-`plan_restore` turns a snapshot's item paths and a `SourceRestoreRequest` into a
-`RestorePlan` without touching a server; `vault.sources.mongo_restore` executes it. The
-restore with per-document conflict handling builds on the same plan.
+Two levels. `plan_restore` turns a snapshot's item paths and a `SourceRestoreRequest` into
+a `CollectionPlan` (which stored collections go where, and which of their documents) without
+touching a server. `plan_documents` then decides per document, by `_id`, what happens
+(create / overwrite / skip / rename / delete / conflict), with `vault.restore.plan`, from
+both sides' fingerprints (sha256 of the raw BSON bytes); `vault.sources.mongo_restore`
+reads those fingerprints and carries out exactly that plan.
 
 `request.query` shapes (JSON; ids and values in MongoDB extended JSON):
     {"ids": [...]}                          these `_id`s, in every selected collection
@@ -14,24 +17,30 @@ An id that is a 24-hex-digit string also matches the ObjectId it spells.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import glob
+import hashlib
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
 from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.mongo_selection import (
     BSON_SUFFIX,
     METADATA_SUFFIX,
+    MongoFilters,
     item_path,
     name_matches,
     parse_item_path,
     url_database,
 )
 
-__all__ = ["CollectionRestore", "DocumentSelection", "RestorePlan", "StoredCollection",
-           "plan_restore", "stored_collections"]
+__all__ = ["CollectionPlan", "CollectionRestore", "DocKey", "DocumentSelection",
+           "StoredCollection", "fingerprint", "plan_documents", "plan_restore",
+           "stored_collections", "target_collections", "target_filters"]
 
-Action = Literal["recreate", "create", "insert", "merge"]
+#: a document in the plan: (target collection "db.coll", `value_key` of its `_id`)
+DocKey = tuple[str, tuple[str, Any]]
 
 
 class PlanError(ValueError):
@@ -63,17 +72,13 @@ class DocumentSelection:
 
 @dataclass(frozen=True)
 class CollectionRestore:
-    """`recreate`: drop the target and restore it whole (mode replace).
-    `create`: the target must be missing or empty; restored whole (mode new).
-    `insert`: the target must be missing or empty; some documents (mode new).
-    `merge`: stored documents replace the target's ones with the same `_id`, others stay
-    (mode replace with a selection)."""
+    """A stored collection, where it goes, and which of its documents the restore is about
+    (in the snapshot and, the same selection, in the target)."""
 
     source: StoredCollection
     target_database: str
     target_name: str
     selection: DocumentSelection
-    action: Action
 
     @property
     def target(self) -> str:
@@ -81,7 +86,7 @@ class CollectionRestore:
 
 
 @dataclass(frozen=True)
-class RestorePlan:
+class CollectionPlan:
     target_url: str | None  # None: the source's own server
     collections: tuple[CollectionRestore, ...]
     entity_selection: EntitySelection | None = None
@@ -100,8 +105,8 @@ def stored_collections(paths: Sequence[str]) -> list[StoredCollection]:
 
 
 def plan_restore(paths: Sequence[str], *, target: str | None, only: Sequence[str],
-                 query: Mapping[str, Any] | None, mode: Literal["replace", "new"],
-                 entities: Sequence[Entity] = ()) -> RestorePlan:
+                 query: Mapping[str, Any] | None,
+                 entities: Sequence[Entity] = ()) -> CollectionPlan:
     stored = [c for c in stored_collections(paths) if _has_metadata(paths, c)]
     selection, entity_selection = _selection_of(query)
     chosen = [c for c in stored if not only or name_matches(only, c.database, c.name)]
@@ -118,26 +123,16 @@ def plan_restore(paths: Sequence[str], *, target: str | None, only: Sequence[str
         chosen = [c for c in chosen if c.full_name in per_collection]
     target_url, target_database = _target(target)
     planned = [
-        _plan_one(c, per_collection.get(c.full_name, selection), target_database, mode)
+        CollectionRestore(c, target_database or c.database, c.name,
+                          per_collection.get(c.full_name, selection))
         for c in chosen
     ]
     _refuse_clashes(planned)
-    return RestorePlan(target_url, tuple(planned), entity_selection, tuple(entities))
+    return CollectionPlan(target_url, tuple(planned), entity_selection, tuple(entities))
 
 
 def _has_metadata(paths: Sequence[str], collection: StoredCollection) -> bool:
     return item_path(collection.database, collection.name, METADATA_SUFFIX) in paths
-
-
-def _plan_one(collection: StoredCollection, selection: DocumentSelection,
-              target_database: str | None, mode: str) -> CollectionRestore:
-    whole = selection.kind == "all"
-    if mode == "replace":
-        action: Action = "recreate" if whole else "merge"
-    else:
-        action = "create" if whole else "insert"
-    return CollectionRestore(collection, target_database or collection.database,
-                             collection.name, selection, action)
 
 
 def _selection_of(query: Mapping[str, Any] | None
@@ -179,3 +174,68 @@ def _refuse_clashes(planned: Sequence[CollectionRestore]) -> None:
         if other != item.source.full_name:
             raise PlanError(f"{other} and {item.source.full_name} would both be restored into "
                             f"{item.target}; restore them one at a time")
+
+
+def target_collections(plan: CollectionPlan) -> list[str]:
+    """Every "db.coll" the plan may write (what a pre-restore snapshot must capture)."""
+    return sorted({item.target for item in plan.collections})
+
+
+def target_filters(paths: Sequence[str] | None, *, target: str | None, only: Sequence[str],
+                   query: Mapping[str, Any] | None, entities: Sequence[Entity],
+                   filters: MongoFilters) -> MongoFilters:
+    """The filters of a source that captures, whole, every target collection a restore may
+    write. With the snapshot's item `paths`: exactly the restore's own collections. Without:
+    the entity's collections, or `only`, or the source's own selection, in the target
+    database (a superset at worst, which is harmless for a snapshot taken to undo)."""
+    if paths is not None:
+        names = target_collections(plan_restore(paths, target=target, only=only, query=query,
+                                                entities=entities))
+        if not names:
+            raise PlanError("the restore selects no collection")
+        return MongoFilters(databases=tuple(sorted({n.partition(".")[0] for n in names})),
+                            collections=tuple(glob.escape(n) for n in names))
+    _, target_database = _target(target)
+    _, entity_selection = _selection_of(query)
+
+    def moved(pattern: str) -> str:
+        _, dot, name = pattern.partition(".")
+        return f"{target_database}.{name}" if dot and target_database else pattern
+
+    databases = (target_database,) if target_database else tuple(filters.databases)
+    if entity_selection is not None:
+        try:
+            reached = subtree(entities, entity_selection.entity)
+        except KeyError as exc:
+            raise PlanError(str(exc.args[0])) from None
+        chosen = [moved(glob.escape(e.collection)) for e in reached]
+        return MongoFilters(databases=tuple({c.partition(".")[0] for c in chosen}),
+                            collections=tuple(chosen))
+    if only:
+        return MongoFilters(databases=databases, collections=tuple(moved(p) for p in only))
+    if target_database:
+        return MongoFilters(databases=databases)
+    return MongoFilters(databases=databases, collections=tuple(filters.collections),
+                        exclude_collections=tuple(filters.exclude_collections))
+
+
+def fingerprint(raw: bytes) -> str:
+    """Equal fingerprints mean byte-equal documents (so equal in value and type)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def plan_documents(snapshot: Mapping[DocKey, str], target: Mapping[DocKey, str], *,
+                   mode: Mode, on_conflict: OnConflict | None, texts: Mapping[DocKey, str],
+                   sizes: Mapping[DocKey, int]) -> RestorePlan:
+    """The per-document plan: `snapshot` and `target` map each document within the
+    selection to its fingerprint; `texts` name the `_id`s (extended JSON) for the report."""
+    def text_of(key: Hashable) -> str:
+        return texts[key]  # type: ignore[index]
+
+    def size_of(key: Hashable) -> int:
+        return sizes.get(key, 0)  # type: ignore[call-overload,no-any-return]
+
+    return plan_items(cast(Mapping[Hashable, Hashable], snapshot),
+                      cast(Mapping[Hashable, Hashable], target), mode=mode,
+                      on_conflict=on_conflict, group_of=lambda key: str(key[0]),  # type: ignore[index]
+                      size_of=size_of, key_text=text_of)

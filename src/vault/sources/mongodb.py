@@ -62,6 +62,28 @@ class MongoSource:
                            url_password=self._url_password, filters=filters,
                            entities=self.entities)
 
+    def for_target(self, request: SourceRestoreRequest,
+                   stored: StoredItems | None = None) -> MongoSource:
+        """A source that captures exactly what a restore with `request` may change: the
+        target database's affected collections, whole (for a snapshot taken before the
+        restore, to undo it). With the snapshot's `stored` items the collections are the
+        restore's own; without, they follow `only` / the entity / the source's selection."""
+        from vault.sources.mongo_plan import PlanError, target_filters
+        from vault.sources.mongo_restore import MongoRestoreRefused
+
+        url, password = self.url, self._url_password
+        if request.target is not None and "://" in request.target:
+            url, password = _without_password(request.target)
+        try:
+            filters = target_filters(stored.paths() if stored is not None else None,
+                                     target=request.target, only=request.only,
+                                     query=request.query, entities=self.entities,
+                                     filters=self.filters)
+        except PlanError as exc:
+            raise MongoRestoreRefused(detail=str(exc)) from None
+        return MongoSource(self.name, url, password=self.password_ref,
+                           url_password=password, filters=filters)
+
     def describe(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "url": self.where,
                 "database": url_database(self.url), "filters": self.filters.describe()}
