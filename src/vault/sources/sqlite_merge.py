@@ -74,7 +74,8 @@ def restore_rows(stored: StoredItems, request: SourceRestoreRequest, *, target: 
             raise translate_open_error(error, target) from error
         try:
             conn.text_factory = decode_text
-            conn.execute("ATTACH ? AS snap", (file_uri(snap, mode="ro"),))
+            attach = (file_uri(snap, mode="ro"),)  # ATTACH reads the target's schema: busy too
+            with_busy_retry(lambda: conn.execute("ATTACH ? AS snap", attach), target, busy)
             return _in_one_transaction(conn, target, request, busy)
         except sqlite3.IntegrityError as error:
             raise SqliteConstraint(path=str(target), detail=str(error)) from error
