@@ -110,6 +110,12 @@ class SqliteSource:
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
         return restore_database(stored, request, default_target=self.path, busy=self.busy)
 
+    def for_target(self, request: SourceRestoreRequest) -> SqliteSource:
+        """The source that captures what `request` would restore into (the target file,
+        or this source's own), so a snapshot of it taken first can undo the restore."""
+        target = Path(request.target).absolute() if request.target else self.path
+        return SqliteSource(self.name, target, copy=self.copy, busy=self.busy)
+
     @property
     def item_path(self) -> str:
         return self.path.name or "database.sqlite"

@@ -54,6 +54,26 @@ class SqliteInUse(SqliteError):
     """database {path} is open in another connection; stop the application before replacing it"""
 
 
+class SqliteNoTarget(SqliteError):
+    """database {path} does not exist; mode {mode} restores rows into an existing database (mode new-target makes a new file)"""  # noqa: E501
+
+
+class SqliteConflicts(SqliteError):
+    """{count} row(s) differ between the snapshot and {path} ({where}); nothing was restored: choose --on-conflict skip, overwrite or rename"""  # noqa: E501
+
+
+class SqliteRenameRefused(SqliteError):
+    """cannot restore rows of {path} with --on-conflict rename: {detail}; nothing was restored"""
+
+
+class SqliteTableMismatch(SqliteError):
+    """table {table!r} of {path} cannot be restored row by row: {detail}; restore it whole with mode replace"""  # noqa: E501
+
+
+class SqliteConstraint(SqliteError):
+    """restoring rows into {path} broke a constraint ({detail}); nothing was restored"""
+
+
 class SqliteRestoreFailed(SqliteError):
     """restored database {path} failed PRAGMA integrity_check: {detail}; nothing was replaced"""
 

@@ -1,5 +1,7 @@
-"""Restoring a SQLite snapshot: the whole file, or chosen tables.
+"""Restoring a SQLite snapshot: row by row (`sqlite_merge`), the whole file, or chosen tables.
 
+Modes overwrite and merge restore rows into an existing database (see `sqlite_merge`).
+Mode new-target ("new") makes a new file; mode replace swaps whole files or tables.
 The whole file is written beside its target, synced, checked with `PRAGMA
 integrity_check` and renamed over it, so the target is the old database or the new one,
 never half of each. Chosen tables go into a new database built the same way, or, with
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -37,8 +38,10 @@ from vault.sources.sqlite_db import (
     wal_size,
     with_busy_retry,
 )
+from vault.sources.sqlite_merge import plan_new_target, restore_rows
+from vault.sources.sqlite_rowplan import RowPlan
+from vault.sources.sqlite_stored import materialized, stored_item_path, write_item
 
-_COPY_BUFFER = 1 << 20
 _SIDE_FILES = ("-wal", "-shm")
 
 
@@ -47,56 +50,93 @@ def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
     target = Path(request.target).absolute() if request.target else default_target
     if request.query:
         raise UsageError("a SQLite restore selects whole tables (only=...), not a query")
-    if request.mode == "new" and (target.exists() or target.is_symlink()):
-        raise SqliteTargetExists(path=str(target))
     if target.is_dir():
         raise SqliteError(path=str(target), detail="the target is a directory, not a file")
-    item = _item_path(stored)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if not request.only:
-            tables = _restore_whole_file(stored, item, target, busy)
-        else:
-            with _materialized(stored, item, request.scratch_dir or str(target.parent)) as snap:
-                if target.exists():
-                    tables = _replace_tables(snap, target, request.only, busy)
-                else:
-                    tables = _new_database_of_tables(snap, target, request.only)
-    except sqlite3.DatabaseError as error:  # what the checks above did not foresee
+        if request.mode in ("overwrite", "merge"):
+            return restore_rows(stored, request, target=target, busy=busy)
+        if request.mode == "replace":
+            if request.dry_run:
+                raise UsageError("mode replace swaps whole files or tables and has no "
+                                 "dry run; plan row by row with mode overwrite")
+            return _replace(stored, request, target, busy)
+        return _new_target(stored, request, target)
+    except sqlite3.DatabaseError as error:  # what the checks did not foresee
         raise SqliteError(path=str(target), detail=str(error)) from error
     except OSError as error:  # a full disk, a read-only directory
         raise SqliteError(path=str(target), detail=_os_detail(error)) from error
+
+
+def _new_target(stored: StoredItems, request: SourceRestoreRequest,
+                target: Path) -> SourceRestoreResult:
+    """Mode new-target: a new database file of the whole snapshot or the chosen tables."""
+    if target.exists() or target.is_symlink():
+        raise SqliteTargetExists(path=str(target))
+    item = stored_item_path(stored)
+    if request.dry_run:
+        with materialized(stored, item, request.scratch_dir) as snap:
+            row_plan = plan_new_target(snap, request.only, target)
+        return SourceRestoreResult(details=_new_target_details(target, row_plan, None, True))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not request.only:
+        tables, whole_plan = _restore_whole_file(stored, item, target, None)
+        assert whole_plan is not None  # a new file's rows are always planned
+        row_plan = whole_plan
+    else:
+        scratch_dir = request.scratch_dir or str(target.parent)
+        with materialized(stored, item, scratch_dir) as snap:
+            row_plan = plan_new_target(snap, request.only, target)
+            tables = _new_database_of_tables(snap, target, request.only)
+    return SourceRestoreResult(items=1, bytes=target.stat().st_size,
+                               details=_new_target_details(target, row_plan, tables, False))
+
+
+def _new_target_details(target: Path, row_plan: RowPlan, tables: dict[str, int] | None,
+                        dry_run: bool) -> dict[str, Any]:
+    plan = row_plan.plan
+    return {"target": str(target), "dry_run": dry_run, "plan": plan.to_json(),
+            "tables": tables if tables is not None else {
+                group: counts.get("create", 0) for group, counts in plan.by_group().items()},
+            "id_map": {}}
+
+
+def _replace(stored: StoredItems, request: SourceRestoreRequest, target: Path,
+             busy: BusyPolicy) -> SourceRestoreResult:
+    """Mode replace (the first restore over a database): the whole file renamed over the
+    target, or the chosen tables swapped whole (schema and rows) inside it."""
+    item = stored_item_path(stored)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not request.only:
+        tables, _ = _restore_whole_file(stored, item, target, busy)
+    else:
+        with materialized(stored, item, request.scratch_dir or str(target.parent)) as snap:
+            if target.exists():
+                tables = _replace_tables(snap, target, request.only, busy)
+            else:
+                tables = _new_database_of_tables(snap, target, request.only)
     return SourceRestoreResult(items=1, bytes=target.stat().st_size,
                                details={"target": str(target), "tables": tables})
-
-
-def _item_path(stored: StoredItems) -> str:
-    paths = stored.paths()
-    named = stored.meta.get("item")
-    if named in paths:
-        return str(named)
-    if len(paths) == 1:
-        return paths[0]
-    raise SqliteError(path=str(stored.meta.get("path", "?")),
-                      detail=f"the snapshot holds {len(paths)} items, not one database file")
 
 
 # --- the whole file -----------------------------------------------------------------------
 
 
 def _restore_whole_file(stored: StoredItems, item: str, target: Path,
-                        busy: BusyPolicy) -> dict[str, int]:
+                        busy: BusyPolicy | None) -> tuple[dict[str, int], RowPlan | None]:
+    """The snapshot's file renamed over `target` (busy: how to wait for an existing one),
+    or as a new file, with the plan of its rows when it is new (busy None)."""
     with _file_beside(target) as scratch:
-        _write_item(stored, item, scratch)
+        write_item(stored, item, scratch)
         counts = _checked_row_counts(scratch, target)
+        row_plan = plan_new_target(scratch, (), target) if busy is None else None
         _take_permissions(scratch, target, stored.meta)
-        if target.exists():
+        if target.exists() and busy is not None:
             _settle_existing(target, busy)
         os.replace(scratch, target)
         _fsync_dir(target.parent)
         for suffix in _SIDE_FILES:  # an empty WAL and its index belonged to the old file
             Path(f"{target}{suffix}").unlink(missing_ok=True)
-    return counts
+    return counts, row_plan
 
 
 def _settle_existing(target: Path, busy: BusyPolicy) -> None:
@@ -281,18 +321,6 @@ def _attach(conn: sqlite3.Connection, snap: Path) -> None:
 
 
 @contextlib.contextmanager
-def _materialized(stored: StoredItems, item: str, scratch_dir: str) -> Iterator[Path]:
-    """The snapshot's database as a file SQLite can read, removed afterwards."""
-    workdir = Path(tempfile.mkdtemp(prefix=".vault-sqlite-", dir=scratch_dir))
-    try:
-        path = workdir / "snapshot.db"
-        _write_item(stored, item, path)
-        yield path
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def _file_beside(target: Path) -> Iterator[Path]:
     """A new private file in the target's directory (so a rename onto the target is
     atomic); removed with SQLite's side files unless it was renamed into place."""
@@ -305,13 +333,6 @@ def _file_beside(target: Path) -> Iterator[Path]:
     finally:
         for leftover in (path, *(Path(f"{path}{s}") for s in (*_SIDE_FILES, "-journal"))):
             leftover.unlink(missing_ok=True)
-
-
-def _write_item(stored: StoredItems, item: str, path: Path) -> None:
-    with stored.open(item) as source, open(path, "wb") as out:
-        shutil.copyfileobj(source, out, _COPY_BUFFER)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def _checked_row_counts(path: Path, reported_as: Path) -> dict[str, int]:

@@ -1,0 +1,338 @@
+"""Restoring a SQLite snapshot row by row into an existing database (modes overwrite, merge).
+
+The snapshot's database is attached to a connection on the target, and everything happens
+in one transaction: both sides' rows are read, planned with the shared planner
+(`sqlite_rowplan`), refused if the plan says so, carried out exactly, checked with
+`PRAGMA integrity_check` and committed -- or rolled back, leaving the target as it was.
+The write lock is taken before the target is read (BEGIN IMMEDIATE), so the plan is made
+from the very rows it changes. A dry run reads in a plain read transaction and writes
+nothing.
+
+While rows go in, the target's triggers on the restored tables are set aside (dropped and
+created again inside the transaction, so no other connection ever sees them missing):
+they ran when the rows were first written, and firing them again would write rows no plan
+foresaw. Foreign keys are not enforced on this connection (SQLite's default), so rows can
+go in in any order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from vault.restore.plan import PlannedItem
+from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.sqlite_db import (
+    BusyPolicy,
+    SqliteConflicts,
+    SqliteConstraint,
+    SqliteError,
+    SqliteNoTarget,
+    SqliteRenameRefused,
+    SqliteRestoreFailed,
+    SqliteTableMismatch,
+    SqliteTableNotFound,
+    connect_readonly,
+    connect_writable,
+    file_uri,
+    integrity_problems,
+    quote,
+    translate_open_error,
+    with_busy_retry,
+)
+from vault.sources.sqlite_rowplan import RenameRefused, RowPlan, TableSides, plan_rows
+from vault.sources.sqlite_rows import (
+    TableRows,
+    TableShape,
+    decode_text,
+    key_params,
+    read_rows,
+    table_shape,
+)
+from vault.sources.sqlite_stored import materialized, stored_item_path
+
+__all__ = ["plan_new_target", "restore_rows"]
+
+_NOT_ROW_TABLES = {"virtual": "a virtual table", "shadow": "a virtual table's storage",
+                   "view": "a view"}
+
+
+def restore_rows(stored: StoredItems, request: SourceRestoreRequest, *, target: Path,
+                 busy: BusyPolicy) -> SourceRestoreResult:
+    """Restore the snapshot's rows of the selected tables into the database `target`."""
+    if not target.exists():
+        raise SqliteNoTarget(path=str(target), mode=request.plan_mode)
+    item = stored_item_path(stored)
+    with materialized(stored, item, request.scratch_dir) as snap:
+        connect = connect_readonly if request.dry_run else connect_writable
+        try:
+            conn = connect(target, busy.attempt_timeout)
+        except sqlite3.DatabaseError as error:
+            raise translate_open_error(error, target) from error
+        try:
+            conn.text_factory = decode_text
+            attach = (file_uri(snap, mode="ro"),)  # ATTACH reads the target's schema: busy too
+            with_busy_retry(lambda: conn.execute("ATTACH ? AS snap", attach), target, busy)
+            return _in_one_transaction(conn, target, request, busy)
+        except sqlite3.IntegrityError as error:
+            raise SqliteConstraint(path=str(target), detail=str(error)) from error
+        except sqlite3.DatabaseError as error:
+            raise translate_open_error(error, target) from error
+        finally:
+            conn.close()
+
+
+def plan_new_target(snap: Path, only: tuple[str, ...], target: Path) -> RowPlan:
+    """The plan of restoring the snapshot file `snap` into a new database: every row of
+    the selected tables is created (the whole-file restore carries it out)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.text_factory = decode_text
+        conn.execute("ATTACH ? AS snap", (file_uri(snap, mode="ro"),))
+        conn.execute("BEGIN")
+        selected, _ = _selected_tables(conn, target, only)
+        sides = [TableSides(shape, _snapshot_rows(conn, target, shape), TableRows({}, {}),
+                            False) for shape in (table_shape(conn, "snap", name)
+                                                 for name in selected)]
+        conn.execute("ROLLBACK")
+        return plan_rows(sides, mode="new-target", on_conflict=None)
+    finally:
+        conn.close()
+
+
+def _in_one_transaction(conn: sqlite3.Connection, target: Path, request: SourceRestoreRequest,
+                        busy: BusyPolicy) -> SourceRestoreResult:
+    begin = "BEGIN" if request.dry_run else "BEGIN IMMEDIATE"
+    with_busy_retry(lambda: _begin(conn, begin), target, busy)
+    try:
+        selected, skipped = _selected_tables(conn, target, request.only)
+        sides = [_sides(conn, target, table) for table in selected]
+        row_plan = _plan(sides, request, target)
+        if not request.dry_run:
+            _execute(conn, sides, row_plan, target)
+            problems = integrity_problems(conn, "main")
+            if problems:
+                raise SqliteRestoreFailed(path=str(target), detail="; ".join(problems[:3]))
+            # a rollback-journal commit waits for the target's readers to let go
+            with_busy_retry(lambda: conn.execute("COMMIT"), target, busy)
+        else:
+            conn.execute("ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return _result(target, row_plan, sides, skipped, request.dry_run)
+
+
+def _begin(conn: sqlite3.Connection, begin: str) -> None:
+    """Start the transaction and take its lock now, where a busy target is retried."""
+    conn.execute(begin)
+    try:
+        conn.execute("SELECT count(*) FROM main.sqlite_master").fetchone()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# --- reading and planning -----------------------------------------------------------------
+
+
+def _selected_tables(conn: sqlite3.Connection, target: Path,
+                     only: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The snapshot's tables to restore, in its own order, and the ones left out (why)."""
+    kinds = {str(name): str(kind) for _, name, kind, *_ in conn.execute(
+        "PRAGMA snap.table_list") if not str(name).startswith("sqlite_")}
+    for name in only:
+        if name not in kinds:
+            raise SqliteTableNotFound(path=str(target), table=name,
+                                      known=", ".join(sorted(kinds)) or "none")
+        if kinds[name] != "table":
+            raise SqliteTableMismatch(path=str(target), table=name,
+                                      detail=f"it is {_NOT_ROW_TABLES[kinds[name]]}")
+    names = [str(name) for (name,) in conn.execute(
+        "SELECT name FROM snap.sqlite_master WHERE type = 'table' ORDER BY rowid")]
+    wanted = [name for name in names if kinds.get(name) == "table"
+              and (not only or name in only)]
+    skipped = {name: _NOT_ROW_TABLES[kind] for name, kind in kinds.items()
+               if not only and kind in ("virtual", "shadow")}
+    return wanted, skipped
+
+
+def _sides(conn: sqlite3.Connection, target: Path, table: str) -> TableSides:
+    shape = table_shape(conn, "snap", table)
+    snapshot = _snapshot_rows(conn, target, shape)
+    sequence = _sequence(conn, "snap", table)
+    exists = conn.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table'"
+                          " AND name = ?", (table,)).fetchone() is not None
+    if not exists:
+        return TableSides(shape, snapshot, TableRows({}, {}), False, sequence)
+    _check_same_key(table_shape(conn, "main", table), shape, target)
+    target_rows = read_rows(conn, "main", shape)
+    if target_rows.duplicate_keys:
+        raise SqliteTableMismatch(path=str(target), table=table, detail=(
+            f"{target_rows.duplicate_keys} of the target's rows share a primary key"))
+    return TableSides(shape, snapshot, target_rows, True,
+                      max(sequence, _sequence(conn, "main", table)))
+
+
+def _snapshot_rows(conn: sqlite3.Connection, target: Path, shape: TableShape) -> TableRows:
+    rows = read_rows(conn, "snap", shape)
+    if rows.duplicate_keys:
+        raise SqliteTableMismatch(path=str(target), table=shape.name, detail=(
+            f"{rows.duplicate_keys} row(s) share a primary key (NULL in a PRIMARY KEY)"))
+    return rows
+
+
+def _check_same_key(ours: TableShape, theirs: TableShape, target: Path) -> None:
+    """The target's table must name rows as the snapshot's does and hold its columns."""
+    missing = [column for column in theirs.columns if column not in ours.columns]
+    if missing:
+        raise SqliteTableMismatch(path=str(target), table=theirs.name, detail=(
+            "the target lacks column(s) " + ", ".join(missing)))
+    if (ours.kind, ours.key) != (theirs.kind, theirs.key):
+        raise SqliteTableMismatch(path=str(target), table=theirs.name, detail=(
+            f"its rows are keyed by ({ours.describe_key()}) in the target but by "
+            f"({theirs.describe_key()}) in the snapshot"))
+
+
+def _sequence(conn: sqlite3.Connection, schema: str, table: str) -> int:
+    if not conn.execute(f"SELECT 1 FROM {schema}.sqlite_master"
+                        " WHERE name = 'sqlite_sequence'").fetchone():
+        return 0
+    row = conn.execute(f"SELECT max(seq) FROM {schema}.sqlite_sequence WHERE name = ?",
+                       (table,)).fetchone()
+    return int(row[0]) if row and isinstance(row[0], int) else 0
+
+
+def _plan(sides: list[TableSides], request: SourceRestoreRequest, target: Path) -> RowPlan:
+    mode = request.plan_mode
+    try:
+        row_plan = plan_rows(sides, mode=mode, on_conflict=request.on_conflict)
+    except RenameRefused as refused:
+        raise SqliteRenameRefused(path=str(target), detail=refused.detail) from refused
+    conflicts = row_plan.plan.conflicts
+    if conflicts:
+        per_table: dict[str, int] = defaultdict(int)
+        for item in conflicts:
+            per_table[item.group] += 1
+        where = ", ".join(f"{table}: {count}" for table, count in sorted(per_table.items()))
+        raise SqliteConflicts(path=str(target), count=len(conflicts), where=where)
+    return row_plan
+
+
+# --- carrying the plan out ----------------------------------------------------------------
+
+
+def _execute(conn: sqlite3.Connection, sides: list[TableSides], row_plan: RowPlan,
+             target: Path) -> None:
+    by_table: dict[str, list[PlannedItem]] = defaultdict(list)
+    for item in row_plan.plan.items:
+        by_table[item.group].append(item)
+    created = [s.shape.name for s in sides if not s.target_exists]
+    _create_tables(conn, created)
+    triggers = _set_triggers_aside(conn, [s.shape.name for s in sides])
+    for s in sides:
+        _apply_table(conn, s.shape, by_table.get(s.shape.name, []), row_plan, target)
+    for sql in triggers + _snapshot_triggers(conn, created):
+        conn.execute(sql)
+    _raise_sequences(conn, sides)
+
+
+def _create_tables(conn: sqlite3.Connection, tables: list[str]) -> None:
+    """A table the target lacks is made as the snapshot has it, with its indexes."""
+    for table in tables:
+        for (sql,) in conn.execute(
+                "SELECT sql FROM snap.sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+                " AND type IN ('table', 'index') ORDER BY type = 'index', rowid",
+                (table,)).fetchall():
+            conn.execute(str(sql))
+
+
+def _set_triggers_aside(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
+    marks = ", ".join("?" for _ in tables)
+    found = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger'"
+                         f" AND tbl_name IN ({marks}) ORDER BY rowid", tables).fetchall()
+    for name, _ in found:
+        conn.execute(f"DROP TRIGGER main.{quote(str(name))}")
+    return [str(sql) for _, sql in found]
+
+
+def _snapshot_triggers(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
+    marks = ", ".join("?" for _ in tables)
+    return [str(sql) for (sql,) in conn.execute(
+        "SELECT sql FROM snap.sqlite_master WHERE type = 'trigger'"
+        f" AND tbl_name IN ({marks}) ORDER BY rowid", tables)]
+
+
+def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[PlannedItem],
+                 row_plan: RowPlan, target: Path) -> None:
+    """Deletes first (an overwritten row is deleted and inserted again, so rows trading
+    unique values cannot collide), then the snapshot's rows under their keys, then
+    renamed rows under their new keys."""
+    def keys(*actions: str) -> list[tuple[Any, ...]]:
+        return [key_params(row_plan.key_of(shape.name, item.key))
+                for item in items if item.action in actions]
+
+    def run(sql: str, params: list[tuple[Any, ...]]) -> None:
+        _run(conn, sql, params, target)
+
+    table = quote(shape.name)
+    run(f"DELETE FROM main.{table} WHERE {shape.where}", keys("delete", "overwrite"))
+    listed = ", ".join(shape.insert_columns)
+    run(f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM snap.{table}"
+        f" WHERE {shape.where}", keys("create", "overwrite"))
+    renamed = row_plan.new_keys.get(shape.name, {})
+    if renamed:
+        others = [quote(c) for c in shape.columns if quote(c) != shape.key[0]]
+        run(f"INSERT INTO main.{table} ({', '.join([shape.key[0], *others])})"
+            f" SELECT {', '.join(['?', *others])} FROM snap.{table} WHERE {shape.where}",
+            [(renamed[item.key], *key_params(row_plan.key_of(shape.name, item.key)))
+             for item in items if item.action == "rename"])
+
+
+def _run(conn: sqlite3.Connection, sql: str, params: list[tuple[Any, ...]],
+         target: Path) -> None:
+    """Each statement touches exactly one row; anything else means the plan is not what
+    is being carried out, and the transaction is abandoned."""
+    if not params:
+        return
+    cursor = conn.executemany(sql, params)
+    if cursor.rowcount != len(params):
+        raise SqliteError(path=str(target), detail=(
+            f"{sql.split(' ', 1)[0]} touched {cursor.rowcount} row(s), the plan "
+            f"{len(params)}; nothing was restored"))
+
+
+def _raise_sequences(conn: sqlite3.Connection, sides: Iterable[TableSides]) -> None:
+    """AUTOINCREMENT counters are raised to the snapshot's (never lowered), so the
+    application's next row does not reuse an id the snapshot's rows have used."""
+    if not conn.execute("SELECT 1 FROM main.sqlite_master"
+                        " WHERE name = 'sqlite_sequence'").fetchone():
+        return
+    for s in sides:
+        if s.sequence <= 0:
+            continue
+        updated = conn.execute("UPDATE main.sqlite_sequence SET seq = max(seq, ?)"
+                               " WHERE name = ?", (s.sequence, s.shape.name)).rowcount
+        sql = conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'table'"
+                           " AND name = ?", (s.shape.name,)).fetchone()
+        if not updated and sql and "AUTOINCREMENT" in str(sql[0]).upper():
+            conn.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES (?, ?)",
+                         (s.shape.name, s.sequence))
+
+
+def _result(target: Path, row_plan: RowPlan, sides: list[TableSides],
+            skipped: dict[str, str], dry_run: bool) -> SourceRestoreResult:
+    plan = row_plan.plan
+    groups = plan.by_group()
+    written = sum(1 for item in plan.items if item.action != "skip")
+    details = {"target": str(target), "dry_run": dry_run, "plan": plan.to_json(),
+               "tables": {s.shape.name: groups.get(s.shape.name, {}) for s in sides},
+               "id_map": row_plan.id_map(),
+               "tables_created": [s.shape.name for s in sides if not s.target_exists],
+               "tables_skipped": skipped}
+    return SourceRestoreResult(items=0 if dry_run else written,
+                               bytes=0 if dry_run else plan.bytes_to_write, details=details)

@@ -1,0 +1,111 @@
+"""What a row-by-row SQLite restore will do: pure, from both sides' rows.
+
+The plan itself comes from `vault.restore.plan.plan_items` (the planner every source
+shares), with a row named by (table, key); this module adds what is SQLite's own: which
+new key each renamed row gets, and the refusals that must come before anything is
+written (conflicts under --on-conflict fail, rename of a table whose key is not an
+integer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
+from vault.sources.sqlite_rows import TableRows, TableShape, key_text
+
+__all__ = ["MAX_ROWID", "RenameRefused", "RowPlan", "TableSides", "plan_rows"]
+
+MAX_ROWID = 2**63 - 1
+
+
+class RenameRefused(ValueError):
+    """A row must be renamed but its table cannot give it a new key."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        super().__init__(detail)
+        self.table = table
+        self.detail = detail
+
+
+@dataclass
+class TableSides:
+    """One selected table: its shape (from the snapshot), both sides' rows, and the
+    highest AUTOINCREMENT counter either side has used (0 without one)."""
+
+    shape: TableShape
+    snapshot: TableRows
+    target: TableRows
+    target_exists: bool = True
+    sequence: int = 0
+
+
+@dataclass
+class RowPlan:
+    """The shared plan, plus how to find each planned row again and renamed rows' new keys."""
+
+    plan: RestorePlan
+    keys: dict[tuple[str, str], Hashable]  # (table, key text) -> key
+    new_keys: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> old -> new
+
+    def key_of(self, table: str, text: str) -> Hashable:
+        return self.keys[(table, text)]
+
+    def id_map(self) -> dict[str, dict[str, int]]:
+        return {table: dict(mapping) for table, mapping in self.new_keys.items() if mapping}
+
+
+def plan_rows(tables: Sequence[TableSides], *, mode: Mode,
+              on_conflict: OnConflict | None) -> RowPlan:
+    """Plan every selected table's rows in one plan (groups are tables). Raises
+    RenameRefused when a row to rename lives in a table keyed by anything but an integer
+    (or no integer key is left above the highest one used)."""
+    snapshot: dict[Hashable, Hashable] = {}
+    target: dict[Hashable, Hashable] = {}
+    sizes: dict[Hashable, int] = {}
+    keys: dict[tuple[str, str], Hashable] = {}
+    for sides in tables:
+        name = sides.shape.name
+        for key, print_ in sides.snapshot.fingerprints.items():
+            snapshot[(name, key)] = print_
+            sizes[(name, key)] = sides.snapshot.sizes[key]
+            keys[(name, key_text(key))] = key
+        for key, print_ in sides.target.fingerprints.items():
+            target[(name, key)] = print_
+            keys[(name, key_text(key))] = key
+    plan = plan_items(snapshot, target, mode=mode, on_conflict=on_conflict,
+                      group_of=lambda key: str(_part(key, 0)),
+                      size_of=lambda key: sizes.get(key, 0),
+                      key_text=lambda key: key_text(_part(key, 1)))
+    row_plan = RowPlan(plan, keys)
+    by_name = {sides.shape.name: sides for sides in tables}
+    for item in plan.of("rename"):
+        sides = by_name[item.group]
+        if not sides.shape.integer_key:
+            raise RenameRefused(item.group, f"table {item.group!r} is keyed by "
+                                f"({sides.shape.describe_key()}), not an integer rowid, so "
+                                "a row cannot be kept beside the target's under a new key")
+        mapping = row_plan.new_keys.setdefault(item.group, {})
+        new_key = max(mapping.values()) + 1 if mapping else _first_free_key(sides)
+        if new_key > MAX_ROWID:
+            raise RenameRefused(item.group, f"table {item.group!r} has no free rowid "
+                                f"above {new_key - 1}")
+        mapping[item.key] = new_key
+    return row_plan
+
+
+def _part(key: Hashable, index: int) -> Hashable:
+    assert isinstance(key, tuple)
+    part: Hashable = key[index]
+    return part
+
+
+def _first_free_key(sides: TableSides) -> int:
+    """Above every key either side holds and the AUTOINCREMENT counter: a renamed row
+    never takes a key that a created row or the application's next insert wants."""
+    return max([sides.sequence, *_int_keys(sides.snapshot), *_int_keys(sides.target)]) + 1
+
+
+def _int_keys(rows: TableRows) -> list[int]:
+    return [key for key in rows.fingerprints if isinstance(key, int)]
