@@ -204,12 +204,12 @@ def test_per_row_modes_refuse_a_table_without_primary_key_and_a_missing_table(
         server: PgServer, drifted: tuple[PostgresSource, str, MemoryStoredItems]) -> None:
     source, db, stored = drifted
     before = state(server, db)
-    with pytest.raises(PgNoPrimaryKey, match="public.nokey has no primary key"):
+    with pytest.raises(PgNoPrimaryKey, match=r"public\.nokey has no primary key"):
         source.restore(stored, SourceRestoreRequest(mode="overwrite"))
     server.psql("DROP TABLE shop.stock", db, user=APP_USER)
-    with pytest.raises(PgTableMissing, match="shop.stock does not exist"):
+    with pytest.raises(PgTableMissing, match=r"shop\.stock does not exist"):
         source.restore(stored, SourceRestoreRequest(mode="merge", only=ALL))
-    with pytest.raises(PgCannotRename, match="table shop.stock"):
+    with pytest.raises(PgCannotRename, match=r"table shop\.stock"):
         server.psql("CREATE TABLE shop.stock (item_id int, place text, qty int NOT NULL,"
                     " PRIMARY KEY (item_id, place)); INSERT INTO shop.stock VALUES"
                     " (1, 'north', 0)", db, user=APP_USER)
