@@ -109,10 +109,9 @@ def _whole_plan(stored: StoredItems, request: SourceRestoreRequest, chosen: list
         entry = entries[table]
         block = CopyBlock(_read_item(stored, entry["item"]), table.qualified)
         columns = block.columns()
-        lines = b"".join(block.rows()).decode(_python_codec(stored.meta))
-        data = lines.split("\n")[:-2]  # without the "\\." line and what follows it
-        for line, key in zip(data, copy_line_keys(data, columns, list(entry.get("key", []))),
-                             strict=True):
+        lines = list(_data_lines(block.rows(), _python_codec(stored.meta)))
+        keys = copy_line_keys(lines, columns, list(entry.get("key", [])))
+        for line, key in zip(lines, keys, strict=True):
             sides.add_snapshot(table.qualified, key, key, len(line.encode()) + 1)
     return sides.plan("new-target", request.on_conflict)
 
@@ -132,6 +131,17 @@ def _dry_run_whole(clients: PgClients, source: PgTarget, target: PgTarget,
     plan = _whole_plan(stored, request, chosen, entries)
     return SourceRestoreResult(details={"database": target.dbname, "plan": plan.to_json(),
                                         "tables": plan.by_group()})
+
+
+def _data_lines(parts: Iterable[bytes], codec: str) -> Iterator[str]:
+    """The data lines of a COPY block (a row never holds a raw newline), without the
+    closing `\\.` line, decoded one at a time rather than the whole table at once."""
+    carry = b""
+    for part in parts:
+        *whole, carry = (carry + part).split(b"\n")
+        for line in whole:
+            if line != b"\\.":
+                yield line.decode(codec)
 
 
 def _read_item(stored: StoredItems, path: str) -> Iterator[bytes]:
