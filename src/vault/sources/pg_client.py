@@ -139,17 +139,24 @@ class PsqlSession:
 
     def text(self, sql: str) -> str:
         """The unaligned output of `sql` (one or more statements)."""
+        return self.feed([sql.encode()], sql)
+
+    def feed(self, parts: Iterable[bytes], what: str = "") -> str:
+        """Write `parts` (statements, and the data of a `COPY ... FROM stdin` among them)
+        to the session, then return what they printed."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         try:
-            self._proc.stdin.write(f"{sql}\n\\echo {self._marker}\n".encode())
+            for part in parts:
+                self._proc.stdin.write(part)
+            self._proc.stdin.write(f"\n\\echo {self._marker}\n".encode())
             self._proc.stdin.flush()
         except BrokenPipeError:
-            raise self._failure(sql) from None
+            raise self._failure(what) from None
         lines: list[bytes] = []
         while True:
             line = self._proc.stdout.readline()
             if not line:
-                raise self._failure(sql)
+                raise self._failure(what)
             if line.rstrip(b"\n") == self._marker.encode():
                 return b"".join(lines).decode().rstrip("\n")
             lines.append(line)

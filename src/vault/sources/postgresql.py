@@ -41,6 +41,7 @@ from vault.sources.pg_tools import (
     drop_lines,
     dump_table_pattern,
     parse_url,
+    restore_target,
     select_tables,
     table_item_path,
 )
@@ -69,7 +70,11 @@ _TABLES_SQL = r"""SELECT coalesce(jsonb_agg(jsonb_build_object(
                 FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid
                 WHERE dep.refobjid = c.oid AND dep.classid = 'pg_class'::regclass
                   AND s.relkind = 'S' AND s.relnamespace = c.relnamespace
-                  AND dep.deptype IN ('a', 'i'))
+                  AND dep.deptype IN ('a', 'i')),
+  'key', (SELECT coalesce(jsonb_agg(a.attname ORDER BY k.ord), '[]')
+          FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = c.oid AND i.indisprimary)
 ) ORDER BY n.nspname, c.relname), '[]')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
@@ -165,12 +170,36 @@ class PostgresSource:
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
         return postgresql_restore.restore(self.clients(), self.target(), stored, request)
 
+    def for_target(self, request: SourceRestoreRequest) -> PostgresSource:
+        """A source capturing what `request` would change in its target database (the
+        tables it names, else all): what an undo snapshot before the restore captures.
+        No password is read here; a target URL on the same server and user borrows this
+        source's password reference, as the restore itself does."""
+        tables = list(request.only) or list(self._tables)
+        if request.target is None:
+            found, password_ref = self._target, self._password_ref
+        elif "://" not in request.target:
+            found = restore_target(self._target, request.target)
+            password_ref = self._password_ref
+        else:
+            found = parse_url(request.target)
+            same_login = (found.host, found.port, found.user or self._target.user) == (
+                self._target.host, self._target.port, self._target.user)
+            password_ref = None
+            if found.password is None and same_login:
+                found = PgTarget(found.host, found.port, found.dbname,
+                                 found.user or self._target.user, self._target.password,
+                                 found.options)
+                password_ref = self._password_ref
+        return PostgresSource(f"{self.name}@{found.dbname}", found, password_ref=password_ref,
+                              tables=tables, pg_dump_path=self._pg_dump_path)
+
 
 def _table_meta(table: dict[str, Any]) -> dict[str, Any]:
     return {"schema": table["schema"], "name": table["name"],
             "item": table_item_path(table["schema"], table["name"]),
             "rows": None, "estimated_rows": table["estimated_rows"], "bytes": table["bytes"],
-            "sequences": table["sequences"]}
+            "sequences": table["sequences"], "key": table["key"]}
 
 
 class _Dumper:

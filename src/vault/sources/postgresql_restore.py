@@ -20,8 +20,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vault.errors import UsageError
+from vault.restore.plan import RestorePlan
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.pg_client import PgClients, capture_output, feed_input, run_sql
+from vault.sources.pg_rows import CopyBlock, RowSides, copy_line_keys
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
     PgTarget,
@@ -31,6 +33,7 @@ from vault.sources.pg_tools import (
     restore_target,
     select_tables,
 )
+from vault.sources.postgresql_rows import restore_rows
 
 FORMAT = 1
 READ_SIZE = 1 << 20
@@ -74,6 +77,12 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
     entries = {TableRef(t["schema"], t["name"]): t for t in meta["tables"]}
     chosen = select_tables(list(entries), request.only)
     target = restore_target(source, request.target)
+    if request.mode in ("overwrite", "merge"):
+        return restore_rows(clients, target, stored, request, chosen, entries)
+    if request.dry_run:
+        return _dry_run_whole(clients, source, target, stored, request, chosen, entries)
+    plan = _whole_plan(stored, request, chosen, entries) if request.plan_mode == "new-target" \
+        else None
     existed = _prepare_database(clients, source, target, request.mode, meta)
     run = _Run(clients, target, stored)
     if not request.only:
@@ -84,8 +93,67 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
         for table in chosen:
             run.one_table(table, entries[table])
     rows = {t.qualified: entries[t]["rows"] for t in chosen}
-    return SourceRestoreResult(items=len(run.read), bytes=run.bytes,
-                               details={"database": target.dbname, "tables": rows})
+    details: dict[str, Any] = {"database": target.dbname, "tables": rows}
+    if plan is not None:
+        details["plan"] = plan.to_json()
+    return SourceRestoreResult(items=len(run.read), bytes=run.bytes, details=details)
+
+
+def _whole_plan(stored: StoredItems, request: SourceRestoreRequest, chosen: list[TableRef],
+                entries: dict[TableRef, Any]) -> RestorePlan:
+    """Mode new-target: every row of the chosen tables is created; keys are read from the
+    stored COPY blocks by the primary key the capture recorded (row ordinals `#n` for a
+    table without one, or a snapshot older than that record)."""
+    sides = RowSides()
+    for table in chosen:
+        entry = entries[table]
+        block = CopyBlock(_read_item(stored, entry["item"]), table.qualified)
+        columns = block.columns()
+        lines = list(_data_lines(block.rows(), _python_codec(stored.meta)))
+        keys = copy_line_keys(lines, columns, list(entry.get("key", [])))
+        for line, key in zip(lines, keys, strict=True):
+            sides.add_snapshot(table.qualified, key, key, len(line.encode()) + 1)
+    return sides.plan("new-target", request.on_conflict)
+
+
+def _dry_run_whole(clients: PgClients, source: PgTarget, target: PgTarget,
+                   stored: StoredItems, request: SourceRestoreRequest, chosen: list[TableRef],
+                   entries: dict[TableRef, Any]) -> SourceRestoreResult:
+    """Mode new-target, planned only: the same refusal as the real restore (a target that
+    holds something), then the plan; nothing is created."""
+    if request.plan_mode != "new-target":
+        return restore_rows(clients, target, stored, request, chosen, entries)
+    same_server = (target.host, target.port) == (source.host, source.port)
+    admin = target.with_database(source.dbname if same_server else "postgres")
+    found = run_sql(clients, admin, _DATABASE_EXISTS, {"db": target.dbname})
+    if found != "0" and run_sql(clients, target, _OBJECT_COUNT) != "0":
+        raise PgTargetNotEmpty(database=target.dbname, at=target.at)
+    plan = _whole_plan(stored, request, chosen, entries)
+    return SourceRestoreResult(details={"database": target.dbname, "plan": plan.to_json(),
+                                        "tables": plan.by_group()})
+
+
+def _data_lines(parts: Iterable[bytes], codec: str) -> Iterator[str]:
+    """The data lines of a COPY block (a row never holds a raw newline), without the
+    closing `\\.` line, decoded one at a time rather than the whole table at once."""
+    carry = b""
+    for part in parts:
+        *whole, carry = (carry + part).split(b"\n")
+        for line in whole:
+            if line != b"\\.":
+                yield line.decode(codec)
+
+
+def _read_item(stored: StoredItems, path: str) -> Iterator[bytes]:
+    with stored.open(path) as stream:
+        while part := stream.read(READ_SIZE):
+            yield part
+
+
+def _python_codec(meta: dict[str, Any]) -> str:
+    encoding = str(meta.get("encoding", "UTF8")).upper()
+    return {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1"}.get(encoding,
+                                                                           "utf-8")
 
 
 def _prepare_database(clients: PgClients, source: PgTarget, target: PgTarget, mode: str,
