@@ -9,9 +9,12 @@ import click
 
 from vault.cli.common import reporter_for
 from vault.cli.main import CliState, output_options, pass_state
+from vault.cli.output import Output
 from vault.errors import EXIT_PARTIAL, UsageError
-from vault.operations.restore import RestoreRequest, run_restore, split_ref
+from vault.operations.restore import RestoreOutcome, RestoreRequest, run_restore, split_ref
 from vault.restore.dump import dump_file
+from vault.restore.plan import RestorePlan
+from vault.restore.report import COUNTS, RestoreReport
 from vault.units import human_bytes
 
 
@@ -23,19 +26,30 @@ from vault.units import human_bytes
                    "name or URL to restore into (default: the source's own location).")
 @click.option("-i", "--include", multiple=True, help="Restore only paths matching this glob.")
 @click.option("-e", "--exclude", multiple=True, help="Skip paths matching this glob.")
+@click.option("--mode", type=click.Choice(["overwrite", "merge", "new-target", "new",
+                                           "replace"]),
+              help="overwrite: the target's selection becomes the snapshot's (extra files "
+                   "deleted); merge: add what is missing, keep what exists; new-target: "
+                   "only into a new or empty target. (new/replace: old names of "
+                   "new-target/overwrite.)  [files default: merge, conflicts overwritten; "
+                   "databases: new-target]")
+@click.option("--on-conflict", "on_conflict",
+              type=click.Choice(["skip", "overwrite", "rename", "fail"]),
+              help="Items on both sides that differ: keep the target's (skip), take the "
+                   "snapshot's (overwrite), keep both (rename: NAME.restored-ID) or refuse "
+                   "the whole restore (fail).  [default: skip for merge, else overwrite]")
 @click.option("--overwrite", type=click.Choice(["always", "if-changed", "never"]),
-              default="always", show_default=True,
-              help="What to do with files already in the target.")
-@click.option("-n", "--dry-run", is_flag=True, help="Show what would be restored; write nothing.")
+              help="Deprecated: always = --mode merge --on-conflict overwrite; never = "
+                   "--on-conflict skip; if-changed = overwrite unless size and mtime match.")
+@click.option("-n", "--dry-run", "--preview", "dry_run", is_flag=True,
+              help="Print the plan (per directory: created, overwritten, skipped, renamed, "
+                   "deleted, conflicts); write nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="With --dry-run: list every item.")
 @click.option("--only", multiple=True, metavar="NAME",
               help="Database snapshots: restore only this table or collection (repeatable).")
 @click.option("--query", metavar="JSON",
               help="MongoDB snapshots: restore only matching documents, e.g. "
                    "'{\"ids\": [...]}' or '{\"filter\": {...}}'.")
-@click.option("--mode", type=click.Choice(["new", "replace"]), default="new",
-              show_default=True,
-              help="Database snapshots: refuse a non-empty target (new) or replace its "
-                   "contents (replace).")
 @click.option("--settings", "settings", is_flag=True,
               help="Settings snapshots: re-import into the live settings (redacted secrets "
                    "keep their live values).")
@@ -44,62 +58,112 @@ from vault.units import human_bytes
 @output_options
 @pass_state
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
-            include: tuple[str, ...], exclude: tuple[str, ...], overwrite: str,
-            dry_run: bool, only: tuple[str, ...], query: str | None, mode: str,
-            settings: bool, queued: bool) -> None:
+            include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
+            on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
+            only: tuple[str, ...], query: str | None, settings: bool, queued: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
     written outside the target: hostile names and symlinked parents are refused.
+    `vault restore preview SNAPSHOT ...` is `vault restore SNAPSHOT ... --dry-run`.
     A database or settings snapshot is restored through its source: into --target or,
     without it, into the database it was taken from (with --mode replace).
     """
-    if not target and not settings and mode != "replace":
+    if snapshot == "preview":  # no snapshot ref is spelled so (refs are hex or "latest")
+        if not paths:
+            raise UsageError("vault restore preview SNAPSHOT [PATHS]...: give a snapshot")
+        snapshot, paths, dry_run = paths[0], paths[1:], True
+    if not target and not settings and mode not in ("replace", "overwrite"):
         raise UsageError("give --target (a directory for files; a file, database or URL for "
                          "a database), or --mode replace to restore a database into its "
                          "own location")
     if _is_source_snapshot(state, snapshot):
-        if queued or dry_run or paths or include or exclude:
-            raise UsageError("database snapshots take --target, --only, --query, --mode "
-                             "and --settings (not PATHS, -i, -e, -n or --queue)")
-        _restore_source(state, snapshot, target, only, query, mode, settings)
+        if queued or paths or include or exclude or overwrite:
+            raise UsageError("database snapshots take --target, --only, --query, --mode, "
+                             "--on-conflict, --dry-run and --settings (not PATHS, -i, -e, "
+                             "--overwrite or --queue)")
+        _restore_source(state, snapshot, target, only, query, mode or "new", on_conflict,
+                        dry_run, settings)
         return
-    if only or query or settings or mode != "new":
-        raise UsageError("--only, --query, --mode and --settings apply to database and "
-                         "settings snapshots")
+    if only or query or settings:
+        raise UsageError("--only, --query and --settings apply to database and settings "
+                         "snapshots")
     if not target:
         raise UsageError("give a --target directory to restore into")
     req = RestoreRequest(snapshot_ref=snapshot, target=target, paths=list(paths),
                          includes=list(include), excludes=list(exclude),
                          overwrite=overwrite,  # type: ignore[arg-type]
-                         dry_run=dry_run)
+                         dry_run=dry_run, mode=mode,
+                         on_conflict=on_conflict)  # type: ignore[arg-type]
+    req.policy()  # a contradictory combination is a usage error before anything runs
     if queued:
-        from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
-        from vault.jobs.commands import RestoreArgs
-
-        refuse_with_queue(True, dry_run=dry_run)
-        enqueue(state, RestoreArgs(snapshot_ref=snapshot, target=absolute(target),
-                                   paths=list(paths), includes=list(include),
-                                   excludes=list(exclude),
-                                   overwrite=overwrite))
+        _queue(state, req)
         return
     out = state.output()
     outcome = run_restore(state.vault(), req, reporter_for(out))
-    st = outcome.stats
+    render_restore(out, req, outcome, verbose=verbose)
+    if outcome.stats.problems:
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+def _queue(state: CliState, req: RestoreRequest) -> None:
+    from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
+    from vault.jobs.commands import RestoreArgs
+
+    refuse_with_queue(True, dry_run=req.dry_run)
+    if req.mode is not None or req.on_conflict is not None:
+        raise UsageError("a queued restore takes --overwrite, not --mode or --on-conflict")
+    enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=absolute(req.target),
+                               paths=req.paths, includes=req.includes,
+                               excludes=req.excludes, overwrite=req.overwrite or "always"))
+
+
+def render_restore(out: Output, req: RestoreRequest, outcome: RestoreOutcome, *,
+                   verbose: bool) -> None:
+    """The plan (dry run) or the report (real restore), for humans and for --json."""
+    st, plan, report = outcome.stats, outcome.plan, outcome.report
     for p in st.problems:
         out.info(f"warning: {p.path}: {p.error}")
-    verb = "would restore" if dry_run else "restored"
+    verb = "would restore" if req.dry_run else "restored"
+    deleted = plan.totals()["delete"] if req.dry_run else len(st.deleted)
     out.line(f"{verb} {st.files_restored} files, {st.dirs} dirs, {st.symlinks} symlinks "
              f"({human_bytes(st.bytes_written)}) from snapshot {outcome.snapshot.short_id} "
-             f"to {req.target}; {st.files_skipped} skipped, {len(st.problems)} problems"
-             + ("" if dry_run else f", {outcome.duration_seconds:.1f}s"))
+             f"to {req.target}; {st.files_skipped} skipped, {deleted} deleted, "
+             f"{len(st.problems)} problems"
+             + ("" if req.dry_run else f", {outcome.duration_seconds:.1f}s"))
+    out.line(f"mode {plan.mode}, on conflict {plan.on_conflict}")
+    if req.dry_run:
+        _render_plan(out, plan, verbose=verbose)
+    else:
+        _render_report(out, report)
     out.summary(job_id=outcome.job_id, snapshot_id=outcome.snapshot.id, target=req.target,
-                dry_run=dry_run, files_restored=st.files_restored,
+                dry_run=req.dry_run, files_restored=st.files_restored,
                 files_skipped=st.files_skipped, dirs=st.dirs, symlinks=st.symlinks,
                 bytes_written=st.bytes_written, duration_seconds=outcome.duration_seconds,
-                problems=[vars(p) for p in st.problems])
-    if st.problems:
-        raise click.exceptions.Exit(EXIT_PARTIAL)
+                problems=[{"path": p.path, "error": p.error} for p in st.problems],
+                plan=plan.to_json(), report=report.to_json(),
+                created=st.created, overwritten=st.overwritten, deleted=st.deleted)
+
+
+def _render_plan(out: Output, plan: RestorePlan, *, verbose: bool) -> None:
+    totals = {a: n for a, n in plan.totals().items() if n}
+    out.line("plan: " + (", ".join(f"{a} {n}" for a, n in totals.items()) or "nothing")
+             + f"; {human_bytes(plan.bytes_to_write)} to write")
+    for group, counts in plan.by_group().items():
+        out.line(f"  {group}: " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+    if verbose:
+        for item in plan.items:
+            out.line(f"    {item.action:<9} {item.key}  ({item.reason})")
+    if plan.conflicts:
+        out.line(f"{len(plan.conflicts)} conflict(s): the restore would be refused "
+                 "(--on-conflict fail)")
+
+
+def _render_report(out: Output, report: RestoreReport) -> None:
+    rows = [[group, *(str(counts[c]) for c in COUNTS)]
+            for group, counts in report.groups.items()]
+    rows.append(["total", *(str(report.totals[c]) for c in COUNTS)])
+    out.table(["directory", *COUNTS], rows)
 
 
 def _is_source_snapshot(state: CliState, ref: str) -> bool:
@@ -111,8 +175,21 @@ def _is_source_snapshot(state: CliState, ref: str) -> bool:
 
 def _restore_source(state: CliState, snapshot: str, target: str | None,
                     only: tuple[str, ...], query: str | None, mode: str,
-                    settings: bool) -> None:
+                    on_conflict: str | None, dry_run: bool, settings: bool) -> None:
+    import dataclasses
+
     from vault.operations.source_restore import SourceRestore, run_source_restore
+
+    # --on-conflict and --dry-run reach the source through SourceRestore once it carries
+    # them (SourceRestoreRequest does); until then they are refused, never ignored.
+    extra: dict[str, object] = {}
+    accepted = {f.name for f in dataclasses.fields(SourceRestore)}
+    for name, value in (("on_conflict", on_conflict), ("dry_run", dry_run)):
+        if value:
+            if name not in accepted:
+                raise UsageError(f"--{name.replace('_', '-')} is not available for database "
+                                 "snapshots yet")
+            extra[name] = value
 
     parsed = None
     if query is not None:
@@ -133,7 +210,7 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
                          f"of a {kind} source")
     outcome = run_source_restore(vault, SourceRestore(
         snapshot_ref=snapshot, target=target, only=list(only) or None, query=parsed,
-        mode=mode))  # type: ignore[arg-type]
+        mode=mode, **extra))  # type: ignore[arg-type]
     out = state.output()
     r = outcome.result
     out.line(f"restored {kind} {snap.source.get('label')} from snapshot {snap.short_id} "

@@ -699,3 +699,41 @@ class ScheduleRetentionApplied(Event):
     removed: list[str]
     kept: int
     error: str | None = None
+
+
+# --- restore reports --------------------------------------------------------------------
+
+
+class RestoreGroupCounts(BaseModel):
+    """One directory's (table's, collection's) line of a restore report."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
+
+    group: str
+    restored: int
+    skipped: int
+    deleted: int
+    failed: int
+    conflicts: int
+
+
+class RestoreReported(Event):
+    """What a restore did, per group, recorded just before its RestoreCompleted. Groups
+    are a list (not a dict keyed by name): a directory may be called anything."""
+
+    job_id: str
+    snapshot_id: str
+    target: str
+    mode: str
+    on_conflict: str
+    groups: list[RestoreGroupCounts]
+    restored: int
+    skipped: int
+    deleted: int
+    failed: int
+    conflicts: int
+    bytes_written: int
+    duration_seconds: float
+    warnings: list[str]

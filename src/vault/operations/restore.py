@@ -1,8 +1,14 @@
-"""The restore operation for file snapshots: select, check, write, report, journal."""
+"""The restore operation for file snapshots: select, plan, check, write, report, journal.
+
+A dry run plans and returns (no lock, no job, nothing written); a real restore plans again
+under the repository lock, refuses a plan with conflicts (`--on-conflict fail`) before
+writing anything, carries out exactly that plan and journals its report.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from vault.app import Vault
@@ -14,7 +20,48 @@ from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.restore.files import FileRestorer, OverwritePolicy, RestoreStats
+from vault.restore.files_plan import (
+    FilesPlan,
+    TargetNotEmptyError,
+    holds_anything,
+    plan_files,
+    refuse_conflicts,
+)
+from vault.restore.plan import MODES, Mode, OnConflict, RestorePlan
+from vault.restore.report import RestoreReport, build_report
 from vault.restore.selection import Selection
+
+#: the first names of two modes (as database restores still spell them)
+_MODE_ALIASES: dict[str, Mode] = {"new": "new-target", "replace": "overwrite"}
+
+
+@dataclass(frozen=True)
+class FilesPolicy:
+    mode: Mode
+    on_conflict: OnConflict
+    trust_mtime: bool = False  # the old `--overwrite if-changed`
+
+
+def files_policy(mode: str | None, on_conflict: OnConflict | None,
+                 overwrite: OverwritePolicy | None) -> FilesPolicy:
+    """The mode and conflict policy a file restore runs with.
+
+    `--overwrite` (deprecated) maps onto merge: always = overwrite what differs, if-changed
+    = the same but equal size and mtime count as unchanged, never = skip. With nothing
+    given a file restore merges and overwrites what differs (what it always did)."""
+    if overwrite is not None:
+        if mode is not None or on_conflict is not None:
+            raise UsageError("--overwrite is the old spelling of --mode/--on-conflict: "
+                             "give one or the other")
+        return FilesPolicy("merge", "skip" if overwrite == "never" else "overwrite",
+                           trust_mtime=overwrite == "if-changed")
+    if mode is None:
+        return FilesPolicy("merge", on_conflict or "overwrite")
+    resolved = _MODE_ALIASES.get(mode, mode)
+    if resolved not in MODES:
+        raise UsageError(f"unknown restore mode {mode!r}: choose overwrite, merge or new-target")
+    default: OnConflict = "skip" if resolved == "merge" else "overwrite"
+    return FilesPolicy(resolved, on_conflict or default)
 
 
 @dataclass
@@ -24,17 +71,36 @@ class RestoreRequest:
     paths: list[str] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
-    overwrite: OverwritePolicy = "always"
+    overwrite: OverwritePolicy | None = None  # deprecated: see `files_policy`
     dry_run: bool = False
     threads: int = 4
+    mode: str | None = None  # overwrite | merge | new-target (or new | replace)
+    on_conflict: OnConflict | None = None
+
+    def policy(self) -> FilesPolicy:
+        return files_policy(self.mode, self.on_conflict, self.overwrite)
 
 
 @dataclass
 class RestoreOutcome:
     job_id: str | None
     snapshot: Snapshot
-    stats: RestoreStats
+    stats: RestoreStats  # for a dry run: what the plan predicts
     duration_seconds: float
+    plan: RestorePlan  # the plan carried out (or, dry, that would be)
+    report: RestoreReport
+
+    @property
+    def created(self) -> list[str]:
+        return self.stats.created
+
+    @property
+    def overwritten(self) -> list[str]:
+        return self.stats.overwritten
+
+    @property
+    def deleted(self) -> list[str]:
+        return self.stats.deleted
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -54,45 +120,90 @@ def resolve_subtree(repo: Repository, snapshot: Snapshot, path: str) -> bytes:
     return tree
 
 
+def predicted_stats(files_plan: FilesPlan) -> RestoreStats:
+    """What carrying out `files_plan` would count (the dry run's numbers)."""
+    stats = RestoreStats()
+    for item in files_plan.plan.items:
+        entry = files_plan.entries.get(item.key)
+        if entry is None:
+            continue
+        kind = entry.node.type
+        if kind == "dir":
+            stats.dirs += item.action in ("create", "skip")
+        elif item.action == "skip":
+            stats.files_skipped += 1
+        elif item.action in ("create", "overwrite", "rename"):
+            if kind == "symlink":
+                stats.symlinks += 1
+            else:
+                stats.files_restored += 1
+                stats.bytes_written += entry.node.size
+    return stats
+
+
 def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
                 job_id: str | None = None) -> RestoreOutcome:
-    import time
-
     if not req.target:
         raise UsageError("give a --target directory to restore into")
+    policy = req.policy()
     ref, sub = split_ref(req.snapshot_ref)
     repo = vault.repository()
     snapshot = repo.find_snapshot(ref)
     target = os.path.abspath(req.target)
     if os.path.lexists(target) and not os.path.isdir(target):
         raise UsageError(f"restore target {target} exists and is not a directory")
+    if policy.mode == "new-target" and holds_anything(target):
+        raise TargetNotEmptyError(target=target)
     selection = Selection(
         paths=tuple(os.path.join(sub, p.lstrip("/")) if sub != "/" else "/" + p.lstrip("/")
                     for p in req.paths),
         includes=tuple(req.includes), excludes=tuple(req.excludes))
     started = time.monotonic()
-    if req.dry_run:
+
+    def plan() -> FilesPlan:
         repo.load_index()
-        restorer = FileRestorer(repo, target, selection, req.overwrite,
-                                ProgressCounter(reporter, "restore"), dry_run=True)
-        stats = restorer.run(resolve_subtree(repo, snapshot, sub), sub)
-        return RestoreOutcome(None, snapshot, stats, time.monotonic() - started)
+        return plan_files(repo, resolve_subtree(repo, snapshot, sub), sub, target, selection,
+                          mode=policy.mode, on_conflict=policy.on_conflict,
+                          snapshot_short_id=snapshot.short_id,
+                          trust_mtime=policy.trust_mtime)
+
+    if req.dry_run:
+        planned = plan()
+        duration = time.monotonic() - started
+        stats = predicted_stats(planned)
+        return RestoreOutcome(None, snapshot, stats, duration, planned.plan, build_report(
+            planned.plan, (), duration_seconds=duration,
+            warnings=[f"{p}: {e}" for p, e in planned.refused]))
     run = JobRun.start(vault.journal, "restore", job_id, repository=repo.location,
                        snapshot_ref=req.snapshot_ref, target=target, paths=req.paths,
                        include=req.includes, exclude=req.excludes,
-                       options={"overwrite": req.overwrite})
+                       options={"overwrite": req.overwrite, "mode": policy.mode,
+                                "on_conflict": policy.on_conflict})
     with run, repository_lock(vault, repo, exclusive=False, operation="restore"):
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
-        repo.load_index()
-        tree = resolve_subtree(repo, snapshot, sub)
+        planned = plan()
+        refuse_conflicts(planned)  # before anything is written
         progress = MultiReporter(reporter, run.progress())
-        restorer = FileRestorer(repo, target, selection, req.overwrite,
-                                ProgressCounter(progress, "restore"), threads=req.threads)
-        stats = restorer.run(tree, sub)
+        stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
+                             threads=req.threads).run()
         duration = time.monotonic() - started
+        report = build_report(planned.plan, stats.failed_keys, duration_seconds=duration,
+                              warnings=[f"{p.path}: {p.error}" for p in stats.problems])
+        run.record(_reported(run.job_id, snapshot, target, planned.plan, report))
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target,
             files_restored=stats.files_restored, files_skipped=stats.files_skipped,
             dirs=stats.dirs, bytes_written=stats.bytes_written, duration_seconds=duration,
             errors=[ev.FileProblem(path=p.path, error=p.error) for p in stats.problems]))
-    return RestoreOutcome(run.job_id, snapshot, stats, duration)
+    return RestoreOutcome(run.job_id, snapshot, stats, duration, planned.plan, report)
+
+
+def _reported(job_id: str, snapshot: Snapshot, target: str, plan: RestorePlan,
+              report: RestoreReport) -> ev.RestoreReported:
+    return ev.RestoreReported(
+        job_id=job_id, snapshot_id=snapshot.id, target=target, mode=plan.mode,
+        on_conflict=plan.on_conflict,
+        groups=[ev.RestoreGroupCounts(group=group, **counts)
+                for group, counts in report.groups.items()],
+        **report.totals, bytes_written=report.bytes_written,
+        duration_seconds=report.duration_seconds, warnings=report.warnings)

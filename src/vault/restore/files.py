@@ -1,16 +1,19 @@
-"""Restoring files from a snapshot into a target directory.
+"""Restoring files from a snapshot into a target directory: carrying out a `FilesPlan`.
 
-Order of work, chosen for speed and safety:
-1. walk the snapshot's trees, refusing any name that could leave the target;
-2. create directories (never through a symlink: each is checked with lstat);
-3. write file contents pack by pack, in pack order, in parallel threads: every needed blob
+The plan (vault.restore.files_plan) has already decided every item; this executes exactly
+that, in an order chosen for speed and safety:
+1. refuse the whole restore when the plan holds a conflict (`--on-conflict fail`);
+2. delete what the plan deletes (deepest first; links unlinked, never followed);
+3. create directories (never through a symlink: each is checked with lstat);
+4. write file contents pack by pack, in pack order, in parallel threads: every needed blob
    of a pack is read in one ranged load, authenticated, and written to every file and
    offset that wants it (a blob shared by many files is read once);
-4. create symlinks and hard links last, so no write can follow a link from the snapshot;
-5. set modes, owners and mtimes, directories bottom-up (writing into a directory
+5. create symlinks and hard links last, so no write can follow a link from the snapshot;
+6. set modes, owners and mtimes, directories bottom-up (writing into a directory
    changes its mtime).
 Files are opened with O_NOFOLLOW; an existing symlink at a file's place is replaced,
-never followed.
+never followed. Nothing outside the target is written: every parent is checked to lie
+inside it.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ from vault.errors import IntegrityError, VaultError
 from vault.progress import ProgressCounter
 from vault.repository.blob import BlobEntry
 from vault.repository.repository import Repository
-from vault.repository.tree import Node, is_safe_name
-from vault.restore.selection import Selection
+from vault.repository.tree import Node
+from vault.restore.files_plan import FilesPlan, refuse_conflicts
+from vault.restore.plan import PlannedItem
 
+#: the old `--overwrite` choices (see vault.operations.restore.legacy_policy)
 OverwritePolicy = Literal["always", "if-changed", "never"]
 _COALESCE_GAP = 256 << 10
 #: one ranged read stays below this (plus one blob): memory per thread stays small
 _MAX_READ = 4 << 20
+_WRITES = ("create", "overwrite", "rename")
 
 
 @dataclass
@@ -51,12 +57,18 @@ class RestoreStats:
     symlinks: int = 0
     bytes_written: int = 0
     problems: list[RestoreProblem] = field(default_factory=list)
+    # What changed in the target, absolute paths (for undo and the report).
+    created: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed_keys: set[str] = field(default_factory=set)  # plan keys that did not happen
 
 
 @dataclass
 class _File:
     dest: str
     node: Node
+    key: str = ""
     remaining: int = 0
     failed: bool = False
     content_done: bool = False
@@ -64,16 +76,13 @@ class _File:
 
 
 class FileRestorer:
-    def __init__(self, repo: Repository, target: str, selection: Selection,
-                 overwrite: OverwritePolicy, progress: ProgressCounter, *, threads: int = 2,
-                 dry_run: bool = False) -> None:
+    def __init__(self, repo: Repository, files_plan: FilesPlan, progress: ProgressCounter,
+                 *, threads: int = 2) -> None:
         self.repo = repo
-        self.target = os.path.abspath(target)
-        self.selection = selection
-        self.overwrite = overwrite
+        self.files_plan = files_plan
+        self.target = files_plan.target
         self.progress = progress
         self.threads = threads
-        self.dry_run = dry_run
         self.stats = RestoreStats()
         self._lock = threading.Lock()
         self._dirs: list[tuple[str, Node]] = []
@@ -85,77 +94,103 @@ class FileRestorer:
         self._parent_ok: dict[str, bool] = {}
         self._bad_dirs: set[str] = set()  # not made, or not ours: no metadata applied
         self._made_links: list[tuple[str, Node]] = []
+        self._key_of: dict[str, str] = {}  # destination -> plan key
+        self._existed: set[str] = set()  # destinations that were there before
         self._is_root = os.geteuid() == 0
 
-    def run(self, tree_id: bytes, base: str) -> RestoreStats:
-        """Restore the tree `tree_id`, whose path in the snapshot is `base`."""
-        self._plan(tree_id, base, self.target)
+    def run(self) -> RestoreStats:
+        """Carry out the plan; nothing at all when it holds a conflict."""
+        refuse_conflicts(self.files_plan)
+        for path, error in self.files_plan.refused:
+            self._problem(path, error)
+        self._collect()
         self.progress.set_totals(sum(f.node.size for f in self._files), len(self._files))
-        if self.dry_run:
-            self.stats.files_restored = len(self._files)
-            self.stats.dirs = len(self._dirs)
-            self.stats.symlinks = len(self._links)
-            return self.stats
         os.makedirs(self.target, mode=0o700, exist_ok=True)
         self._real_target = os.path.realpath(self.target)
+        self._delete()
+        self._parent_ok.clear()  # a deleted symlink may now be a real directory
         self._make_dirs()
         self._write_contents()
         self._make_links()
         self._finish_metadata()
+        self._record_changes()
         self.progress.finish()
         return self.stats
 
-    # --- planning -----------------------------------------------------------------
+    # --- from the plan ------------------------------------------------------------
 
-    def _plan(self, tree_id: bytes, snap_path: str, dest_dir: str) -> None:
-        seen: set[str] = set()
-        for node in self.repo.load_tree(tree_id):
-            path = f"{snap_path.rstrip('/')}/{node.name}"
-            if not is_safe_name(node.name) or node.name in seen:
-                self._problem(path, "refused: entry name would escape the target or repeats")
+    def _collect(self) -> None:
+        for item in self.files_plan.plan.items:
+            entry = self.files_plan.entries.get(item.key)
+            if entry is None or item.action not in (*_WRITES, "skip"):
                 continue
-            seen.add(node.name)
-            dest = os.path.join(dest_dir, node.name)
+            node = entry.node
             if node.type == "dir":
-                if node.subtree and self.selection.may_contain(path):
-                    before = len(self._files) + len(self._links)
-                    self._dirs.append((dest, node))
-                    index = len(self._dirs) - 1
-                    self._plan(node.subtree, path, dest)
-                    if len(self._files) + len(self._links) == before and (
-                        self.selection.paths or self.selection.includes
-                    ) and not self.selection.wants(path):
-                        del self._dirs[index]  # nothing selected below: leave it out
-            elif self.selection.wants(path):
-                self._plan_leaf(dest, path, node)
+                self._dirs.append((os.path.join(self.target, entry.rel), node))
+                if item.action == "create":
+                    self._key_of[self._dirs[-1][0]] = item.key
+                continue
+            if item.action == "skip":
+                self.stats.files_skipped += 1
+                continue
+            dest = os.path.join(self.target, entry.rel)
+            if item.action == "rename":
+                dest += self.files_plan.rename_suffix
+            self._key_of[dest] = item.key
+            if os.path.lexists(dest):
+                self._existed.add(dest)
+            self._plan_leaf(dest, node, renamed=item.action == "rename")
 
-    def _plan_leaf(self, dest: str, path: str, node: Node) -> None:
+    def _plan_leaf(self, dest: str, node: Node, *, renamed: bool) -> None:
         if node.type == "symlink":
             self._links.append((dest, node))
             return
-        if not self._should_write(dest, node):
-            self.stats.files_skipped += 1
-            return
-        key = node.hardlink_key
+        key = None if renamed else node.hardlink_key
         if key and key in self._first_by_key:
             self._hardlinks.append((dest, self._first_by_key[key]))
             return
         if key:
             self._first_by_key[key] = dest
-        self._files.append(_File(dest, node, remaining=len(node.content)))
+        self._files.append(_File(dest, node, self._key_of[dest], remaining=len(node.content)))
 
-    def _should_write(self, dest: str, node: Node) -> bool:
-        try:
-            st = os.lstat(dest)
-        except (FileNotFoundError, NotADirectoryError):
-            # Not there (a non-directory in the way above it is reported when the
-            # directory cannot be made).
-            return True
-        if self.overwrite == "never":
-            return False
-        if self.overwrite == "if-changed" and stat.S_ISREG(st.st_mode):
-            return not (st.st_size == node.size and st.st_mtime_ns == node.mtime_ns)
-        return True
+    def _delete(self) -> None:
+        """The plan's deletes, deepest first: a directory goes after what it held."""
+        doomed = sorted((i for i in self.files_plan.plan.items if i.action == "delete"),
+                        key=lambda i: i.key.rstrip("/").count("/"), reverse=True)
+        for item in doomed:
+            path = os.path.join(self.target, item.key.rstrip("/"))
+            if not self._safe_parent(path):
+                self._failed_item(item, path, "refused: parent directory leads outside "
+                                              "the target")
+                continue
+            try:
+                if item.key.endswith("/"):
+                    os.rmdir(path)  # empty by now, or the plan was overtaken: reported
+                else:
+                    os.unlink(path)
+                self.stats.deleted.append(path)
+            except FileNotFoundError:
+                self.stats.deleted.append(path)  # already gone: the plan's end state holds
+            except OSError as exc:
+                self._failed_item(item, path, exc.strerror or str(exc))
+
+    def _failed_item(self, item: PlannedItem, path: str, error: str) -> None:
+        self.stats.failed_keys.add(item.key)
+        self._problem(path, error)
+
+    def _record_changes(self) -> None:
+        """Which destinations now hold the snapshot's version: created or overwritten."""
+        failed = {f.dest for f in self._files if f.failed} | self._bad_dirs
+        failed |= {p.path for p in self.stats.problems if not p.error.startswith("metadata")}
+        for dest, key in self._key_of.items():
+            if dest in failed:
+                self.stats.failed_keys.add(key)
+            elif dest in self._existed:
+                self.stats.overwritten.append(dest)
+            else:
+                self.stats.created.append(dest)
+        self.stats.created.sort()
+        self.stats.overwritten.sort()
 
     # --- writing ------------------------------------------------------------------
 

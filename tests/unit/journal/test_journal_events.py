@@ -36,6 +36,7 @@ SHIPPED = {
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
     "ScheduleRetentionApplied",
+    "RestoreReported",
 }  # fmt: skip
 
 
