@@ -271,3 +271,32 @@ key = "session_id"
     refused = vault_repo.json("--config", config, "backup", "--entity", "project=1",
                               "/etc/hostname")
     assert refused.code == 2 and "--entity" in refused.last["message"]
+
+
+def test_database_restore_modes_through_the_cli_dry_run_predicts(vault_repo: Any,
+                                                                 tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_sqlite(db, 50)
+    snapshot_id = vault_repo.json("backup", f"sqlite://{db}").summary["snapshot_id"][:8]
+    with sqlite3.connect(db) as conn:  # the app moved on: deleted, changed, added rows
+        conn.execute("DELETE FROM notes WHERE id < 5")
+        conn.execute("UPDATE notes SET body = 'edited' WHERE id BETWEEN 10 AND 12")
+        conn.execute("INSERT INTO notes VALUES (500, 'new', 0.5, x'00')")
+    conn.close()
+    preview = vault_repo.json("restore", snapshot_id, "--mode", "merge", "--dry-run")
+    assert preview.code == 0, preview.last
+    assert preview.summary["plan"]["totals"] == {
+        "create": 5, "overwrite": 0, "skip": 45, "rename": 0, "delete": 0, "conflict": 0}
+    assert sqlite_rows(db)[0][0] == 5  # nothing written by the preview
+    done = vault_repo.json("restore", snapshot_id, "--mode", "merge")
+    assert done.code == 0, done.last
+    assert done.summary["details"]["plan"]["totals"] == preview.summary["plan"]["totals"]
+    rows = {r[0]: r[1] for r in sqlite_rows(db)}
+    assert [rows[i] for i in (0, 4, 10, 13, 500)] == [
+        "note 0 ✓", "note 4 ✓", "edited", "note 13 ✓", "new"]  # merge keeps the edits
+    refused = vault_repo.json("restore", snapshot_id, "--mode", "overwrite",
+                              "--on-conflict", "fail")
+    assert refused.code == 1 and "differ" in refused.last["message"]
+    vault_repo.json("restore", snapshot_id, "--mode", "overwrite")
+    assert sqlite_rows(db) == [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5, "text", "real")
+                               for i in range(50)]

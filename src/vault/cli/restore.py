@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -50,6 +51,10 @@ from vault.units import human_bytes
 @click.option("--query", metavar="JSON",
               help="MongoDB snapshots: restore only matching documents, e.g. "
                    "'{\"ids\": [...]}' or '{\"filter\": {...}}'.")
+@click.option("--new-ids", is_flag=True,
+              help="Database snapshots: restore the selection (e.g. --query '{\"entity\": "
+                   "\"project\", \"ids\": [...]}') as a new copy with new ids; references "
+                   "in the entity hierarchy are rewritten.")
 @click.option("--settings", "settings", is_flag=True,
               help="Settings snapshots: re-import into the live settings (redacted secrets "
                    "keep their live values).")
@@ -60,34 +65,37 @@ from vault.units import human_bytes
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
             include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
-            only: tuple[str, ...], query: str | None, settings: bool, queued: bool) -> None:
+            only: tuple[str, ...], query: str | None, new_ids: bool, settings: bool,
+            queued: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
     written outside the target: hostile names and symlinked parents are refused.
     `vault restore preview SNAPSHOT ...` is `vault restore SNAPSHOT ... --dry-run`.
     A database or settings snapshot is restored through its source: into --target or,
-    without it, into the database it was taken from (with --mode replace).
+    without it, into the database it was taken from (with --mode overwrite or merge).
     """
     if snapshot == "preview":  # no snapshot ref is spelled so (refs are hex or "latest")
         if not paths:
             raise UsageError("vault restore preview SNAPSHOT [PATHS]...: give a snapshot")
         snapshot, paths, dry_run = paths[0], paths[1:], True
-    if not target and not settings and mode not in ("replace", "overwrite"):
+    if not target and not settings and mode not in ("replace", "overwrite", "merge"):
         raise UsageError("give --target (a directory for files; a file, database or URL for "
-                         "a database), or --mode replace to restore a database into its "
-                         "own location")
+                         "a database), or --mode overwrite|merge to restore a database into "
+                         "its own location")
     if _is_source_snapshot(state, snapshot):
+        if new_ids and mode not in (None, "merge", "new", "new-target"):
+            raise UsageError("--new-ids adds a copy: use it with --mode merge or new-target")
         if queued or paths or include or exclude or overwrite:
             raise UsageError("database snapshots take --target, --only, --query, --mode, "
                              "--on-conflict, --dry-run and --settings (not PATHS, -i, -e, "
                              "--overwrite or --queue)")
         _restore_source(state, snapshot, target, only, query, mode or "new", on_conflict,
-                        dry_run, settings)
+                        dry_run, settings, verbose, new_ids)
         return
-    if only or query or settings:
-        raise UsageError("--only, --query and --settings apply to database and settings "
-                         "snapshots")
+    if only or query or settings or new_ids:
+        raise UsageError("--only, --query, --new-ids and --settings apply to database and "
+                         "settings snapshots")
     if not target:
         raise UsageError("give a --target directory to restore into")
     req = RestoreRequest(snapshot_ref=snapshot, target=target, paths=list(paths),
@@ -173,23 +181,24 @@ def _is_source_snapshot(state: CliState, ref: str) -> bool:
     return is_source_snapshot(repo.find_snapshot(split_ref(ref)[0]))
 
 
+def _render_plan_json(out: Output, plan: dict[str, Any], verbose: bool) -> None:
+    """A database restore's plan (RestorePlan.to_json()): totals, then per table or
+    collection, and with -v every record."""
+    totals = {a: n for a, n in plan.get("totals", {}).items() if n}
+    out.line(f"plan ({plan.get('mode')}, on conflict {plan.get('on_conflict')}): "
+             + (", ".join(f"{a} {n}" for a, n in totals.items()) or "nothing to do"))
+    for group, counts in plan.get("groups", {}).items():
+        out.line(f"  {group}: " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+    if verbose:
+        for item in plan.get("items", []):
+            out.line(f"    {item['action']:<9} {item['group']} {item['key']}  ({item['reason']})")
+
+
 def _restore_source(state: CliState, snapshot: str, target: str | None,
                     only: tuple[str, ...], query: str | None, mode: str,
-                    on_conflict: str | None, dry_run: bool, settings: bool) -> None:
-    import dataclasses
-
+                    on_conflict: str | None, dry_run: bool, settings: bool,
+                    verbose: bool = False, new_ids: bool = False) -> None:
     from vault.operations.source_restore import SourceRestore, run_source_restore
-
-    # --on-conflict and --dry-run reach the source through SourceRestore once it carries
-    # them (SourceRestoreRequest does); until then they are refused, never ignored.
-    extra: dict[str, object] = {}
-    accepted = {f.name for f in dataclasses.fields(SourceRestore)}
-    for name, value in (("on_conflict", on_conflict), ("dry_run", dry_run)):
-        if value:
-            if name not in accepted:
-                raise UsageError(f"--{name.replace('_', '-')} is not available for database "
-                                 "snapshots yet")
-            extra[name] = value
 
     parsed = None
     if query is not None:
@@ -210,9 +219,20 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
                          f"of a {kind} source")
     outcome = run_source_restore(vault, SourceRestore(
         snapshot_ref=snapshot, target=target, only=list(only) or None, query=parsed,
-        mode=mode, **extra))  # type: ignore[arg-type]
+        mode=mode, on_conflict=on_conflict, dry_run=dry_run,  # type: ignore[arg-type]
+        remap_ids=new_ids))
     out = state.output()
     r = outcome.result
+    plan = r.details.get("plan")
+    if isinstance(plan, dict):
+        _render_plan_json(out, plan, verbose)
+    if dry_run:
+        out.summary(snapshot_id=snap.id, source_type=kind, target=target, dry_run=True,
+                    plan=plan)
+        return
+    if r.details.get("id_map"):
+        out.line("new ids: " + ", ".join(f"{group}: {len(ids)}"
+                                         for group, ids in r.details["id_map"].items()))
     out.line(f"restored {kind} {snap.source.get('label')} from snapshot {snap.short_id} "
              f"to {target or 'its own location'}: {r.items} item(s), "
              f"{human_bytes(r.bytes)}, {outcome.duration_seconds:.1f}s")

@@ -18,6 +18,7 @@ from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.source_backup import sealer_for
+from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.restore.items import SnapshotItems
 from vault.sources.base import Source, SourceRestoreRequest, SourceRestoreResult
@@ -30,7 +31,10 @@ class SourceRestore:
     target: str | None = None  # None: the source's own location
     only: list[str] | None = None
     query: dict[str, Any] | None = None
-    mode: Literal["new", "replace"] = "new"
+    mode: Literal["new", "replace", "overwrite", "merge", "new-target"] = "new"
+    on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
+    dry_run: bool = False
+    remap_ids: bool = False  # an entity restored as a new copy: new ids, references kept
 
 
 @dataclass
@@ -61,6 +65,15 @@ def source_of(vault: Vault, snapshot: Snapshot) -> Source:
                      "which is not configured here: add it to [[sources]] to restore it")
 
 
+def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestoreRequest:
+    scratch = vault.cache_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return SourceRestoreRequest(
+        target=req.target, only=tuple(req.only or ()), query=req.query, mode=req.mode,
+        sealer=sealer_for(repo), scratch_dir=str(scratch), on_conflict=req.on_conflict,
+        remap_ids=req.remap_ids, dry_run=req.dry_run)
+
+
 def run_source_restore(vault: Vault, req: SourceRestore,
                        job_id: str | None = None) -> SourceRestoreOutcome:
     repo = vault.repository()
@@ -68,21 +81,23 @@ def run_source_restore(vault: Vault, req: SourceRestore,
     if not is_source_snapshot(snapshot):
         raise UsageError(f"snapshot {snapshot.short_id} is of files: restore it with --target DIR")
     source = source_of(vault, snapshot)
+    if req.dry_run:  # plan only: no lock, no journal, nothing written
+        repo.load_index()
+        started = time.monotonic()
+        result = source.restore(SnapshotItems(repo, snapshot), _request(vault, repo, req))
+        return SourceRestoreOutcome("", snapshot, result, time.monotonic() - started)
     target_text = req.target or "(the source's own location)"
     run = JobRun.start(vault.journal, "restore", job_id, repository=repo.location,
                        snapshot_ref=req.snapshot_ref, target=target_text,
                        paths=list(req.only or []), include=[], exclude=[],
                        options={"mode": req.mode, "source_type": source.type,
-                                "query": req.query is not None})
+                                "query": req.query is not None,
+                                "on_conflict": req.on_conflict, "remap_ids": req.remap_ids})
     started = time.monotonic()
     with run, repository_lock(vault, repo, exclusive=False, operation="restore"):
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         repo.load_index()
-        scratch = vault.cache_dir / "scratch"
-        scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-        result = source.restore(SnapshotItems(repo, snapshot), SourceRestoreRequest(
-            target=req.target, only=tuple(req.only or ()), query=req.query, mode=req.mode,
-            sealer=sealer_for(repo), scratch_dir=str(scratch)))
+        result = source.restore(SnapshotItems(repo, snapshot), _request(vault, repo, req))
         duration = time.monotonic() - started
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target_text,
