@@ -49,6 +49,8 @@ __all__ = [
 UNLIMITED = -1
 EMPTY_POLICY_REASON = "empty policy keeps everything"
 PRE_RESTORE_REASON = "pre-restore safety copy"
+PRE_RESTORE_TAG = "pre-restore"
+PRE_RESTORE_KEEP = timedelta(hours=24)
 NOT_KEPT_REASON = "no rule keeps it"
 _GROUP_FIELDS = ("host", "paths")
 
@@ -92,7 +94,10 @@ class SnapshotRef:
     def from_snapshot(
         cls, snapshot: Snapshot, *, pre_restore_until: datetime | None = None
     ) -> SnapshotRef:
-        """The reference for a loaded snapshot (its `id` must be filled in)."""
+        """The reference for a loaded snapshot (its `id` must be filled in). A restore's
+        safety copy (tag `pre-restore`) is kept 24 hours whatever the policy says."""
+        if pre_restore_until is None and PRE_RESTORE_TAG in snapshot.tags:
+            pre_restore_until = snapshot.time + PRE_RESTORE_KEEP
         return cls(
             id=snapshot.id,
             time=snapshot.time,

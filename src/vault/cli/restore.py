@@ -75,6 +75,11 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
     A database or settings snapshot is restored through its source: into --target or,
     without it, into the database it was taken from (with --mode overwrite or merge).
     """
+    if snapshot == "undo":  # `vault restore undo JOB_ID`
+        if len(paths) != 1:
+            raise UsageError("vault restore undo RESTORE_JOB_ID: give one restore job id")
+        _undo(state, paths[0])
+        return
     if snapshot == "preview":  # no snapshot ref is spelled so (refs are hex or "latest")
         if not paths:
             raise UsageError("vault restore preview SNAPSHOT [PATHS]...: give a snapshot")
@@ -109,7 +114,8 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
         return
     out = state.output()
     outcome = run_restore(state.vault(), req, reporter_for(out))
-    render_restore(out, req, outcome, verbose=verbose)
+    render_restore(out, req, outcome, verbose=verbose,
+                   undo=_undo_hint(state, outcome.job_id))
     if outcome.stats.problems:
         raise click.exceptions.Exit(EXIT_PARTIAL)
 
@@ -126,8 +132,31 @@ def _queue(state: CliState, req: RestoreRequest) -> None:
                                excludes=req.excludes, overwrite=req.overwrite or "always"))
 
 
+def _undo_hint(state: CliState, job_id: str | None) -> str | None:
+    """`vault restore undo JOB` when the restore kept a safety copy, else None."""
+    from vault.journal import events as ev
+
+    if not job_id:
+        return None
+    stream = state.vault().journal.stream(job_id)
+    if any(isinstance(r.event, ev.RestoreUndoable) for r in stream):
+        return f"vault restore undo {job_id}"
+    return None
+
+
+def _undo(state: CliState, job_id: str) -> None:
+    from vault.operations.restore_undo import undo_restore
+
+    done = undo_restore(state.vault(), job_id)
+    out = state.output()
+    out.line(f"restore {job_id} undone: {done.restored} item(s) put back, "
+             f"{done.removed} created item(s) removed")
+    out.summary(job_id=job_id, undone=True, restored=done.restored, removed=done.removed,
+                undo_snapshot_id=done.undo_snapshot_id, target=done.target)
+
+
 def render_restore(out: Output, req: RestoreRequest, outcome: RestoreOutcome, *,
-                   verbose: bool) -> None:
+                   verbose: bool, undo: str | None = None) -> None:
     """The plan (dry run) or the report (real restore), for humans and for --json."""
     st, plan, report = outcome.stats, outcome.plan, outcome.report
     for p in st.problems:
@@ -144,8 +173,10 @@ def render_restore(out: Output, req: RestoreRequest, outcome: RestoreOutcome, *,
         _render_plan(out, plan, verbose=verbose)
     else:
         _render_report(out, report)
-    out.summary(job_id=outcome.job_id, snapshot_id=outcome.snapshot.id, target=req.target,
-                dry_run=req.dry_run, files_restored=st.files_restored,
+    if undo:
+        out.line(f"a safety copy was kept; undo with: {undo}")
+    out.summary(undo=undo, job_id=outcome.job_id, snapshot_id=outcome.snapshot.id,
+                target=req.target, dry_run=req.dry_run, files_restored=st.files_restored,
                 files_skipped=st.files_skipped, dirs=st.dirs, symlinks=st.symlinks,
                 bytes_written=st.bytes_written, duration_seconds=outcome.duration_seconds,
                 problems=[{"path": p.path, "error": p.error} for p in st.problems],
@@ -230,13 +261,16 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
         out.summary(snapshot_id=snap.id, source_type=kind, target=target, dry_run=True,
                     plan=plan)
         return
+    undo = _undo_hint(state, outcome.job_id)
+    if undo:
+        out.line(f"a safety copy was kept; undo with: {undo}")
     if r.details.get("id_map"):
         out.line("new ids: " + ", ".join(f"{group}: {len(ids)}"
                                          for group, ids in r.details["id_map"].items()))
     out.line(f"restored {kind} {snap.source.get('label')} from snapshot {snap.short_id} "
              f"to {target or 'its own location'}: {r.items} item(s), "
              f"{human_bytes(r.bytes)}, {outcome.duration_seconds:.1f}s")
-    out.summary(job_id=outcome.job_id, snapshot_id=snap.id, source_type=kind,
+    out.summary(job_id=outcome.job_id, snapshot_id=snap.id, source_type=kind, undo=undo,
                 target=target, items=r.items, bytes_written=r.bytes,
                 duration_seconds=outcome.duration_seconds, details=r.details)
 

@@ -737,3 +737,30 @@ class RestoreReported(Event):
     bytes_written: int
     duration_seconds: float
     warnings: list[str]
+
+
+# --- undo (vault.operations.restore_undo) -----------------------------------------------
+
+
+class RestoreUndoable(Event):
+    """Journaled before a destructive restore writes: the safety copy of what it will
+    change (`undo_snapshot_id`, tagged pre-restore) and what it may create."""
+
+    job_id: str
+    kind: str  # "files" or the source type
+    snapshot_id: str  # the snapshot being restored
+    undo_snapshot_id: str
+    target: str | None
+    created: list[str]
+    only: list[str]
+
+
+class RestoreUndone(Event):
+    """A restore was undone (`vault restore undo`, or rolled back after it failed)."""
+
+    job_id: str
+    undo_snapshot_id: str
+    target: str | None
+    reason: str
+    restored: int
+    removed: int

@@ -16,6 +16,7 @@ from vault.errors import SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.restore_undo import files_safety_copy, rollback
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -76,6 +77,7 @@ class RestoreRequest:
     threads: int = 4
     mode: str | None = None  # overwrite | merge | new-target (or new | replace)
     on_conflict: OnConflict | None = None
+    safety_copy: bool = True  # back up what a destructive restore changes, for undo
 
     def policy(self) -> FilesPolicy:
         return files_policy(self.mode, self.on_conflict, self.overwrite)
@@ -183,9 +185,17 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         planned = plan()
         refuse_conflicts(planned)  # before anything is written
+        undo = None
+        if req.safety_copy and planned.plan.destructive:
+            undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
         progress = MultiReporter(reporter, run.progress())
-        stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
-                             threads=req.threads).run()
+        try:
+            stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
+                                 threads=req.threads).run()
+        except BaseException as exc:
+            if undo is not None:
+                rollback(vault, run.job_id, exc)
+            raise
         duration = time.monotonic() - started
         report = build_report(planned.plan, stats.failed_keys, duration_seconds=duration,
                               warnings=[f"{p.path}: {p.error}" for p in stats.problems])

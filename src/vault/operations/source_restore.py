@@ -9,7 +9,7 @@ URL (passwords then come from the environment, e.g. PGPASSWORD).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from vault.app import Vault
@@ -17,6 +17,7 @@ from vault.errors import UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.restore_undo import database_safety_copy, plan_is_destructive, rollback
 from vault.operations.source_backup import sealer_for
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -35,6 +36,7 @@ class SourceRestore:
     on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
     dry_run: bool = False
     remap_ids: bool = False  # an entity restored as a new copy: new ids, references kept
+    safety_copy: bool = True  # back up what a destructive restore changes, for undo
 
 
 @dataclass
@@ -74,6 +76,19 @@ def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestor
         remap_ids=req.remap_ids, dry_run=req.dry_run)
 
 
+def _destructive(source: Source, stored: SnapshotItems,
+                 request: SourceRestoreRequest) -> bool:
+    """Whether the restore will change or delete records the target holds: asked of the
+    source's own plan (a dry run); whole-table/file swaps (`replace`) always are, and
+    restores into a new target never."""
+    if request.mode == "replace":
+        return True
+    if request.plan_mode == "new-target":
+        return False
+    planned = source.restore(stored, replace(request, dry_run=True))
+    return plan_is_destructive(planned.details.get("plan"))
+
+
 def run_source_restore(vault: Vault, req: SourceRestore,
                        job_id: str | None = None) -> SourceRestoreOutcome:
     repo = vault.repository()
@@ -97,7 +112,18 @@ def run_source_restore(vault: Vault, req: SourceRestore,
     with run, repository_lock(vault, repo, exclusive=False, operation="restore"):
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         repo.load_index()
-        result = source.restore(SnapshotItems(repo, snapshot), _request(vault, repo, req))
+        stored = SnapshotItems(repo, snapshot)
+        request = _request(vault, repo, req)
+        undo = None
+        if req.safety_copy and _destructive(source, stored, request):
+            undo = database_safety_copy(vault, source, str(snapshot.source.get("label")),
+                                        request, stored, run.job_id, snapshot.id)
+        try:
+            result = source.restore(stored, request)
+        except BaseException as exc:
+            if undo is not None:
+                rollback(vault, run.job_id, exc)
+            raise
         duration = time.monotonic() - started
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target_text,

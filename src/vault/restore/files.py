@@ -224,7 +224,8 @@ class FileRestorer:
         ok = self._parent_ok.get(parent)
         if ok is None:
             real = os.path.realpath(parent)
-            ok = real == self._real_target or real.startswith(self._real_target + os.sep)
+            inside = self._real_target.rstrip(os.sep) + os.sep  # the target "/" is "/"
+            ok = real == self._real_target or real.startswith(inside)
             self._parent_ok[parent] = ok
         return ok
 

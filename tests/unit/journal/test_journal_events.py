@@ -35,7 +35,7 @@ SHIPPED = {
     "JobCancelled", "NotificationSent", "NotificationFailed",
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
-    "ScheduleRetentionApplied",
+    "ScheduleRetentionApplied", "RestoreUndoable", "RestoreUndone",
     "RestoreReported",
 }  # fmt: skip
 
