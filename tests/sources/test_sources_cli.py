@@ -300,3 +300,60 @@ def test_database_restore_modes_through_the_cli_dry_run_predicts(vault_repo: Any
     vault_repo.json("restore", snapshot_id, "--mode", "overwrite")
     assert sqlite_rows(db) == [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5, "text", "real")
                                for i in range(50)]
+
+
+def test_point_in_time_restore_of_a_group(vault_repo: Any, tmp_path: Path) -> None:
+    """Two sources backed up together come back from the newest group in which both
+    completed, even though a later group saved one of them."""
+    import time as clock
+    from datetime import UTC, datetime
+
+    files = tmp_path / "uploads"
+    files.mkdir()
+    db = tmp_path / "app.db"
+    config = tmp_path / "vault.toml"
+    config.write_text(f'[[sources]]\ntype = "files"\nname = "uploads"\npaths = ["{files}"]\n'
+                      f'[[sources]]\ntype = "sqlite"\nname = "app-db"\npath = "{db}"\n'
+                      '[[groups]]\nname = "app"\nsources = ["uploads", "app-db"]\n')
+
+    def state(n: int) -> None:
+        (files / "state.txt").write_text(f"state {n}")
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, n INT)")
+            conn.execute("INSERT OR REPLACE INTO t VALUES (1, ?)", (n,))
+        conn.close()
+
+    state(1)
+    assert vault_repo.json("--config", config, "backup", "--group", "app").code == 0
+    state(2)
+    assert vault_repo.json("--config", config, "backup", "--group", "app").code == 0
+    moment = datetime.now(UTC).isoformat()
+    clock.sleep(0.01)
+    state(3)
+    db.rename(tmp_path / "away.db")  # the database is missing: this group is partial
+    assert vault_repo.json("--config", config, "backup", "--group", "app").code == 3
+    (tmp_path / "away.db").rename(db)
+    state(4)
+    # Later than the partial group: still the newest group where both completed (state 2).
+    later = datetime.now(UTC).isoformat()
+    preview = vault_repo.json("--config", config, "restore", "app", "--at", later,
+                              "--mode", "overwrite", "--dry-run")
+    assert preview.code == 0, preview.last
+    assert (files / "state.txt").read_text() == "state 4"
+    done = vault_repo.json("--config", config, "restore", "app", "--at", later,
+                           "--mode", "overwrite")
+    assert done.code == 0, done.last
+    assert done.summary["snapshots"] == preview.summary["snapshots"]
+    assert (files / "state.txt").read_text() == "state 2"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT n FROM t").fetchall() == [(2,)]
+    conn.close()
+    # One source alone: its newest completed snapshot at or before the moment.
+    state(5)
+    single = vault_repo.json("--config", config, "restore", "uploads", "--at", moment,
+                             "--target", tmp_path / "out")
+    assert single.code == 0, single.last
+    assert (tmp_path / "out" / str(files).lstrip("/") / "state.txt").read_text() == "state 2"
+    missing = vault_repo.json("--config", config, "restore", "uploads", "--at",
+                              "2000-01-01T00:00+00:00", "--target", tmp_path / "x")
+    assert missing.code == 2 and "no completed snapshot" in missing.last["message"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from vault.cli.common import parse_time
 from vault.cli.main import CliState, output_options, pass_state
-from vault.cli.snapshots import _parse_time
 from vault.errors import EXIT_FAILED
 from vault.journal import ProjectionsRebuilt
 
@@ -27,8 +27,8 @@ def journal(ctx: click.Context, state: CliState, types: tuple[str, ...], stream:
     if ctx.invoked_subcommand is not None:
         return
     events = state.vault().journal.read(
-        types=list(types) or None, stream_id=stream, since=_parse_time(since, "--since"),
-        until=_parse_time(until, "--until"), actor=actor, limit=limit,
+        types=list(types) or None, stream_id=stream, since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"), actor=actor, limit=limit,
         descending=limit is not None)
     if limit is not None:
         events.reverse()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
 
-from vault.cli.common import reporter_for
+from vault.cli.common import parse_time, reporter_for
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output
 from vault.errors import EXIT_PARTIAL, UsageError
@@ -51,6 +52,10 @@ from vault.units import human_bytes
 @click.option("--query", metavar="JSON",
               help="MongoDB snapshots: restore only matching documents, e.g. "
                    "'{\"ids\": [...]}' or '{\"filter\": {...}}'.")
+@click.option("--at", "at", metavar="TIME",
+              help="Point in time (e.g. '2026-11-20 14:00+01:00'; local time without an "
+                   "offset): SNAPSHOT then names a source, a backed-up path or a configured "
+                   "group, and its newest completed snapshot at or before TIME is restored.")
 @click.option("--new-ids", is_flag=True,
               help="Database snapshots: restore the selection (e.g. --query '{\"entity\": "
                    "\"project\", \"ids\": [...]}') as a new copy with new ids; references "
@@ -65,8 +70,8 @@ from vault.units import human_bytes
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
             include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
-            only: tuple[str, ...], query: str | None, new_ids: bool, settings: bool,
-            queued: bool) -> None:
+            only: tuple[str, ...], query: str | None, at: str | None, new_ids: bool,
+            settings: bool, queued: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
@@ -84,6 +89,13 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
         if not paths:
             raise UsageError("vault restore preview SNAPSHOT [PATHS]...: give a snapshot")
         snapshot, paths, dry_run = paths[0], paths[1:], True
+    if at is not None:
+        moment = parse_time(at, "--at")
+        assert moment is not None
+        if snapshot in {g.name for g in state.vault().config.groups}:
+            _restore_group_at(state, snapshot, moment, mode, on_conflict, dry_run)
+            return
+        snapshot = _snapshot_at(state, snapshot, moment)
     if not target and not settings and mode not in ("replace", "overwrite", "merge"):
         raise UsageError("give --target (a directory for files; a file, database or URL for "
                          "a database), or --mode overwrite|merge to restore a database into "
@@ -130,6 +142,67 @@ def _queue(state: CliState, req: RestoreRequest) -> None:
     enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=absolute(req.target),
                                paths=req.paths, includes=req.includes,
                                excludes=req.excludes, overwrite=req.overwrite or "always"))
+
+
+def _snapshot_at(state: CliState, name: str, moment: datetime) -> str:
+    """The id of the newest completed snapshot of `name` at or before `moment` (said)."""
+    from vault.restore.point_in_time import snapshot_at
+
+    picked = snapshot_at(state.vault().repository().snapshots(), name, moment)
+    if picked is None:
+        raise UsageError(f"no completed snapshot of {name!r} at or before {moment.isoformat()}")
+    state.output().info(f"--at {moment.isoformat()}: snapshot {picked.short_id} of {name}, "
+                        f"taken {picked.time.astimezone().isoformat(timespec='seconds')}")
+    return picked.id
+
+
+def _restore_group_at(state: CliState, group: str, moment: datetime, mode: str | None,
+                      on_conflict: str | None, dry_run: bool) -> None:
+    """Every source of a configured group back to the same point in time: the newest group
+    backup, at or before `moment`, in which all of them completed; each into its own place
+    (files under their own paths, databases into their own database)."""
+    from vault.operations.source_restore import (
+        SourceRestore,
+        is_source_snapshot,
+        run_source_restore,
+    )
+    from vault.restore.point_in_time import group_at
+
+    if mode not in ("overwrite", "merge"):
+        raise UsageError("restoring a group puts each source back in its own place: give "
+                         "--mode overwrite or --mode merge")
+    vault = state.vault()
+    members = [s.name for s in vault.config.group(group)]
+    picks = group_at(vault.repository().snapshots(), members, moment)
+    if picks is None:
+        raise UsageError(f"no backup of group {group!r} at or before {moment.isoformat()} "
+                         f"in which all of {', '.join(members)} completed")
+    out = state.output()
+    undo: list[str] = []
+    for name in members:
+        snap = picks[name]
+        out.line(f"{name}: snapshot {snap.short_id} "
+                 f"({snap.time.astimezone().isoformat(timespec='seconds')})")
+        if is_source_snapshot(snap):
+            done = run_source_restore(vault, SourceRestore(
+                snapshot_ref=snap.id, mode=mode, on_conflict=on_conflict,  # type: ignore[arg-type]
+                dry_run=dry_run))
+            job_id: str | None = done.job_id
+            detail = done.result.details.get("plan")
+        else:
+            files = run_restore(vault, RestoreRequest(
+                snapshot_ref=snap.id, target="/", paths=list(snap.paths), mode=mode,
+                on_conflict=on_conflict, dry_run=dry_run),  # type: ignore[arg-type]
+                reporter_for(out))
+            job_id, detail = files.job_id, files.plan.to_json(items=False)
+        hint = None if dry_run else _undo_hint(state, job_id)
+        if hint:
+            undo.append(hint)
+        out.record("source", label=name, snapshot_id=snap.id, job_id=job_id or None,
+                   dry_run=dry_run, plan=detail, undo=hint)
+    out.summary(group=group, at=moment.isoformat(), group_id=picks[members[0]].group_id,
+                snapshots={name: picks[name].id for name in members}, dry_run=dry_run,
+                undo=undo)
 
 
 def _undo_hint(state: CliState, job_id: str | None) -> str | None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
+from vault.cli.common import parse_time
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import UsageError
 from vault.operations import manage
@@ -15,18 +16,6 @@ from vault.operations.restore import resolve_subtree, split_ref
 from vault.repository.snapshot import Snapshot
 from vault.retention import Decision, RetentionPolicy, parse_keep_within
 from vault.units import human_bytes
-
-
-def _parse_time(value: str | None, flag: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise UsageError(f"{flag} {value!r}: expected an ISO date/time such as 2026-11-20 "
-                         "or '2026-11-20 14:00+01:00'") from exc
-    # Without an offset a time is local, as the tables show local time.
-    return parsed if parsed.tzinfo else parsed.astimezone()
 
 
 def _snapshot_json(s: Snapshot) -> dict[str, object]:
@@ -49,7 +38,7 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
               tag: tuple[str, ...], host: str | None, since: str | None, until: str | None,
               status: str | None) -> None:
     """List snapshots (read from the repository itself)."""
-    start, end = _parse_time(since, "--since"), _parse_time(until, "--until")
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
     wanted_paths = {os.path.abspath(p) for p in path_filter}
     snaps = [s for s in state.vault().repository().snapshots()
              if (not wanted_paths or wanted_paths & set(s.paths))
