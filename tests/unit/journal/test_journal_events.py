@@ -35,7 +35,7 @@ SHIPPED = {
     "JobCancelled", "NotificationSent", "NotificationFailed",
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
-    "ScheduleRetentionApplied",
+    "ScheduleRetentionApplied", "SnapshotExported", "SnapshotImported",
 }  # fmt: skip
 
 
