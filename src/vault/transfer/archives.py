@@ -156,7 +156,9 @@ class Archive:
 
     def _zip_member(self, info: zipfile.ZipInfo) -> Member:
         unix_mode = info.external_attr >> 16
-        kind: MemberKind = "file" if unix_mode == 0 or stat.S_ISREG(unix_mode) else "other"
+        # Archivers that are not Unix store no file type bits: a plain file then.
+        regular = stat.S_IFMT(unix_mode) == 0 or stat.S_ISREG(unix_mode)
+        kind: MemberKind = "file" if regular else "other"
         target = ""
         if info.is_dir():
             kind = "dir"
