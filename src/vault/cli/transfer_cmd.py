@@ -50,7 +50,7 @@ def export_cmd(state: CliState, snapshot: str, output: Path,
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto",
               show_default=True, help="What FILE is (auto: detected from its content).")
 @click.option("--password-file", "password_file", type=click.Path(path_type=Path),

@@ -102,6 +102,7 @@ def _prepare_export(path: Path, passphrase: str | None) -> PreparedImport:
     export = open_export(path)
     export.unlock(passphrase)
     meta = export.meta()
+    records = check_records(export, str(meta.get("root", "")))
     try:
         snap = meta["snapshot"]
         preview = {"format": "vault", "file": str(path.resolve()),
@@ -113,10 +114,31 @@ def _prepare_export(path: Path, passphrase: str | None) -> PreparedImport:
                    + snap.get("summary", {}).get("files_changed", 0)
                    + snap.get("summary", {}).get("files_unmodified", 0),
                    "bytes": snap.get("summary", {}).get("bytes_raw", 0),
-                   "exported_at": meta.get("exported_at")}
+                   "exported_at": meta.get("exported_at"), "records": records}
     except (KeyError, TypeError, AttributeError) as exc:
         raise ExportCorrupted(path=str(path), detail=f"metadata lacks {exc}") from exc
     return PreparedImport(path, "vault", preview, export=export, meta=meta)
+
+
+def check_records(export: ExportFile, root_hex: str) -> int:
+    """Decode (and, when encrypted, authenticate) every record before anything is stored,
+    and check that each tree names only blobs and trees before it and the root comes last;
+    the number of records. The checksum alone does not stop someone who recomputes it."""
+    where = str(export.path)
+    seen: set[bytes] = set()
+    last_tree = b""
+    count = 0
+    for kind, plain in export.records():
+        count += 1
+        if len(plain) < _ID or kind not in (RecordKind.DATA, RecordKind.TREE):
+            raise ExportCorrupted(path=where, detail=f"unexpected {kind.name} record {count}")
+        if kind == RecordKind.TREE:
+            _check_tree(plain[_ID:], seen, where)
+            last_tree = plain[:_ID]
+        seen.add(plain[:_ID])
+    if last_tree.hex() != root_hex:
+        raise ExportCorrupted(path=where, detail="the root tree is not the last record")
+    return count
 
 
 @dataclass
@@ -233,6 +255,18 @@ def _rewrite_tree(body: bytes, new_ids: dict[bytes, bytes], where: str) -> bytes
         raise ExportCorrupted(path=where, detail="a tree names a blob the export lacks") \
             from exc
     return encode_tree(nodes)
+
+
+def _check_tree(body: bytes, seen: set[bytes], where: str) -> None:
+    try:
+        nodes = decode_tree(body)
+    except InvalidTree as exc:
+        raise ExportCorrupted(path=where, detail=f"bad tree record: {exc}") from exc
+    for node in nodes:
+        named = [*node.content, *([node.subtree] if node.subtree else [])]
+        if any(blob_id not in seen for blob_id in named):
+            raise ExportCorrupted(path=where, detail="a tree names a blob the export lacks "
+                                  "(or names it before it)")
 
 
 # --- a SQLite file ------------------------------------------------------------------------
