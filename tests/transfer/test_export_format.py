@@ -8,7 +8,10 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from vault.transfer.format import END_MAGIC, MAGIC, RecordKind
+import pytest
+import zstandard
+
+from vault.transfer.format import END_MAGIC, MAGIC, FormatError, RecordKind, unpack_payload
 from vault.transfer.reader import DIALECTS, open_export
 
 VaultCLI = Any  # the conftest fixtures (conftest modules are not imported)
@@ -95,3 +98,10 @@ def test_a_tampered_encrypted_export_with_a_fixed_checksum_is_refused(
     assert "fails authentication" in result.last["message"]
     assert vault_repo.query("snapshots").summary["snapshots"][-1]["source"].get(
         "imported") is None
+
+
+def test_a_record_declaring_a_huge_size_is_refused_before_allocating() -> None:
+    bomb = zstandard.ZstdCompressor(write_content_size=True).compress(b"\0" * (100 << 20))
+    with pytest.raises(FormatError, match="declares"):
+        unpack_payload(bomb)
+    assert unpack_payload(zstandard.ZstdCompressor().compress(b"ok")) == b"ok"

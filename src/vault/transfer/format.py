@@ -129,6 +129,11 @@ def encode_record(kind: RecordKind, payload: bytes) -> bytes:
 
 def unpack_payload(packed: bytes) -> bytes:
     try:
+        # A frame that declares its size is decompressed into a buffer of that size, and
+        # max_output_size does not bound it: refuse an absurd declared size first.
+        declared = zstandard.frame_content_size(packed)
+        if declared > MAX_RECORD:
+            raise FormatError(f"a record declares {declared} bytes (more than any record)")
         return zstandard.ZstdDecompressor().decompress(packed, max_output_size=MAX_RECORD)
     except zstandard.ZstdError as exc:
         raise FormatError(f"a record does not decompress: {exc}") from exc
