@@ -166,3 +166,24 @@ def test_a_path_both_file_and_directory_is_refused() -> None:
     plan = plan_members([Member("a", "file", 0o644, 0, 1), Member("a/b", "file", 0o644, 0, 1)])
     assert list(plan.accepted) == ["a/b"]
     assert plan.refused == [("a", "is both a file and a directory")]
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_a_damaged_archive_is_refused_without_a_snapshot(vault_repo: VaultCLI, tmp_path: Path,
+                                                         kind: str) -> None:
+    archive = tmp_path / f"a.{kind}"
+    payload = os.urandom(300_000)
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("r.bin", payload)
+        data = bytearray(archive.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # inside the member: its CRC no longer matches
+    else:
+        with tarfile.open(archive, "w:gz") as tf:
+            _tar_add(tf, "r.bin", payload)
+        data = bytearray(archive.read_bytes()[: archive.stat().st_size // 2])
+    archive.write_bytes(bytes(data))
+    result = vault_repo.json("import", archive)
+    assert result.code == 1, result.last
+    assert result.last["error"] == "ArchiveUnreadable", result.last
+    assert vault_repo.query("snapshots").summary["snapshots"] == []

@@ -10,9 +10,11 @@ streamed from the archive into the repository.
 
 from __future__ import annotations
 
+import lzma
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ from vault.sources.base import SourceItem
 from vault.transfer.errors import ArchiveUnreadable
 
 ArchiveKind = Literal["tar", "zip"]
+#: what reading a damaged archive raises (gzip/bzip2 raise OSError or EOFError)
+_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError,
+                zipfile.BadZipFile)
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "other"]
 
 
@@ -139,7 +144,7 @@ class Archive:
                 self._zip: zipfile.ZipFile | None = None
             else:
                 self._tar, self._zip = None, zipfile.ZipFile(path)
-        except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        except _READ_ERRORS as exc:
             raise self._unreadable(exc) from exc
 
     def _unreadable(self, exc: BaseException) -> ArchiveUnreadable:
@@ -151,7 +156,7 @@ class Archive:
                 return [_tar_member(info) for info in self._tar.getmembers()]
             assert self._zip is not None
             return [self._zip_member(info) for info in self._zip.infolist()]
-        except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        except _READ_ERRORS as exc:
             raise self._unreadable(exc) from exc
 
     def _zip_member(self, info: zipfile.ZipInfo) -> Member:
@@ -165,7 +170,10 @@ class Archive:
         elif stat.S_ISLNK(unix_mode):
             assert self._zip is not None
             kind, target = "symlink", self._zip.read(info).decode("utf-8", "replace")
-        mtime = datetime(*info.date_time, tzinfo=UTC).timestamp()
+        try:
+            mtime = datetime(*info.date_time, tzinfo=UTC).timestamp()
+        except ValueError:  # a date no calendar has (month 0): keep the file, not its time
+            mtime = 0
         return Member(info.filename, kind, unix_mode & 0o7777 or 0o644, int(mtime) * 10**9,
                       info.file_size, target, bool(info.flag_bits & 1), info)
 
@@ -190,7 +198,7 @@ class Archive:
                     stream = self._zip.open(member.handle)
                 with stream:
                     yield stream  # type: ignore[misc]  # IO[bytes] is what BinaryIO means
-            except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
+            except _READ_ERRORS as exc:
                 raise self._unreadable(exc) from exc
 
         return open_member
