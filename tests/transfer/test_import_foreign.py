@@ -138,6 +138,19 @@ def test_sqlite_file_import_is_a_sqlite_snapshot(vault_repo: VaultCLI, tmp_path:
     assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == rows
     conn.close()
 
+    # A database snapshot travels too: export it, import it elsewhere, restore from there.
+    export = tmp_path / "db.vault"
+    assert vault_repo.query("export", snap, "-o", export).code == 0
+    other = {"VAULT_REPOSITORY": str(tmp_path / "repo2"), "VAULT_PASSWORD": "second pw"}
+    vault_repo.ok("init", env=other)
+    moved = vault_repo.query("import", export, env=other)
+    assert moved.code == 0, moved.stderr
+    again = tmp_path / "again.db"
+    vault_repo.restore(moved.summary["snapshot_id"], "--target", again, env=other)
+    conn = sqlite3.connect(again)
+    assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == rows
+    conn.close()
+
 
 # --- pure member classification -----------------------------------------------------------
 
