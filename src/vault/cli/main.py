@@ -128,11 +128,12 @@ def _register_commands() -> None:
         schedule_cmd,
         snapshots,
         status_cmd,
+        transfer_cmd,
         verify,
     )
 
     for module in (repo, status_cmd, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
-                   schedule_cmd, journal_cmd, config_cmd, notify_cmd):
+                   schedule_cmd, journal_cmd, config_cmd, notify_cmd, transfer_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -764,3 +764,38 @@ class RestoreUndone(Event):
     reason: str
     restored: int
     removed: int
+
+
+# --- export and import ------------------------------------------------------------------
+
+
+class SnapshotExported(Event):
+    """A snapshot written to an export file (`vault export`)."""
+
+    repo_id: str
+    snapshot_id: str
+    file: str
+    encrypted: bool
+    format_version: int
+    trees: int
+    blobs: int
+    bytes_plain: int
+    bytes_written: int
+    duration_seconds: float
+
+
+class SnapshotImported(Event):
+    """A new snapshot made from an export file or a foreign file (`vault import`).
+    `refused` lists archive members left out (hostile paths, links, devices)."""
+
+    repo_id: str
+    snapshot_id: str
+    file: str
+    format: Literal["vault", "sqlite", "tar", "zip"]
+    format_version: int | None
+    source_snapshot_id: str | None
+    files: int
+    bytes_raw: int
+    bytes_new: int
+    refused: list[FileProblem]
+    duration_seconds: float

@@ -1,0 +1,45 @@
+"""What can go wrong reading an export file or a foreign archive, one line each."""
+
+from __future__ import annotations
+
+from vault.errors import OperationFailed, UsageError
+
+
+class ExportCorrupted(OperationFailed):
+    """{path} is damaged: {detail}; nothing was imported"""
+
+
+class ExportTruncated(ExportCorrupted):
+    """{path} is truncated: {detail}; nothing was imported"""
+
+
+class NotAnExport(UsageError):
+    """{path} is not a vault export, SQLite database, tar or ZIP archive ({detail})"""
+
+
+class UnsupportedExportVersion(UsageError):
+    """{path} uses export format version {version}; this vault reads versions up to {supported}"""
+
+
+class ExportPassphraseWrong(UsageError):
+    """wrong passphrase for the encrypted export {path}"""
+
+
+class ExportPassphraseNeeded(UsageError):
+    """{path} is encrypted: give its passphrase with --password-file"""
+
+
+class ExportTargetExists(UsageError):
+    """{path} exists already; choose another output file or remove it first"""
+
+
+class ExportRefused(UsageError):
+    """cannot export snapshot {snapshot}: {detail}"""
+
+
+class ArchiveUnreadable(OperationFailed):
+    """cannot read {path} as a {kind} archive: {detail}"""
+
+
+class NothingToImport(UsageError):
+    """{path}: nothing to import ({detail})"""
