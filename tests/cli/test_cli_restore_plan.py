@@ -79,7 +79,7 @@ def test_fail_policy_dry_run_shows_the_refusal(vault_repo, scene) -> None:
     (("--overwrite", "never", "--mode", "merge"), "--overwrite is the old spelling"),
     (("--overwrite", "always", "--on-conflict", "skip"), "--overwrite is the old spelling"),
     (("--mode", "merge", "--queue"), "a queued restore takes --overwrite"),
-    (("--only", "t"), "--only, --query and --settings apply to database"),
+    (("--only", "t"), "--only, --query, --new-ids and --settings apply to database"),
 ])
 def test_refused_combinations(vault_repo, scene, args, message) -> None:
     ref, target = scene
