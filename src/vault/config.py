@@ -270,6 +270,14 @@ class SqliteSourceConfig(_Strict):
     # busy_seconds, before the backup of this source fails.
     busy_retries: NonNegative = 5
     busy_seconds: float = Field(default=10.0, gt=0)
+    # Tables as application entities (`collection` names the table, `key` the column
+    # holding the parent row's primary key), as for MongoDB.
+    entities: list[EntityLevel] = []
+
+    @model_validator(mode="after")
+    def _entities_form_a_tree(self) -> SqliteSourceConfig:
+        check_entity_tree(self.entities)
+        return self
 
 
 class PostgresSourceConfig(_Strict):
@@ -342,20 +350,25 @@ class MongoSourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _entities_form_a_tree(self) -> MongoSourceConfig:
-        names = [entity.name for entity in self.entities]
-        for index, entity in enumerate(self.entities):
-            where: tuple[str | int, ...] = ("entities", index)
-            if names.count(entity.name) > 1:
-                raise _fail((*where, "name"), f"entity {entity.name!r} is declared twice")
-            if (entity.parent is None) != (entity.key is None):
-                field = "key" if entity.key is None else "parent"
-                raise _fail((*where, field), "parent and key go together: the parent entity"
-                            " and the field holding its _id")
-            if entity.parent is not None and entity.parent not in names:
-                raise _fail((*where, "parent"), f"no entity is named {entity.parent!r}")
-            if _has_cycle(self.entities, entity):
-                raise _fail((*where, "parent"), "the parents form a cycle, not a tree")
+        check_entity_tree(self.entities)
         return self
+
+
+def check_entity_tree(entities: list[EntityLevel]) -> None:
+    """Entity names unique, parent and key together, parents declared, no cycle."""
+    names = [entity.name for entity in entities]
+    for index, entity in enumerate(entities):
+        where: tuple[str | int, ...] = ("entities", index)
+        if names.count(entity.name) > 1:
+            raise _fail((*where, "name"), f"entity {entity.name!r} is declared twice")
+        if (entity.parent is None) != (entity.key is None):
+            field = "key" if entity.key is None else "parent"
+            raise _fail((*where, field), "parent and key go together: the parent entity"
+                        " and the field holding its _id")
+        if entity.parent is not None and entity.parent not in names:
+            raise _fail((*where, "parent"), f"no entity is named {entity.parent!r}")
+        if _has_cycle(entities, entity):
+            raise _fail((*where, "parent"), "the parents form a cycle, not a tree")
 
 
 def _has_cycle(entities: list[EntityLevel], start: EntityLevel) -> bool:

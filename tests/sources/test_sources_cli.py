@@ -357,3 +357,77 @@ def test_point_in_time_restore_of_a_group(vault_repo: Any, tmp_path: Path) -> No
     missing = vault_repo.json("--config", config, "restore", "uploads", "--at",
                               "2000-01-01T00:00+00:00", "--target", tmp_path / "x")
     assert missing.code == 2 and "no completed snapshot" in missing.last["message"]
+
+
+def test_sqlite_entity_hierarchy_counts_and_selective_backup(vault_repo: Any,
+                                                            tmp_path: Path) -> None:
+    """The same hierarchy over SQL tables (foreign-key columns): counts and date ranges in
+    the snapshot, the tree in `vault ls --source`, one project backed up with its sessions
+    and messages, and its restore holding exactly those rows."""
+    db = tmp_path / "chat.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE projects (id INTEGER PRIMARY KEY, title TEXT);
+            CREATE TABLE sessions (id INTEGER PRIMARY KEY,
+                                   project_id INTEGER REFERENCES projects(id), started TEXT);
+            CREATE TABLE messages (id INTEGER PRIMARY KEY,
+                                   session_id INTEGER REFERENCES sessions(id), body TEXT);
+            CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+        """)
+        conn.executemany("INSERT INTO projects VALUES (?, ?)", [(i, f"p{i}") for i in (1, 2, 3)])
+        conn.executemany("INSERT INTO sessions VALUES (?, ?, ?)",
+                         [(i, 1 + i % 3, f"2026-11-{10 + i:02d}") for i in range(9)])
+        conn.executemany("INSERT INTO messages VALUES (?, ?, ?)",
+                         [(i, i % 9, f"m{i}") for i in range(90)])
+        conn.execute("INSERT INTO users VALUES (1, 'ann')")
+    conn.close()
+    config = tmp_path / "vault.toml"
+    config.write_text(f'''
+[[sources]]
+type = "sqlite"
+name = "chat"
+path = "{db}"
+
+[[sources.entities]]
+name = "project"
+collection = "projects"
+
+[[sources.entities]]
+name = "session"
+collection = "sessions"
+parent = "project"
+key = "project_id"
+date_field = "started"
+
+[[sources.entities]]
+name = "message"
+collection = "messages"
+parent = "session"
+key = "session_id"
+''')
+    assert vault_repo.json("--config", config, "backup", "--source", "chat").code == 0
+    shown = vault_repo.json("--config", config, "ls", "latest", "--source", "chat")
+    [project] = shown.summary["entities"]
+    [session] = project["children"]
+    assert (project["documents"], session["documents"]) == (3, 9)
+    assert (session["first"], session["last"]) == ("2026-11-10", "2026-11-18")
+    assert session["children"][0]["documents"] == 90
+
+    one = vault_repo.json("--config", config, "backup", "--source", "chat",
+                          "--entity", "project=2")
+    assert one.code == 0, one.last
+    out = tmp_path / "project2.db"
+    vault_repo.json("--config", config, "restore", one.summary["snapshot_id"][:8],
+                    "--target", out)
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT id FROM projects").fetchall() == [(2,)]
+        sessions = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
+        assert sessions == [i for i in range(9) if 1 + i % 3 == 2]
+        messages = [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
+        assert messages == [i for i in range(90) if i % 9 in sessions]
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    with sqlite3.connect(db) as conn:  # the live database is untouched
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (90,)
+    conn.close()

@@ -33,6 +33,7 @@ from vault.sources.base import (
     SourceRestoreResult,
     StoredItems,
 )
+from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.registry import register
 from vault.sources.sqlite_db import (
     BusyPolicy,
@@ -45,6 +46,7 @@ from vault.sources.sqlite_db import (
     wal_size,
     with_busy_retry,
 )
+from vault.sources.sqlite_entities import entity_meta, keep_only
 from vault.sources.sqlite_restore import restore_database
 
 __all__ = ["CopyMethod", "SqliteSource", "source_from_config", "source_from_url"]
@@ -59,14 +61,33 @@ class SqliteSource:
     type: ClassVar[str] = "sqlite"
 
     def __init__(self, name: str, path: Path | str, *, copy: CopyMethod = "backup",
-                 busy: BusyPolicy | None = None) -> None:
+                 busy: BusyPolicy | None = None, entities: tuple[Entity, ...] = (),
+                 selection: EntitySelection | None = None) -> None:
         self.name = name
         self.path = Path(path)
         self.copy: CopyMethod = copy
         self.busy = busy or BusyPolicy()
+        self.entities = entities
+        self.selection = selection
 
     def describe(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "path": str(self.path), "copy": self.copy}
+        described: dict[str, Any] = {"type": self.type, "name": self.name,
+                                     "path": str(self.path), "copy": self.copy}
+        if self.selection is not None:
+            described["entity"] = {"entity": self.selection.entity,
+                                   "ids": [str(i) for i in self.selection.ids]}
+        return described
+
+    def select_entity(self, entity: str, ids: tuple[Any, ...]) -> SqliteSource:
+        """A copy that backs up these rows of one entity and every row below them."""
+        if not self.entities:
+            raise UsageError(f"source {self.name} declares no entities ([[sources.entities]])")
+        try:
+            subtree(self.entities, entity)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        return SqliteSource(self.name, self.path, copy=self.copy, busy=self.busy,
+                            entities=self.entities, selection=EntitySelection(entity, ids))
 
     def estimate(self) -> SourceEstimate:
         conn = connect_readonly(self.path, self.busy.attempt_timeout)
@@ -92,7 +113,8 @@ class SqliteSource:
             copy_path = workdir / "copy.db"
             stat = os.stat(self.path) if self.path.exists() else None
             source_facts = take_copy(self.path, copy_path, self.copy, self.busy)
-            meta = {**source_facts, **copy_facts(copy_path), "path": str(self.path),
+            entity_facts = self._entity_facts(copy_path)
+            meta = {**entity_facts, **source_facts, **copy_facts(copy_path), "path": str(self.path),
                     "item": self.item_path, "copy": self.copy,
                     "file_mode": (stat.st_mode & 0o7777) if stat else 0o600,
                     "sqlite_version": sqlite3.sqlite_version}
@@ -107,6 +129,27 @@ class SqliteSource:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def _entity_facts(self, copy_path: Path) -> dict[str, Any]:
+        """Cut the copy down to the selected entities (a selective backup), then count
+        every entity's rows and date range for the snapshot's meta."""
+        if not self.entities:
+            return {}
+        conn = sqlite3.connect(copy_path, isolation_level=None)
+        try:
+            facts: dict[str, Any] = {}
+            if self.selection is not None:
+                kept = keep_only(conn, self.entities, self.selection)
+                facts["selection"] = {"entity": self.selection.entity,
+                                      "ids": [str(i) for i in self.selection.ids],
+                                      "rows": kept}
+            facts["entities"] = entity_meta(conn, self.entities)
+            return facts
+        except (sqlite3.Error, ValueError) as error:
+            raise SqliteError(path=str(self.path),
+                              detail=f"entities: {error}") from error
+        finally:
+            conn.close()
+
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
         return restore_database(stored, request, default_target=self.path, busy=self.busy)
 
@@ -114,7 +157,8 @@ class SqliteSource:
         """The source that captures what `request` would restore into (the target file,
         or this source's own), so a snapshot of it taken first can undo the restore."""
         target = Path(request.target).absolute() if request.target else self.path
-        return SqliteSource(self.name, target, copy=self.copy, busy=self.busy)
+        return SqliteSource(self.name, target, copy=self.copy, busy=self.busy,
+                            entities=self.entities)
 
     @property
     def item_path(self) -> str:
@@ -201,7 +245,10 @@ def copy_facts(copy_path: Path) -> dict[str, Any]:
 def source_from_config(entry: Any) -> SqliteSource:
     """The source for a validated `vault.config.SqliteSourceConfig`."""
     busy = BusyPolicy(retries=entry.busy_retries, seconds=entry.busy_seconds)
-    return SqliteSource(entry.name, entry.path, copy=entry.copy_method, busy=busy)
+    entities = tuple(Entity(e.name, e.collection, e.parent, e.key, e.date_field)
+                     for e in entry.entities)
+    return SqliteSource(entry.name, entry.path, copy=entry.copy_method, busy=busy,
+                        entities=entities)
 
 
 def source_from_url(url: str) -> SqliteSource:
