@@ -290,6 +290,14 @@ class PostgresSourceConfig(_Strict):
     password: SecretRef | None = None
     tables: list[str] = []
     pg_dump_path: ConfigPath | None = None  # psql and pg_restore are looked up beside it
+    # Tables as application entities (counts and date ranges in each snapshot), as for
+    # SQLite; `collection` is "table" or "schema.table".
+    entities: list[EntityLevel] = []
+
+    @model_validator(mode="after")
+    def _entities_form_a_tree(self) -> PostgresSourceConfig:
+        check_entity_tree(self.entities)
+        return self
 
 
 class EntityLevel(_Strict):

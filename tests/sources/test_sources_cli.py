@@ -431,3 +431,43 @@ key = "session_id"
     with sqlite3.connect(db) as conn:  # the live database is untouched
         assert conn.execute("SELECT count(*) FROM messages").fetchone() == (90,)
     conn.close()
+
+
+def test_postgresql_entity_counts_in_vault_ls(vault_repo: Any, tmp_path: Path) -> None:
+    with running_server() as pg:
+        db = pg.create_database("chat")
+        pg.psql("CREATE TABLE projects (id serial PRIMARY KEY, title text);"
+                "CREATE TABLE sessions (id serial PRIMARY KEY, project_id int, started date);"
+                "INSERT INTO projects (title) SELECT 'p' || g FROM generate_series(1, 4) g;"
+                "INSERT INTO sessions (project_id, started) SELECT 1 + g % 4, "
+                "date '2026-01-01' + g FROM generate_series(1, 10) g;", db=db, user=APP_USER)
+        config = tmp_path / "vault.toml"
+        config.write_text(f'''
+[[sources]]
+type = "postgresql"
+name = "chat"
+host = "127.0.0.1"
+port = {pg.port}
+dbname = "{db}"
+user = "app"
+password = {{ env = "CHAT_PG_PASSWORD" }}
+
+[[sources.entities]]
+name = "project"
+collection = "projects"
+
+[[sources.entities]]
+name = "session"
+collection = "public.sessions"
+parent = "project"
+key = "project_id"
+date_field = "started"
+''')
+        env = {"CHAT_PG_PASSWORD": pg.app_password}
+        done = vault_repo.json("--config", config, "backup", "--source", "chat", env=env)
+        assert done.code == 0, done.last
+    shown = vault_repo.json("--config", config, "ls", "latest", "--source", "chat")
+    [project] = shown.summary["entities"]
+    [session] = project["children"]
+    assert (project["documents"], session["documents"]) == (4, 10)
+    assert (session["first"], session["last"]) == ("2026-01-02", "2026-01-11")

@@ -31,6 +31,7 @@ from vault.sources.base import (
     StoredItems,
     stream_of,
 )
+from vault.sources.entities import Entity, ordered
 from vault.sources.pg_client import PgClients, PsqlSession, find_clients, stream_output
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
@@ -92,8 +93,10 @@ class PostgresSource:
     type: ClassVar[str] = "postgresql"
 
     def __init__(self, name: str, target: PgTarget, *, password_ref: SecretRef | None = None,
-                 tables: list[str] | None = None, pg_dump_path: str | None = None) -> None:
+                 tables: list[str] | None = None, pg_dump_path: str | None = None,
+                 entities: tuple[Entity, ...] = ()) -> None:
         self.name = name
+        self.entities = entities
         self._target = target
         self._password_ref = password_ref
         self._tables = list(tables or [])
@@ -154,6 +157,8 @@ class PostgresSource:
                 "large_objects": database["large_objects"], "rows": "exact",
                 "tables": [_table_meta(t) for t in tables],
             }
+            if self.entities:
+                meta["entities"] = [_entity_meta(session, e) for e in ordered(self.entities)]
             items = [SourceItem(SCHEMA_ITEM, stream_of(lambda: dump.schema(tables)))]
             items += [dump.table_item(entry) for entry in meta["tables"]]
             yield Capture(items=items, meta=meta)
@@ -193,6 +198,26 @@ class PostgresSource:
                 password_ref = self._password_ref
         return PostgresSource(f"{self.name}@{found.dbname}", found, password_ref=password_ref,
                               tables=tables, pg_dump_path=self._pg_dump_path)
+
+
+def _entity_meta(session: PsqlSession, entity: Entity) -> dict[str, Any]:
+    """Rows and date range of one entity's table, read in the capture's snapshot."""
+    table = ".".join(_quote_ident(part) for part in entity.collection.split(".", 1))
+    dates = "NULL, NULL"
+    if entity.date_field:
+        column = _quote_ident(entity.date_field)
+        dates = f"min({column})::text, max({column})::text"
+    found = session.json(f"SELECT jsonb_build_array(count(*), {dates}) FROM {table};")
+    record: dict[str, Any] = {"name": entity.name, "collection": entity.collection,
+                              "parent": entity.parent, "key": entity.key,
+                              "date_field": entity.date_field, "documents": int(found[0])}
+    if found[1] is not None:
+        record |= {"first": found[1], "last": found[2]}
+    return record
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _table_meta(table: dict[str, Any]) -> dict[str, Any]:
@@ -249,9 +274,12 @@ class _Dumper:
 def from_config(entry: Any) -> PostgresSource:
     target = PgTarget(host=entry.host, port=entry.port, dbname=entry.dbname, user=entry.user)
     pg_dump_path = getattr(entry, "pg_dump_path", None)
+    entities = tuple(Entity(e.name, e.collection, e.parent, e.key, e.date_field)
+                     for e in getattr(entry, "entities", []))
     return PostgresSource(entry.name, target, password_ref=entry.password,
                           tables=list(entry.tables),
-                          pg_dump_path=str(pg_dump_path) if pg_dump_path else None)
+                          pg_dump_path=str(pg_dump_path) if pg_dump_path else None,
+                          entities=entities)
 
 
 def from_url(url: str) -> PostgresSource:
