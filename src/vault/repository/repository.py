@@ -307,12 +307,14 @@ class Repository:
         return sorted(snaps, key=lambda s: (s.time, s.id)), damaged
 
     def find_snapshot(self, ref: str) -> Snapshot:
-        """`latest`, a full id, or a unique id prefix (at least 4 characters)."""
+        """`latest`, a full id, or a unique id prefix (at least 4 characters). `latest` is
+        the newest snapshot that is not a restore's safety copy (tag `pre-restore`)."""
         snaps = self.snapshots()
         if ref == "latest":
-            if not snaps:
+            backups = [s for s in snaps if "pre-restore" not in s.tags]
+            if not backups:
                 raise SnapshotNotFound(ref=ref, repo=self.location)
-            return snaps[-1]
+            return backups[-1]
         matches = [s for s in snaps if s.id.startswith(ref)] if len(ref) >= 4 else []
         if len(matches) != 1:
             raise SnapshotNotFound(ref=ref, repo=self.location)
