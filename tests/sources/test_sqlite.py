@@ -552,7 +552,7 @@ def test_restore_requests_it_cannot_serve_fail_clearly(tmp_path: Path, scratch: 
     stored = capture(source, scratch)
     with pytest.raises(SqliteTableNotFound):
         restore(source, stored, tmp_path / "x.db", only=("sqlite_sequence",))
-    with pytest.raises(UsageError, match="not a query"):
+    with pytest.raises(UsageError, match="selects an entity with --query"):
         restore(source, stored, tmp_path / "x.db", query={"id": 1})
     with pytest.raises(OperationFailed, match="the target is a directory"):
         restore(source, stored, scratch, mode="replace")

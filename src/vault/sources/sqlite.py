@@ -151,7 +151,8 @@ class SqliteSource:
             conn.close()
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
-        return restore_database(stored, request, default_target=self.path, busy=self.busy)
+        return restore_database(stored, request, default_target=self.path, busy=self.busy,
+                                entities=self.entities)
 
     def for_target(self, request: SourceRestoreRequest) -> SqliteSource:
         """The source that captures what `request` would restore into (the target file,

@@ -66,6 +66,10 @@ class SqliteRenameRefused(SqliteError):
     """cannot restore rows of {path} with --on-conflict rename: {detail}; nothing was restored"""
 
 
+class SqliteNewIdsRefused(SqliteError):
+    """cannot restore rows of {path} as a new copy with new ids: {detail}; nothing was restored"""
+
+
 class SqliteTableMismatch(SqliteError):
     """table {table!r} of {path} cannot be restored row by row: {detail}; restore it whole with mode replace"""  # noqa: E501
 

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from vault.restore.plan import PlannedItem
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.entities import Entity, EntitySelection
 from vault.sources.sqlite_db import (
     BusyPolicy,
     SqliteConflicts,
     SqliteConstraint,
     SqliteError,
+    SqliteNewIdsRefused,
     SqliteNoTarget,
     SqliteRenameRefused,
     SqliteRestoreFailed,
@@ -43,6 +45,7 @@ from vault.sources.sqlite_db import (
     translate_open_error,
     with_busy_retry,
 )
+from vault.sources.sqlite_entity_scope import entity_scope, entity_selection_of
 from vault.sources.sqlite_rowplan import RenameRefused, RowPlan, TableSides, plan_rows
 from vault.sources.sqlite_rows import (
     TableRows,
@@ -50,39 +53,48 @@ from vault.sources.sqlite_rows import (
     decode_text,
     key_params,
     read_rows,
+    sql_literal,
     table_shape,
 )
 from vault.sources.sqlite_stored import materialized, stored_item_path
 
-__all__ = ["plan_new_target", "restore_rows"]
+__all__ = ["plan_new_target", "restore_rows", "restore_rows_from"]
 
 _NOT_ROW_TABLES = {"virtual": "a virtual table", "shadow": "a virtual table's storage",
                    "view": "a view"}
 
 
 def restore_rows(stored: StoredItems, request: SourceRestoreRequest, *, target: Path,
-                 busy: BusyPolicy) -> SourceRestoreResult:
-    """Restore the snapshot's rows of the selected tables into the database `target`."""
-    if not target.exists():
-        raise SqliteNoTarget(path=str(target), mode=request.plan_mode)
+                 busy: BusyPolicy, entities: Sequence[Entity] = ()) -> SourceRestoreResult:
+    """Restore the snapshot's rows of the selected tables (or of the entity the request's
+    query selects, declared in `entities`) into the database `target`."""
     item = stored_item_path(stored)
     with materialized(stored, item, request.scratch_dir) as snap:
-        connect = connect_readonly if request.dry_run else connect_writable
-        try:
-            conn = connect(target, busy.attempt_timeout)
-        except sqlite3.DatabaseError as error:
-            raise translate_open_error(error, target) from error
-        try:
-            conn.text_factory = decode_text
-            attach = (file_uri(snap, mode="ro"),)  # ATTACH reads the target's schema: busy too
-            with_busy_retry(lambda: conn.execute("ATTACH ? AS snap", attach), target, busy)
-            return _in_one_transaction(conn, target, request, busy)
-        except sqlite3.IntegrityError as error:
-            raise SqliteConstraint(path=str(target), detail=str(error)) from error
-        except sqlite3.DatabaseError as error:
-            raise translate_open_error(error, target) from error
-        finally:
-            conn.close()
+        return restore_rows_from(snap, request, target=target, busy=busy, entities=entities)
+
+
+def restore_rows_from(snap: Path, request: SourceRestoreRequest, *, target: Path,
+                      busy: BusyPolicy, entities: Sequence[Entity] = ()) -> SourceRestoreResult:
+    """`restore_rows` from the snapshot's database already made a file (`snap`)."""
+    if not target.exists():
+        raise SqliteNoTarget(path=str(target), mode=request.plan_mode)
+    selection = entity_selection_of(request.query) if request.query else None
+    connect = connect_readonly if request.dry_run else connect_writable
+    try:
+        conn = connect(target, busy.attempt_timeout)
+    except sqlite3.DatabaseError as error:
+        raise translate_open_error(error, target) from error
+    try:
+        conn.text_factory = decode_text
+        attach = (file_uri(snap, mode="ro"),)  # ATTACH reads the target's schema: busy too
+        with_busy_retry(lambda: conn.execute("ATTACH ? AS snap", attach), target, busy)
+        return _in_one_transaction(conn, target, request, busy, entities, selection)
+    except sqlite3.IntegrityError as error:
+        raise SqliteConstraint(path=str(target), detail=str(error)) from error
+    except sqlite3.DatabaseError as error:
+        raise translate_open_error(error, target) from error
+    finally:
+        conn.close()
 
 
 def plan_new_target(snap: Path, only: tuple[str, ...], target: Path) -> RowPlan:
@@ -104,15 +116,23 @@ def plan_new_target(snap: Path, only: tuple[str, ...], target: Path) -> RowPlan:
 
 
 def _in_one_transaction(conn: sqlite3.Connection, target: Path, request: SourceRestoreRequest,
-                        busy: BusyPolicy) -> SourceRestoreResult:
+                        busy: BusyPolicy, entities: Sequence[Entity],
+                        selection: EntitySelection | None) -> SourceRestoreResult:
     begin = "BEGIN" if request.dry_run else "BEGIN IMMEDIATE"
     with_busy_retry(lambda: _begin(conn, begin), target, busy)
     try:
+        scope = None if selection is None else entity_scope(
+            conn, entities, selection, remap=request.remap_ids, target=target)
         selected, skipped = _selected_tables(conn, target, request.only)
+        if scope is not None:  # the entity's tables only; every other table is left alone
+            selected, skipped = [t for t in selected if t in scope.tables], {}
         sides = [_sides(conn, target, table) for table in selected]
+        if scope is not None:
+            sides = [scope.narrow(s) for s in sides]
         row_plan = _plan(sides, request, target)
         if not request.dry_run:
-            _execute(conn, sides, row_plan, target)
+            references = scope.references() if scope is not None and scope.remap else {}
+            _execute(conn, sides, row_plan, target, references)
             problems = integrity_problems(conn, "main")
             if problems:
                 raise SqliteRestoreFailed(path=str(target), detail="; ".join(problems[:3]))
@@ -210,8 +230,11 @@ def _sequence(conn: sqlite3.Connection, schema: str, table: str) -> int:
 def _plan(sides: list[TableSides], request: SourceRestoreRequest, target: Path) -> RowPlan:
     mode = request.plan_mode
     try:
-        row_plan = plan_rows(sides, mode=mode, on_conflict=request.on_conflict)
+        row_plan = plan_rows(sides, mode=mode, on_conflict=request.on_conflict,
+                             new_ids=request.remap_ids)
     except RenameRefused as refused:
+        if request.remap_ids:
+            raise SqliteNewIdsRefused(path=str(target), detail=refused.detail) from refused
         raise SqliteRenameRefused(path=str(target), detail=refused.detail) from refused
     conflicts = row_plan.plan.conflicts
     if conflicts:
@@ -227,18 +250,35 @@ def _plan(sides: list[TableSides], request: SourceRestoreRequest, target: Path) 
 
 
 def _execute(conn: sqlite3.Connection, sides: list[TableSides], row_plan: RowPlan,
-             target: Path) -> None:
+             target: Path, references: Mapping[str, Mapping[str, str]]) -> None:
+    """Carry the plan out; `references` (table -> column -> the table it points into) are
+    the columns a row given a new key rewrites to follow its parent's new key."""
     by_table: dict[str, list[PlannedItem]] = defaultdict(list)
     for item in row_plan.plan.items:
         by_table[item.group].append(item)
     created = [s.shape.name for s in sides if not s.target_exists]
     _create_tables(conn, created)
     triggers = _set_triggers_aside(conn, [s.shape.name for s in sides])
+    if references:
+        _load_new_keys(conn, row_plan)
     for s in sides:
-        _apply_table(conn, s.shape, by_table.get(s.shape.name, []), row_plan, target)
+        _apply_table(conn, s.shape, by_table.get(s.shape.name, []), row_plan, target,
+                     references.get(s.shape.name, {}))
+    if references:
+        conn.execute("DROP TABLE temp.vault_new_keys")
     for sql in triggers + _snapshot_triggers(conn, created):
         conn.execute(sql)
     _raise_sequences(conn, sides)
+
+
+def _load_new_keys(conn: sqlite3.Connection, row_plan: RowPlan) -> None:
+    """Every (table, old key) -> new key, where the INSERTs of rows pointing at them look
+    their parents' new keys up."""
+    conn.execute("CREATE TEMP TABLE vault_new_keys (tbl TEXT, old, new,"
+                 " PRIMARY KEY (tbl, old))")
+    conn.executemany("INSERT INTO temp.vault_new_keys VALUES (?, ?, ?)", [
+        (table, row_plan.key_of(table, old), new)
+        for table, mapping in row_plan.new_keys.items() for old, new in mapping.items()])
 
 
 def _create_tables(conn: sqlite3.Connection, tables: list[str]) -> None:
@@ -268,13 +308,16 @@ def _snapshot_triggers(conn: sqlite3.Connection, tables: list[str]) -> list[str]
 
 
 def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[PlannedItem],
-                 row_plan: RowPlan, target: Path) -> None:
+                 row_plan: RowPlan, target: Path, references: Mapping[str, str]) -> None:
     """Deletes first (an overwritten row is deleted and inserted again, so rows trading
-    unique values cannot collide), then the snapshot's rows under their keys, then
-    renamed rows under their new keys."""
+    unique values cannot collide), then the snapshot's rows under their keys, then rows
+    under new keys (renamed, or all of a new copy's), their `references` columns
+    following the new keys of the rows they point at."""
+    moved = row_plan.new_keys.get(shape.name, {})
+
     def keys(*actions: str) -> list[tuple[Any, ...]]:
         return [key_params(row_plan.key_of(shape.name, item.key))
-                for item in items if item.action in actions]
+                for item in items if item.action in actions and item.key not in moved]
 
     def run(sql: str, params: list[tuple[Any, ...]]) -> None:
         _run(conn, sql, params, target)
@@ -284,13 +327,25 @@ def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[Planne
     listed = ", ".join(shape.insert_columns)
     run(f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM snap.{table}"
         f" WHERE {shape.where}", keys("create", "overwrite"))
-    renamed = row_plan.new_keys.get(shape.name, {})
-    if renamed:
+    if moved:
         others = [quote(c) for c in shape.columns if quote(c) != shape.key[0]]
+        values = [_following(column, references) for column in others]
         run(f"INSERT INTO main.{table} ({', '.join([shape.key[0], *others])})"
-            f" SELECT {', '.join(['?', *others])} FROM snap.{table} WHERE {shape.where}",
-            [(renamed[item.key], *key_params(row_plan.key_of(shape.name, item.key)))
-             for item in items if item.action == "rename"])
+            f" SELECT {', '.join(['?', *values])} FROM snap.{table} AS vault_row"
+            f" WHERE {shape.where}",
+            [(moved[item.key], *key_params(row_plan.key_of(shape.name, item.key)))
+             for item in items if item.key in moved])
+
+
+def _following(column: str, references: Mapping[str, str]) -> str:
+    """The value a moved row takes for `column` (quoted): its own, or, for a reference
+    column, the new key of the row it points at when that row was given one."""
+    parents = {quote(name): parent for name, parent in references.items()}
+    if column not in parents:
+        return column
+    own = f"vault_row.{column}"
+    return (f"coalesce((SELECT new FROM temp.vault_new_keys WHERE tbl = "
+            f"{sql_literal(parents[column])} AND old = {own}), {own})")
 
 
 def _run(conn: sqlite3.Connection, sql: str, params: list[tuple[Any, ...]],

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from vault.errors import UsageError
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.entities import Entity
 from vault.sources.sqlite_db import (
     BusyPolicy,
     SqliteError,
@@ -38,7 +40,8 @@ from vault.sources.sqlite_db import (
     wal_size,
     with_busy_retry,
 )
-from vault.sources.sqlite_merge import plan_new_target, restore_rows
+from vault.sources.sqlite_entity_scope import entities_from_meta, entity_selection_of
+from vault.sources.sqlite_merge import plan_new_target, restore_rows, restore_rows_from
 from vault.sources.sqlite_rowplan import RowPlan
 from vault.sources.sqlite_stored import materialized, stored_item_path, write_item
 
@@ -46,15 +49,28 @@ _SIDE_FILES = ("-wal", "-shm")
 
 
 def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
-                     default_target: Path, busy: BusyPolicy) -> SourceRestoreResult:
+                     default_target: Path, busy: BusyPolicy,
+                     entities: Sequence[Entity] = ()) -> SourceRestoreResult:
+    """Restore a snapshot into `request.target` (or `default_target`). A query selects an
+    entity of `entities` (or of the hierarchy the snapshot's meta records) and everything
+    below it; with `remap_ids` it goes in as a new copy under new keys."""
     target = Path(request.target).absolute() if request.target else default_target
     if request.query:
-        raise UsageError("a SQLite restore selects whole tables (only=...), not a query")
+        entity_selection_of(request.query)  # a malformed query is refused before anything
+        if request.only:
+            raise UsageError("an entity restore takes the entity's tables; give --only "
+                             "or an entity --query, not both")
+        entities = tuple(entities) or entities_from_meta(stored.meta)
+    elif request.remap_ids:
+        raise UsageError("new ids follow an entity's references: select one with --query "
+                         "'{\"entity\": NAME, \"ids\": [...]}'")
     if target.is_dir():
         raise SqliteError(path=str(target), detail="the target is a directory, not a file")
     try:
+        if request.query and request.plan_mode == "new-target":
+            return _entity_new_target(stored, request, target, busy, entities)
         if request.mode in ("overwrite", "merge"):
-            return restore_rows(stored, request, target=target, busy=busy)
+            return restore_rows(stored, request, target=target, busy=busy, entities=entities)
         if request.mode == "replace":
             if request.dry_run:
                 raise UsageError("mode replace swaps whole files or tables and has no "
@@ -65,6 +81,68 @@ def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
         raise SqliteError(path=str(target), detail=str(error)) from error
     except OSError as error:  # a full disk, a read-only directory
         raise SqliteError(path=str(target), detail=_os_detail(error)) from error
+
+
+def _entity_new_target(stored: StoredItems, request: SourceRestoreRequest, target: Path,
+                       busy: BusyPolicy, entities: Sequence[Entity]) -> SourceRestoreResult:
+    """Mode new-target of an entity: a new database file holding the entity's tables with
+    the selected rows. Rows go into an empty database made beside the target (a dry run:
+    in scratch space) exactly as into an existing one, which is then renamed into place."""
+    if target.exists() or target.is_symlink():
+        raise SqliteTargetExists(path=str(target))
+    item = stored_item_path(stored)
+    if not request.dry_run:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with materialized(stored, item, request.scratch_dir) as snap:
+        settings = _file_settings(snap)
+        place = (_file_in_scratch(request.scratch_dir) if request.dry_run
+                 else _file_beside(target))
+        with place as empty:
+            _empty_database(empty, settings)
+            result = restore_rows_from(snap, request, target=empty, busy=busy,
+                                       entities=entities)
+            result.details["target"] = str(target)
+            if request.dry_run:
+                return result
+            if settings["journal_mode"] == "wal":
+                _set_wal(empty)
+            _fsync_file(empty)
+            os.chmod(empty, int(stored.meta.get("file_mode", 0o600)) & 0o7777)
+            os.replace(empty, target)
+            _fsync_dir(target.parent)
+    return result
+
+
+def _empty_database(path: Path, settings: dict[str, Any]) -> None:
+    """A database file with no tables and the snapshot's page size, encoding and header
+    fields (set before its first page is written, which fixes them)."""
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(file_uri(path), uri=True, isolation_level=None)
+    try:
+        for setting, value in settings.items():
+            if setting != "journal_mode":
+                conn.execute(f"PRAGMA {setting} = {quote(str(value))}")
+        conn.execute("CREATE TABLE vault_empty (x)")  # writes the header now
+        conn.execute("DROP TABLE vault_empty")
+    finally:
+        conn.close()
+
+
+def _set_wal(path: Path) -> None:
+    conn = sqlite3.connect(file_uri(path), uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _file_in_scratch(scratch_dir: str | None) -> Iterator[Path]:
+    workdir = Path(tempfile.mkdtemp(prefix=".vault-sqlite-", dir=scratch_dir))
+    try:
+        yield workdir / "plan.db"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _new_target(stored: StoredItems, request: SourceRestoreRequest,

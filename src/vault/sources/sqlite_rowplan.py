@@ -39,6 +39,9 @@ class TableSides:
     target: TableRows
     target_exists: bool = True
     sequence: int = 0
+    # The highest integer key either side's whole table holds, when the rows above are a
+    # selection of it (an entity restore): a new key goes above it too.
+    highest_key: int = 0
 
 
 @dataclass
@@ -57,10 +60,11 @@ class RowPlan:
 
 
 def plan_rows(tables: Sequence[TableSides], *, mode: Mode,
-              on_conflict: OnConflict | None) -> RowPlan:
-    """Plan every selected table's rows in one plan (groups are tables). Raises
-    RenameRefused when a row to rename lives in a table keyed by anything but an integer
-    (or no integer key is left above the highest one used)."""
+              on_conflict: OnConflict | None, new_ids: bool = False) -> RowPlan:
+    """Plan every selected table's rows in one plan (groups are tables). Renamed rows get
+    new keys, and with `new_ids` (a restore as a new copy) created rows too. Raises
+    RenameRefused when a row that needs a new key lives in a table keyed by anything but
+    an integer (or no integer key is left above the highest one used)."""
     snapshot: dict[Hashable, Hashable] = {}
     target: dict[Hashable, Hashable] = {}
     sizes: dict[Hashable, int] = {}
@@ -80,12 +84,14 @@ def plan_rows(tables: Sequence[TableSides], *, mode: Mode,
                       key_text=lambda key: key_text(_part(key, 1)))
     row_plan = RowPlan(plan, keys)
     by_name = {sides.shape.name: sides for sides in tables}
-    for item in plan.of("rename"):
+    moved = [item for item in plan.items
+             if item.action == "rename" or (new_ids and item.action == "create")]
+    for item in moved:
         sides = by_name[item.group]
         if not sides.shape.integer_key:
             raise RenameRefused(item.group, f"table {item.group!r} is keyed by "
                                 f"({sides.shape.describe_key()}), not an integer rowid, so "
-                                "a row cannot be kept beside the target's under a new key")
+                                "its rows cannot be given new keys")
         mapping = row_plan.new_keys.setdefault(item.group, {})
         new_key = max(mapping.values()) + 1 if mapping else _first_free_key(sides)
         if new_key > MAX_ROWID:
@@ -104,7 +110,8 @@ def _part(key: Hashable, index: int) -> Hashable:
 def _first_free_key(sides: TableSides) -> int:
     """Above every key either side holds and the AUTOINCREMENT counter: a renamed row
     never takes a key that a created row or the application's next insert wants."""
-    return max([sides.sequence, *_int_keys(sides.snapshot), *_int_keys(sides.target)]) + 1
+    return max([sides.sequence, sides.highest_key, *_int_keys(sides.snapshot),
+                *_int_keys(sides.target)]) + 1
 
 
 def _int_keys(rows: TableRows) -> list[int]:
