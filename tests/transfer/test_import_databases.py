@@ -27,15 +27,15 @@ from bson.json_util import CANONICAL_JSON_OPTIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
 
-from mongo_helpers import raw_documents  # noqa: E402
-from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: E402,F401
-from pg_server import PG_BIN, PgServer, missing_binary, running_server  # noqa: E402
+from mongo_helpers import raw_documents
+from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
+from pg_server import PG_BIN, PgServer, missing_binary, running_server
 
-from vault.sources.base import SourceRestoreRequest, capture_to_memory  # noqa: E402
-from vault.sources.mongodb import from_url  # noqa: E402
-from vault.sources.pg_tools import PgTarget  # noqa: E402
-from vault.sources.postgresql import PostgresSource  # noqa: E402
-from vault.transfer.mongodump import crc64_update, id_sort_key  # noqa: E402
+from vault.sources.base import SourceRestoreRequest, capture_to_memory
+from vault.sources.mongodb import from_url
+from vault.sources.pg_tools import PgTarget
+from vault.sources.postgresql import PostgresSource
+from vault.transfer.mongodump import crc64_update, id_sort_key
 
 VaultCLI = Any
 
