@@ -791,7 +791,7 @@ class SnapshotImported(Event):
     repo_id: str
     snapshot_id: str
     file: str
-    format: Literal["vault", "sqlite", "tar", "zip"]
+    format: Literal["vault", "sqlite", "tar", "zip", "mongodump", "pgdump"]
     format_version: int | None
     source_snapshot_id: str | None
     files: int

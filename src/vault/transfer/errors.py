@@ -14,7 +14,7 @@ class ExportTruncated(ExportCorrupted):
 
 
 class NotAnExport(UsageError):
-    """{path} is not a vault export, SQLite database, tar or ZIP archive ({detail})"""
+    """{path} is not a vault export, SQLite database, tar or ZIP archive, mongodump archive or pg_dump custom-format file ({detail})"""  # noqa: E501
 
 
 class UnsupportedExportVersion(UsageError):

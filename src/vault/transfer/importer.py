@@ -1,4 +1,5 @@
-"""`vault import`: a vault export, a SQLite file, or a tar/ZIP archive as a new snapshot.
+"""`vault import`: a vault export, a SQLite file, a tar/ZIP archive, a `mongodump --archive`
+file or a `pg_dump -Fc` file as a new snapshot.
 
 Two steps, so the CLI can show a preview (and `--dry-run` stop there): `prepare_import`
 detects the file's format and checks it (an export's framing, version and checksum; an
@@ -12,6 +13,7 @@ import getpass
 import os
 import socket
 import tarfile
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -30,14 +32,16 @@ from vault.repository.repository import vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import SNAPSHOT_VERSION, FileProblem, Snapshot
 from vault.repository.tree import InvalidTree, Node, decode_tree, encode_tree
+from vault.sources.base import SourceItem
+from vault.transfer import mongodump, pgdump
 from vault.transfer.archives import Archive, MemberPlan, plan_members
 from vault.transfer.errors import ExportCorrupted, NotAnExport, NothingToImport
 from vault.transfer.export import TRANSFERS_STREAM
 from vault.transfer.format import MAGIC, RecordKind
 from vault.transfer.reader import ExportFile, open_export
 
-ImportFormat = Literal["vault", "sqlite", "tar", "zip"]
-FORMATS: tuple[str, ...] = ("auto", "vault", "sqlite", "tar", "zip")
+ImportFormat = Literal["vault", "sqlite", "tar", "zip", "mongodump", "pgdump"]
+FORMATS: tuple[str, ...] = ("auto", "vault", "sqlite", "tar", "zip", "mongodump", "pgdump")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _ID = 32  # bytes of a blob id at the start of every data and tree record
 
@@ -53,6 +57,10 @@ def detect_format(path: Path) -> ImportFormat:
         return "vault"
     if head.startswith(_SQLITE_MAGIC):
         return "sqlite"
+    if head.startswith(pgdump.MAGIC):
+        return "pgdump"
+    if mongodump.is_mongodump(path):
+        return "mongodump"
     if zipfile.is_zipfile(path):
         return "zip"
     if tarfile.is_tarfile(path):
@@ -84,6 +92,11 @@ def prepare_import(path: Path, fmt: str = "auto",
     if kind == "sqlite":
         return PreparedImport(path, kind, {"format": kind, "file": str(path.resolve()),
                                            "bytes": path.stat().st_size})
+    if kind == "mongodump":
+        return PreparedImport(path, kind, mongodump.preview(path,
+                                                            mongodump.check_archive(path)))
+    if kind == "pgdump":
+        return PreparedImport(path, kind, pgdump.preview(path, pgdump.check_dump(path)))
     archive = Archive(path, kind)
     try:
         plan = plan_members(archive.members())
@@ -161,6 +174,10 @@ def run_import(vault: Vault, prepared: PreparedImport, reporter: ProgressReporte
     elif prepared.format == "vault":
         snapshot = _import_export(vault, prepared, reporter, tags or [])
         refused = []
+    elif prepared.format == "mongodump":
+        snapshot, refused = _import_mongodump(vault, prepared.path, reporter, tags or []), []
+    elif prepared.format == "pgdump":
+        snapshot, refused = _import_pgdump(vault, prepared.path, reporter, tags or []), []
     else:
         snapshot, refused = _import_archive(vault, prepared, reporter, tags or [])
     summary = snapshot.summary
@@ -321,6 +338,91 @@ def _import_archive(vault: Vault, prepared: PreparedImport, reporter: ProgressRe
     finally:
         archive.close()
     return snapshot, refused
+
+
+# --- a mongodump archive or a pg_dump custom-format file ------------------------------------
+
+
+def _import_mongodump(vault: Vault, path: Path, reporter: ProgressReporter,
+                      tags: list[str]) -> Snapshot:
+    """The archive as the MongoDB source's items; documents spooled per collection in the
+    vault's scratch directory to be stored in `_id` order, then removed."""
+    with tempfile.TemporaryDirectory(dir=_scratch(vault), prefix="mongodump-") as tmp:
+        spool = mongodump.Spool(Path(tmp))
+        try:
+            with mongodump.open_archive(path) as stream:
+                contents = mongodump.read_archive(stream, str(path), spool.add)
+            if spool.duplicate is not None:
+                raise ExportCorrupted(path=str(path), detail=spool.duplicate)
+            if not contents.namespaces:
+                raise NothingToImport(path=str(path), detail="the archive holds no "
+                                      "collection the MongoDB source imports")
+            name = mongodump.source_name(contents)
+            absolute = str(path.resolve())
+            record: dict[str, Any] = {"type": "mongodb", "name": name, "label": absolute,
+                      "describe": {"type": "mongodb", "name": name, "file": absolute,
+                                   "databases": sorted({ns.database
+                                                        for ns in contents.kept})},
+                      "meta": mongodump.capture_meta(contents),
+                      "imported": {"format": "mongodump", "file": absolute,
+                                   "tool_version": contents.header.get("tool_version"),
+                                   "skipped": [{"path": n, "why": w}
+                                               for n, w in contents.skipped]}}
+            items = mongodump.source_items(contents, spool)
+            return _save_source_snapshot(vault, reporter, tags, items, record, absolute,
+                                         contents.bytes)
+        finally:
+            spool.close()
+
+
+def _import_pgdump(vault: Vault, path: Path, reporter: ProgressReporter,
+                   tags: list[str]) -> Snapshot:
+    """The dump as the PostgreSQL source's items: its archive without the tables' rows,
+    and each table's rows as a plain COPY block (pg_restore writes them)."""
+    with tempfile.TemporaryDirectory(dir=_scratch(vault), prefix="pgdump-") as tmp:
+        dump = pgdump.check_dump(path)
+        converted = pgdump.convert(path, dump, Path(tmp))
+        absolute = str(path.resolve())
+        name = dump.dbname or path.stem
+        record: dict[str, Any] = {"type": "postgresql", "name": name, "label": absolute,
+                  "describe": {"type": "postgresql", "name": name, "file": absolute,
+                               "database": dump.dbname},
+                  "meta": converted.meta,
+                  "imported": {"format": "pgdump", "file": absolute,
+                               "pg_dump_version": dump.dump_version,
+                               "archive_version": dump.version_text}}
+        return _save_source_snapshot(vault, reporter, tags, converted.items, record,
+                                     absolute, converted.bytes_total)
+
+
+def _save_source_snapshot(vault: Vault, reporter: ProgressReporter, tags: list[str],
+                          items: list[SourceItem], record: dict[str, Any], label: str,
+                          bytes_total: int) -> Snapshot:
+    repo = vault.repository()
+    counter = ProgressCounter(reporter, "import", bytes_total=bytes_total or None,
+                              items_total=len(items))
+    with repository_lock(vault, repo, exclusive=False, operation="import") as lock:
+        repo.load_index()
+        check_quota(vault, repo, bytes_total)
+        cfg = vault.config.repository
+        saver = BlobSaver(repo, compression_level=cfg.compression_level,
+                          pack_size=cfg.pack_size_mib << 20)
+        result = ItemArchiver(saver, counter).store(items)
+        saver.flush()
+        snapshot = Snapshot(
+            time=datetime.now(UTC), host=socket.gethostname(), user=_user(),
+            uid=os.getuid(), paths=[label], tags=sorted(set(tags)), tree=result.tree.hex(),
+            backup_type="full", status="completed", source=record, summary=result.summary,
+            vault_version=vault_version())
+        lock.check()
+        repo.save_snapshot(snapshot)
+    return snapshot
+
+
+def _scratch(vault: Vault) -> Path:
+    scratch = vault.cache_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return scratch
 
 
 def _user() -> str:
