@@ -195,6 +195,15 @@ def test_mongodump_archive_imports_as_the_capture_would_and_restores_exactly(
                   client[target_db]["people"].list_indexes()}
         assert unique == {"_id_": None, "email_1": True}
 
+    # Through the CLI, with no [[sources]] entry: the target URL says which server.
+    cli_db = f"{mongo_db}_cli"
+    restored = vault_repo.json("restore", summary["snapshot_id"][:8],
+                               "--target", mongo_server.db_url(cli_db))
+    assert restored.code == 0, restored.last
+    with mongo_server.client() as client:
+        assert raw_documents(client, cli_db, "people") == raw_documents(
+            client, source_db, "people")
+
 
 def _valid_archive(path: Path) -> bytes:
     docs = [bson.encode({"_id": n, "text": "x" * 40}) for n in range(10)]

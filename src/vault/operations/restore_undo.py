@@ -174,7 +174,7 @@ def _undo_database(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
     repo.load_index()
     original = repo.find_snapshot(mark.snapshot_id)
     copy = repo.find_snapshot(mark.undo_snapshot_id)
-    source = source_of(vault, original)
+    source = source_of(vault, original, mark.target)
     result = source.restore(SnapshotItems(repo, copy), SourceRestoreRequest(
         target=mark.target, only=tuple(mark.only), mode="overwrite",
         on_conflict="overwrite", scratch_dir=str(vault.cache_dir / "scratch")))

@@ -51,8 +51,10 @@ def is_source_snapshot(snapshot: Snapshot) -> bool:
     return str(snapshot.source.get("type", "files")) != "files"
 
 
-def source_of(vault: Vault, snapshot: Snapshot) -> Source:
-    """The source a snapshot was taken of, able to restore it."""
+def source_of(vault: Vault, snapshot: Snapshot, target: str | None = None) -> Source:
+    """The source a snapshot was taken of, able to restore it: the configured source of
+    that name and type, else the snapshot's own URL, else (an imported dump, which has
+    none) a target given as a URL of the same kind."""
     record = snapshot.source
     source_type, name = record.get("type"), record.get("name")
     for entry in vault.config.sources:
@@ -63,8 +65,13 @@ def source_of(vault: Vault, snapshot: Snapshot) -> Source:
         source = source_from_url(url)
         if source is not None:
             return source
+    if target is not None and "://" in target:
+        by_target = source_from_url(target)
+        if by_target is not None and by_target.type == source_type:
+            return by_target
     raise UsageError(f"snapshot {snapshot.short_id} is of {source_type} source {name!r}, "
-                     "which is not configured here: add it to [[sources]] to restore it")
+                     "which is not configured here: add it to [[sources]], or give --target "
+                     "as a URL of that kind, to restore it")
 
 
 def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestoreRequest:
@@ -95,7 +102,7 @@ def run_source_restore(vault: Vault, req: SourceRestore,
     snapshot = repo.find_snapshot(req.snapshot_ref.partition(":")[0])
     if not is_source_snapshot(snapshot):
         raise UsageError(f"snapshot {snapshot.short_id} is of files: restore it with --target DIR")
-    source = source_of(vault, snapshot)
+    source = source_of(vault, snapshot, req.target)
     if req.dry_run:  # plan only: no lock, no journal, nothing written
         repo.load_index()
         started = time.monotonic()
