@@ -78,7 +78,7 @@ def test_fail_policy_dry_run_shows_the_refusal(vault_repo, scene) -> None:
 @pytest.mark.parametrize("args, message", [
     (("--overwrite", "never", "--mode", "merge"), "--overwrite is the old spelling"),
     (("--overwrite", "always", "--on-conflict", "skip"), "--overwrite is the old spelling"),
-    (("--mode", "merge", "--queue"), "a queued restore takes --overwrite"),
+    (("--mode", "overwrite", "--queue"), "pass --yes to go ahead"),
     (("--only", "t"), "--only, --query, --new-ids and --settings apply to database"),
 ])
 def test_refused_combinations(vault_repo, scene, args, message) -> None:

@@ -96,6 +96,16 @@ def destructive_plan(source: Source, stored: SnapshotItems,
     return planned if plan_is_destructive(planned) and isinstance(planned, dict) else None
 
 
+def _ask(req: SourceRestore, target: str, plan: dict[str, Any] | None) -> None:
+    """Confirm a destructive plan; one with conflicts under --on-conflict fail is left to
+    the source, which refuses it (the clearer error) before writing anything."""
+    if plan is None or req.confirm is None:
+        return
+    if plan.get("totals", {}).get("conflict"):
+        return
+    req.confirm(target, {k: v for k, v in plan.items() if k != "items"})
+
+
 def run_source_restore(vault: Vault, req: SourceRestore,
                        job_id: str | None = None) -> SourceRestoreOutcome:
     repo = vault.repository()
@@ -125,8 +135,7 @@ def run_source_restore(vault: Vault, req: SourceRestore,
         request = _request(vault, repo, req)
         asking = req.confirm is not None or req.safety_copy
         destructive = destructive_plan(source, stored, request) if asking else None
-        if destructive is not None and req.confirm is not None:
-            req.confirm(target_text, destructive)
+        _ask(req, target_text, destructive)
         hooks = RestoreHooks(vault.config.restore if req.hooks else RestoreConfig(),
                              run.record, job_id=run.job_id, target=target_text,
                              snapshot_id=snapshot.id)
@@ -135,8 +144,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
             if hooks.pre_ran and asking:  # the writers ran until now: look again
                 confirmed = destructive is not None
                 destructive = destructive_plan(source, stored, request)
-                if destructive is not None and not confirmed and req.confirm is not None:
-                    req.confirm(target_text, destructive)
+                if not confirmed:
+                    _ask(req, target_text, destructive)
             undo = None
             if req.safety_copy and destructive is not None:
                 undo = database_safety_copy(vault, source, str(snapshot.source.get("label")),
