@@ -83,7 +83,7 @@ def test_fail_policy_dry_run_shows_the_refusal(vault_repo, scene) -> None:
 ])
 def test_refused_combinations(vault_repo, scene, args, message) -> None:
     ref, target = scene
-    done = vault_repo.run("restore", ref, "-t", target, *args)
+    done = vault_repo.run("restore", ref, "-t", target, *args, input="")  # no terminal
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert (target / "config" / "app.conf").read_text() == "a=2\n"

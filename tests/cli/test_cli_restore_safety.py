@@ -50,7 +50,7 @@ def test_a_destructive_restore_in_a_script_needs_yes(vault_repo: Any, src: Path,
                                                      snapshot: str) -> None:
     before = damage(src)
     refused = vault_repo.json("restore", f"{snapshot[:8]}:{src}", "--target", src,
-                              "--mode", "overwrite")
+                              "--mode", "overwrite", input="")
     assert refused.code == 2, refused.last
     assert refused.last["error"] == "RestoreNotConfirmed"
     assert "--yes" in refused.last["message"]
@@ -102,7 +102,7 @@ def test_a_database_overwrite_needs_yes(vault_repo: Any, tmp_path: Path) -> None
         conn.close()
         return found
 
-    refused = vault_repo.json("restore", snapshot_id, "--mode", "overwrite")
+    refused = vault_repo.json("restore", snapshot_id, "--mode", "overwrite", input="")
     assert refused.code == 2 and refused.last["error"] == "RestoreNotConfirmed"
     assert rows()[3] == (3, "changed")
     done = vault_repo.json("restore", snapshot_id, "--mode", "overwrite", "--yes")
@@ -173,7 +173,7 @@ def test_a_snapshot_missing_a_pack_is_refused_before_writing(vault_repo: Any, sr
         pack.unlink()
     for target in (src, tmp_path / "fresh"):
         refused = vault_repo.json("restore", f"{snapshot[:8]}:{src}", "--target", target,
-                                  "--mode", "overwrite", "--yes")
+                                  "--mode", "overwrite", "--yes", input="")
         assert refused.code == 1, refused.last
         assert refused.last["error"] == "SnapshotIncomplete"
         assert "nothing was written" in refused.last["message"]
@@ -294,7 +294,7 @@ def test_a_failing_pre_hook_aborts_before_anything_is_written(vault_repo: Any, s
     env = {"VAULT_RESTORE__PRE_HOOK": "echo app refuses to stop >&2; exit 3",
            "VAULT_RESTORE__POST_HOOK": f"echo $VAULT_RESTORE_STATUS > {post_ran}"}
     refused = vault_repo.json("restore", f"{snapshot[:8]}:{src}", "--target", src,
-                              "--mode", "overwrite", "--yes", env=env)
+                              "--mode", "overwrite", "--yes", env=env, input="")
     assert refused.code == 1, refused.last
     assert refused.last["error"] == "PreHookFailed"
     assert "exited with status 3: app refuses to stop" in refused.last["message"]
@@ -313,7 +313,7 @@ def test_a_pre_hook_that_hangs_is_killed_and_aborts(vault_repo: Any, src: Path,
     env = {"VAULT_RESTORE__PRE_HOOK": "sleep 60", "VAULT_RESTORE__HOOK_TIMEOUT": "0.5"}
     started = time.monotonic()
     refused = vault_repo.json("restore", f"{snapshot[:8]}:{src}", "--target", src,
-                              "--mode", "overwrite", "--yes", env=env)
+                              "--mode", "overwrite", "--yes", env=env, input="")
     print(f"timed-out pre_hook: restore refused after {time.monotonic() - started:.1f}s")
     assert refused.code == 1 and refused.last["error"] == "PreHookFailed"
     assert "timed out" in refused.last["message"]
@@ -360,5 +360,5 @@ def test_hooks_run_around_a_database_restore(vault_repo: Any, tmp_path: Path) ->
     conn.close()
     assert [w["kind"] for w in done.summary["warnings"]] == ["post_hook_failed"]
     refused = vault_repo.json("restore", snapshot_id, "--mode", "merge",
-                              env={"VAULT_RESTORE__PRE_HOOK": "false"})
+                              env={"VAULT_RESTORE__PRE_HOOK": "false"}, input="")
     assert refused.code == 1 and refused.last["error"] == "PreHookFailed"
