@@ -511,6 +511,17 @@ class WebhookNotification(_Strict):
 Notification = Annotated[EmailNotification | WebhookNotification, Field(discriminator="type")]
 
 
+class RestoreConfig(_Strict):
+    """`[restore]`: commands run around every real restore, e.g. to pause the application
+    that writes to the target (`systemctl stop app` before, `systemctl start app` after).
+    Run with `sh -c`; a failing or timed-out `pre_hook` aborts the restore before anything
+    is written; a failing `post_hook` is a warning."""
+
+    pre_hook: str | None = Field(None, min_length=1)
+    post_hook: str | None = Field(None, min_length=1)
+    hook_timeout: float = Field(300.0, gt=0, le=86400)  # seconds, per hook
+
+
 class SourceGroup(_Strict):
     """Sources backed up together (`vault backup --group NAME`): one group id, one time."""
 
@@ -528,6 +539,7 @@ class VaultConfig(_Strict):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     backup: BackupDefaults = Field(default_factory=BackupDefaults)
     retention: Retention = Field(default_factory=Retention)
+    restore: RestoreConfig = Field(default_factory=RestoreConfig)
     sources: list[SourceConfig] = []
     groups: list[SourceGroup] = []
     schedules: list[Schedule] = []
@@ -586,7 +598,8 @@ class VaultConfig(_Strict):
         return schedule.retention or self.retention
 
 
-# The tables `VAULT_<SECTION>__<KEY>` can reach: repository, journal, queue, backup, retention.
+# The tables `VAULT_<SECTION>__<KEY>` can reach: repository, journal, queue, backup,
+# retention, restore.
 _ENV_SECTIONS = frozenset(
     name
     for name, field in VaultConfig.model_fields.items()

@@ -53,7 +53,7 @@ def test_overwrite_policies(vault_repo, src: Path, snapshot: str, tmp_path: Path
     }
     for policy, (readme, conf, skipped) in expected.items():
         target = prepare(policy)
-        summary = vault_repo.restore(f"{snapshot}:{src}", "--target", target,
+        summary = vault_repo.restore("--yes", f"{snapshot}:{src}", "--target", target,
                                      "--overwrite", policy)
         assert (target / "README").read_text() == readme, policy
         assert (target / "etc" / "app" / "app.conf").read_text() == conf, policy
@@ -68,7 +68,7 @@ def test_default_policy_is_always(vault_repo, src: Path, snapshot: str, tmp_path
     target = tmp_path / "t"
     target.mkdir()
     (target / "README").write_text("old")
-    vault_repo.restore(f"{snapshot}:{src}", "--target", target)
+    vault_repo.restore("--yes", f"{snapshot}:{src}", "--target", target)
     assert (target / "README").read_text() == "readme\n"
 
 

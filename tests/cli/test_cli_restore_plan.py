@@ -78,12 +78,12 @@ def test_fail_policy_dry_run_shows_the_refusal(vault_repo, scene) -> None:
 @pytest.mark.parametrize("args, message", [
     (("--overwrite", "never", "--mode", "merge"), "--overwrite is the old spelling"),
     (("--overwrite", "always", "--on-conflict", "skip"), "--overwrite is the old spelling"),
-    (("--mode", "merge", "--queue"), "a queued restore takes --overwrite"),
+    (("--mode", "overwrite", "--queue"), "pass --yes to go ahead"),
     (("--only", "t"), "--only, --query, --new-ids and --settings apply to database"),
 ])
 def test_refused_combinations(vault_repo, scene, args, message) -> None:
     ref, target = scene
-    done = vault_repo.run("restore", ref, "-t", target, *args)
+    done = vault_repo.run("restore", ref, "-t", target, *args, input="")  # no terminal
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert (target / "config" / "app.conf").read_text() == "a=2\n"

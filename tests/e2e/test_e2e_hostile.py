@@ -106,7 +106,7 @@ def test_a_symlink_already_in_the_target_is_not_followed(vault_repo, fs,
     target.mkdir()
     (target / "sub").symlink_to(elsewhere)
 
-    result = vault_repo.json("restore", f"latest:{src}", "--target", target)
+    result = vault_repo.json("restore", "--yes", f"latest:{src}", "--target", target)
     assert result.code == 3, (result.last, result.stderr)
     assert fs.tree_meta(elsewhere) == before
     assert (target / "top.txt").read_text() == "top"
@@ -127,7 +127,7 @@ def test_a_symlink_at_a_file_place_is_replaced_not_followed(vault_repo, tmp_path
     target.mkdir()
     (target / "config").symlink_to(victim)
 
-    vault_repo.restore(f"latest:{src}", "--target", target, "--overwrite", policy)
+    vault_repo.restore("--yes", f"latest:{src}", "--target", target, "--overwrite", policy)
     assert victim.read_text() == "outside the target"
     if policy == "never":
         assert (target / "config").is_symlink()

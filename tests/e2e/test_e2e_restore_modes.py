@@ -95,7 +95,7 @@ def test_mode_and_policy(vault_repo, scene: dict[str, Any], tmp_path: Path, mode
                          policy: str) -> None:
     target = tmp_path / "target"
     shutil.copytree(scene["base"], target, symlinks=True)
-    args = ("restore", f"{scene['snapshot']}:{scene['src']}", "--target", target,
+    args = ("restore", "--yes", f"{scene['snapshot']}:{scene['src']}", "--target", target,
             "--mode", mode, "--on-conflict", policy)
     dry = vault_repo.query(*args, "--dry-run")
     assert dry.code == 0, dry.stderr
@@ -164,8 +164,8 @@ def test_overwrite_deletes_only_inside_the_selection(vault_repo, scene: dict[str
     (target / "sub" / "stray.txt").write_bytes(b"stray")
     (target / "sub" / "notes.keep").write_bytes(b"excluded: never touched")
     ref = f"{scene['snapshot']}:{scene['src']}"
-    done = vault_repo.query("restore", ref, "sub", "--target", target, "--mode", "overwrite",
-                            "-e", "*.keep")
+    done = vault_repo.query("restore", "--yes", ref, "sub", "--target", target,
+                            "--mode", "overwrite", "-e", "*.keep")
     assert done.code == 0, done.last
     result = tree_of(target)
     for rel, value in scene["S"].items():
@@ -186,7 +186,8 @@ def test_a_directory_in_the_way_of_a_file_and_back(vault_repo, fs, tmp_path: Pat
     (src / "d").mkdir(parents=True)
     (src / "d" / "x").write_bytes(b"x")
     (src / "f").write_bytes(b"file")
-    vault_repo.backup(src)
+    # by id: after the overwrite, "latest" is that restore's pre-restore safety copy
+    ref = f"{vault_repo.backup(src)['snapshot_id'][:8]}:{src}"
     target = tmp_path / "t"
     (target / "f").mkdir(parents=True)
     (target / "f" / "inside").write_bytes(b"i")
@@ -194,11 +195,11 @@ def test_a_directory_in_the_way_of_a_file_and_back(vault_repo, fs, tmp_path: Pat
     merged = tmp_path / "merged"
     shutil.copytree(target, merged)
 
-    done = vault_repo.query("restore", f"latest:{src}", "-t", target, "--mode", "overwrite")
+    done = vault_repo.query("restore", "--yes", ref, "-t", target, "--mode", "overwrite")
     assert done.code == 0, done.last
     assert tree_of(target) == tree_of(src)
 
-    clash = vault_repo.query("restore", f"latest:{src}", "-t", merged, "--mode", "merge")
+    clash = vault_repo.query("restore", "--yes", ref, "-t", merged, "--mode", "merge")
     assert clash.code == 3, clash.last
     assert (merged / "d").read_bytes() == b"a file where a dir was"
     assert (merged / "f" / "inside").read_bytes() == b"i"
@@ -210,7 +211,7 @@ def test_report_is_journaled_and_printed(vault_repo, scene: dict[str, Any],
     target = tmp_path / "target"
     shutil.copytree(scene["base"], target, symlinks=True)
     ref = f"{scene['snapshot']}:{scene['src']}"
-    human = vault_repo.ok("restore", ref, "-t", target, "--mode", "merge",
+    human = vault_repo.ok("restore", "--yes", ref, "-t", target, "--mode", "merge",
                           "--on-conflict", "rename")
     assert "directory" in human.stdout and "conflicts" in human.stdout
     total = [line.split() for line in human.stdout.splitlines() if line.startswith("total")]

@@ -31,7 +31,7 @@ def test_overwrite_restore_then_undo_gives_the_target_back(vault_repo: Any, fs: 
     before = fs.tree_meta(src)
     before_bytes = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
 
-    done = vault_repo.json("restore", f"{snapshot_id[:8]}:{src}", "--target", src,
+    done = vault_repo.json("restore", "--yes", f"{snapshot_id[:8]}:{src}", "--target", src,
                            "--mode", "overwrite")
     assert done.code == 0, done.last
     assert (src / "a.txt").read_text() == "original a"
@@ -78,7 +78,7 @@ def test_a_restore_killed_midway_is_undone_exactly(vault_repo: Any, fs: Any,
         fs.write_random(src / f"f{i}.bin", 20 << 20, seed=200 + i)
     (src / "extra.txt").write_text("only in the target")
     before = {p.name: p.read_bytes() for p in src.iterdir()}
-    proc = vault_repo.popen("restore", f"{snapshot_id[:8]}:{src}", "--target", src,
+    proc = vault_repo.popen("restore", "--yes", f"{snapshot_id[:8]}:{src}", "--target", src,
                             "--mode", "overwrite")
     deadline = time.monotonic() + 120
     job_id = None
@@ -116,7 +116,7 @@ def test_database_overwrite_restore_then_undo(vault_repo: Any, tmp_path: Path) -
         return found
 
     before = rows()
-    done = vault_repo.json("restore", snapshot_id, "--mode", "overwrite")
+    done = vault_repo.json("restore", "--yes", snapshot_id, "--mode", "overwrite")
     assert done.code == 0, done.last
     assert rows() == [(i, f"v{i}") for i in range(100)]
     assert done.summary["undo"]

@@ -154,12 +154,13 @@ def test_group_backup_of_four_sources_and_one_server_stopped(
     out = tmp_path / "out"
     vault_repo.json("--config", config, "restore", second["uploads"][:8], "--target", out)
     fs.assert_same_tree(files, out / str(files).lstrip("/"), include_root=False)
-    vault_repo.json("--config", config, "restore", second["app-db"][:8],
+    vault_repo.json("--config", config, "restore", "--yes", second["app-db"][:8],
                     "--target", tmp_path / "app-restored.db")
     assert sqlite_rows(tmp_path / "app-restored.db") == sqlite_rows(db)
     with mongo_server.client() as client:
         client[chat]["messages"].delete_many({"n": {"$lt": 100}})
-        vault_repo.json("--config", config, "restore", second["chat"][:8], "--mode", "replace")
+        vault_repo.json("--config", config, "restore", "--yes", second["chat"][:8],
+                        "--mode", "replace")
         raw = client.get_database(chat, codec_options=client.codec_options.with_options(
             document_class=RawBSONDocument))["messages"]
         got = sorted((bytes(d.raw) for d in raw.find()), key=lambda b: b)
@@ -288,7 +289,7 @@ def test_database_restore_modes_through_the_cli_dry_run_predicts(vault_repo: Any
     assert preview.summary["plan"]["totals"] == {
         "create": 5, "overwrite": 0, "skip": 45, "rename": 0, "delete": 0, "conflict": 0}
     assert sqlite_rows(db)[0][0] == 5  # nothing written by the preview
-    done = vault_repo.json("restore", snapshot_id, "--mode", "merge")
+    done = vault_repo.json("restore", "--yes", snapshot_id, "--mode", "merge")
     assert done.code == 0, done.last
     assert done.summary["details"]["plan"]["totals"] == preview.summary["plan"]["totals"]
     rows = {r[0]: r[1] for r in sqlite_rows(db)}
@@ -297,7 +298,7 @@ def test_database_restore_modes_through_the_cli_dry_run_predicts(vault_repo: Any
     refused = vault_repo.json("restore", snapshot_id, "--mode", "overwrite",
                               "--on-conflict", "fail")
     assert refused.code == 1 and "differ" in refused.last["message"]
-    vault_repo.json("restore", snapshot_id, "--mode", "overwrite")
+    vault_repo.json("restore", "--yes", snapshot_id, "--mode", "overwrite")
     assert sqlite_rows(db) == [(i, f"note {i} ✓", i / 3, bytes([i % 256]) * 5, "text", "real")
                                for i in range(50)]
 
@@ -340,7 +341,7 @@ def test_point_in_time_restore_of_a_group(vault_repo: Any, tmp_path: Path) -> No
                               "--mode", "overwrite", "--dry-run")
     assert preview.code == 0, preview.last
     assert (files / "state.txt").read_text() == "state 4"
-    done = vault_repo.json("--config", config, "restore", "app", "--at", later,
+    done = vault_repo.json("--config", config, "restore", "--yes", "app", "--at", later,
                            "--mode", "overwrite")
     assert done.code == 0, done.last
     assert done.summary["snapshots"] == preview.summary["snapshots"]
@@ -417,7 +418,7 @@ key = "session_id"
                           "--entity", "project=2")
     assert one.code == 0, one.last
     out = tmp_path / "project2.db"
-    vault_repo.json("--config", config, "restore", one.summary["snapshot_id"][:8],
+    vault_repo.json("--config", config, "restore", "--yes", one.summary["snapshot_id"][:8],
                     "--target", out)
     with sqlite3.connect(out) as conn:
         assert conn.execute("SELECT id FROM projects").fetchall() == [(2,)]

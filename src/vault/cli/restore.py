@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,8 @@ from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output
 from vault.errors import EXIT_PARTIAL, UsageError
 from vault.operations.restore import RestoreOutcome, RestoreRequest, run_restore, split_ref
+from vault.operations.restore_checks import Confirm
+from vault.progress import NullReporter
 from vault.restore.dump import dump_file
 from vault.restore.plan import RestorePlan
 from vault.restore.report import COUNTS, RestoreReport
@@ -64,14 +68,19 @@ from vault.units import human_bytes
               help="Settings snapshots: re-import into the live settings (redacted secrets "
                    "keep their live values).")
 @click.option("--queue", "queued", is_flag=True,
-              help="Queue the restore for `vault worker`; print its job id and return.")
+              help="Queue the restore for `vault worker`; print its job id and return. "
+                   "A destructive queued restore needs --yes now: the worker cannot ask.")
+@click.option("-y", "--yes", "yes", is_flag=True,
+              help="Go ahead with a destructive restore (one that overwrites or deletes "
+                   "what the target holds) without asking. Without it a terminal asks you "
+                   "to type the target's name; a script is refused (exit 2).")
 @output_options
 @pass_state
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
             include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
             only: tuple[str, ...], query: str | None, at: str | None, new_ids: bool,
-            settings: bool, queued: bool) -> None:
+            settings: bool, queued: bool, yes: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
@@ -93,7 +102,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
         moment = parse_time(at, "--at")
         assert moment is not None
         if snapshot in {g.name for g in state.vault().config.groups}:
-            _restore_group_at(state, snapshot, moment, mode, on_conflict, dry_run)
+            _restore_group_at(state, snapshot, moment, mode, on_conflict, dry_run, yes)
             return
         snapshot = _snapshot_at(state, snapshot, moment)
     if not target and not settings and mode not in ("replace", "overwrite", "merge"):
@@ -103,12 +112,15 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
     if _is_source_snapshot(state, snapshot):
         if new_ids and mode not in (None, "merge", "new", "new-target"):
             raise UsageError("--new-ids adds a copy: use it with --mode merge or new-target")
-        if queued or paths or include or exclude or overwrite:
+        if paths or include or exclude or overwrite:
             raise UsageError("database snapshots take --target, --only, --query, --mode, "
-                             "--on-conflict, --dry-run and --settings (not PATHS, -i, -e, "
-                             "--overwrite or --queue)")
+                             "--on-conflict, --dry-run, --settings and --queue (not PATHS, "
+                             "-i, -e or --overwrite)")
+        if queued and settings:
+            raise UsageError("--settings re-imports into the live settings: run it inline, "
+                             "not with --queue")
         _restore_source(state, snapshot, target, only, query, mode or "new", on_conflict,
-                        dry_run, settings, verbose, new_ids)
+                        dry_run, settings, verbose, new_ids, yes=yes, queued=queued)
         return
     if only or query or settings or new_ids:
         raise UsageError("--only, --query, --new-ids and --settings apply to database and "
@@ -122,9 +134,11 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
                          on_conflict=on_conflict)  # type: ignore[arg-type]
     req.policy()  # a contradictory combination is a usage error before anything runs
     if queued:
-        _queue(state, req)
+        _queue(state, req, yes)
         return
     out = state.output()
+    if not dry_run and not yes:
+        req.confirm = confirmer(os.path.abspath(target))
     outcome = run_restore(state.vault(), req, reporter_for(out))
     render_restore(out, req, outcome, verbose=verbose,
                    undo=_undo_hint(state, outcome.job_id))
@@ -132,16 +146,43 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
         raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
-def _queue(state: CliState, req: RestoreRequest) -> None:
+def _queue(state: CliState, req: RestoreRequest, yes: bool) -> None:
     from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
     from vault.jobs.commands import RestoreArgs
 
     refuse_with_queue(True, dry_run=req.dry_run)
-    if req.mode is not None or req.on_conflict is not None:
-        raise UsageError("a queued restore takes --overwrite, not --mode or --on-conflict")
-    enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=absolute(req.target),
+    target = absolute(req.target)
+    if not yes:  # the worker cannot ask: decide now, on what the target holds now
+        planned = run_restore(state.vault(), replace(req, dry_run=True), NullReporter())
+        if planned.plan.destructive:
+            confirmer(target)(target, planned.plan.to_json(items=False))
+            yes = True
+    enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=target,
                                paths=req.paths, includes=req.includes,
-                               excludes=req.excludes, overwrite=req.overwrite or "always"))
+                               excludes=req.excludes, overwrite=req.overwrite,
+                               mode=req.mode, on_conflict=req.on_conflict, yes=yes))
+
+
+def confirmer(target: str, name: str | None = None) -> Confirm:
+    """The `Confirm` of an interactive command: on a terminal, show what would change and
+    ask for the target's name (or "yes"); elsewhere refuse, naming --yes."""
+    from vault.operations.restore_checks import RestoreNotConfirmed, plan_changes
+
+    expected = name or os.path.basename(target.rstrip("/")) or target
+
+    def confirm(where: str, plan: dict[str, Any]) -> None:
+        changes = plan_changes(plan)
+        if not sys.stdin.isatty():
+            raise RestoreNotConfirmed(target=where, changes=changes,
+                                      how="pass --yes to go ahead (no terminal to ask)")
+        click.echo(f"restore into {where} will change what is there: {changes}", err=True)
+        answer = click.prompt(f"type {expected!r} (or 'yes') to go on", default="",
+                              show_default=False, err=True)
+        if answer.strip() not in {expected, where, "yes"}:
+            raise RestoreNotConfirmed(target=where, changes=changes,
+                                      how="not confirmed")
+
+    return confirm
 
 
 def _snapshot_at(state: CliState, name: str, moment: datetime) -> str:
@@ -157,7 +198,7 @@ def _snapshot_at(state: CliState, name: str, moment: datetime) -> str:
 
 
 def _restore_group_at(state: CliState, group: str, moment: datetime, mode: str | None,
-                      on_conflict: str | None, dry_run: bool) -> None:
+                      on_conflict: str | None, dry_run: bool, yes: bool) -> None:
     """Every source of a configured group back to the same point in time: the newest group
     backup, at or before `moment`, in which all of them completed; each into its own place
     (files under their own paths, databases into their own database)."""
@@ -186,20 +227,23 @@ def _restore_group_at(state: CliState, group: str, moment: datetime, mode: str |
         if is_source_snapshot(snap):
             done = run_source_restore(vault, SourceRestore(
                 snapshot_ref=snap.id, mode=mode, on_conflict=on_conflict,  # type: ignore[arg-type]
-                dry_run=dry_run))
+                dry_run=dry_run, confirm=None if yes else confirmer(name, name)))
             job_id: str | None = done.job_id
             detail = done.result.details.get("plan")
+            warnings = done.warnings
         else:
             files = run_restore(vault, RestoreRequest(
                 snapshot_ref=snap.id, target="/", paths=list(snap.paths), mode=mode,
-                on_conflict=on_conflict, dry_run=dry_run),  # type: ignore[arg-type]
-                reporter_for(out))
+                on_conflict=on_conflict, dry_run=dry_run,  # type: ignore[arg-type]
+                confirm=None if yes else confirmer(name, name)), reporter_for(out))
             job_id, detail = files.job_id, files.plan.to_json(items=False)
+            warnings = files.warnings
+        _say_warnings(out, warnings)
         hint = None if dry_run else _undo_hint(state, job_id)
         if hint:
             undo.append(hint)
         out.record("source", label=name, snapshot_id=snap.id, job_id=job_id or None,
-                   dry_run=dry_run, plan=detail, undo=hint)
+                   dry_run=dry_run, plan=detail, undo=hint, warnings=warnings)
     out.summary(group=group, at=moment.isoformat(), group_id=picks[members[0]].group_id,
                 snapshots={name: picks[name].id for name in members}, dry_run=dry_run,
                 undo=undo)
@@ -234,6 +278,7 @@ def render_restore(out: Output, req: RestoreRequest, outcome: RestoreOutcome, *,
     st, plan, report = outcome.stats, outcome.plan, outcome.report
     for p in st.problems:
         out.info(f"warning: {p.path}: {p.error}")
+    _say_warnings(out, outcome.warnings)
     verb = "would restore" if req.dry_run else "restored"
     deleted = plan.totals()["delete"] if req.dry_run else len(st.deleted)
     out.line(f"{verb} {st.files_restored} files, {st.dirs} dirs, {st.symlinks} symlinks "
@@ -254,7 +299,15 @@ def render_restore(out: Output, req: RestoreRequest, outcome: RestoreOutcome, *,
                 bytes_written=st.bytes_written, duration_seconds=outcome.duration_seconds,
                 problems=[{"path": p.path, "error": p.error} for p in st.problems],
                 plan=plan.to_json(), report=report.to_json(),
-                created=st.created, overwritten=st.overwritten, deleted=st.deleted)
+                created=st.created, overwritten=st.overwritten, deleted=st.deleted,
+                warnings=outcome.warnings)
+
+
+def _say_warnings(out: Output, warnings: list[dict[str, Any]]) -> None:
+    from vault.operations.restore_checks import warning_text
+
+    for record in warnings:
+        out.info(f"warning: {warning_text(record)}")
 
 
 def _render_plan(out: Output, plan: RestorePlan, *, verbose: bool) -> None:
@@ -301,7 +354,8 @@ def _render_plan_json(out: Output, plan: dict[str, Any], verbose: bool) -> None:
 def _restore_source(state: CliState, snapshot: str, target: str | None,
                     only: tuple[str, ...], query: str | None, mode: str,
                     on_conflict: str | None, dry_run: bool, settings: bool,
-                    verbose: bool = False, new_ids: bool = False) -> None:
+                    verbose: bool = False, new_ids: bool = False, *, yes: bool = False,
+                    queued: bool = False) -> None:
     from vault.operations.source_restore import SourceRestore, run_source_restore
 
     parsed = None
@@ -321,18 +375,26 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
     if settings and kind != "settings":
         raise UsageError(f"--settings applies to settings snapshots; {snap.short_id} is "
                          f"of a {kind} source")
-    outcome = run_source_restore(vault, SourceRestore(
+    request = SourceRestore(
         snapshot_ref=snapshot, target=target, only=list(only) or None, query=parsed,
         mode=mode, on_conflict=on_conflict, dry_run=dry_run,  # type: ignore[arg-type]
-        remap_ids=new_ids))
+        remap_ids=new_ids)
+    name = target or str(snap.source.get("label") or snap.source.get("name") or "")
+    if queued:
+        _queue_source(state, request, kind, name, yes)
+        return
+    if not dry_run and not yes:
+        request.confirm = confirmer(target or "(the source's own location)", name)
+    outcome = run_source_restore(vault, request)
     out = state.output()
+    _say_warnings(out, outcome.warnings)
     r = outcome.result
     plan = r.details.get("plan")
     if isinstance(plan, dict):
         _render_plan_json(out, plan, verbose)
     if dry_run:
         out.summary(snapshot_id=snap.id, source_type=kind, target=target, dry_run=True,
-                    plan=plan)
+                    plan=plan, warnings=outcome.warnings)
         return
     undo = _undo_hint(state, outcome.job_id)
     if undo:
@@ -345,7 +407,37 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
              f"{human_bytes(r.bytes)}, {outcome.duration_seconds:.1f}s")
     out.summary(job_id=outcome.job_id, snapshot_id=snap.id, source_type=kind, undo=undo,
                 target=target, items=r.items, bytes_written=r.bytes,
-                duration_seconds=outcome.duration_seconds, details=r.details)
+                duration_seconds=outcome.duration_seconds, details=r.details,
+                warnings=outcome.warnings)
+
+
+def _queue_source(state: CliState, req: Any, kind: object, name: str, yes: bool) -> None:
+    """Queue a database restore; a destructive one is confirmed (or refused) now."""
+    from dataclasses import replace as copy_with
+
+    from vault.cli.jobs_cmd import enqueue, refuse_with_queue
+    from vault.jobs.commands import RestoreArgs
+    from vault.operations.source_restore import run_source_restore
+
+    refuse_with_queue(True, dry_run=req.dry_run)
+    target = req.target
+    if target and kind in ("sqlite", "settings") and "://" not in target:
+        target = os.path.abspath(target)  # the worker may run in another directory
+    where = target or "(the source's own location)"
+    if not yes:
+        if req.mode == "replace":
+            confirmer(where, name)(where, {"mode": "replace", "destructive": True})
+            yes = True
+        else:
+            plan = run_source_restore(state.vault(), copy_with(req, dry_run=True)) \
+                .result.details.get("plan")
+            if isinstance(plan, dict) and plan.get("destructive"):
+                confirmer(where, name)(where, {k: v for k, v in plan.items() if k != "items"})
+                yes = True
+    enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=target, database=True,
+                               mode=req.mode, on_conflict=req.on_conflict,
+                               only=list(req.only or []), query=req.query,
+                               remap_ids=req.remap_ids, yes=yes))
 
 
 @click.command()

@@ -17,6 +17,8 @@ from vault.journal import events as ev
 from vault.journal.events import secret_keys
 from vault.operations.backup import BackupRequest
 from vault.operations.restore import RestoreRequest
+from vault.operations.restore_checks import refuse_unconfirmed
+from vault.operations.source_restore import SourceRestore
 
 
 class _Frozen(BaseModel):
@@ -54,19 +56,44 @@ class BackupArgs(_Frozen):
 class RestoreArgs(_Frozen):
     kind: Literal["restore"] = "restore"
     snapshot_ref: str
-    target: str  # absolute
+    target: str | None = None  # absolute for files; a database's: None = its own location
     paths: list[str] = []
     includes: list[str] = []
     excludes: list[str] = []
-    overwrite: Literal["always", "if-changed", "never"] = "always"
+    overwrite: Literal["always", "if-changed", "never"] | None = None  # deprecated
+    mode: str | None = None  # overwrite | merge | new-target (or new | replace)
+    on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
+    # database and settings snapshots (restored through their source)
+    database: bool = False
+    only: list[str] = []
+    query: dict[str, Any] | None = None
+    remap_ids: bool = False
+    # --yes at enqueue time: the worker may carry out a destructive plan; without it the
+    # worker refuses one (nobody is there to ask)
+    yes: bool = False
 
     def request(self) -> RestoreRequest:
-        return RestoreRequest(snapshot_ref=self.snapshot_ref, target=self.target,
+        return RestoreRequest(snapshot_ref=self.snapshot_ref, target=self.target or "",
                               paths=self.paths, includes=self.includes,
-                              excludes=self.excludes, overwrite=self.overwrite)
+                              excludes=self.excludes, overwrite=self.overwrite,
+                              mode=self.mode, on_conflict=self.on_conflict,
+                              confirm=None if self.yes else refuse_unconfirmed)
+
+    def source_request(self) -> SourceRestore:
+        return SourceRestore(snapshot_ref=self.snapshot_ref, target=self.target,
+                             only=self.only or None, query=self.query,
+                             mode=self.mode or "new",  # type: ignore[arg-type]
+                             on_conflict=self.on_conflict, remap_ids=self.remap_ids,
+                             confirm=None if self.yes else refuse_unconfirmed)
+
+    def options(self) -> dict[str, Any]:
+        return {"overwrite": self.overwrite, "mode": self.mode,
+                "on_conflict": self.on_conflict, "database": self.database,
+                "only": self.only, "query": self.query is not None,
+                "remap_ids": self.remap_ids, "yes": self.yes}
 
     def describe(self) -> str:
-        return f"{self.snapshot_ref} -> {self.target}"
+        return f"{self.snapshot_ref} -> {self.target or '(its own location)'}"
 
 
 class VerifyArgs(_Frozen):
@@ -119,8 +146,9 @@ class JobCommand(_Frozen):
                                       source=a.source or a.source_url, group_id=a.group_id)
         if isinstance(a, RestoreArgs):
             return ev.RestoreRequested(job_id=self.job_id, repository=self.repository,
-                                       snapshot_ref=a.snapshot_ref, target=a.target,
-                                       paths=a.paths, include=a.includes, exclude=a.excludes,
-                                       options={"overwrite": a.overwrite})
+                                       snapshot_ref=a.snapshot_ref,
+                                       target=a.target or "(the source's own location)",
+                                       paths=a.paths or a.only, include=a.includes,
+                                       exclude=a.excludes, options=a.options())
         return ev.VerifyRequested(job_id=self.job_id, repository=self.repository,
                                   read_data=a.read_data, subset=a.subset)

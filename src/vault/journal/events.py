@@ -799,3 +799,19 @@ class SnapshotImported(Event):
     bytes_new: int
     refused: list[FileProblem]
     duration_seconds: float
+
+
+# --- restore hooks (vault.restore.hooks) ------------------------------------------------
+
+
+class RestoreHookRan(Event):
+    """A `[restore]` pre_hook or post_hook command ran around a restore. `output` is the
+    tail of what it printed (stdout and stderr); `exit_code` is None when it timed out."""
+
+    job_id: str
+    phase: Literal["pre", "post"]
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    duration_seconds: float
+    output: str

@@ -1,8 +1,12 @@
-"""The restore operation for file snapshots: select, plan, check, write, report, journal.
+"""The restore operation for file snapshots: check, select, plan, confirm, write, report.
 
-A dry run plans and returns (no lock, no job, nothing written); a real restore plans again
-under the repository lock, refuses a plan with conflicts (`--on-conflict fail`) before
-writing anything, carries out exactly that plan and journals its report.
+Before anything else the snapshot is checked (format/version compatibility, every tree
+and blob the selection needs present: `restore_checks`). A dry run then plans and returns
+(no lock, no job, nothing written); a real restore plans again under the repository lock,
+refuses a plan with conflicts (`--on-conflict fail`), asks `req.confirm` when the plan is
+destructive, runs the `[restore]` pre_hook (a failure aborts; the plan is made again
+afterwards, as the paused writers may have changed the target), carries out exactly that
+plan, runs the post_hook (also after a failure) and journals its report.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from vault.app import Vault
+from vault.config import RestoreConfig
 from vault.errors import SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import files_safety_copy, rollback
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
@@ -28,6 +35,7 @@ from vault.restore.files_plan import (
     plan_files,
     refuse_conflicts,
 )
+from vault.restore.hooks import RestoreHooks
 from vault.restore.plan import MODES, Mode, OnConflict, RestorePlan
 from vault.restore.report import RestoreReport, build_report
 from vault.restore.selection import Selection
@@ -78,6 +86,8 @@ class RestoreRequest:
     mode: str | None = None  # overwrite | merge | new-target (or new | replace)
     on_conflict: OnConflict | None = None
     safety_copy: bool = True  # back up what a destructive restore changes, for undo
+    confirm: Confirm | None = None  # asked before a destructive plan is carried out
+    hooks: bool = True  # run the [restore] pre_hook/post_hook (not for an undo)
 
     def policy(self) -> FilesPolicy:
         return files_policy(self.mode, self.on_conflict, self.overwrite)
@@ -91,6 +101,8 @@ class RestoreOutcome:
     duration_seconds: float
     plan: RestorePlan  # the plan carried out (or, dry, that would be)
     report: RestoreReport
+    #: warning records ({"kind": "older_version", ...}, {"kind": "post_hook_failed", ...})
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def created(self) -> list[str]:
@@ -160,11 +172,16 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         paths=tuple(os.path.join(sub, p.lstrip("/")) if sub != "/" else "/" + p.lstrip("/")
                     for p in req.paths),
         includes=tuple(req.includes), excludes=tuple(req.excludes))
+    # Checked from the root (a damaged tree on the way to `sub` is as fatal as one below).
+    warnings = check_before_restore(repo, snapshot, selection=Selection(
+        paths=selection.paths or ((sub,) if sub != "/" else ()),
+        includes=selection.includes, excludes=selection.excludes))
+    subtree = resolve_subtree(repo, snapshot, sub)
     started = time.monotonic()
 
     def plan() -> FilesPlan:
         repo.load_index()
-        return plan_files(repo, resolve_subtree(repo, snapshot, sub), sub, target, selection,
+        return plan_files(repo, subtree, sub, target, selection,
                           mode=policy.mode, on_conflict=policy.on_conflict,
                           snapshot_short_id=snapshot.short_id,
                           trust_mtime=policy.trust_mtime)
@@ -175,7 +192,7 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         stats = predicted_stats(planned)
         return RestoreOutcome(None, snapshot, stats, duration, planned.plan, build_report(
             planned.plan, (), duration_seconds=duration,
-            warnings=[f"{p}: {e}" for p, e in planned.refused]))
+            warnings=[f"{p}: {e}" for p, e in planned.refused]), warnings)
     run = JobRun.start(vault.journal, "restore", job_id, repository=repo.location,
                        snapshot_ref=req.snapshot_ref, target=target, paths=req.paths,
                        include=req.includes, exclude=req.excludes,
@@ -185,27 +202,56 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         planned = plan()
         refuse_conflicts(planned)  # before anything is written
-        undo = None
-        if req.safety_copy and planned.plan.destructive:
-            undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
-        progress = MultiReporter(reporter, run.progress())
+        confirmed = _confirm(req, target, planned.plan, confirmed=False)
+        hooks = RestoreHooks(vault.config.restore if req.hooks else _NO_HOOKS, run.record,
+                             job_id=run.job_id, target=target, snapshot_id=snapshot.id)
         try:
-            stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
-                                 threads=req.threads).run()
-        except BaseException as exc:
-            if undo is not None:
-                rollback(vault, run.job_id, exc)
+            hooks.pre()
+            if hooks.pre_ran:  # the writers were running until now: plan what is there
+                planned = plan()
+                refuse_conflicts(planned)
+                _confirm(req, target, planned.plan, confirmed=confirmed)
+            undo = None
+            if req.safety_copy and planned.plan.destructive:
+                undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
+            progress = MultiReporter(reporter, run.progress())
+            try:
+                stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
+                                     threads=req.threads).run()
+            except BaseException as exc:
+                if undo is not None:
+                    rollback(vault, run.job_id, exc)
+                raise
+        except BaseException:
+            hooks.post("failed")  # the writers come back either way
             raise
+        post = hooks.post("completed")
+        if post is not None:
+            warnings.append(post)
         duration = time.monotonic() - started
         report = build_report(planned.plan, stats.failed_keys, duration_seconds=duration,
-                              warnings=[f"{p.path}: {p.error}" for p in stats.problems])
+                              warnings=[f"{p.path}: {p.error}" for p in stats.problems]
+                              + [warning_text(w) for w in warnings])
         run.record(_reported(run.job_id, snapshot, target, planned.plan, report))
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target,
             files_restored=stats.files_restored, files_skipped=stats.files_skipped,
             dirs=stats.dirs, bytes_written=stats.bytes_written, duration_seconds=duration,
             errors=[ev.FileProblem(path=p.path, error=p.error) for p in stats.problems]))
-    return RestoreOutcome(run.job_id, snapshot, stats, duration, planned.plan, report)
+    return RestoreOutcome(run.job_id, snapshot, stats, duration, planned.plan, report,
+                          warnings)
+
+
+_NO_HOOKS = RestoreConfig()
+
+
+def _confirm(req: RestoreRequest, target: str, plan: RestorePlan, *, confirmed: bool) -> bool:
+    """Ask `req.confirm` about a destructive plan (once); whether it was asked and said
+    yes."""
+    if confirmed or not plan.destructive or req.confirm is None:
+        return confirmed
+    req.confirm(target, plan.to_json(items=False))
+    return True
 
 
 def _reported(job_id: str, snapshot: Snapshot, target: str, plan: RestorePlan,

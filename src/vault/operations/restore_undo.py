@@ -161,7 +161,8 @@ def _undo_files(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
         copy = vault.repository().find_snapshot(mark.undo_snapshot_id)
         outcome = run_restore(vault, RestoreRequest(
             snapshot_ref=mark.undo_snapshot_id, target="/", paths=list(copy.paths),
-            mode="merge", on_conflict="overwrite", safety_copy=False), NullReporter())
+            mode="merge", on_conflict="overwrite", safety_copy=False,
+            hooks=False), NullReporter())  # inside a rollback the restore's hooks ran
         restored = outcome.stats.files_restored
     return {"restored": restored, "removed": removed}
 

@@ -9,18 +9,21 @@ URL (passwords then come from the environment, e.g. PGPASSWORD).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from vault.app import Vault
+from vault.config import RestoreConfig
 from vault.errors import UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.restore_checks import Confirm, check_before_restore
 from vault.operations.restore_undo import database_safety_copy, plan_is_destructive, rollback
 from vault.operations.source_backup import sealer_for
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
+from vault.restore.hooks import RestoreHooks
 from vault.restore.items import SnapshotItems
 from vault.sources.base import Source, SourceRestoreRequest, SourceRestoreResult
 from vault.sources.registry import source_from_config, source_from_url
@@ -37,6 +40,8 @@ class SourceRestore:
     dry_run: bool = False
     remap_ids: bool = False  # an entity restored as a new copy: new ids, references kept
     safety_copy: bool = True  # back up what a destructive restore changes, for undo
+    confirm: Confirm | None = None  # asked before a destructive plan is carried out
+    hooks: bool = True  # run the [restore] pre_hook/post_hook
 
 
 @dataclass
@@ -45,6 +50,8 @@ class SourceRestoreOutcome:
     snapshot: Snapshot
     result: SourceRestoreResult
     duration_seconds: float
+    #: warning records ({"kind": "older_version", ...}, {"kind": "post_hook_failed", ...})
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def is_source_snapshot(snapshot: Snapshot) -> bool:
@@ -83,17 +90,27 @@ def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestor
         remap_ids=req.remap_ids, dry_run=req.dry_run)
 
 
-def _destructive(source: Source, stored: SnapshotItems,
-                 request: SourceRestoreRequest) -> bool:
-    """Whether the restore will change or delete records the target holds: asked of the
-    source's own plan (a dry run); whole-table/file swaps (`replace`) always are, and
-    restores into a new target never."""
+def destructive_plan(source: Source, stored: SnapshotItems,
+                     request: SourceRestoreRequest) -> dict[str, Any] | None:
+    """The source's plan (`RestorePlan.to_json()`, from a dry run) when carrying it out
+    will change or delete records the target holds, else None. Whole-table/file swaps
+    (`replace`) always are destructive, restores into a new target never."""
     if request.mode == "replace":
-        return True
+        return {"mode": "replace", "destructive": True}
     if request.plan_mode == "new-target":
-        return False
-    planned = source.restore(stored, replace(request, dry_run=True))
-    return plan_is_destructive(planned.details.get("plan"))
+        return None
+    planned = source.restore(stored, replace(request, dry_run=True)).details.get("plan")
+    return planned if plan_is_destructive(planned) and isinstance(planned, dict) else None
+
+
+def _ask(req: SourceRestore, target: str, plan: dict[str, Any] | None) -> None:
+    """Confirm a destructive plan; one with conflicts under --on-conflict fail is left to
+    the source, which refuses it (the clearer error) before writing anything."""
+    if plan is None or req.confirm is None:
+        return
+    if plan.get("totals", {}).get("conflict"):
+        return
+    req.confirm(target, {k: v for k, v in plan.items() if k != "items"})
 
 
 def run_source_restore(vault: Vault, req: SourceRestore,
@@ -103,11 +120,13 @@ def run_source_restore(vault: Vault, req: SourceRestore,
     if not is_source_snapshot(snapshot):
         raise UsageError(f"snapshot {snapshot.short_id} is of files: restore it with --target DIR")
     source = source_of(vault, snapshot, req.target)
+    warnings = check_before_restore(repo, snapshot)  # before any job, lock or write
     if req.dry_run:  # plan only: no lock, no journal, nothing written
         repo.load_index()
         started = time.monotonic()
         result = source.restore(SnapshotItems(repo, snapshot), _request(vault, repo, req))
-        return SourceRestoreOutcome("", snapshot, result, time.monotonic() - started)
+        return SourceRestoreOutcome("", snapshot, result, time.monotonic() - started,
+                                    warnings)
     target_text = req.target or "(the source's own location)"
     run = JobRun.start(vault.journal, "restore", job_id, repository=repo.location,
                        snapshot_ref=req.snapshot_ref, target=target_text,
@@ -121,19 +140,38 @@ def run_source_restore(vault: Vault, req: SourceRestore,
         repo.load_index()
         stored = SnapshotItems(repo, snapshot)
         request = _request(vault, repo, req)
-        undo = None
-        if req.safety_copy and _destructive(source, stored, request):
-            undo = database_safety_copy(vault, source, str(snapshot.source.get("label")),
-                                        request, stored, run.job_id, snapshot.id)
+        asking = req.confirm is not None or req.safety_copy
+        destructive = destructive_plan(source, stored, request) if asking else None
+        _ask(req, target_text, destructive)
+        hooks = RestoreHooks(vault.config.restore if req.hooks else RestoreConfig(),
+                             run.record, job_id=run.job_id, target=target_text,
+                             snapshot_id=snapshot.id)
         try:
-            result = source.restore(stored, request)
-        except BaseException as exc:
-            if undo is not None:
-                rollback(vault, run.job_id, exc)
+            hooks.pre()
+            if hooks.pre_ran and asking:  # the writers ran until now: look again
+                confirmed = destructive is not None
+                destructive = destructive_plan(source, stored, request)
+                if not confirmed:
+                    _ask(req, target_text, destructive)
+            undo = None
+            if req.safety_copy and destructive is not None:
+                undo = database_safety_copy(vault, source, str(snapshot.source.get("label")),
+                                            request, stored, run.job_id, snapshot.id)
+            try:
+                result = source.restore(stored, request)
+            except BaseException as exc:
+                if undo is not None:
+                    rollback(vault, run.job_id, exc)
+                raise
+        except BaseException:
+            hooks.post("failed")  # the writers come back either way
             raise
+        post = hooks.post("completed")
+        if post is not None:
+            warnings.append(post)
         duration = time.monotonic() - started
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target_text,
             files_restored=result.items, files_skipped=0, dirs=0,
             bytes_written=result.bytes, duration_seconds=duration, errors=[]))
-    return SourceRestoreOutcome(run.job_id, snapshot, result, duration)
+    return SourceRestoreOutcome(run.job_id, snapshot, result, duration, warnings)

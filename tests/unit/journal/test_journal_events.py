@@ -36,7 +36,7 @@ SHIPPED = {
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
     "ScheduleRetentionApplied", "RestoreUndoable", "RestoreUndone",
-    "RestoreReported", "SnapshotExported", "SnapshotImported",
+    "RestoreReported", "SnapshotExported", "SnapshotImported", "RestoreHookRan",
 }  # fmt: skip
 
 
