@@ -107,9 +107,11 @@ def _run(
     full_env = {k: v for k, v in full_env.items() if v is not None}
     if isinstance(input, str) and binary:
         input = input.encode()
+    # Never the runner's own stdin: a terminal there would make vault ask (and wait).
+    feed: dict[str, Any] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run(
         argv,
-        input=input,
+        **feed,
         capture_output=True,
         text=not binary,
         env=full_env,
@@ -179,6 +181,7 @@ class VaultCLI:
     def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start `vault ARGS` without waiting (output discarded unless redirected)."""
         argv = [str(VAULT_BIN), *(os.fspath(a) if isinstance(a, Path) else a for a in args)]
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.DEVNULL)
         return subprocess.Popen(argv, env=self.env.env, cwd=self.env.root, **kwargs)
