@@ -81,7 +81,9 @@ def test_force_rereads_everything_but_stores_nothing_new(vault_repo, src: Path) 
     forced = vault_repo.backup(src, "--force")
     assert forced["bytes_read"] == first["bytes_raw"]
     assert forced["files_unmodified"] == 0
-    assert forced["bytes_new"] == 0
+    # No data is new; at most the trees of src's parents, whose mtimes change while
+    # other tests (under xdist) create directories beside this one.
+    assert forced["bytes_new"] < 2048, forced
 
 
 def test_deleting_the_files_cache_costs_a_reread_never_data(vault_repo, src: Path,
