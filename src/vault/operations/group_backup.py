@@ -24,7 +24,7 @@ from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
 from vault.progress import ProgressReporter
 from vault.sources.base import EntitySelectable, Source
-from vault.sources.registry import source_from_config, source_from_url
+from vault.sources.registry import is_source_url, source_from_config, source_from_url
 
 
 def display_url(url: str) -> str:
@@ -85,10 +85,10 @@ def plan_targets(config: VaultConfig, arguments: list[str], source_names: list[s
     targets: list[BackupTarget] = []
     paths: list[str] = []
     for argument in arguments:
-        if source_from_url(argument) is None:
-            paths.append(argument)
-        else:
+        if is_source_url(argument):
             targets.append(url_target(argument))
+        else:
+            paths.append(argument)
     if paths:
         targets.insert(0, BackupTarget(label=None, paths=paths))
     configured: list[SourceConfig] = [config.source(name) for name in source_names]

@@ -69,6 +69,11 @@ def source_from_config(entry: Any) -> Source:
     return found.from_config(entry)
 
 
+def is_source_url(text: str) -> bool:
+    """Whether a command-line argument is a `scheme://` URL rather than a path."""
+    return _SCHEME_RE.match(text) is not None
+
+
 def source_from_url(url: str) -> Source | None:
     """The source an ad-hoc `scheme://...` argument names; None for a plain path."""
     match = _SCHEME_RE.match(url)
