@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from vault.sources.entities import Entity, EntitySelection, entity_closure, ordered
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from vault.sources.sqlite_db import quote
+from vault.sources.sqlite_rows import table_shape
 
 
 def key_column(conn: sqlite3.Connection, table: str) -> str:
-    """The single-column primary key of `table`, or rowid."""
-    columns = [row for row in conn.execute(f"PRAGMA table_info({quote(table)})") if row[5]]
-    if not conn.execute(f"PRAGMA table_info({quote(table)})").fetchall():
-        raise ValueError(f"no table {table!r} in the database")
-    return quote(columns[0][1]) if len(columns) == 1 else "rowid"
+    """The SQL expression naming a row of `table`: its one-column primary key, or its
+    rowid (the row keys the per-row restore uses, `sqlite_rows.table_shape`)."""
+    shape = table_shape(conn, "main", table)
+    if len(shape.key) != 1:
+        raise ValueError(f"table {table!r} has a primary key of {len(shape.key)} columns; "
+                         "an entity needs a one-column key")
+    return shape.key[0]
 
 
 def entity_meta(conn: sqlite3.Connection, entities: Sequence[Entity]) -> list[dict[str, Any]]:

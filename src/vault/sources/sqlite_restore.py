@@ -43,6 +43,7 @@ from vault.sources.sqlite_db import (
 from vault.sources.sqlite_entity_scope import entities_from_meta, entity_selection_of
 from vault.sources.sqlite_merge import plan_new_target, restore_rows, restore_rows_from
 from vault.sources.sqlite_rowplan import RowPlan
+from vault.sources.sqlite_rows import rowid_alias
 from vault.sources.sqlite_stored import materialized, stored_item_path, write_item
 
 _SIDE_FILES = ("-wal", "-shm")
@@ -360,23 +361,11 @@ def _fill_statement(conn: sqlite3.Connection, table: str) -> str:
     with the rowid of a rowid table, so rows keep their ids even without INTEGER PRIMARY KEY."""
     columns = [str(row[1]) for row in conn.execute(
         f"PRAGMA snap.table_xinfo({quote(table)})") if row[6] == 0]
-    rowid = _rowid_alias(conn, table, columns)
+    rowid = rowid_alias(conn, f"snap.{quote(table)}", {c.lower() for c in columns})
     names = ([rowid] if rowid else []) + [quote(column) for column in columns]
     listed = ", ".join(names)
     return (f"INSERT INTO main.{quote(table)} ({listed}) "
             f"SELECT {listed} FROM snap.{quote(table)}")
-
-
-def _rowid_alias(conn: sqlite3.Connection, table: str, columns: list[str]) -> str | None:
-    taken = {column.lower() for column in columns}
-    for alias in ("rowid", "_rowid_", "oid"):
-        if alias not in taken:
-            try:
-                conn.execute(f"SELECT {alias} FROM snap.{quote(table)} LIMIT 0")
-            except sqlite3.OperationalError:
-                return None  # a WITHOUT ROWID table
-            return alias
-    return None
 
 
 def _copy_sequences(conn: sqlite3.Connection, only: tuple[str, ...]) -> None:

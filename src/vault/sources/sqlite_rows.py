@@ -74,7 +74,7 @@ def table_shape(conn: sqlite3.Connection, schema: str, table: str) -> TableShape
     primary = [str(row[1]) for row in sorted((r for r in info if r[5] > 0), key=lambda r: r[5])]
     has_pk_index = any(row[3] == "pk" for row in conn.execute(
         f"PRAGMA {quote(schema)}.index_list({quote(table)})"))
-    rowid = _rowid_alias(conn, where, {column.lower() for column in columns})
+    rowid = rowid_alias(conn, where, {column.lower() for column in columns})
     if primary and (has_pk_index or rowid is None or len(primary) > 1):
         return TableShape(table, columns, "pk", tuple(quote(c) for c in primary))
     if primary:  # one INTEGER PRIMARY KEY column without its own index: the rowid itself
@@ -84,7 +84,7 @@ def table_shape(conn: sqlite3.Connection, schema: str, table: str) -> TableShape
     return TableShape(table, columns, "rowid", (rowid,))
 
 
-def _rowid_alias(conn: sqlite3.Connection, where: str, taken: set[str]) -> str | None:
+def rowid_alias(conn: sqlite3.Connection, where: str, taken: set[str]) -> str | None:
     for alias in _ROWID_ALIASES:
         if alias not in taken:
             try:
