@@ -23,7 +23,7 @@ from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
-from vault.operations.restore_undo import files_safety_copy, rollback
+from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -215,13 +215,9 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
             if req.safety_copy and planned.plan.destructive:
                 undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
             progress = MultiReporter(reporter, run.progress())
-            try:
-                stats = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
-                                     threads=req.threads).run()
-            except BaseException as exc:
-                if undo is not None:
-                    rollback(vault, run.job_id, exc)
-                raise
+            restorer = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
+                                    threads=req.threads)
+            stats = write_or_roll_back(vault, run.job_id, undo, restorer.run)
         except BaseException:
             hooks.post("failed")  # the writers come back either way
             raise

@@ -21,7 +21,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from vault.app import Vault
 from vault.errors import OperationFailed, UsageError
@@ -32,6 +32,7 @@ from vault.restore.plan import RestorePlan
 from vault.sources.base import Source, SourceRestoreRequest, StoredItems
 
 PRE_RESTORE_TAG = "pre-restore"
+T = TypeVar("T")
 log = logging.getLogger("vault.restore")
 
 
@@ -180,6 +181,17 @@ def _undo_database(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
         target=mark.target, only=tuple(mark.only), mode="overwrite",
         on_conflict="overwrite", scratch_dir=str(vault.cache_dir / "scratch")))
     return {"restored": result.items, "removed": 0}
+
+
+def write_or_roll_back(vault: Vault, job_id: str, undo: ev.RestoreUndoable | None,
+                      write: Callable[[], T]) -> T:
+    """Run a restore's writes; if they fail and a safety copy was taken, undo at once."""
+    try:
+        return write()
+    except BaseException as exc:
+        if undo is not None:
+            rollback(vault, job_id, exc)
+        raise
 
 
 def rollback(vault: Vault, job_id: str, cause: BaseException) -> None:

@@ -19,7 +19,11 @@ from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.restore_checks import Confirm, check_before_restore
-from vault.operations.restore_undo import database_safety_copy, plan_is_destructive, rollback
+from vault.operations.restore_undo import (
+    database_safety_copy,
+    plan_is_destructive,
+    write_or_roll_back,
+)
 from vault.operations.source_backup import sealer_for
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -157,12 +161,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
             if req.safety_copy and destructive is not None:
                 undo = database_safety_copy(vault, source, str(snapshot.source.get("label")),
                                             request, stored, run.job_id, snapshot.id)
-            try:
-                result = source.restore(stored, request)
-            except BaseException as exc:
-                if undo is not None:
-                    rollback(vault, run.job_id, exc)
-                raise
+            result = write_or_roll_back(vault, run.job_id, undo,
+                                        lambda: source.restore(stored, request))
         except BaseException:
             hooks.post("failed")  # the writers come back either way
             raise
