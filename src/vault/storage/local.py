@@ -202,8 +202,10 @@ class LocalStorage:
     def _save_atomically(self, final: Path, view: memoryview) -> None:
         directory = final.parent
         temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        fd = self._open_temp(temp)
         try:
+            # Opened inside the try: a Ctrl-C landing just after the file is created must
+            # still find it removed.
+            fd = self._open_temp(temp)
             try:
                 os.fchmod(fd, FILE_MODE)  # O_CREAT's mode is filtered by the umask
                 _write_all(fd, view)
