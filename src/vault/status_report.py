@@ -63,6 +63,7 @@ class ActiveJob:
     items_done: int | None = None
     items_total: int | None = None
     eta_seconds: float | None = None
+    rate_bps: float | None = None
 
     @property
     def percent(self) -> float | None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -215,28 +212,11 @@ def _estimate(state: CliState, plan: list[BackupTarget], req: BackupRequest) -> 
 def _enqueue(state: CliState, plan: list[BackupTarget], req: BackupRequest,
              group: str | None, *, dry_run: bool, estimate: bool) -> None:
     """One queued job per target; several share a group id and time."""
-    from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
-    from vault.jobs.commands import BackupArgs
+    from vault.cli.jobs_cmd import enqueue, refuse_with_queue
+    from vault.jobs.submit import backup_job_args
 
     refuse_with_queue(True, dry_run=dry_run, estimate=estimate)
-    grouped = len(plan) > 1 or group is not None
-    group_id = f"group-{uuid.uuid4().hex[:16]}" if grouped else None
-    group_time = datetime.now(UTC).isoformat() if grouped else None
-    for target in plan:
-        if target.url_had_password:
-            raise UsageError("a queued job must not carry a password: give it to the worker "
-                             "through the source's environment (PGPASSWORD) or vault.toml")
-        paths = [absolute(p) for p in target.paths]
-        if target.source is None and not any(os.path.lexists(p) for p in paths):
-            raise UsageError(f"no such file or directory: {', '.join(paths)}")
-        files = target.files
-        enqueue(state, BackupArgs(
-            paths=paths if files is None else [],
-            excludes=req.excludes, includes=req.includes,
-            exclude_larger_than=req.exclude_larger_than,
-            one_file_system=req.one_file_system, tags=req.tags, force=req.force,
-            source=target.label if target.adhoc_url is None and target.label else None,
-            source_url=target.adhoc_url, group_id=group_id, group_time=group_time))
-
+    for args in backup_job_args(plan, req, group):
+        enqueue(state, args)
 
 COMMANDS = [backup]

@@ -12,10 +12,10 @@ import click
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output, format_duration
 from vault.errors import EXIT_FAILED, EXIT_PARTIAL, UsageError
-from vault.jobrun import new_job_id
-from vault.jobs.commands import JobArgs, JobCommand
+from vault.jobs.commands import JobArgs
 from vault.jobs.queue import JobNotFound, JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY
+from vault.jobs.submit import submit_job
 from vault.jobs.worker import WorkerOptions, run_worker
 from vault.journal import events as ev
 from vault.journal.events import RecordedEvent
@@ -29,18 +29,12 @@ FOLLOW_POLL = 0.5
 
 def enqueue(state: CliState, args: JobArgs) -> None:
     """`--queue`: journal the request, put the job on the queue, print its id; exit 0."""
-    vault = state.vault()
-    command = JobCommand(
-        job_id=new_job_id(args.kind), args=args, repository=vault.storage.location,
-        config_path=str(state.config_path.resolve()) if state.config_path else None,
-        # The worker must use the repository this command resolved (flag, env or file).
-        overrides={**state.overrides, "repository.url": vault.config.repository.url})
-    queue = JobQueue.from_config(vault.config)
-    job_id = queue.submit(vault.journal, command)
+    job = submit_job(state.vault(), args, config_path=state.config_path,
+                     overrides=state.overrides)
     out = state.output()
-    out.line(f"queued {command.summary()} as job {job_id}")
-    out.info(f"follow it with: vault jobs follow {job_id}")
-    out.summary(job_id=job_id, kind=command.kind, status="queued", queue=queue.where)
+    out.line(f"queued {job.summary} as job {job.job_id}")
+    out.info(f"follow it with: vault jobs follow {job.job_id}")
+    out.summary(job_id=job.job_id, kind=job.kind, status="queued", queue=job.queue)
 
 
 @click.command()

@@ -136,6 +136,57 @@ def _register_commands() -> None:
                    schedule_cmd, journal_cmd, config_cmd, notify_cmd, transfer_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
+    _register_plugins()
+
+
+#: entry-point group of commands other installed packages add (`vault tui` from vault_tui):
+#: the core never imports those packages, they register themselves
+PLUGIN_GROUP = "vault.commands"
+
+
+def _register_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name in cli.commands:
+            continue
+        cli.add_command(_LazyCommand(entry.name, entry.value), entry.name)
+
+
+class _LazyCommand(click.Command):
+    """A plugin command, imported only when it runs or shows its help: `vault backup`
+    must not pay for importing Textual."""
+
+    def __init__(self, name: str, target: str) -> None:
+        super().__init__(name, help=f"(from {target.split(':')[0].split('.')[0]})")
+        self._target = target
+        self._loaded: click.Command | None = None
+
+    def _command(self) -> click.Command:
+        if self._loaded is None:
+            from importlib import import_module
+
+            module, _, attr = self._target.partition(":")
+            loaded = getattr(import_module(module), attr)
+            assert isinstance(loaded, click.Command)
+            self._loaded = loaded
+        return self._loaded
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self._command().get_short_help_str(limit)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return self._command().get_params(ctx)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        return self._command().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return self._command().invoke(ctx)
+
+    def get_help(self, ctx: click.Context) -> str:
+        return self._command().get_help(ctx)
 
 
 _register_commands()

@@ -129,7 +129,7 @@ def _active(row: dict[str, Any]) -> ActiveJob:
         last_event_at=parse_time(row["last_event_at"]), phase=row["phase"],
         bytes_done=row["bytes_done"], bytes_total=row["bytes_total"],
         items_done=row["items_done"], items_total=row["items_total"],
-        eta_seconds=row["eta_seconds"])
+        eta_seconds=row["eta_seconds"], rate_bps=row.get("rate_bps"))
 
 
 def _missed_runs(vault: Vault, now: datetime) -> list[MissedRun]:

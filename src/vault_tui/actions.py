@@ -1,0 +1,43 @@
+"""Commands the TUI sends to the worker. The TUI never runs a backup, restore or verify in
+its own process: it journals the request and queues the job, exactly as `--queue` does,
+and then follows the job's events like any other journal reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vault.errors import UsageError
+from vault.filters import read_exclude_file
+from vault.jobs.commands import JobArgs, VerifyArgs
+from vault.jobs.submit import SubmittedJob, backup_job_args, submit_job
+from vault.operations.backup import BackupRequest
+from vault.operations.group_backup import plan_targets
+from vault_tui.context import TuiContext
+
+
+def submit(ctx: TuiContext, args: JobArgs) -> SubmittedJob:
+    with ctx.vault() as vault:
+        return submit_job(vault, args, config_path=ctx.config_path, overrides=ctx.overrides)
+
+
+def backup_now(ctx: TuiContext, source_names: list[str] | None = None) -> list[SubmittedJob]:
+    """What `vault backup --queue [--source NAME]...` queues: the named configured
+    sources, or all of them (one group), with the config's backup defaults."""
+    config = ctx.config()
+    plan = plan_targets(config, [], list(source_names or []), None)
+    defaults = config.backup
+    excludes = list(defaults.exclude)
+    if defaults.exclude_file:
+        try:
+            excludes += read_exclude_file(Path(defaults.exclude_file).read_text().splitlines())
+        except OSError as exc:
+            raise UsageError(f"cannot read exclude file {defaults.exclude_file}: "
+                             f"{exc.strerror}") from exc
+    request = BackupRequest(paths=[], excludes=excludes,
+                            exclude_larger_than=defaults.exclude_larger_than,
+                            one_file_system=defaults.one_file_system, tags=list(defaults.tags))
+    return [submit(ctx, args) for args in backup_job_args(plan, request, None)]
+
+
+def verify_repository(ctx: TuiContext, read_data: bool = False) -> SubmittedJob:
+    return submit(ctx, VerifyArgs(read_data=read_data))

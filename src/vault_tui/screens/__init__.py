@@ -1,0 +1,1 @@
+"""One screen per file; the app switches between the top-level ones as modes."""

@@ -1,0 +1,80 @@
+"""The dashboard over a real repository: last backup per source, a queued job waiting for
+a worker, the journal followed live, keys that queue jobs, errors in a modal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+from tui_helpers import LARGE, SMALL, wait_for
+
+from vault_tui.screens.dashboard import DashboardScreen, JobProgress
+from vault_tui.screens.modals import ErrorModal
+
+
+def _rows(app) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    table = app.screen.query_one("#sources", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+async def test_the_dashboard_shows_the_last_backup_of_each_source(
+        vault_repo, files_source: Path, make_app, size) -> None:  # type: ignore[no-untyped-def]
+    summary = vault_repo.backup()
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await wait_for(lambda: bool(_rows(app)), pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        [row] = _rows(app)
+        assert row[:3] == ["docs", "files", "completed"]
+        assert row[4] == "11 B"  # alpha\n + beta\n
+        assert summary["snapshot_id"]
+        storage = str(app.screen.query_one("#storage-text").render())
+        assert "1 snapshot(s)" in storage
+        assert str(app.screen.query_one("#alerts", Static).render()) == "none"
+
+
+async def test_back_up_now_queues_a_job_that_waits_for_a_worker(
+        vault_repo, files_source: Path, make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("b")
+        await wait_for(lambda: bool(app.screen.query(JobProgress)), pilot)
+        [job] = app.screen.query(JobProgress)
+        assert job.job.kind == "backup" and job.job.status == "queued"
+        assert job.job.label == "docs"
+        assert "waiting for a worker" in str(job.query_one(".job-figures").render())
+    queued = vault_repo.events("JobQueued")
+    assert [e["stream_id"] for e in queued] == [job.job.job_id]
+
+
+async def test_a_backup_finishing_elsewhere_appears_without_a_key_press(
+        vault_repo, files_source: Path, make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause(0.3)
+        assert _rows(app) == []
+        vault_repo.backup()  # another process commits to the journal
+        await wait_for(lambda: bool(_rows(app)), pilot)
+        assert _rows(app)[0][2] == "completed"
+
+
+async def test_an_unreadable_repository_is_a_one_line_error_in_a_modal_not_a_crash(
+        vault_env, tmp_path: Path, make_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bogus = tmp_path / "not-a-repo"
+    bogus.write_text("hello")  # a file where the repository should be
+    monkeypatch.setenv("VAULT_REPOSITORY", str(bogus))
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
+        message = app.screen.message
+        assert str(bogus) in message and "\n" not in message
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, DashboardScreen), pilot)
+        # The same failure on the next reload is not shown again; the app keeps running.
+        app.head_seq += 1
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.is_running
