@@ -178,6 +178,16 @@ def test_a_new_copy_of_a_session_keeps_its_project_and_copies_its_messages(
     assert len(copied) == len([m for m in range(1, 46) if 1 + m % 9 == 4]) == 5
 
 
+def test_the_hierarchy_comes_from_the_snapshot_when_the_source_declares_none(
+        server: PgServer, chat: tuple[PostgresSource, str, MemoryStoredItems],
+        tmp_path: Path) -> None:
+    _, db, stored = chat
+    bare = make_source(server, db, tmp_path, entities=())  # as an ad-hoc URL's source
+    done = bare.restore(stored, SourceRestoreRequest(
+        mode="merge", query=PROJECT_2, remap_ids=True, dry_run=True)).details
+    assert done["plan"]["totals"]["create"] == 19
+
+
 def drop_project_2(server: PgServer, db: str) -> None:
     server.psql("DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions WHERE "
                 "project_id = 2); DELETE FROM sessions WHERE project_id = 2;"

@@ -174,7 +174,7 @@ def entity_scope(entities: Sequence[Entity], selection: EntitySelection,
     by_name = {t.entity.name: t for t in chosen}
     rows: dict[str, EntityRows] = {}
     root = chosen[0]
-    held: list[str] = []  # the root table's keys, for an error naming what exists
+    held = _Held()  # the root table's keys, for an error naming what exists
 
     def find_ids(entity: Entity, column: str, values: list[Any]) -> list[str]:
         where = by_name[entity.name]
@@ -191,7 +191,7 @@ def entity_scope(entities: Sequence[Entity], selection: EntitySelection,
             fields = line.split(b"\t")
             key = unescape_copy_field(fields[key_at].decode(codec, "replace"))
             if where is root and key is not None:
-                held.append(key)
+                held.add(key)
             value = unescape_copy_field(fields[match_at].decode(codec, "replace"))
             if value in wanted and key is not None:
                 found.keys.append(key)
@@ -202,11 +202,27 @@ def entity_scope(entities: Sequence[Entity], selection: EntitySelection,
     missing = [text for text in dict.fromkeys(map(_key_text, selection.ids))
                if text is not None and text not in selected[root.entity.name]]
     if missing:
-        known = ", ".join(held[:_SHOWN_IDS]) + (", ..." if len(held) > _SHOWN_IDS else "")
         raise PgEntityNotFound(entity=root.entity.name, ids=", ".join(missing),
-                               table=root.table.qualified, count=len(held),
-                               known=known or "none")
+                               table=root.table.qualified, count=held.count,
+                               known=held.shown())
     return EntityScope(chosen, rows)
+
+
+class _Held:
+    """How many keys a table holds and the first few of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def add(self, key: str) -> None:
+        self.count += 1
+        if len(self.first) < _SHOWN_IDS:
+            self.first.append(key)
+
+    def shown(self) -> str:
+        more = ", ..." if self.count > len(self.first) else ""
+        return ", ".join(self.first) + more if self.first else "none"
 
 
 def _key_text(value: Any) -> str | None:
