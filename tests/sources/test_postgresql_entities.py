@@ -375,6 +375,10 @@ def test_cli_restores_a_project_as_a_new_copy_and_refuses_bad_requests(
         assert refused.code == code and message in refused.last["message"], refused.last
         assert "\n" not in refused.last["message"]
     assert state(server, db) == before
+    failed = [e["payload"] for e in vault_repo.events("RestoreFailed")]  # journaled
+    assert [e["error_kind"] for e in failed] == ["UsageError", "PgEntityNotFound",
+                                                 "UsageError"]
+    assert "no project row with id 7" in failed[1]["message"]
 
     args = ("--query", json.dumps(PROJECT_2), "--new-ids", "--mode", "merge")
     dry = restore(*args, "--dry-run")
