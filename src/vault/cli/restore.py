@@ -55,8 +55,9 @@ from vault.units import human_bytes
               help="Database snapshots: restore only this table or collection (repeatable).")
 @click.option("--query", metavar="JSON",
               help="Database snapshots: restore only some records: MongoDB "
-                   "'{\"ids\": [...]}' or '{\"filter\": {...}}'; MongoDB and SQLite "
-                   "'{\"entity\": \"project\", \"ids\": [...]}' (with what lies below).")
+                   "'{\"ids\": [...]}' or '{\"filter\": {...}}'; MongoDB, SQLite and "
+                   "PostgreSQL '{\"entity\": \"project\", \"ids\": [...]}' (with what lies "
+                   "below).")
 @click.option("--at", "at", metavar="TIME",
               help="Point in time (e.g. '2026-11-20 14:00+01:00'; local time without an "
                    "offset): SNAPSHOT then names a source, a backed-up path or a configured "

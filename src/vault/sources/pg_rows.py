@@ -12,7 +12,7 @@ so equal fingerprints mean equal values whatever the column types are.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -21,6 +21,11 @@ from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
 
 COPY_END = b"\n\\.\n"
 _COPY_TAIL = ") FROM stdin;"
+# Old key -> new key of every row a new copy (--new-ids) inserted, per table, in the
+# restore's transaction: where a child's INSERT looks up its parent's new key.
+NEW_KEYS = "pg_temp.vault_new_keys"
+CREATE_NEW_KEYS = ("CREATE TEMP TABLE vault_new_keys (tbl text, old text, new bigint, "
+                   "PRIMARY KEY (tbl, old)) ON COMMIT DROP;")
 
 
 class PgNoPrimaryKey(UsageError):
@@ -198,6 +203,24 @@ class CopyBlock:
             data += part
 
 
+def data_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The data lines of a COPY block (`CopyBlock.rows()`; a row never holds a raw
+    newline), each without its newline, and without the closing `\\.` line."""
+    carry = b""
+    for chunk in chunks:
+        *whole, carry = (carry + chunk).split(b"\n")
+        for line in whole:
+            if line != b"\\.":
+                yield line
+
+
+def python_codec(meta: Mapping[str, object]) -> str:
+    """The Python codec of a snapshot's stored rows (its database's encoding)."""
+    encoding = str(meta.get("encoding", "UTF8")).upper()
+    return {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1"}.get(encoding,
+                                                                           "utf-8")
+
+
 def unescape_copy_field(field: str) -> str | None:
     r"""A COPY text-format field's value (`\N` is NULL; `\t`, `\\`, `\123`, `\x41` ...)."""
     if field == "\\N":
@@ -276,6 +299,7 @@ class RowTable:
     sequence: str | None  # the key's sequence, when the key is one serial/identity column
     always: tuple[str, ...] = ()  # GENERATED ALWAYS identity columns (never updated)
     number: int = 0  # tells its scratch tables apart
+    types: tuple[str, ...] = ()  # the target's type of each of `columns` (format_type)
 
     @property
     def qualified(self) -> str:
@@ -292,6 +316,11 @@ class RowTable:
     @property
     def plan(self) -> str:
         return f"pg_temp.vault_plan_{self.number}"
+
+    @property
+    def selection(self) -> str:
+        """The keys of the target's rows within an entity selection."""
+        return f"pg_temp.vault_keys_{self.number}"
 
     def column_list(self, alias: str = "") -> str:
         prefix = f"{alias}." if alias else ""
@@ -320,10 +349,29 @@ class RowTable:
     def copy_in(self) -> str:
         return f"COPY {self.snap} ({self.column_list()}) FROM stdin;"
 
-    def fingerprints(self, relation: str) -> str:
-        """One line per row: its key as a JSON string, its md5, its text length."""
+    def fingerprints(self, relation: str, selected: bool = False) -> str:
+        """One line per row: its key as a JSON string, its md5, its text length; with
+        `selected`, only the rows whose key is in `selection`."""
+        where = f" WHERE {self.key_sql('t')} IN (SELECT key FROM {self.selection})" \
+            if selected else ""
         return (f"SELECT to_json({self.key_sql('t')})::text || ' ' || md5({self.row_sql('t')})"
-                f" || ' ' || octet_length({self.row_sql('t')}) FROM {relation} t;")
+                f" || ' ' || octet_length({self.row_sql('t')}) FROM {relation} t{where};")
+
+    # an entity selection on the target side
+
+    def create_selection(self) -> str:
+        return (f"CREATE TEMP TABLE vault_keys_{self.number} (key text PRIMARY KEY) "
+                "ON COMMIT DROP;")
+
+    def copy_selection(self) -> str:
+        return f"COPY {self.selection} (key) FROM stdin;"
+
+    def select_children(self, column: str, parent: RowTable) -> str:
+        """Add the target's rows whose `column` holds the key of a row of `parent` within
+        the selection (compared as text, as rows are named)."""
+        return (f"INSERT INTO {self.selection} (key) SELECT {self.key_sql('t')} "
+                f"FROM {self.sql_name} t WHERE (t.{ident(column)})::text IN "
+                f"(SELECT key FROM {parent.selection}) ON CONFLICT DO NOTHING;")
 
     def copy_plan(self) -> str:
         return f"COPY {self.plan} (action, key) FROM stdin;"
@@ -377,6 +425,40 @@ class RowTable:
                 f"OVERRIDING SYSTEM VALUE SELECT {values} FROM src) "
                 "SELECT to_json(vault_old_key)::text || ' ' || to_json(vault_new_key::text)::text"
                 " FROM src;")
+
+
+    def insert_copied(self, references: Mapping[str, str]) -> str:
+        """Insert every planned new row (action create) as a copy under a fresh key from
+        the key's sequence, handed out in the order of the old keys. A column of
+        `references` (column -> the table its values point into) takes the new key the
+        row it points at was given (looked up in NEW_KEYS), or keeps its value when that
+        row was not copied. The new keys go into NEW_KEYS too, for this table's children;
+        one line per row: the old key and the new, as JSON strings."""
+        assert self.sequence is not None and len(self.key) == 1
+        key = self.key[0]
+        types = dict(zip(self.columns, self.types, strict=True))
+
+        def value(column: str) -> str:
+            own = f"src.{ident(column)}"
+            if column == key:
+                return "src.vault_new_key"
+            if column not in references:
+                return own
+            new = (f"SELECT m.new FROM {NEW_KEYS} m WHERE m.tbl = {literal(references[column])}"
+                   f" AND m.old = ({own})::text")
+            return f"coalesce(({new})::{types[column]}, {own})"
+
+        values = ", ".join(value(c) for c in self.columns)
+        ordered = (f"SELECT s.*, {self.key_sql('s')} AS vault_old_key FROM {self.snap} s "
+                   f"{self._planned('create', 's')} ORDER BY s.{ident(key)}")
+        return (f"WITH src AS MATERIALIZED (SELECT o.*, nextval({literal(self.sequence)}) "
+                f"AS vault_new_key FROM ({ordered}) o), "
+                f"ins AS (INSERT INTO {self.sql_name} ({self.column_list()}) "
+                f"OVERRIDING SYSTEM VALUE SELECT {values} FROM src), "
+                f"kept AS (INSERT INTO {NEW_KEYS} (tbl, old, new) SELECT "
+                f"{literal(self.qualified)}, vault_old_key, vault_new_key FROM src) "
+                "SELECT to_json(vault_old_key)::text || ' ' || to_json(vault_new_key::text)::text"
+                " FROM src ORDER BY vault_new_key;")
 
 
 def parse_fingerprints(output: str) -> list[tuple[str, str, int]]:

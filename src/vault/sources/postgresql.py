@@ -173,7 +173,8 @@ class PostgresSource:
     # --- restore -------------------------------------------------------------------------
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
-        return postgresql_restore.restore(self.clients(), self.target(), stored, request)
+        return postgresql_restore.restore(self.clients(), self.target(), stored, request,
+                                          self.entities)
 
     def for_target(self, request: SourceRestoreRequest) -> PostgresSource:
         """A source capturing what `request` would change in its target database (the

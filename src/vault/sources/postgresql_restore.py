@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from vault.errors import UsageError
 from vault.restore.plan import RestorePlan
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.entities import Entity
 from vault.sources.pg_client import PgClients, capture_output, feed_input, run_sql
-from vault.sources.pg_rows import CopyBlock, RowSides, copy_line_keys
+from vault.sources.pg_entities import entities_from_meta, entity_selection_of
+from vault.sources.pg_rows import CopyBlock, RowSides, copy_line_keys, data_lines, python_codec
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
     PgTarget,
@@ -33,7 +35,7 @@ from vault.sources.pg_tools import (
     restore_target,
     select_tables,
 )
-from vault.sources.postgresql_rows import restore_rows
+from vault.sources.postgresql_rows import restore_entity_rows, restore_rows
 
 FORMAT = 1
 READ_SIZE = 1 << 20
@@ -69,12 +71,21 @@ WHERE con.contype = 'f' \\gexec"""
 
 
 def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
-            request: SourceRestoreRequest) -> SourceRestoreResult:
+            request: SourceRestoreRequest,
+            entities: Sequence[Entity] = ()) -> SourceRestoreResult:
+    """Restore a snapshot into `request.target` (or the source's own database). A query
+    selects an entity of `entities` (or of the hierarchy the snapshot's meta records) and
+    everything below it, row by row; with `remap_ids` it goes in as a new copy."""
     meta = stored.meta
     if meta.get("format") != FORMAT:
         raise UsageError(f"this snapshot's PostgreSQL items have format {meta.get('format')!r};"
                          f" this vault reads format {FORMAT}")
     entries = {TableRef(t["schema"], t["name"]): t for t in meta["tables"]}
+    if request.query is not None or request.remap_ids:
+        _check_entity_request(request)
+        return restore_entity_rows(clients, restore_target(source, request.target), stored,
+                                   request, tuple(entities) or entities_from_meta(meta),
+                                   entries)
     chosen = select_tables(list(entries), request.only)
     target = restore_target(source, request.target)
     if request.mode in ("overwrite", "merge"):
@@ -99,6 +110,20 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
     return SourceRestoreResult(items=len(run.read), bytes=run.bytes, details=details)
 
 
+def _check_entity_request(request: SourceRestoreRequest) -> None:
+    """An entity restore's request, refused before anything is read or connected to."""
+    if request.query is None:
+        raise UsageError("new ids follow an entity's references: select one with --query "
+                         "'{\"entity\": NAME, \"ids\": [...]}'")
+    entity_selection_of(request.query)
+    if request.only:
+        raise UsageError("an entity restore takes the entity's tables; give --only or an "
+                         "entity --query, not both")
+    if request.mode == "replace":
+        raise UsageError("mode replace swaps whole tables; an entity restore goes row by "
+                         "row: use --mode merge, overwrite or new-target")
+
+
 def _whole_plan(stored: StoredItems, request: SourceRestoreRequest, chosen: list[TableRef],
                 entries: dict[TableRef, Any]) -> RestorePlan:
     """Mode new-target: every row of the chosen tables is created; keys are read from the
@@ -109,7 +134,7 @@ def _whole_plan(stored: StoredItems, request: SourceRestoreRequest, chosen: list
         entry = entries[table]
         block = CopyBlock(_read_item(stored, entry["item"]), table.qualified)
         columns = block.columns()
-        lines = list(_data_lines(block.rows(), _python_codec(stored.meta)))
+        lines = list(_data_lines(block.rows(), python_codec(stored.meta)))
         keys = copy_line_keys(lines, columns, list(entry.get("key", [])))
         for line, key in zip(lines, keys, strict=True):
             sides.add_snapshot(table.qualified, key, key, len(line.encode()) + 1)
@@ -134,26 +159,16 @@ def _dry_run_whole(clients: PgClients, source: PgTarget, target: PgTarget,
 
 
 def _data_lines(parts: Iterable[bytes], codec: str) -> Iterator[str]:
-    """The data lines of a COPY block (a row never holds a raw newline), without the
-    closing `\\.` line, decoded one at a time rather than the whole table at once."""
-    carry = b""
-    for part in parts:
-        *whole, carry = (carry + part).split(b"\n")
-        for line in whole:
-            if line != b"\\.":
-                yield line.decode(codec)
+    """The data lines of a COPY block, decoded one at a time rather than the whole table
+    at once."""
+    for line in data_lines(parts):
+        yield line.decode(codec)
 
 
 def _read_item(stored: StoredItems, path: str) -> Iterator[bytes]:
     with stored.open(path) as stream:
         while part := stream.read(READ_SIZE):
             yield part
-
-
-def _python_codec(meta: dict[str, Any]) -> str:
-    encoding = str(meta.get("encoding", "UTF8")).upper()
-    return {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1"}.get(encoding,
-                                                                           "utf-8")
 
 
 def _prepare_database(clients: PgClients, source: PgTarget, target: PgTarget, mode: str,

@@ -7,18 +7,35 @@ from the stored item), the server computes (key, md5 of the row's text form) on 
 UPDATE ... FROM, INSERT in that same transaction; a failure anywhere rolls everything
 back, so the target is either restored as planned or untouched. A dry run plans and rolls
 back. Modes "overwrite" and "merge" (see docs/sources.md, PostgreSQL, Restore).
+
+An entity restore (`restore_entity_rows`) loads only the selected rows (`pg_entities`
+reads them from the snapshot) and compares them with the target's rows within the same
+selection; as a new copy (`remap_ids`) it compares with nothing and inserts every row
+under a new key from its table's sequence, parents first, each reference column
+following its parent's new key (`pg_temp.vault_new_keys`, filled as the parents go in).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from vault.restore.plan import PlannedItem, RestorePlan
+from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.entities import Entity
 from vault.sources.pg_client import PgClients, PsqlSession
+from vault.sources.pg_entities import (
+    EntityScope,
+    PgEntityInTarget,
+    PgEntityTableUnfit,
+    PgNewIdsRefused,
+    entity_scope,
+    entity_selection_of,
+)
 from vault.sources.pg_rows import (
+    CREATE_NEW_KEYS,
     CopyBlock,
     PgCannotRename,
     PgDuplicateKeys,
@@ -27,10 +44,12 @@ from vault.sources.pg_rows import (
     PgTableMissing,
     RowSides,
     RowTable,
+    data_lines,
     escape_copy_field,
     literal,
     parse_fingerprints,
     parse_pairs,
+    python_codec,
     qualified,
     table_order,
 )
@@ -46,7 +65,10 @@ _DESCRIBE = """SELECT jsonb_build_object(
                    WHERE i.indrelid = c.oid AND i.indisprimary), '[]'),
   'always', coalesce((SELECT jsonb_agg(a.attname) FROM pg_attribute a
                       WHERE a.attrelid = c.oid AND a.attidentity = 'a' AND a.attnum > 0
-                        AND NOT a.attisdropped), '[]'))
+                        AND NOT a.attisdropped), '[]'),
+  'types', coalesce((SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
+                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+                       AND NOT a.attisdropped), '{{}}'))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = {schema} AND c.relname = {name} AND c.relkind IN ('r', 'p');"""
 
@@ -63,39 +85,130 @@ WHERE con.contype = 'f';"""
 def restore_rows(clients: PgClients, target: PgTarget, stored: StoredItems,
                  request: SourceRestoreRequest, tables: list[TableRef],
                  entries: dict[TableRef, dict[str, Any]]) -> SourceRestoreResult:
-    mode = request.plan_mode
-    encoding = str(stored.meta.get("encoding", "UTF8"))
+    """Restore every row of the chosen tables (modes overwrite, merge)."""
     run = _RowRun(stored)
+    loads = []
+    for table in tables:
+        block = CopyBlock(run.read(entries[table]["item"]), table.qualified)  # read lazily
+        loads.append(_Load(table, block.columns, block.rows))
+    return _restore(clients, target, stored, request, loads, run, None)
+
+
+def restore_entity_rows(clients: PgClients, target: PgTarget, stored: StoredItems,
+                        request: SourceRestoreRequest, entities: Sequence[Entity],
+                        entries: dict[TableRef, dict[str, Any]]) -> SourceRestoreResult:
+    """Restore the rows of the entity `request.query` selects and every row below them in
+    `entities` (modes overwrite, merge, new-target into tables that exist); with
+    `request.remap_ids` as a new copy under new keys whose references follow them. The
+    selection is read from the snapshot before the target is connected to."""
+    selection = entity_selection_of(request.query or {})
+    run = _RowRun(stored)
+
+    def read_block(table: TableRef) -> tuple[list[str], Iterator[bytes]]:
+        block = CopyBlock(run.read(entries[table]["item"]), table.qualified)
+        return block.columns(), data_lines(block.rows())
+
+    recorded = {table: list(entry.get("key") or []) for table, entry in entries.items()}
+    scope = entity_scope(entities, selection, list(entries), recorded, read_block,
+                         python_codec(stored.meta))
+    loads = [_Load(t.table, _const(scope.rows[t.table.qualified].columns),
+                   scope.rows[t.table.qualified].copy_data) for t in scope.tables]
+    return _restore(clients, target, stored, request, loads, run, scope)
+
+
+@dataclass(frozen=True)
+class _Load:
+    """A table to restore: the snapshot's column names and rows (a COPY block's data,
+    its end line included), each read when asked for."""
+
+    table: TableRef
+    columns: Callable[[], list[str]]
+    rows: Callable[[], Iterable[bytes]]
+
+
+def _const(columns: list[str]) -> Callable[[], list[str]]:
+    return lambda: columns
+
+
+def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
+             request: SourceRestoreRequest, loads: list[_Load], run: _RowRun,
+             scope: EntityScope | None) -> SourceRestoreResult:
+    mode = request.plan_mode
+    copies = scope.references() if scope is not None and request.remap_ids else None
+    encoding = str(stored.meta.get("encoding", "UTF8"))
     with PsqlSession(clients, target) as session:
         session.text("BEGIN;")
-        row_tables: list[RowTable] = []
+        row_tables: dict[str, RowTable] = {}
         sides = RowSides()
-        for number, table in enumerate(tables):
-            block = CopyBlock(run.read(entries[table]["item"]), table.qualified)
-            row_table = _describe(session, table, block.columns(), number, mode, target)
-            row_tables.append(row_table)
+        for number, load in enumerate(loads):
+            table = load.table
+            row_table = _describe(session, table, load.columns(), number, mode, target)
+            row_tables[table.qualified] = row_table
             session.text(row_table.create_scratch())
             session.text(f"SET client_encoding = {literal(encoding)};")
-            session.feed([row_table.copy_in().encode() + b"\n", *block.rows()],
+            session.feed([row_table.copy_in().encode() + b"\n", *load.rows()],
                          f"the rows of table {table.qualified}")
             session.text("SET client_encoding = 'UTF8';")
             theirs = parse_fingerprints(session.text(row_table.fingerprints(row_table.snap)))
-            ours = parse_fingerprints(session.text(row_table.fingerprints(row_table.sql_name)))
+            if scope is None:
+                ours = parse_fingerprints(session.text(
+                    row_table.fingerprints(row_table.sql_name)))
+            else:
+                ours = _within_selection(session, row_table, scope, row_tables,
+                                         new_copy=copies is not None)
             for key, md5, size in theirs:
                 if not sides.add_snapshot(table.qualified, key, md5, size):
                     raise PgDuplicateKeys(table=table.qualified, key=key)
             for key, md5, _ in ours:
                 sides.add_target(table.qualified, key, md5)
-        plan = sides.plan(mode, request.on_conflict)
-        _check(plan, row_tables)
+        plan = _plan(sides, mode, request, target)
+        _check(plan, list(row_tables.values()), new_copy=copies is not None)
         details: dict[str, Any] = {"database": target.dbname, "tables": plan.by_group(),
                                    "plan": plan.to_json(), "id_map": {}}
         if request.dry_run:
             session.text("ROLLBACK;")
             return SourceRestoreResult(items=0, bytes=0, details=details)
-        details["id_map"] = _execute(session, plan, row_tables)
+        details["id_map"] = _execute(session, plan, list(row_tables.values()), copies)
         session.text("COMMIT;")
     return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details)
+
+
+def _within_selection(session: PsqlSession, table: RowTable, scope: EntityScope,
+                      placed: Mapping[str, RowTable], new_copy: bool) -> list[tuple[str, str, int]]:
+    """The target's rows within an entity selection, as (key, md5, size): the rows the
+    snapshot's selection names, and the rows whose reference column holds the key of a
+    parent row within it on either side (a session the project gained since the
+    snapshot). A new copy has none: every row goes in beside what is there."""
+    [entity] = [t for t in scope.tables if t.table.qualified == table.qualified]
+    if table.key != (entity.key,):
+        raise PgEntityTableUnfit(entity=entity.entity.name, table=table.qualified, detail=(
+            f"its primary key in the target is ({', '.join(table.key)}), in the snapshot "
+            f"({entity.key})"))
+    if new_copy:
+        return []
+    keys = scope.rows[table.qualified].keys
+    session.text(table.create_selection())
+    session.feed([table.copy_selection().encode() + b"\n",
+                  "".join(escape_copy_field(key) + "\n" for key in keys).encode(),
+                  b"\\.\n"], f"the selected keys of table {table.qualified}")
+    if entity.parent is not None and entity.reference is not None:
+        session.text(table.select_children(entity.reference,
+                                           placed[entity.parent.qualified]))
+    return parse_fingerprints(session.text(table.fingerprints(table.sql_name, selected=True)))
+
+
+def _plan(sides: RowSides, mode: Mode, request: SourceRestoreRequest,
+          target: PgTarget) -> RestorePlan:
+    try:
+        return sides.plan(mode, request.on_conflict)
+    except TargetNotEmpty:
+        counts: dict[str, int] = {}
+        for key in sides.target:
+            table = cast(tuple[str, str], key)[0]
+            counts[table] = counts.get(table, 0) + 1
+        raise PgEntityInTarget(database=target.dbname, count=len(sides.target),
+                               where=", ".join(f"{t}: {n}" for t, n in counts.items())
+                               ) from None
 
 
 def _describe(session: PsqlSession, table: TableRef, columns: list[str], number: int,
@@ -112,12 +225,19 @@ def _describe(session: PsqlSession, table: TableRef, columns: list[str], number:
     if len(key) == 1:
         sequence = session.text(_SEQUENCE.format(
             table=literal(qualified(table.schema, table.name)), column=literal(key[0]))) or None
+    types = described["types"]
     return RowTable(table.schema, table.name, tuple(columns), key, sequence,
-                    tuple(described["always"]), number)
+                    tuple(described["always"]), number,
+                    tuple(str(types.get(column, "")) for column in columns))
 
 
-def _check(plan: RestorePlan, tables: list[RowTable]) -> None:
+def _check(plan: RestorePlan, tables: list[RowTable], new_copy: bool = False) -> None:
     """Refuse, before anything is written, what the plan cannot carry out."""
+    if new_copy:
+        created = {item.group for item in plan.of("create")}
+        for table in tables:
+            if table.qualified in created and table.sequence is None:
+                raise PgNewIdsRefused(table=table.qualified, key=", ".join(table.key))
     conflicts = plan.conflicts
     if conflicts:
         groups = sorted({item.group for item in conflicts})
@@ -130,9 +250,12 @@ def _check(plan: RestorePlan, tables: list[RowTable]) -> None:
             raise PgCannotRename(count=count, table=table.qualified)
 
 
-def _execute(session: PsqlSession, plan: RestorePlan,
-             tables: list[RowTable]) -> dict[str, dict[str, str]]:
-    """Carry out `plan` in the session's open transaction; old -> new keys of renamed rows."""
+def _execute(session: PsqlSession, plan: RestorePlan, tables: list[RowTable],
+             copies: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """Carry out `plan` in the session's open transaction; old -> new keys of renamed rows.
+    With `copies` (a new copy: table -> {reference column -> the table it points into})
+    every created row goes in under a new key, `tables` in their order (parents first),
+    and its reference columns follow the new keys of the rows they point at."""
     by_table: dict[str, list[PlannedItem]] = {t.qualified: [] for t in tables}
     for item in plan.items:
         if item.action in ("create", "overwrite", "rename", "delete"):
@@ -141,8 +264,11 @@ def _execute(session: PsqlSession, plan: RestorePlan,
         if by_table[table.qualified]:
             session.feed(_plan_copy(table, by_table[table.qualified]),
                          f"the plan of table {table.qualified}")
-    references = _references(session)
-    order = table_order([t.qualified for t in tables], references)
+    if copies is None:
+        order = table_order([t.qualified for t in tables], _references(session))
+    else:  # a parent's new keys must be known before its children go in
+        order = [t.qualified for t in tables]
+        session.text(CREATE_NEW_KEYS)
     named = {t.qualified: t for t in tables}
     id_map: dict[str, dict[str, str]] = {}
     # Deletes first, children before parents: a row only in the target may be referenced
@@ -155,9 +281,13 @@ def _execute(session: PsqlSession, plan: RestorePlan,
         update = table.update()
         if "overwrite" in actions and update is not None:
             session.text(update)
-        if "create" in actions:
+        bump = table.bump_sequence()
+        if "create" in actions and copies is not None:
+            if bump is not None:  # a key inserted by hand must not be handed out again
+                session.text(bump)
+            id_map[name] = parse_pairs(session.text(table.insert_copied(copies.get(name, {}))))
+        elif "create" in actions:
             session.text(table.insert())
-            bump = table.bump_sequence()
             if bump is not None:
                 session.text(bump)
         if "rename" in actions:
