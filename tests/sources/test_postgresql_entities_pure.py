@@ -8,13 +8,16 @@ from collections.abc import Iterable
 import pytest
 
 from vault.errors import UsageError
-from vault.sources.entities import Entity
+from vault.sources.entities import (
+    Entity,
+    EntitySelection,
+    entities_from_meta,
+    entity_selection_of,
+)
 from vault.sources.pg_entities import (
     PgEntityNotFound,
     PgEntityTableUnfit,
-    entities_from_meta,
     entity_scope,
-    entity_selection_of,
 )
 from vault.sources.pg_rows import CopyBlock, data_lines
 from vault.sources.pg_tools import TableRef
@@ -40,6 +43,10 @@ BLOCKS = {
 }
 
 
+def pg_selection(query: dict[str, object]) -> EntitySelection:
+    return entity_selection_of(query, "PostgreSQL")
+
+
 def read_block(table: TableRef) -> tuple[list[str], Iterable[bytes]]:
     data = b"--\n-- PostgreSQL database dump\n--\n" + BLOCKS[table]
     block = CopyBlock([data[i:i + 7] for i in range(0, len(data), 7)], table.qualified)
@@ -47,7 +54,7 @@ def read_block(table: TableRef) -> tuple[list[str], Iterable[bytes]]:
 
 
 def test_the_closure_follows_the_references_on_the_stored_rows() -> None:
-    scope = entity_scope(ENTITIES, entity_selection_of({"entity": "project", "ids": ["2"]}),
+    scope = entity_scope(ENTITIES, pg_selection({"entity": "project", "ids": ["2"]}),
                          TABLES, KEYS, read_block, "utf-8")
     assert [t.table for t in scope.tables] == [PROJECTS, SESSIONS, MESSAGES]
     assert scope.rows["public.projects"].keys == ["2"]
@@ -62,7 +69,7 @@ def test_the_closure_follows_the_references_on_the_stored_rows() -> None:
 
 
 def test_a_selection_below_the_top_and_numbers_or_text_alike() -> None:
-    scope = entity_scope(ENTITIES, entity_selection_of({"entity": "session", "ids": [11, "13"]}),
+    scope = entity_scope(ENTITIES, pg_selection({"entity": "session", "ids": [11, "13"]}),
                          TABLES, KEYS, read_block, "utf-8")
     assert [t.table for t in scope.tables] == [SESSIONS, MESSAGES]
     assert scope.tables[0].parent is None  # the project above is not copied: kept as is
@@ -94,7 +101,7 @@ def test_bad_selections_are_refused_in_one_line(
         query: dict[str, object], entities: tuple[Entity, ...],
         keys: dict[TableRef, list[str]], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message) as raised:
-        entity_scope(entities, entity_selection_of(query), TABLES, keys, read_block, "utf-8")
+        entity_scope(entities, pg_selection(query), TABLES, keys, read_block, "utf-8")
     assert "\n" not in str(raised.value)
 
 
@@ -105,7 +112,7 @@ def test_bad_selections_are_refused_in_one_line(
 ])
 def test_malformed_queries_are_usage_errors(query: dict[str, object]) -> None:
     with pytest.raises(UsageError, match="entity"):
-        entity_selection_of(query)
+        pg_selection(query)
 
 
 def test_the_hierarchy_can_come_from_the_snapshots_meta() -> None:

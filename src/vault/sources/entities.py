@@ -13,11 +13,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vault.errors import UsageError
+
 __all__ = [
     "Entity",
     "EntityNode",
     "EntitySelection",
+    "entities_from_meta",
     "entity_closure",
+    "entity_selection_of",
     "entity_tree",
     "id_candidates",
     "subtree",
@@ -56,6 +60,28 @@ class EntityNode:
     first: str | None = None  # ISO dates of the date field's range, when declared
     last: str | None = None
     children: list[EntityNode] = field(default_factory=list)
+
+
+def entity_selection_of(query: Mapping[str, Any], database: str) -> EntitySelection:
+    """The selection a SQL restore's `query` names (`database`: "SQLite", "PostgreSQL",
+    for the message); anything else is a usage error."""
+    if set(query) != {"entity", "ids"} or not isinstance(query.get("entity"), str):
+        raise UsageError(f"a {database} restore selects an entity with --query "
+                         "'{\"entity\": NAME, \"ids\": [...]}' (or whole tables with --only), "
+                         f"not {sorted(query)}")
+    ids = query["ids"]
+    if not isinstance(ids, list) or not ids or not all(
+            isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
+        raise UsageError("the entity query's \"ids\" must be a non-empty list of primary "
+                         "keys (numbers or strings)")
+    return EntitySelection(query["entity"], tuple(ids))
+
+
+def entities_from_meta(meta: Mapping[str, Any]) -> tuple[Entity, ...]:
+    """The hierarchy a snapshot was taken with (its meta records it), for a source that is
+    not configured with one (no longer, or an ad-hoc URL)."""
+    return tuple(Entity(str(r["name"]), str(r["collection"]), r.get("parent"), r.get("key"),
+                        r.get("date_field")) for r in meta.get("entities") or [])
 
 
 def ordered(entities: Sequence[Entity]) -> list[Entity]:

@@ -33,9 +33,7 @@ __all__ = [
     "PgEntityNotFound",
     "PgEntityTableUnfit",
     "PgNewIdsRefused",
-    "entities_from_meta",
     "entity_scope",
-    "entity_selection_of",
     "entity_tables",
 ]
 
@@ -56,27 +54,6 @@ class PgNewIdsRefused(UsageError):
 
 class PgEntityInTarget(UsageError):
     """database {database!r} already holds {count} row(s) of the selection ({where}), so it is not a new target: restore with --mode merge or overwrite, or as a new copy with --new-ids; nothing was restored"""  # noqa: E501
-
-
-def entity_selection_of(query: Mapping[str, Any]) -> EntitySelection:
-    """The selection a restore's `query` names; anything else is a usage error."""
-    if set(query) != {"entity", "ids"} or not isinstance(query.get("entity"), str):
-        raise UsageError("a PostgreSQL restore selects an entity with --query "
-                         "'{\"entity\": NAME, \"ids\": [...]}' (or whole tables with --only), "
-                         f"not {sorted(query)}")
-    ids = query["ids"]
-    if not isinstance(ids, list) or not ids or not all(
-            isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
-        raise UsageError("the entity query's \"ids\" must be a non-empty list of primary "
-                         "keys (numbers or strings)")
-    return EntitySelection(query["entity"], tuple(ids))
-
-
-def entities_from_meta(meta: Mapping[str, Any]) -> tuple[Entity, ...]:
-    """The hierarchy a snapshot was taken with (its meta records it), for a source that is
-    not configured with one (an ad-hoc postgresql:// source)."""
-    return tuple(Entity(str(r["name"]), str(r["collection"]), r.get("parent"), r.get("key"),
-                        r.get("date_field")) for r in meta.get("entities") or [])
 
 
 @dataclass(frozen=True)

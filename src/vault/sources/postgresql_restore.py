@@ -22,9 +22,8 @@ from typing import Any
 from vault.errors import UsageError
 from vault.restore.plan import RestorePlan
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity
+from vault.sources.entities import Entity, entities_from_meta, entity_selection_of
 from vault.sources.pg_client import PgClients, capture_output, feed_input, run_sql
-from vault.sources.pg_entities import entities_from_meta, entity_selection_of
 from vault.sources.pg_rows import CopyBlock, RowSides, copy_line_keys, data_lines, python_codec
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
@@ -115,7 +114,7 @@ def _check_entity_request(request: SourceRestoreRequest) -> None:
     if request.query is None:
         raise UsageError("new ids follow an entity's references: select one with --query "
                          "'{\"entity\": NAME, \"ids\": [...]}'")
-    entity_selection_of(request.query)
+    entity_selection_of(request.query, "PostgreSQL")
     if request.only:
         raise UsageError("an entity restore takes the entity's tables; give --only or an "
                          "entity --query, not both")

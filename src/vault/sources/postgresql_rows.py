@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity
+from vault.sources.entities import Entity, entity_selection_of
 from vault.sources.pg_client import PgClients, PsqlSession
 from vault.sources.pg_entities import (
     EntityScope,
@@ -32,7 +32,6 @@ from vault.sources.pg_entities import (
     PgEntityTableUnfit,
     PgNewIdsRefused,
     entity_scope,
-    entity_selection_of,
 )
 from vault.sources.pg_rows import (
     CREATE_NEW_KEYS,
@@ -101,7 +100,7 @@ def restore_entity_rows(clients: PgClients, target: PgTarget, stored: StoredItem
     `entities` (modes overwrite, merge, new-target into tables that exist); with
     `request.remap_ids` as a new copy under new keys whose references follow them. The
     selection is read from the snapshot before the target is connected to."""
-    selection = entity_selection_of(request.query or {})
+    selection = entity_selection_of(request.query or {}, "PostgreSQL")
     run = _RowRun(stored)
 
     def read_block(table: TableRef) -> tuple[list[str], Iterator[bytes]]:

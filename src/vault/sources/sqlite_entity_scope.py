@@ -26,7 +26,7 @@ from vault.sources.sqlite_db import SqliteError, SqliteTableMismatch, quote
 from vault.sources.sqlite_rowplan import TableSides
 from vault.sources.sqlite_rows import TableRows, TableShape, table_shape
 
-__all__ = ["EntityScope", "entities_from_meta", "entity_scope", "entity_selection_of"]
+__all__ = ["EntityScope", "entity_scope"]
 
 _BATCH = 500  # values per IN (...) list: well below SQLite's limit on parameters
 _SQL_VALUES = (int, float, str, bytes)
@@ -34,26 +34,6 @@ _SQL_VALUES = (int, float, str, bytes)
 
 class SqliteEntityNotFound(SqliteError):
     """the snapshot holds no {entity} row with id {ids} (table {table!r} of {path}); nothing was restored"""  # noqa: E501
-
-
-def entity_selection_of(query: Mapping[str, Any]) -> EntitySelection:
-    """The selection a restore's `query` names; anything else is a usage error."""
-    if set(query) != {"entity", "ids"} or not isinstance(query.get("entity"), str):
-        raise UsageError("a SQLite restore selects an entity with --query "
-                         "'{\"entity\": NAME, \"ids\": [...]}' (or whole tables with --only), "
-                         f"not {sorted(query)}")
-    ids = query["ids"]
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, (int, str)) for i in ids):
-        raise UsageError("the entity query's \"ids\" must be a non-empty list of keys "
-                         "(numbers or strings)")
-    return EntitySelection(query["entity"], tuple(ids))
-
-
-def entities_from_meta(meta: Mapping[str, Any]) -> tuple[Entity, ...]:
-    """The hierarchy a snapshot was taken with (its meta records it), for a source that is
-    no longer configured with one."""
-    return tuple(Entity(str(r["name"]), str(r["collection"]), r.get("parent"), r.get("key"),
-                        r.get("date_field")) for r in meta.get("entities") or [])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from vault.restore.plan import PlannedItem
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity, EntitySelection
+from vault.sources.entities import Entity, EntitySelection, entity_selection_of
 from vault.sources.sqlite_db import (
     BusyPolicy,
     SqliteConflicts,
@@ -45,7 +45,7 @@ from vault.sources.sqlite_db import (
     translate_open_error,
     with_busy_retry,
 )
-from vault.sources.sqlite_entity_scope import entity_scope, entity_selection_of
+from vault.sources.sqlite_entity_scope import entity_scope
 from vault.sources.sqlite_rowplan import RenameRefused, RowPlan, TableSides, plan_rows
 from vault.sources.sqlite_rows import (
     TableRows,
@@ -78,7 +78,7 @@ def restore_rows_from(snap: Path, request: SourceRestoreRequest, *, target: Path
     """`restore_rows` from the snapshot's database already made a file (`snap`)."""
     if not target.exists():
         raise SqliteNoTarget(path=str(target), mode=request.plan_mode)
-    selection = entity_selection_of(request.query) if request.query else None
+    selection = entity_selection_of(request.query, "SQLite") if request.query else None
     connect = connect_readonly if request.dry_run else connect_writable
     try:
         conn = connect(target, busy.attempt_timeout)

@@ -22,7 +22,7 @@ from typing import Any
 
 from vault.errors import UsageError
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity
+from vault.sources.entities import Entity, entities_from_meta, entity_selection_of
 from vault.sources.sqlite_db import (
     BusyPolicy,
     SqliteError,
@@ -40,7 +40,6 @@ from vault.sources.sqlite_db import (
     wal_size,
     with_busy_retry,
 )
-from vault.sources.sqlite_entity_scope import entities_from_meta, entity_selection_of
 from vault.sources.sqlite_merge import plan_new_target, restore_rows, restore_rows_from
 from vault.sources.sqlite_rowplan import RowPlan
 from vault.sources.sqlite_rows import rowid_alias
@@ -57,7 +56,7 @@ def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
     below it; with `remap_ids` it goes in as a new copy under new keys."""
     target = Path(request.target).absolute() if request.target else default_target
     if request.query:
-        entity_selection_of(request.query)  # a malformed query is refused before anything
+        entity_selection_of(request.query, "SQLite")  # a malformed query is refused before anything
         if request.only:
             raise UsageError("an entity restore takes the entity's tables; give --only "
                              "or an entity --query, not both")
