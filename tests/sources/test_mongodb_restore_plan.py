@@ -308,3 +308,30 @@ def test_ids_without_a_same_type_successor_are_refused_by_name(
         assert raw_documents(client, database, "odd") == before
         with pytest.raises(MongoRestoreRefused, match="no stored collection matches"):
             source.for_target(SourceRestoreRequest(only=("nope",)), stored)
+
+
+def test_a_new_copy_takes_the_renamed_fields_and_the_original_keeps_its_own(
+        mongo_server: MongoServer, mongo_db: str) -> None:  # noqa: F811
+    """`--rename name=...`: the copied project document carries the new value (a field it
+    did not have is added), its sessions point at it; `_id` cannot be renamed."""
+    database = f"{mongo_db}_chat"
+    with mongo_server.client() as client:
+        projects = make_chat(client, database)
+        source = chat_source(mongo_server, database)
+        stored = capture_to_memory(source)
+        wanted = projects[1]
+        before = chat_documents(client, database)
+        request = SourceRestoreRequest(mode="merge", remap_ids=True,
+                                       query={"entity": "project", "ids": [str(wanted)]},
+                                       rename=(("name", "Website (copy)"),))
+        with pytest.raises(MongoRestoreRefused, match="_id"):
+            source.restore(stored, dataclasses.replace(request, rename=(("_id", "x"),)))
+        result = source.restore(stored, request)
+        new_project = ObjectId(bson.json_util.loads(
+            result.details["id_map"][f"{database}.projects"][f'{{"$oid": "{wanted}"}}']))
+        after = chat_documents(client, database)
+        old = next(p for p in before["projects"] if p["_id"] == wanted)
+        assert next(p for p in after["projects"] if p["_id"] == wanted) == old
+        (copy,) = client[database].projects.find({"_id": new_project})
+        assert copy == {**old, "_id": new_project, "name": "Website (copy)"}
+        assert client[database].sessions.count_documents({"project_id": new_project}) == 2

@@ -400,3 +400,26 @@ def test_cli_restores_a_project_as_a_new_copy_and_refuses_bad_requests(
                 if m["session_id"] in {s["id"] for s in new_sessions}]) == 15
     assert {k: v for k, v in after["messages"].items() if k in before["messages"]} == \
         before["messages"]
+
+
+def test_a_renamed_copy_takes_the_new_title_and_the_original_keeps_its_own(
+        server: PgServer, chat: tuple[PostgresSource, str, MemoryStoredItems]) -> None:
+    """`--rename title=...` with new ids: the copied project row carries the new title (in
+    the column's own type), its sessions follow it; a rename of the key or of a column the
+    table lacks is refused before anything is written."""
+    source, db, stored = chat
+    before = state(server, db)
+    request = SourceRestoreRequest(mode="merge", query=PROJECT_2, remap_ids=True,
+                                   rename=(("title", "Website (copy) «ü»"),))
+    for bad, says in [((("id", "9"),), "the key"), ((("nope", "x"),), "not a column")]:
+        with pytest.raises(UsageError, match=says):
+            source.restore(stored, dataclasses.replace(request, rename=bad))
+        assert state(server, db) == before
+    done = source.restore(stored, request).details
+    new = int(done["id_map"]["public.projects"]["2"])
+    after = state(server, db)
+    assert after["projects"][2] == before["projects"][2]
+    assert after["projects"][new] == {**before["projects"][2], "id": new,
+                                      "title": "Website (copy) «ü»"}
+    assert sorted(s["id"] for s in after["sessions"].values() if s["project_id"] == new) == \
+        sorted(int(v) for v in done["id_map"]["public.sessions"].values())

@@ -395,3 +395,48 @@ key = "session_id"
         (("integer", 9 + n), ("integer", 4), before["sessions"][old][2])
         for n, old in enumerate(PROJECT_2_SESSIONS)]
     shutil.copyfile(db, tmp_path / "kept.db")  # for a look after a failure
+
+
+def test_cli_rename_gives_the_new_copy_its_own_name(vault_repo: Any, tmp_path: Path) -> None:
+    """`--rename title=...` with --new-ids: the copied project carries the new name, its
+    sessions and messages follow it, the original keeps its own; bad uses are refused."""
+    db = tmp_path / "chat.db"
+    make_chat(db)
+    config = tmp_path / "vault.toml"
+    config.write_text(f'''
+[[sources]]
+type = "sqlite"
+name = "chat"
+path = "{db}"
+
+[[sources.entities]]
+name = "project"
+collection = "projects"
+
+[[sources.entities]]
+name = "session"
+collection = "sessions"
+parent = "project"
+key = "project_id"
+''')
+    backup = vault_repo.json("--config", config, "backup", "--source", "chat")
+    snap = backup.summary["snapshot_id"][:8]
+    base = ("--config", config, "restore", snap, "--query", json.dumps(PROJECT_2))
+    before = rows(db)
+    for bad, says in [(("--rename", "title=x", "--mode", "merge"), "--new-ids"),
+                      (("--new-ids", "--mode", "merge", "--rename", "nope=x"), "not a column"),
+                      (("--new-ids", "--mode", "merge", "--rename", "id=9"), "the key"),
+                      (("--new-ids", "--mode", "merge", "--rename", "title"), "FIELD=VALUE")]:
+        refused = vault_repo.json(*base, *bad)
+        assert refused.code == 2 and says in refused.last["message"], refused.last
+        assert rows(db) == before
+    done = vault_repo.json(*base, "--new-ids", "--mode", "merge",
+                           "--rename", "title=Website (copy)")
+    assert done.code == 0, done.last
+    assert done.summary["details"]["renamed"] == {"title": "Website (copy)"}
+    after = rows(db)
+    assert after["projects"][2] == before["projects"][2]  # the original keeps its name
+    [new] = [k for k in after["projects"] if k not in before["projects"]]
+    assert after["projects"][new] == (("integer", new), ("text", "Website (copy)"))
+    copied = [s for s in after["sessions"].values() if s[1] == ("integer", new)]
+    assert len(copied) == len(PROJECT_2_SESSIONS)

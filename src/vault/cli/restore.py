@@ -66,6 +66,9 @@ from vault.units import human_bytes
               help="Database snapshots: restore the selection (e.g. --query '{\"entity\": "
                    "\"project\", \"ids\": [...]}') as a new copy with new ids; references "
                    "in the entity hierarchy are rewritten.")
+@click.option("--rename", "rename", multiple=True, metavar="FIELD=VALUE",
+              help="With --new-ids: the copy's top entity takes VALUE in FIELD (a column "
+                   "or field), e.g. --rename name='Website (copy)' (repeatable).")
 @click.option("--settings", "settings", is_flag=True,
               help="Settings snapshots: re-import into the live settings (redacted secrets "
                    "keep their live values).")
@@ -82,7 +85,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
             include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
             only: tuple[str, ...], query: str | None, at: str | None, new_ids: bool,
-            settings: bool, queued: bool, yes: bool) -> None:
+            rename: tuple[str, ...], settings: bool, queued: bool, yes: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
@@ -122,11 +125,12 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
             raise UsageError("--settings re-imports into the live settings: run it inline, "
                              "not with --queue")
         _restore_source(state, snapshot, target, only, query, mode or "new", on_conflict,
-                        dry_run, settings, verbose, new_ids, yes=yes, queued=queued)
+                        dry_run, settings, verbose, new_ids, yes=yes, queued=queued,
+                        rename=_field_values(rename))
         return
-    if only or query or settings or new_ids:
-        raise UsageError("--only, --query, --new-ids and --settings apply to database and "
-                         "settings snapshots")
+    if only or query or settings or new_ids or rename:
+        raise UsageError("--only, --query, --new-ids, --rename and --settings apply to "
+                         "database and settings snapshots")
     if not target:
         raise UsageError("give a --target directory to restore into")
     req = RestoreRequest(snapshot_ref=snapshot, target=target, paths=list(paths),
@@ -340,6 +344,19 @@ def _is_source_snapshot(state: CliState, ref: str) -> bool:
     return is_source_snapshot(repo.find_snapshot(split_ref(ref)[0]))
 
 
+def _field_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`--rename FIELD=VALUE` options as a dict; a malformed one is a usage error."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--rename {pair!r}: give FIELD=VALUE, e.g. name='Website (copy)'")
+        if name in found:
+            raise UsageError(f"--rename names field {name!r} twice")
+        found[name] = value
+    return found
+
+
 def _render_plan_json(out: Output, plan: dict[str, Any], verbose: bool) -> None:
     """A database restore's plan (RestorePlan.to_json()): totals, then per table or
     collection, and with -v every record."""
@@ -357,7 +374,7 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
                     only: tuple[str, ...], query: str | None, mode: str,
                     on_conflict: str | None, dry_run: bool, settings: bool,
                     verbose: bool = False, new_ids: bool = False, *, yes: bool = False,
-                    queued: bool = False) -> None:
+                    queued: bool = False, rename: dict[str, str] | None = None) -> None:
     from vault.operations.source_restore import SourceRestore, run_source_restore
 
     parsed = None
@@ -380,7 +397,7 @@ def _restore_source(state: CliState, snapshot: str, target: str | None,
     request = SourceRestore(
         snapshot_ref=snapshot, target=target, only=list(only) or None, query=parsed,
         mode=mode, on_conflict=on_conflict, dry_run=dry_run,  # type: ignore[arg-type]
-        remap_ids=new_ids)
+        remap_ids=new_ids, rename=rename or {})
     name = target or str(snap.source.get("label") or snap.source.get("name") or "")
     if queued:
         _queue_source(state, request, kind, name, yes)
@@ -439,7 +456,7 @@ def _queue_source(state: CliState, req: Any, kind: object, name: str, yes: bool)
     enqueue(state, RestoreArgs(snapshot_ref=req.snapshot_ref, target=target, database=True,
                                mode=req.mode, on_conflict=req.on_conflict,
                                only=list(req.only or []), query=req.query,
-                               remap_ids=req.remap_ids, yes=yes))
+                               remap_ids=req.remap_ids, rename=req.rename, yes=yes))
 
 
 @click.command()

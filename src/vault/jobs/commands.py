@@ -68,6 +68,7 @@ class RestoreArgs(_Frozen):
     only: list[str] = []
     query: dict[str, Any] | None = None
     remap_ids: bool = False
+    rename: dict[str, str] = {}  # --rename FIELD=VALUE of a new copy
     # --yes at enqueue time: the worker may carry out a destructive plan; without it the
     # worker refuses one (nobody is there to ask)
     yes: bool = False
@@ -84,6 +85,7 @@ class RestoreArgs(_Frozen):
                              only=self.only or None, query=self.query,
                              mode=self.mode or "new",  # type: ignore[arg-type]
                              on_conflict=self.on_conflict, remap_ids=self.remap_ids,
+                             rename=dict(self.rename),
                              confirm=None if self.yes else refuse_unconfirmed)
 
     def options(self) -> dict[str, Any]:

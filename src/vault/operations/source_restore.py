@@ -43,6 +43,8 @@ class SourceRestore:
     on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
     dry_run: bool = False
     remap_ids: bool = False  # an entity restored as a new copy: new ids, references kept
+    # --rename FIELD=VALUE: the copy's top rows take these values (a new project name)
+    rename: dict[str, str] = field(default_factory=dict)
     safety_copy: bool = True  # back up what a destructive restore changes, for undo
     confirm: Confirm | None = None  # asked before a destructive plan is carried out
     hooks: bool = True  # run the [restore] pre_hook/post_hook
@@ -91,7 +93,7 @@ def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestor
     return SourceRestoreRequest(
         target=req.target, only=tuple(req.only or ()), query=req.query, mode=req.mode,
         sealer=sealer_for(repo), scratch_dir=str(scratch), on_conflict=req.on_conflict,
-        remap_ids=req.remap_ids, dry_run=req.dry_run)
+        remap_ids=req.remap_ids, rename=tuple(req.rename.items()), dry_run=req.dry_run)
 
 
 def destructive_plan(source: Source, stored: SnapshotItems,
@@ -119,6 +121,9 @@ def _ask(req: SourceRestore, target: str, plan: dict[str, Any] | None) -> None:
 
 def run_source_restore(vault: Vault, req: SourceRestore,
                        job_id: str | None = None) -> SourceRestoreOutcome:
+    if req.rename and not (req.remap_ids and req.query):
+        raise UsageError("--rename FIELD=VALUE names a new copy of an entity: give it with "
+                         "--new-ids and --query '{\"entity\": NAME, \"ids\": [...]}'")
     repo = vault.repository()
     snapshot = repo.find_snapshot(req.snapshot_ref.partition(":")[0])
     if not is_source_snapshot(snapshot):
@@ -129,6 +134,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
         repo.load_index()
         started = time.monotonic()
         result = source.restore(SnapshotItems(repo, snapshot), _request(vault, repo, req))
+        if req.rename:
+            result.details["renamed"] = dict(req.rename)
         return SourceRestoreOutcome("", snapshot, result, time.monotonic() - started,
                                     warnings)
     target_text = req.target or "(the source's own location)"
@@ -137,7 +144,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
                        paths=list(req.only or []), include=[], exclude=[],
                        options={"mode": req.mode, "source_type": source.type,
                                 "query": req.query is not None,
-                                "on_conflict": req.on_conflict, "remap_ids": req.remap_ids})
+                                "on_conflict": req.on_conflict, "remap_ids": req.remap_ids,
+                                "rename": sorted(req.rename)})
     started = time.monotonic()
     with run, repository_lock(vault, repo, exclusive=False, operation="restore"):
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
@@ -169,6 +177,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
         post = hooks.post("completed")
         if post is not None:
             warnings.append(post)
+        if req.rename:
+            result.details["renamed"] = dict(req.rename)
         duration = time.monotonic() - started
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target_text,

@@ -113,6 +113,9 @@ class SourceRestoreRequest:
     on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
     # Restore an entity as a new copy: new ids, references rewritten (mapping reported).
     remap_ids: bool = False
+    # With remap_ids: fields of the copy's top entity rows set to new values, so the copy
+    # can be told apart (a new project name): (field, value) pairs.
+    rename: tuple[tuple[str, str], ...] = ()
     dry_run: bool = False  # plan only: `restore` returns the plan in details["plan"]
 
     @property

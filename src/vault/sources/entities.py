@@ -77,6 +77,39 @@ def entity_selection_of(query: Mapping[str, Any], database: str) -> EntitySelect
     return EntitySelection(query["entity"], tuple(ids))
 
 
+def renamed_fields(rename: Sequence[tuple[str, str]], remap_ids: bool,
+                   selection: EntitySelection | None, entities: Sequence[Entity]
+                   ) -> tuple[Entity, dict[str, str]] | None:
+    """The entity whose copied rows `--rename FIELD=VALUE` changes (the one the query
+    selects) and the fields to set; None without --rename. A rename only names a new
+    copy: without --new-ids and an entity query it is a usage error."""
+    if not rename:
+        return None
+    if not remap_ids or selection is None:
+        raise UsageError("--rename FIELD=VALUE names a new copy of an entity: give it with "
+                         "--new-ids and --query '{\"entity\": NAME, \"ids\": [...]}'")
+    fields = dict(rename)
+    if len(fields) != len(rename):
+        raise UsageError("--rename names the same field twice")
+    by_name = {entity.name: entity for entity in entities}
+    if selection.entity not in by_name:
+        raise UsageError(f"unknown entity {selection.entity!r}")
+    return by_name[selection.entity], fields
+
+
+def check_renamed_columns(table: str, fields: Mapping[str, str], columns: Sequence[str],
+                          key: Sequence[str]) -> None:
+    """A SQL table's copy can take `--rename` values only in columns it has, and never
+    in its key (the copy's keys are new ones)."""
+    for name in fields:
+        if name in key:
+            raise UsageError(f"--rename cannot set {name!r}, the key of table {table}: "
+                             "the copy's keys are new ones")
+        if name not in columns:
+            raise UsageError(f"--rename names {name!r}, which is not a column of table "
+                             f"{table} (its columns: {', '.join(columns)})")
+
+
 def entities_from_meta(meta: Mapping[str, Any]) -> tuple[Entity, ...]:
     """The hierarchy a snapshot was taken with (its meta records it), for a source that is
     not configured with one (no longer, or an ad-hoc URL)."""

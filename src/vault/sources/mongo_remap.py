@@ -66,14 +66,18 @@ IdMap = Mapping[tuple[str, Any], Any]  # value_key(old id) -> new id
 
 
 def rewrite_document(raw: bytes, new_id: Any | None,
-                     references: Mapping[str, IdMap]) -> bytes:
+                     references: Mapping[str, IdMap],
+                     renamed: Mapping[str, str] | None = None) -> bytes:
     """`raw` with its `_id` replaced by `new_id` (None: kept) and every top-level or dotted
     field in `references` (field -> old->new map of the parent's ids) rewritten where it
-    holds a remapped id (or an array of them). Everything else, key order and types
-    included, is encoded back exactly as it was."""
+    holds a remapped id (or an array of them), and each top-level field of `renamed` set
+    to its value (a copy's new name). Everything else, key order and types included, is
+    encoded back exactly as it was."""
     document = bson.decode(raw, DECODE_OPTIONS)
     if new_id is not None:
         document["_id"] = new_id
+    for field, value in (renamed or {}).items():
+        document[field] = value
     for field, mapping in references.items():
         _rewrite_path(document, field.split("."), mapping)
     return bson.encode(document, codec_options=DECODE_OPTIONS)

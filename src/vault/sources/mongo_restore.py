@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from vault.errors import OperationFailed, UsageError
 from vault.restore.plan import Action, RestorePlan
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity, entity_closure, id_candidates, subtree
+from vault.sources.entities import (
+    Entity,
+    entity_closure,
+    id_candidates,
+    renamed_fields,
+    subtree,
+)
 from vault.sources.mongo_bson import (
     RAW_OPTIONS,
     CorruptBSON,
@@ -100,6 +106,11 @@ def restore(source: MongoSource, stored: StoredItems,
 def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPlan,
              request: SourceRestoreRequest, where: str) -> SourceRestoreResult:
     mode = request.plan_mode
+    found = renamed_fields(request.rename, request.remap_ids, cplan.entity_selection,
+                           cplan.entities)
+    if found is not None and "_id" in found[1]:
+        raise MongoRestoreRefused(detail="--rename cannot set _id: the copy's ids are new ones")
+    renamed = {found[0].collection: found[1]} if found is not None else {}
     stored_ids = _stored_entity_ids(stored, cplan)
     stored_keys = {name: {value_key(v) for v in ids} for name, ids in stored_ids.items()}
     target_ids = {} if request.remap_ids else _target_entity_ids(client, cplan, stored_ids)
@@ -132,7 +143,8 @@ def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPla
     references = _references(cplan, new_ids) if request.remap_ids else {}
     for side in sides:
         size = _write_collection(client, stored, side, actions, new_ids, stored_keys,
-                                 references.get(side.item.target, {}))
+                                 references.get(side.item.target, {}),
+                                 renamed.get(side.item.source.full_name, {}))
         result.items += 1
         result.bytes += size
     return result
@@ -359,8 +371,10 @@ def _metadata(stored: StoredItems, item: CollectionRestore) -> dict[str, Any]:
 def _write_collection(client: MongoClient[Any], stored: StoredItems, side: _Side,
                       actions: Mapping[DocKey, Action], new_ids: Mapping[DocKey, Any],
                       entity_keys: dict[str, set[Any]],
-                      references: Mapping[str, Mapping[tuple[str, Any], Any]]) -> int:
-    """Carries out the plan for one collection; returns the bytes written."""
+                      references: Mapping[str, Mapping[tuple[str, Any], Any]],
+                      renamed: Mapping[str, str]) -> int:
+    """Carries out the plan for one collection; returns the bytes written. A new copy's
+    documents take the `renamed` fields' values (--rename)."""
     from bson.raw_bson import RawBSONDocument
     from pymongo import InsertOne, ReplaceOne
 
@@ -385,7 +399,7 @@ def _write_collection(client: MongoClient[Any], stored: StoredItems, side: _Side
         if action in ("skip", "delete", "conflict"):
             continue
         if key in new_ids:
-            raw = rewrite_document(raw, new_ids[key], references)
+            raw = rewrite_document(raw, new_ids[key], references, renamed)
         elif references:
             raw = rewrite_document(raw, None, references)
         document = RawBSONDocument(raw, RAW_OPTIONS)

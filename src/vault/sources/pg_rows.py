@@ -427,13 +427,15 @@ class RowTable:
                 " FROM src;")
 
 
-    def insert_copied(self, references: Mapping[str, str]) -> str:
+    def insert_copied(self, references: Mapping[str, str],
+                      renamed: Mapping[str, str] | None = None) -> str:
         """Insert every planned new row (action create) as a copy under a fresh key from
         the key's sequence, handed out in the order of the old keys. A column of
         `references` (column -> the table its values point into) takes the new key the
         row it points at was given (looked up in NEW_KEYS), or keeps its value when that
         row was not copied. The new keys go into NEW_KEYS too, for this table's children;
-        one line per row: the old key and the new, as JSON strings."""
+        one line per row: the old key and the new, as JSON strings. A column of `renamed`
+        takes the value given there (a new copy's new name)."""
         assert self.sequence is not None and len(self.key) == 1
         key = self.key[0]
         types = dict(zip(self.columns, self.types, strict=True))
@@ -442,6 +444,8 @@ class RowTable:
             own = f"src.{ident(column)}"
             if column == key:
                 return "src.vault_new_key"
+            if renamed and column in renamed:
+                return f"({literal(renamed[column])})::{types[column]}"
             if column not in references:
                 return own
             new = (f"SELECT m.new FROM {NEW_KEYS} m WHERE m.tbl = {literal(references[column])}"

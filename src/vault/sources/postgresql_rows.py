@@ -24,7 +24,13 @@ from typing import Any, cast
 
 from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity, entity_selection_of
+from vault.sources.entities import (
+    Entity,
+    EntitySelection,
+    check_renamed_columns,
+    entity_selection_of,
+    renamed_fields,
+)
 from vault.sources.pg_client import PgClients, PsqlSession
 from vault.sources.pg_entities import (
     EntityScope,
@@ -85,6 +91,7 @@ def restore_rows(clients: PgClients, target: PgTarget, stored: StoredItems,
                  request: SourceRestoreRequest, tables: list[TableRef],
                  entries: dict[TableRef, dict[str, Any]]) -> SourceRestoreResult:
     """Restore every row of the chosen tables (modes overwrite, merge)."""
+    renamed_fields(request.rename, request.remap_ids, None, ())  # refused: no entity
     run = _RowRun(stored)
     loads = []
     for table in tables:
@@ -112,7 +119,21 @@ def restore_entity_rows(clients: PgClients, target: PgTarget, stored: StoredItem
                          python_codec(stored.meta))
     loads = [_Load(t.table, _const(scope.rows[t.table.qualified].columns),
                    scope.rows[t.table.qualified].copy_data) for t in scope.tables]
-    return _restore(clients, target, stored, request, loads, run, scope)
+    renamed = _renamed(request, selection, entities, scope)
+    return _restore(clients, target, stored, request, loads, run, scope, renamed)
+
+
+def _renamed(request: SourceRestoreRequest, selection: EntitySelection,
+             entities: Sequence[Entity], scope: EntityScope) -> dict[str, dict[str, str]]:
+    """`--rename`: table -> {column: the value the copy's rows take}."""
+    found = renamed_fields(request.rename, request.remap_ids, selection, entities)
+    if found is None:
+        return {}
+    entity, fields = found
+    [table] = [t for t in scope.tables if t.entity.name == entity.name]
+    check_renamed_columns(table.table.qualified, fields,
+                          scope.rows[table.table.qualified].columns, [table.key])
+    return {table.table.qualified: fields}
 
 
 @dataclass(frozen=True)
@@ -131,7 +152,8 @@ def _const(columns: list[str]) -> Callable[[], list[str]]:
 
 def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
              request: SourceRestoreRequest, loads: list[_Load], run: _RowRun,
-             scope: EntityScope | None) -> SourceRestoreResult:
+             scope: EntityScope | None,
+             renamed: Mapping[str, Mapping[str, str]] | None = None) -> SourceRestoreResult:
     mode = request.plan_mode
     copies = scope.references() if scope is not None and request.remap_ids else None
     encoding = str(stored.meta.get("encoding", "UTF8"))
@@ -167,7 +189,8 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
         if request.dry_run:
             session.text("ROLLBACK;")
             return SourceRestoreResult(items=0, bytes=0, details=details)
-        details["id_map"] = _execute(session, plan, list(row_tables.values()), copies)
+        details["id_map"] = _execute(session, plan, list(row_tables.values()), copies,
+                                     renamed or {})
         session.text("COMMIT;")
     return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details)
 
@@ -250,11 +273,14 @@ def _check(plan: RestorePlan, tables: list[RowTable], new_copy: bool = False) ->
 
 
 def _execute(session: PsqlSession, plan: RestorePlan, tables: list[RowTable],
-             copies: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, dict[str, str]]:
+             copies: Mapping[str, Mapping[str, str]] | None = None,
+             renamed: Mapping[str, Mapping[str, str]] | None = None,
+             ) -> dict[str, dict[str, str]]:
     """Carry out `plan` in the session's open transaction; old -> new keys of renamed rows.
     With `copies` (a new copy: table -> {reference column -> the table it points into})
     every created row goes in under a new key, `tables` in their order (parents first),
-    and its reference columns follow the new keys of the rows they point at."""
+    and its reference columns follow the new keys of the rows they point at; `renamed`
+    (table -> column -> value) are columns a copy's rows take new values in."""
     by_table: dict[str, list[PlannedItem]] = {t.qualified: [] for t in tables}
     for item in plan.items:
         if item.action in ("create", "overwrite", "rename", "delete"):
@@ -284,7 +310,8 @@ def _execute(session: PsqlSession, plan: RestorePlan, tables: list[RowTable],
         if "create" in actions and copies is not None:
             if bump is not None:  # a key inserted by hand must not be handed out again
                 session.text(bump)
-            id_map[name] = parse_pairs(session.text(table.insert_copied(copies.get(name, {}))))
+            id_map[name] = parse_pairs(session.text(table.insert_copied(
+                copies.get(name, {}), (renamed or {}).get(name, {}))))
         elif "create" in actions:
             session.text(table.insert())
             if bump is not None:

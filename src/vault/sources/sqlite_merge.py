@@ -25,7 +25,13 @@ from typing import Any
 
 from vault.restore.plan import PlannedItem
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
-from vault.sources.entities import Entity, EntitySelection, entity_selection_of
+from vault.sources.entities import (
+    Entity,
+    EntitySelection,
+    check_renamed_columns,
+    entity_selection_of,
+    renamed_fields,
+)
 from vault.sources.sqlite_db import (
     BusyPolicy,
     SqliteConflicts,
@@ -129,10 +135,11 @@ def _in_one_transaction(conn: sqlite3.Connection, target: Path, request: SourceR
         sides = [_sides(conn, target, table) for table in selected]
         if scope is not None:
             sides = [scope.narrow(s) for s in sides]
+        renamed = _renamed(conn, request, selection, entities)
         row_plan = _plan(sides, request, target)
         if not request.dry_run:
             references = scope.references() if scope is not None and scope.remap else {}
-            _execute(conn, sides, row_plan, target, references)
+            _execute(conn, sides, row_plan, target, references, renamed)
             problems = integrity_problems(conn, "main")
             if problems:
                 raise SqliteRestoreFailed(path=str(target), detail="; ".join(problems[:3]))
@@ -249,10 +256,27 @@ def _plan(sides: list[TableSides], request: SourceRestoreRequest, target: Path) 
 # --- carrying the plan out ----------------------------------------------------------------
 
 
+def _renamed(conn: sqlite3.Connection, request: SourceRestoreRequest,
+             selection: EntitySelection | None,
+             entities: Sequence[Entity]) -> dict[str, dict[str, str]]:
+    """`--rename`: table -> {column: the value the copy's rows take}; every column must
+    exist in the snapshot's table."""
+    found = renamed_fields(request.rename, request.remap_ids, selection, entities)
+    if found is None:
+        return {}
+    entity, fields = found
+    shape = table_shape(conn, "snap", entity.collection)
+    key = [name for name in shape.columns if quote(name) in shape.key]
+    check_renamed_columns(entity.collection, fields, shape.columns, key)
+    return {entity.collection: fields}
+
+
 def _execute(conn: sqlite3.Connection, sides: list[TableSides], row_plan: RowPlan,
-             target: Path, references: Mapping[str, Mapping[str, str]]) -> None:
+             target: Path, references: Mapping[str, Mapping[str, str]],
+             renamed: Mapping[str, Mapping[str, str]]) -> None:
     """Carry the plan out; `references` (table -> column -> the table it points into) are
-    the columns a row given a new key rewrites to follow its parent's new key."""
+    the columns a row given a new key rewrites to follow its parent's new key; `renamed`
+    (table -> column -> value) the columns a new copy's rows take new values in."""
     by_table: dict[str, list[PlannedItem]] = defaultdict(list)
     for item in row_plan.plan.items:
         by_table[item.group].append(item)
@@ -263,7 +287,7 @@ def _execute(conn: sqlite3.Connection, sides: list[TableSides], row_plan: RowPla
         _load_new_keys(conn, row_plan)
     for s in sides:
         _apply_table(conn, s.shape, by_table.get(s.shape.name, []), row_plan, target,
-                     references.get(s.shape.name, {}))
+                     references.get(s.shape.name, {}), renamed.get(s.shape.name, {}))
     if references:
         conn.execute("DROP TABLE temp.vault_new_keys")
     for sql in triggers + _snapshot_triggers(conn, created):
@@ -308,7 +332,8 @@ def _snapshot_triggers(conn: sqlite3.Connection, tables: list[str]) -> list[str]
 
 
 def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[PlannedItem],
-                 row_plan: RowPlan, target: Path, references: Mapping[str, str]) -> None:
+                 row_plan: RowPlan, target: Path, references: Mapping[str, str],
+                 renamed: Mapping[str, str]) -> None:
     """Deletes first (an overwritten row is deleted and inserted again, so rows trading
     unique values cannot collide), then the snapshot's rows under their keys, then rows
     under new keys (renamed, or all of a new copy's), their `references` columns
@@ -329,11 +354,14 @@ def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[Planne
         f" WHERE {shape.where}", keys("create", "overwrite"))
     if moved:
         others = [quote(c) for c in shape.columns if quote(c) != shape.key[0]]
-        values = [_following(column, references) for column in others]
+        new_values = {quote(name): value for name, value in renamed.items()}
+        values = ["?" if column in new_values else _following(column, references)
+                  for column in others]
+        given = tuple(new_values[column] for column in others if column in new_values)
         run(f"INSERT INTO main.{table} ({', '.join([shape.key[0], *others])})"
             f" SELECT {', '.join(['?', *values])} FROM snap.{table} AS vault_row"
             f" WHERE {shape.where}",
-            [(moved[item.key], *key_params(row_plan.key_of(shape.name, item.key)))
+            [(moved[item.key], *given, *key_params(row_plan.key_of(shape.name, item.key)))
              for item in items if item.key in moved])
 
 
