@@ -79,7 +79,8 @@ def test_fail_policy_dry_run_shows_the_refusal(vault_repo, scene) -> None:
     (("--overwrite", "never", "--mode", "merge"), "--overwrite is the old spelling"),
     (("--overwrite", "always", "--on-conflict", "skip"), "--overwrite is the old spelling"),
     (("--mode", "overwrite", "--queue"), "pass --yes to go ahead"),
-    (("--only", "t"), "--only, --query, --new-ids and --settings apply to database"),
+    (("--only", "t"), "--only, --query, --new-ids, --rename and --settings apply to"),
+    (("--rename", "a=b"), "--only, --query, --new-ids, --rename and --settings apply to"),
 ])
 def test_refused_combinations(vault_repo, scene, args, message) -> None:
     ref, target = scene
