@@ -13,7 +13,13 @@ from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F4
 
 from vault.config import MongoSourceConfig
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
-from vault.sources.entities import Entity, EntitySelection, entity_closure, entity_tree
+from vault.sources.entities import (
+    Entity,
+    EntitySelection,
+    entity_closure,
+    entity_tree,
+    id_candidates,
+)
 from vault.sources.mongo_restore import MongoRestoreRefused
 from vault.sources.mongodb import from_config
 
@@ -121,3 +127,10 @@ def test_closure_follows_every_branch_of_the_tree() -> None:
         "p": [1], "s": [10], "f": [20], "m": [30]}
     assert entity_closure(entities, EntitySelection("s", (11,)), find_ids) == {
         "s": [11], "m": [31]}
+
+
+def test_ids_from_a_command_line_match_object_ids_and_integers() -> None:
+    """`--entity session=3` cannot say whether 3 is text or a number: both are tried, as
+    a 24-hex-digit id is tried as an ObjectId too."""
+    oid = ObjectId()
+    assert id_candidates(["3", str(oid), "x", 4]) == ["3", 3, str(oid), oid, "x", 4]

@@ -430,8 +430,11 @@ key = "project_id"
         refused = vault_repo.json(*base, *bad)
         assert refused.code == 2 and says in refused.last["message"], refused.last
         assert rows(db) == before
-    done = vault_repo.json(*base, "--new-ids", "--mode", "merge",
-                           "--rename", "title=Website (copy)")
+    both = vault_repo.json(*base, "--entity", "project=2", "--new-ids", "--mode", "merge")
+    assert both.code == 2 and "not both" in both.last["message"]
+    # --entity project=2 is the same selection as the --query
+    done = vault_repo.json("--config", config, "restore", snap, "--entity", "project=2",
+                           "--new-ids", "--mode", "merge", "--rename", "title=Website (copy)")
     assert done.code == 0, done.last
     assert done.summary["details"]["renamed"] == {"title": "Website (copy)"}
     after = rows(db)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vault.cli.common import reporter_for
+from vault.cli.common import parse_entity_option, reporter_for
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import format_duration
 from vault.errors import EXIT_PARTIAL, UsageError
@@ -91,11 +91,7 @@ def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, .
     vault = state.vault()
     plan = plan_targets(vault.config, list(targets), list(source_names), group)
     if entity is not None:
-        name, _, ids = entity.partition("=")
-        id_list = tuple(i.strip() for i in ids.split(",") if i.strip())
-        if not name or not id_list:
-            raise UsageError(f"--entity {entity!r}: write it as NAME=ID[,ID...]")
-        plan = select_entity(plan, name.strip(), id_list)
+        plan = select_entity(plan, *parse_entity_option(entity))
     req = _request(state, tuple(p for t in plan for p in t.paths if t.files is None),
                    exclude, exclude_file, include, exclude_larger_than, one_file_system,
                    tag, force, dry_run)

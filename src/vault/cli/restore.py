@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from vault.cli.common import parse_time, reporter_for
+from vault.cli.common import parse_entity_option, parse_time, reporter_for
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output
 from vault.errors import EXIT_PARTIAL, UsageError
@@ -62,6 +62,10 @@ from vault.units import human_bytes
               help="Point in time (e.g. '2026-11-20 14:00+01:00'; local time without an "
                    "offset): SNAPSHOT then names a source, a backed-up path or a configured "
                    "group, and its newest completed snapshot at or before TIME is restored.")
+@click.option("--entity", metavar="NAME=ID[,ID...]",
+              help="Database snapshots: restore only these entities of the hierarchy and "
+                   "everything below them (e.g. project=2: its sessions and messages too); "
+                   "the same as --query '{\"entity\": NAME, \"ids\": [...]}'.")
 @click.option("--new-ids", is_flag=True,
               help="Database snapshots: restore the selection (e.g. --query '{\"entity\": "
                    "\"project\", \"ids\": [...]}') as a new copy with new ids; references "
@@ -84,8 +88,9 @@ from vault.units import human_bytes
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
             include: tuple[str, ...], exclude: tuple[str, ...], mode: str | None,
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
-            only: tuple[str, ...], query: str | None, at: str | None, new_ids: bool,
-            rename: tuple[str, ...], settings: bool, queued: bool, yes: bool) -> None:
+            only: tuple[str, ...], query: str | None, at: str | None, entity: str | None,
+            new_ids: bool, rename: tuple[str, ...], settings: bool, queued: bool,
+            yes: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
@@ -94,6 +99,11 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
     A database or settings snapshot is restored through its source: into --target or,
     without it, into the database it was taken from (with --mode overwrite or merge).
     """
+    if entity is not None:
+        if query is not None:
+            raise UsageError("give --entity or --query, not both")
+        name, ids = parse_entity_option(entity)
+        query = json.dumps({"entity": name, "ids": list(ids)})
     if snapshot == "undo":  # `vault restore undo JOB_ID`
         if len(paths) != 1:
             raise UsageError("vault restore undo RESTORE_JOB_ID: give one restore job id")

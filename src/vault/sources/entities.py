@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,9 @@ def subtree(entities: Sequence[Entity], name: str) -> list[Entity]:
 
 
 def id_candidates(ids: Iterable[Any]) -> list[Any]:
-    """The ids as given, plus the ObjectId a 24-hex-digit string spells (a command line
-    cannot tell them apart; a value matching both is vanishingly unlikely)."""
+    """The ids as given, plus the ObjectId a 24-hex-digit string spells and the integer a
+    string of digits spells (a command line cannot tell them apart; a value matching two
+    documents that way is vanishingly unlikely)."""
     from bson import ObjectId
 
     out: list[Any] = []
@@ -155,6 +157,8 @@ def id_candidates(ids: Iterable[Any]) -> list[Any]:
         out.append(value)
         if isinstance(value, str) and _OBJECT_ID.fullmatch(value):
             out.append(ObjectId(value))
+        elif isinstance(value, str) and _INTEGER.fullmatch(value):
+            out.append(int(value))
     return out
 
 
