@@ -155,7 +155,7 @@ class JsonResult:
 
 #: every `type` a --json record may have (docs/cli.md#json-output)
 RECORD_TYPES = ("progress", "summary", "error", "delivery", "source", "estimate", "job",
-                "next_run", "storage", "alert")
+                "next_run", "storage", "alert", "worker")
 
 
 def parse_json_lines(stdout: str) -> list[dict[str, Any]]:

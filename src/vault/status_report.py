@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vault.quota import StorageUsage
+from vault.worker_presence import WorkerPresence
 
 #: a running job that journaled nothing (no progress) for this long is probably dead
 STALE_AFTER = timedelta(minutes=15)
@@ -177,3 +178,13 @@ def all_alerts(sources: list[SourceState], jobs: list[ActiveJob], usage: Storage
     """Everything that needs a person's attention, most urgent kinds first."""
     return (storage_alerts(usage) + source_alerts(sources, now)
             + job_alerts(jobs, now) + missed_alerts(missed, now))
+
+
+def worker_summary(workers: Iterable[WorkerPresence], jobs: Iterable[ActiveJob]) -> str:
+    """One line: the running workers, or that none runs and how many jobs wait for one."""
+    running = list(workers)
+    if not running:
+        waiting = sum(1 for job in jobs if job.status != "running")
+        return "none running" + (f" ({waiting} queued job(s) wait for `vault worker`)"
+                                 if waiting else "")
+    return ", ".join(f"{w.name} ({w.threads} thread(s), {w.queue})" for w in running)

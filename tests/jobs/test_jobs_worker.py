@@ -91,6 +91,7 @@ def test_a_worker_runs_a_queued_backup_with_progress(vault_repo: Any, workers: W
         fs.write_random(src / f"r{i}.bin", 10 * MiB, seed=i)
     (src / "small.txt").write_text("small\n")
     expected = fs.tree_meta(src)
+    assert vault_repo.query("status").summary["workers"] == []
     workers.start()
     job_id = queue_backup(vault_repo, src, "--tag", "from-queue")
 
@@ -116,8 +117,14 @@ def test_a_worker_runs_a_queued_backup_with_progress(vault_repo: Any, workers: W
     assert fs.tree_meta(out, include_root=False) == {k: v for k, v in expected.items()
                                                       if k != "."}
 
+    # `vault status` names the running worker (its presence file), and not once it stopped
+    [running] = vault_repo.query("status").summary["workers"]
+    assert running["pid"] == workers.procs[0].pid and running["threads"] >= 1
     workers.procs[0].send_signal(signal.SIGTERM)
     assert workers.procs[0].wait(timeout=30) == 0, workers.logs()
+    assert vault_repo.query("status").summary["workers"] == []
+    status = vault_repo.run("status")
+    assert "workers:    none running" in status.stdout
 
 
 def _free_port() -> int:

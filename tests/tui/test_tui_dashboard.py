@@ -46,6 +46,8 @@ async def test_back_up_now_queues_a_job_that_waits_for_a_worker(
         assert job.job.kind == "backup" and job.job.status == "queued"
         assert job.job.label == "docs"
         assert "waiting for a worker" in str(job.query_one(".job-figures").render())
+        workers = str(app.screen.query_one("#workers", Static).render())
+        assert workers == "workers: none running (1 queued job(s) wait for `vault worker`)"
     queued = vault_repo.events("JobQueued")
     assert [e["stream_id"] for e in queued] == [job.job.job_id]
 
@@ -78,3 +80,23 @@ async def test_an_unreadable_repository_is_a_one_line_error_in_a_modal_not_a_cra
         await pilot.pause(0.5)
         assert isinstance(app.screen, DashboardScreen)
         assert app.is_running
+
+
+async def test_an_unreachable_queue_is_said_on_the_dashboard_and_the_journal_still_shows(
+        vault_repo, files_source: Path, make_app, vault_env) -> None:  # type: ignore[no-untyped-def]
+    vault_repo.backup()
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = Path(vault_env.env["VAULT_CONFIG"])
+    config.write_text(config.read_text() + f'\n[queue]\nurl = "redis://127.0.0.1:{port}/0"\n')
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(lambda: "unreachable" in str(
+            app.screen.query_one("#workers", Static).render()), pilot)
+        assert str(port) in str(app.screen.query_one("#workers", Static).render())
+        assert _rows(app)[0][:3] == ["docs", "files", "completed"]
+        await pilot.press("b")  # queueing fails: a one-line error in a modal, no crash
+        await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
+        assert "back up:" in app.screen.message and str(port) in app.screen.message

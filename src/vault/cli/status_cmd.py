@@ -11,7 +11,7 @@ from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output, format_duration
 from vault.operations.status import StatusReport, gather_status
 from vault.quota import StorageUsage
-from vault.status_report import ActiveJob, SourceState, format_age
+from vault.status_report import ActiveJob, SourceState, format_age, worker_summary
 from vault.units import human_bytes
 
 
@@ -72,11 +72,14 @@ def _sections(report: StatusReport, now: datetime) -> dict[str, list[dict[str, A
         "next_runs": [{"schedule": r.name, "at": r.at} for r in report.next_runs],
         "alerts": [{"kind": a.kind, "subject": a.subject, "message": a.message}
                    for a in report.alerts],
+        "workers": [{"name": w.name, "host": w.host, "pid": w.pid,
+                     "started_at": w.started_at, "beat_at": w.beat_at, "queue": w.queue,
+                     "threads": w.threads} for w in report.workers],
     }
 
 
 _RECORD_TYPE = {"sources": "source", "jobs": "job", "next_runs": "next_run",
-                "alerts": "alert"}
+                "alerts": "alert", "workers": "worker"}
 
 
 def _emit_records(out: Output, report: StatusReport, now: datetime) -> None:
@@ -106,6 +109,7 @@ def _summary(report: StatusReport, now: datetime) -> dict[str, Any]:
 # --- human ------------------------------------------------------------------------------
 
 
+
 def _print_dashboard(out: Output, report: StatusReport, now: datetime) -> None:
     if not report.initialised:
         out.line(f"repository: {report.repository} (not initialised: run `vault init`)")
@@ -114,6 +118,7 @@ def _print_dashboard(out: Output, report: StatusReport, now: datetime) -> None:
                  f"format {report.format_version}, {report.snapshots} snapshots)")
         out.line(f"storage:    {_storage_line(report.usage)}")
     out.line(f"journal:    {report.journal_path} ({report.journal_events} events)")
+    out.line(f"workers:    {worker_summary(report.workers, report.jobs)}")
     if report.initialised:
         _print_sources(out, report.sources, now)
         _print_jobs(out, report.jobs, now)

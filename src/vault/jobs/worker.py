@@ -35,6 +35,7 @@ from vault.jobs.tasks import process_start_time
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
+from vault.worker_presence import BEAT_EVERY, PresenceFile
 
 #: how often a running worker looks for jobs of dead workers, in seconds
 RECOVER_EVERY = 30.0
@@ -177,19 +178,28 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
         log.info("worker %s:%d: %d thread(s) on %s", socket.gethostname(), os.getpid(),
                  options.workers, queue.where)
         _tick(runner)
-        health = last_recovery = last_tick = time.monotonic()
-        while not stop.requested:
-            try:
-                health = consumer.loop(health)
-            except ConsumerStopped:
-                break
-            if time.monotonic() - last_recovery >= RECOVER_EVERY:
-                recover_interrupted(journal, queue, options.retry_delay)
-                requeue_lost(journal, queue)
-                last_recovery = time.monotonic()
-            if time.monotonic() - last_tick >= options.schedule_every:
-                _tick(runner)
-                last_tick = time.monotonic()
+        # a file `vault status` and the TUI read to tell that a worker is running
+        presence = PresenceFile(config.resolved_state_dir(), queue.where, options.workers)
+        presence.beat()
+        health = last_recovery = last_tick = last_beat = time.monotonic()
+        try:
+            while not stop.requested:
+                try:
+                    health = consumer.loop(health)
+                except ConsumerStopped:
+                    break
+                if time.monotonic() - last_beat >= BEAT_EVERY:
+                    presence.beat()
+                    last_beat = time.monotonic()
+                if time.monotonic() - last_recovery >= RECOVER_EVERY:
+                    recover_interrupted(journal, queue, options.retry_delay)
+                    requeue_lost(journal, queue)
+                    last_recovery = time.monotonic()
+                if time.monotonic() - last_tick >= options.schedule_every:
+                    _tick(runner)
+                    last_tick = time.monotonic()
+        finally:
+            presence.remove()
         consumer.stop(graceful=True)
         runner.close()
     log.info("worker stopped")

@@ -30,6 +30,7 @@ from vault.status_report import (
     all_alerts,
     last_per_source,
 )
+from vault.worker_presence import WorkerPresence, live_workers
 
 #: how many upcoming scheduled runs the dashboard lists
 NEXT_RUNS = 5
@@ -50,6 +51,7 @@ class StatusReport:
     jobs: list[ActiveJob] = field(default_factory=list)
     next_runs: list[UpcomingRun] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    workers: list[WorkerPresence] = field(default_factory=list)  # running `vault worker`s
 
 
 def schedule_states(vault: Vault, now: datetime) -> list[ScheduleState]:
@@ -69,6 +71,7 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
                           journal_path=str(journal_path),
                           journal_events=vault.journal.head_seq())
     report.next_runs = upcoming(schedule_states(vault, now), now, NEXT_RUNS)
+    report.workers = live_workers(vault.config.resolved_state_dir(), now)
     try:
         config = read_config(vault.storage)
     except RepositoryNotFound:

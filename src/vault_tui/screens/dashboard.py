@@ -9,9 +9,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
 from vault.operations.status import StatusReport
-from vault.status_report import ActiveJob
+from vault.status_report import ActiveJob, worker_summary
 from vault_tui import actions
-from vault_tui.data.status import dashboard
+from vault_tui.data.status import Dashboard, dashboard
 from vault_tui.format import age, duration, human_bytes, rate
 from vault_tui.screens.base import VaultScreen
 
@@ -51,7 +51,7 @@ class JobProgress(Vertical):
                            f"  ETA {duration(job.eta_seconds)}")
 
 
-class DashboardScreen(VaultScreen[StatusReport]):
+class DashboardScreen(VaultScreen[Dashboard]):
     BINDINGS = [
         Binding("b", "backup_now", "Back up now"),
         Binding("v", "verify", "Verify"),
@@ -65,6 +65,7 @@ class DashboardScreen(VaultScreen[StatusReport]):
             table: DataTable[str] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
             yield table
             yield Label("Running jobs", classes="section")
+            yield Static("", id="workers", markup=False)
             yield Vertical(id="jobs")
             yield Static("none", id="no-jobs", classes="dim")
             yield Label("Storage", classes="section")
@@ -82,11 +83,18 @@ class DashboardScreen(VaultScreen[StatusReport]):
         table.add_columns("source", "type", "status", "age", "size", "new")
         super().on_mount()
 
-    def load(self) -> StatusReport:
+    def load(self) -> Dashboard:
         return dashboard(self.ctx, self.now())
 
-    def show(self, report: StatusReport) -> None:
+    def show(self, data: Dashboard) -> None:
         now = self.now()
+        report = data.status
+        workers = self.query_one("#workers", Static)
+        if data.queue_problem:
+            workers.update(f"queue unreachable: {data.queue_problem}")
+        else:
+            workers.update("workers: " + worker_summary(report.workers, report.jobs))
+        workers.set_class(bool(data.queue_problem) or not report.workers, "warn")
         self.sub_title = report.repository
         table: DataTable[str] = self.query_one("#sources", DataTable)
         cursor = table.cursor_row
