@@ -10,12 +10,14 @@ the keys that reach it and a condition on its widgets that says it has loaded.""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
-from snapshot_data import NOW, PASSWORD, ROOT, built
+from snapshot_data import NOW, PASSWORD, ROOT, build, built
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_helpers import SMALL, wait_for
@@ -74,3 +76,18 @@ def test_dashboard(snap_compare: Any, demo_app: Callable[[], VaultApp]) -> None:
                 and len(app.screen.query(JobProgress)) == 1)
 
     assert shot(snap_compare, demo_app(), ready=loaded)
+
+
+def test_the_snapshot_vault_is_the_same_on_every_build(fs: Any) -> None:
+    """What the snapshots rest on: two builds give the same bytes (repository, journal),
+    and nothing in the journal took the real clock."""
+    with built():
+        first = fs.dir_digest(ROOT)
+        build(ROOT)
+        assert fs.dir_digest(ROOT) == first
+        conn = sqlite3.connect(ROOT / "state" / "journal.db")
+        try:
+            times = [row[0] for row in conn.execute("SELECT recorded_at FROM events")]
+        finally:
+            conn.close()
+    assert times and max(datetime.fromisoformat(t) for t in times) < NOW
