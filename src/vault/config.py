@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PlainSerializer,
     ValidationError,
     model_validator,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "SecretRef",
     "VaultConfig",
     "check_config_file",
+    "format_duration",
     "load_config",
     "parse_byte_size",
     "parse_duration",
@@ -101,6 +103,17 @@ def parse_duration(value: object) -> timedelta:
     if not text or _DURATION_PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (write e.g. 36h, 7d, 2w, 1y6m)")
     return timedelta(seconds=sum(int(n) * _DURATION_UNITS[unit] for n, unit in parts))
+
+
+def format_duration(duration: timedelta) -> str:
+    """timedelta -> "7d", "1d12h", "1h30min", "45s": the spelling parse_duration reads
+    back (days at most: a month or a year is not a whole number of them)."""
+    seconds = int(duration.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    units = ((days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s"))
+    return "".join(f"{value}{unit}" for value, unit in units if value) or "0s"
 
 
 def parse_percent(value: object) -> float:
@@ -192,7 +205,9 @@ def _repository_url(value: str) -> str:
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# JSON (a journaled schedule definition) spells it as vault.toml does, so it reads back.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(format_duration, return_type=str, when_used="json")]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
 ConfigPath = Annotated[Path, AfterValidator(_absolute_path)]
 Name = Annotated[str, AfterValidator(_name)]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from vault.config import parse_duration
+from vault.config import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from vault.config import Retention
@@ -218,16 +218,6 @@ def parse_keep_within(text: str) -> timedelta:
     """ "1y6m3d12h", "30d", "2w", "36h" -> timedelta (vault.config.parse_duration: a month
     is 30 days and a year 365, unlike restic's calendar arithmetic; minutes are "min")."""
     return parse_duration(text)
-
-
-def format_duration(duration: timedelta) -> str:
-    """timedelta -> "7d", "1d12h", "90min" -> "1h30min"; the form used in reasons."""
-    seconds = int(duration.total_seconds())
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    units = ((days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s"))
-    return "".join(f"{value}{unit}" for value, unit in units if value) or "0s"
 
 
 # --- applying the policy --------------------------------------------------------------------

@@ -9,6 +9,8 @@ Rules (docs/schedules.md, "Where schedules come from"):
   a `vault schedule` command sees it, and again when it changes; a new cron expression or
   time zone restarts its timetable at that moment (nothing before it counts as missed);
 * `vault schedule pause`/`resume` override the definition's own `paused`.
+* the retention of a command-line schedule can be replaced (`ScheduleRetentionChanged`,
+  the TUI's schedule editor); a vault.toml schedule's is edited in the file.
 
 `effective_schedules` is pure; the functions below it read or append journal events.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from vault.config import Schedule, VaultConfig
+from vault.config import Retention, Schedule, VaultConfig
 from vault.errors import StaleStreamVersion, UsageError
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -36,6 +38,10 @@ class ScheduleNotFound(UsageError):
 
 class ScheduleInConfig(UsageError):
     """schedule {name} is defined in vault.toml: {action} its [[schedules]] entry there"""
+
+
+class ScheduleChangedMeanwhile(UsageError):
+    """schedule {name} was changed by another process meanwhile: look again and retry"""
 
 
 class ScheduleExists(UsageError):
@@ -268,4 +274,20 @@ def resume_schedule(config: VaultConfig, journal: Journal, name: str,
         skipped = due_runs(item.state(), now).last_due
         _append(journal, name, ev.ScheduleResumed(
             name=name, last_due=utc_text(skipped) if skipped else None))
+    return find_schedule(config, journal, name, now)
+
+
+def set_schedule_retention(config: VaultConfig, journal: Journal, name: str,
+                           retention: Retention | None, now: datetime) -> EffectiveSchedule:
+    """Replace the retention of a schedule added with `vault schedule add` (None: the
+    top-level `[retention]` applies). Its timetable goes on as it was. A vault.toml
+    schedule's retention is edited in the file, so it is refused here."""
+    if any(s.name == name for s in config.schedules):
+        raise ScheduleInConfig(name=name, action="change")
+    item = find_schedule(config, journal, name, now)
+    if item.schedule.retention != retention:
+        dumped = None if retention is None else retention.model_dump(mode="json")
+        if not _append(journal, name, ev.ScheduleRetentionChanged(name=name,
+                                                                  retention=dumped)):
+            raise ScheduleChangedMeanwhile(name=name)
     return find_schedule(config, journal, name, now)

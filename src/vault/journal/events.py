@@ -645,6 +645,16 @@ class ScheduleResumed(Event):
     last_due: str | None
 
 
+class ScheduleRetentionChanged(Event):
+    """The retention policy of a schedule added with `vault schedule add` was replaced
+    (from the TUI's schedule editor). `retention` is the new `[schedules.retention]` table
+    as vault.toml would spell it; None: the top-level `[retention]` applies again.
+    A vault.toml schedule's retention is changed in the file, never by this event."""
+
+    name: str
+    retention: dict[str, Any] | None
+
+
 class ScheduleRunQueued(Event):
     """One run of a schedule: a backup job per source, sharing `group_id`.
 

@@ -35,7 +35,7 @@ SHIPPED = {
     "JobCancelled", "NotificationSent", "NotificationFailed",
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
-    "ScheduleRetentionApplied", "RestoreUndoable", "RestoreUndone",
+    "ScheduleRetentionApplied", "ScheduleRetentionChanged", "RestoreUndoable", "RestoreUndone",
     "RestoreReported", "SnapshotExported", "SnapshotImported", "RestoreHookRan",
 }  # fmt: skip
 

@@ -2,7 +2,8 @@
 
 A row per schedule added with `vault schedule add` or seen in vault.toml by a worker or a
 `vault schedule` command (`ScheduleAdded`); removed with `ScheduleRemoved`. `paused` is
-NULL until `vault schedule pause`/`resume` overrides the definition's own `paused`.
+NULL until `vault schedule pause`/`resume` overrides the definition's own `paused`;
+`ScheduleRetentionChanged` replaces the retention in a definition.
 `last_due` is the newest due time already handled (run, missed or skipped): the
 scheduler plans from it. `last_run_*` describe the newest run, manual ones included.
 Times are ISO 8601 UTC strings as the events carry them.
@@ -23,6 +24,7 @@ from vault.journal.events import (
     SchedulePaused,
     ScheduleRemoved,
     ScheduleResumed,
+    ScheduleRetentionChanged,
     ScheduleRunCompleted,
     ScheduleRunMissed,
     ScheduleRunQueued,
@@ -73,6 +75,17 @@ def _added(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
 def _removed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
     assert isinstance(recorded.event, ScheduleRemoved)
     conn.execute("DELETE FROM schedules WHERE name = ?", (recorded.event.name,))
+
+
+def _retention_changed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, ScheduleRetentionChanged)
+    old = _row(conn, event.name)
+    if old is None:
+        return
+    # Only the policy changes: the timetable, and so where it stands, goes on as it was.
+    definition = {**json.loads(old["definition"]), "retention": event.retention}
+    _set(conn, recorded, event.name, definition=canonical_json(definition))
 
 
 def _set(conn: sqlite3.Connection, recorded: RecordedEvent, name: str, **values: Any) -> None:
@@ -162,6 +175,7 @@ class SchedulesProjection(TableProjection):
             ScheduleRemoved: _removed,
             SchedulePaused: _paused,
             ScheduleResumed: _resumed,
+            ScheduleRetentionChanged: _retention_changed,
             ScheduleRunQueued: _queued,
             ScheduleRunMissed: _missed,
             ScheduleRunSkipped: _skipped,
