@@ -19,7 +19,7 @@ from vault_tui.data.history import HistoryFilter, SnapshotRow, parse_history_fil
 from vault_tui.history_actions import export_file_name
 from vault_tui.screens.history import ExportModal, HistoryScreen
 from vault_tui.screens.job import JobScreen
-from vault_tui.screens.modals import ConfirmModal, TypedConfirmModal
+from vault_tui.screens.modals import ConfirmModal, PassphraseModal, TypedConfirmModal
 
 # --- real snapshots -------------------------------------------------------------------------
 
@@ -244,6 +244,30 @@ async def test_cancelling_the_forget_keeps_every_snapshot(
         assert len(ids(app)) == 4
     assert len(vault_repo.query("snapshots").summary["snapshots"]) == 4
     assert vault_repo.events("SnapshotForgotten") == []
+
+
+async def test_forget_asks_for_the_passphrase_and_again_when_it_was_wrong(
+        snapshots, make_app, vault_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("VAULT_PASSWORD")  # the TUI's process has none; the CLI's still does
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await open_history(app, pilot, 4)
+        await pilot.press("f")
+        await wait_for(lambda: isinstance(app.screen, TypedConfirmModal), pilot)
+        app.screen.query_one("#typed", Input).value = "forget 1"
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, PassphraseModal), pilot)
+        assert not app.screen.wrong
+        app.screen.query_one("#passphrase", Input).value = "not it"
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, PassphraseModal) and app.screen.wrong,
+                       pilot)
+        app.screen.query_one("#passphrase", Input).value = vault_repo.env.password
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, HistoryScreen) and len(ids(app)) == 3,
+                       pilot)
+    left = {s["id"] for s in vault_repo.query("snapshots").summary["snapshots"]}
+    assert snapshots["notes"]["snapshot_id"] not in left and len(left) == 3
 
 
 async def test_verify_export_enter_and_restore_from_the_history(

@@ -73,6 +73,7 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         self.sort_by = "date"
         self.descending = True
         self._filter_error: str | None = None
+        self._loaded = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -94,6 +95,9 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         return read_snapshots(self.ctx.config().journal_path())
 
     def show(self, data: list[SnapshotRow]) -> None:
+        if self._loaded and data == self.rows:
+            return  # the journal moved (a backup's progress, say), the snapshots did not
+        self._loaded = True
         self.rows = data
         self.render_rows()
 
@@ -241,10 +245,11 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         self.reload()
 
     def action_verify(self) -> None:
-        rows = self.targets()
-        question = (f"Queue a verify for the worker? It checks the whole repository: every "
-                    f"snapshot's trees and blobs, the {len(rows)} chosen included "
-                    "(the worker's verify cannot be limited to some snapshots).")
+        chosen = len(self.targets())
+        question = ("Queue a verify of the whole repository for the worker? It checks every "
+                    "snapshot's trees and blobs"
+                    + (f", the {chosen} chosen here included" if chosen else "")
+                    + "; the worker's verify cannot be limited to some snapshots.")
 
         def confirmed(yes: bool | None) -> None:
             if yes:

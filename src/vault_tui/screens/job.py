@@ -63,6 +63,8 @@ class JobScreen(VaultScreen[JobDetail]):
         return read_job(self.ctx.config().journal_path(), self.job_id)
 
     def show(self, data: JobDetail) -> None:
+        if data == self.detail:
+            return  # the journal moved for another job
         self.detail = data
         self.sub_title = self.job_id
         job = data.job

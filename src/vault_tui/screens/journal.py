@@ -115,6 +115,8 @@ class JournalScreen(VaultScreen[JournalPage]):
             return  # read for a filter no longer in force
         if data.events is None:
             self.newer = data.newer
+        elif data.events == self.lines and self.table.row_count == len(self.lines):
+            self.has_more, self.newer = data.has_more, 0  # nothing new matches the filter
         else:
             self.lines, self.has_more, self.newer = data.events, data.has_more, 0
             self._fill(reset=True)
