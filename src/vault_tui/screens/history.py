@@ -48,7 +48,7 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         Binding("f", "forget", "Forget"),
         Binding("v", "verify", "Verify"),
         Binding("e", "export", "Export"),
-        Binding("r", "restore", "Restore"),
+        Binding("r", "restore", "Restore this"),
         Binding("d", "sort('date')", "Sort by date", show=False),
         Binding("z", "sort('size')", "Sort by size", show=False),
         Binding("n", "sort('name')", "Sort by name", show=False),
