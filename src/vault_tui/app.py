@@ -3,6 +3,7 @@ commands to the worker; it never runs a backup or a restore in its own process."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -51,7 +52,9 @@ class VaultApp(App[None]):
     def __init__(self, ctx: TuiContext, *, follow: bool = True,
                  poll_seconds: float = POLL_SECONDS,
                  clock: Callable[[], datetime] | None = None) -> None:
-        super().__init__()
+        # NO_COLOR: Textual's own answer is greyscale; native ANSI colours make it drop
+        # colours altogether (default colours, bold and reverse only).
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") else None)
         self.ctx = ctx
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._follow = follow
@@ -61,6 +64,8 @@ class VaultApp(App[None]):
         self._asking_passphrase = False
 
     def on_mount(self) -> None:
+        if self.ansi_color:
+            self.add_class("-no-color")
         if self._follow:
             journal = self.ctx.config().journal_path()
             self._follower = JournalFollower(journal, self.post_message, self._poll_seconds)

@@ -129,10 +129,6 @@ def test_vault_tui_in_tmux_shows_the_dashboard_switches_screens_and_quits(
     assert not session.running(), "vault tui did not quit on q"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Textual answers NO_COLOR with greyscale 256-colour codes (its Monochrome filter) unless "
-    "the app uses native ANSI colours: VaultApp must call super().__init__(ansi_color=True) "
-    "when NO_COLOR is set, which turns on Textual's NoColor filter (default colours only)"))
 def test_no_color_leaves_only_plain_attributes(tmux: Callable[..., Tmux]) -> None:
     session = tmux(NO_COLOR="1")
     session.wait(lambda s: "docs" in s and "completed" in s, "the docs backup")

@@ -3,6 +3,7 @@ the quota, the next scheduled runs and the alerts. Keys to back up now and to ve
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -15,8 +16,9 @@ from vault_tui.data.status import Dashboard, dashboard
 from vault_tui.format import age, duration, human_bytes, rate
 from vault_tui.screens.base import VaultScreen
 
-#: the colour class of a backup's status (NO_COLOR shows the word alone)
-STATUS_CLASS = {"completed": "ok", "partial": "warn", "failed": "bad", "interrupted": "bad"}
+#: the colour of a backup's status (NO_COLOR shows the word alone)
+STATUS_STYLE = {"completed": "green", "partial": "yellow", "failed": "bold red",
+                "interrupted": "bold red"}
 
 
 class JobProgress(Vertical):
@@ -61,6 +63,9 @@ class DashboardScreen(VaultScreen[Dashboard]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="dashboard"):
+            # first: what needs attention must not be below the fold of an 80x24 terminal
+            yield Label("Alerts", classes="section", id="alerts-title")
+            yield Static("", id="alerts", markup=False)
             yield Label("Sources", classes="section")
             table: DataTable[str] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
             yield table
@@ -74,8 +79,6 @@ class DashboardScreen(VaultScreen[Dashboard]):
                 yield Label("", id="storage-text")
             yield Label("Next runs", classes="section")
             yield Static("", id="next-runs", markup=False)
-            yield Label("Alerts", classes="section")
-            yield Static("", id="alerts", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -96,13 +99,14 @@ class DashboardScreen(VaultScreen[Dashboard]):
             workers.update("workers: " + worker_summary(report.workers, report.jobs))
         workers.set_class(bool(data.queue_problem) or not report.workers, "warn")
         self.sub_title = report.repository
-        table: DataTable[str] = self.query_one("#sources", DataTable)
+        table: DataTable[str | Text] = self.query_one("#sources", DataTable)
         cursor = table.cursor_row
         table.clear()
         for state in report.sources:
             last = state.last
             shown = state.last_snapshot or last
-            table.add_row(last.label, last.source_type, last.status,
+            table.add_row(last.label, last.source_type,
+                          Text(last.status, style=STATUS_STYLE.get(last.status, "")),
                           age(last.finished_at, now),
                           human_bytes(shown.bytes_raw) if shown.bytes_raw is not None else "-",
                           human_bytes(shown.bytes_new) if shown.bytes_new is not None else "-",
@@ -114,10 +118,12 @@ class DashboardScreen(VaultScreen[Dashboard]):
         runs = [f"{run.name}: {run.at.astimezone():%Y-%m-%d %H:%M} (in {age(now, run.at)})"
                 for run in report.next_runs]
         self.query_one("#next-runs", Static).update("\n".join(runs) or "no schedules")
-        alerts = [f"! {alert.subject}: {alert.message}" for alert in report.alerts]
+        alerts = [f"! {alert.message}" for alert in report.alerts]
         widget = self.query_one("#alerts", Static)
-        widget.update("\n".join(alerts) or "none")
+        widget.update("\n".join(alerts))
         widget.set_class(bool(alerts), "bad")
+        widget.display = bool(alerts)  # no section at all when nothing needs attention
+        self.query_one("#alerts-title", Label).display = bool(alerts)
 
     def _show_jobs(self, jobs: list[ActiveJob]) -> None:
         box = self.query_one("#jobs", Vertical)
