@@ -91,3 +91,14 @@ def test_the_snapshot_vault_is_the_same_on_every_build(fs: Any) -> None:
         finally:
             conn.close()
     assert times and max(datetime.fromisoformat(t) for t in times) < NOW
+
+
+def test_history(snap_compare: Any, demo_app: Callable[[], VaultApp]) -> None:
+    """The snapshot table, newest first, with the line under it describing the row under
+    the cursor."""
+    from vault_tui.screens.history import HistoryScreen
+
+    def loaded(app: VaultApp) -> bool:
+        return isinstance(app.screen, HistoryScreen) and rows(app, "#snapshots") >= 2
+
+    assert shot(snap_compare, demo_app(), press=["2"], ready=loaded)
