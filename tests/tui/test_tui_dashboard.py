@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Static
-from tui_helpers import LARGE, SMALL, wait_for
+from tui_helpers import LARGE, SMALL, job_figures, wait_for
 
 from vault_tui.screens.dashboard import DashboardScreen, JobProgress
 from vault_tui.screens.modals import ErrorModal
@@ -45,7 +45,7 @@ async def test_back_up_now_queues_a_job_that_waits_for_a_worker(
         [job] = app.screen.query(JobProgress)
         assert job.job.kind == "backup" and job.job.status == "queued"
         assert job.job.label == "docs"
-        await wait_for(lambda: "waiting for a worker" in _figures(job), pilot)
+        await wait_for(lambda: "waiting for a worker" in job_figures(job), pilot)
         workers = str(app.screen.query_one("#workers", Static).render())
         assert workers == "workers: none running (1 queued job(s) wait for `vault worker`)"
     queued = vault_repo.events("JobQueued")
@@ -100,9 +100,3 @@ async def test_an_unreachable_queue_is_said_on_the_dashboard_and_the_journal_sti
         await pilot.press("b")  # queueing fails: a one-line error in a modal, no crash
         await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
         assert "back up:" in app.screen.message and str(port) in app.screen.message
-
-
-def _figures(job: JobProgress) -> str:
-    """A job widget's figures line; empty until the widget has composed its children."""
-    found = job.query(".job-figures")
-    return str(found.first().render()) if found else ""

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import DataTable, ProgressBar
-from tui_helpers import SMALL, wait_for
+from tui_helpers import SMALL, job_figures, wait_for
 
 from vault_tui.screens.dashboard import DashboardScreen, JobProgress
 
@@ -105,7 +105,7 @@ async def test_a_backup_run_by_a_worker_moves_on_the_dashboard_then_lands(
         await wait_for(lambda: bool(app.screen.query(JobProgress)), pilot)
         [job] = app.screen.query(JobProgress)
         job_id = job.job.job_id
-        assert "waiting for a worker" in str(job.query_one(".job-figures").render())
+        await wait_for(lambda: "waiting for a worker" in job_figures(job), pilot)
 
         worker.append(ThrottledWorker(vault_repo, tmp_path / "worker.log"))
 

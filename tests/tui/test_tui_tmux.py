@@ -102,7 +102,7 @@ def test_vault_tui_in_tmux_shows_the_dashboard_switches_screens_and_quits(
     assert "Sources" in shown and "Running jobs" in shown
 
     session.keys("2")
-    session.wait(lambda s: "History" in body(s) and "Running jobs" not in s, "History")
+    session.wait(lambda s: "source/paths" in s and "Running jobs" not in s, "History")
     session.keys("4")
     session.wait(lambda s: "Schedules" in body(s) and "No schedules" in s, "Schedules")
     session.keys("6")
@@ -117,7 +117,7 @@ def test_vault_tui_in_tmux_shows_the_dashboard_switches_screens_and_quits(
     session.wait(lambda s: "Go to Journal" in s and "Go to Dashboard" not in s,
                  "the palette filtered")
     session.keys("Enter")
-    session.wait(lambda s: "Repository" not in s and "Go to Journal" not in s,
+    session.wait(lambda s: "hash chain" in s and "Go to Journal" not in s,
                  "the Journal screen")
     session.keys("1")
     session.wait(lambda s: "Sources" in s and "docs" in s, "back on the dashboard")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 #: the terminal sizes every screen must work at
 SMALL = (80, 24)
@@ -19,3 +20,10 @@ async def wait_for(condition: Callable[[], bool], pilot: object, timeout: float 
             raise AssertionError(f"condition not met within {timeout}s")
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
+
+
+def job_figures(job: Any) -> str:
+    """A dashboard JobProgress widget's figures line; empty until the widget has composed
+    its children (a query right after it was mounted finds none yet)."""
+    found = job.query(".job-figures")
+    return str(found.first().render()) if found else ""
