@@ -23,6 +23,7 @@ from textual.widgets import DataTable, ProgressBar
 from tui_helpers import SMALL, job_figures, wait_for
 
 from vault_tui.screens.dashboard import DashboardScreen, JobProgress
+from vault_tui.screens.history import HistoryScreen
 
 MIB = 1 << 20
 #: incompressible data, enough for several progress events (about one every 0.5 s)
@@ -135,8 +136,17 @@ async def test_a_backup_run_by_a_worker_moves_on_the_dashboard_then_lands(
         assert not app.screen.query(JobProgress)
         assert str(app.screen.query_one("#no-jobs").render()) == "none"
 
+        # ... and in the history, as the newest snapshot
+        await pilot.press("2")
+        await wait_for(lambda: isinstance(app.screen, HistoryScreen)
+                       and app.screen.query_one("#snapshots", DataTable).row_count == 1, pilot)
+        history = [str(cell) for cell in
+                   app.screen.query_one("#snapshots", DataTable).get_row_at(0)]
+        assert "big" in history and "completed" in history and "200.0 MiB" in history
+
     [completed] = vault_repo.events("BackupCompleted")
     assert completed["payload"]["job_id"] == job_id
     assert completed["payload"]["bytes_raw"] == total
     snapshots = vault_repo.query("snapshots").summary["snapshots"]
     assert [s["id"] for s in snapshots] == [completed["payload"]["snapshot_id"]]
+    assert any(cell.startswith(completed["payload"]["snapshot_id"][:8]) for cell in history)
