@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import click
 
-from vault.cli.main import CliState, output_options, pass_state
+from vault.cli.main import CliState, F, output_options, pass_state
 from vault.config import Retention, Schedule
-from vault.errors import ConfigError
+from vault.errors import ConfigError, UsageError
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import run_now
 from vault.retention import RetentionPolicy
@@ -24,6 +24,7 @@ from vault.schedules import (
     read_schedules,
     remove_schedule,
     resume_schedule,
+    set_schedule_retention,
     sync_config_schedules,
     views,
 )
@@ -38,6 +39,23 @@ def _show(state: CliState, view: ScheduleView, verb: str) -> None:
     next_text = "paused" if view.paused else f"next run {_when(view.next_run)}"
     out.line(f"schedule {view.name} {verb}: {view.cron} ({view.timezone}), {next_text}")
     out.summary(schedule=view.to_json())
+
+
+def retention_options(func: F) -> F:
+    """The --keep-* options of `schedule add` and `schedule retention`."""
+    for option in reversed([
+        click.option("--keep-last", type=int, metavar="N", help="Retention: keep the last N."),
+        click.option("--keep-hourly", type=int, metavar="N", help="Retention: N hourly."),
+        click.option("--keep-daily", type=int, metavar="N", help="Retention: N daily."),
+        click.option("--keep-weekly", type=int, metavar="N", help="Retention: N weekly."),
+        click.option("--keep-monthly", type=int, metavar="N", help="Retention: N monthly."),
+        click.option("--keep-yearly", type=int, metavar="N", help="Retention: N yearly."),
+        click.option("--keep-within", metavar="DURATION",
+                     help="Retention: all within DURATION."),
+        click.option("--keep-tag", multiple=True, metavar="TAG",
+                     help="Retention: all with TAG.")]):
+        func = option(func)
+    return func
 
 
 @click.group()
@@ -73,14 +91,7 @@ def list_schedules(state: CliState) -> None:
 @click.option("--tag", "tags", multiple=True, help="Tag for its snapshots (repeatable).")
 @click.option("--catch-up/--no-catch-up", default=True, show_default=True,
               help="After downtime, run once for the missed runs.")
-@click.option("--keep-last", type=int, metavar="N", help="Retention: keep the last N.")
-@click.option("--keep-hourly", type=int, metavar="N", help="Retention: N hourly.")
-@click.option("--keep-daily", type=int, metavar="N", help="Retention: N daily.")
-@click.option("--keep-weekly", type=int, metavar="N", help="Retention: N weekly.")
-@click.option("--keep-monthly", type=int, metavar="N", help="Retention: N monthly.")
-@click.option("--keep-yearly", type=int, metavar="N", help="Retention: N yearly.")
-@click.option("--keep-within", metavar="DURATION", help="Retention: all within DURATION.")
-@click.option("--keep-tag", multiple=True, metavar="TAG", help="Retention: all with TAG.")
+@retention_options
 @output_options
 @pass_state
 def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str, ...],
@@ -89,29 +100,71 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
         keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
         keep_tag: tuple[str, ...]) -> None:
     """Add a schedule (kept in the journal; vault.toml's [[schedules]] are edited there)."""
-    rules = {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
-             "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
-             "keep_yearly": keep_yearly, "keep_within": keep_within}
     vault = state.vault()  # first: a refused schedule is journaled (CommandFailed) too
-    given: dict[str, object] = {k: v for k, v in rules.items() if v is not None}
-    if keep_tag:
-        given["keep_tags"] = list(keep_tag)
     try:
+        retention = _retention(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+                               keep_yearly, keep_within, keep_tag)
         definition = Schedule.model_validate({
             "name": name, "cron": cron, "timezone": timezone, "sources": list(sources),
-            "tags": list(tags), "catch_up": catch_up,
-            "retention": Retention.model_validate(given) if given else None})
+            "tags": list(tags), "catch_up": catch_up, "retention": retention})
     except ValueError as exc:  # pydantic's ValidationError: one line per problem
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'schedule'}: "
-                    f"{e['msg'].removeprefix('Value error, ')}"
-                    for e in getattr(exc, "errors", lambda: [])()] or [str(exc)]
-        raise ConfigError(f"invalid schedule: {'; '.join(problems)}") from None
+        raise _invalid(exc) from None
     now = datetime.now(UTC)
     item = add_schedule(vault.config, vault.journal, definition, now)
     if definition.retention is not None:
         policy = RetentionPolicy.from_config(definition.retention, timezone=timezone)
         state.output().info(f"retention after each run: {policy.describe()}")
     _show(state, views([item], now)[0], "added")
+
+
+@schedule.command("retention")
+@click.argument("name")
+@retention_options
+@click.option("--clear", is_flag=True,
+              help="Drop the schedule's own retention: the top-level [retention] applies.")
+@output_options
+@pass_state
+def retention(state: CliState, name: str, keep_last: int | None, keep_hourly: int | None,
+              keep_daily: int | None, keep_weekly: int | None, keep_monthly: int | None,
+              keep_yearly: int | None, keep_within: str | None, keep_tag: tuple[str, ...],
+              clear: bool) -> None:
+    """Replace the retention of a schedule added with `vault schedule add` (the rules
+    given replace all of its rules; its timetable goes on as it was)."""
+    vault = state.vault()
+    try:
+        rules = _retention(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+                           keep_yearly, keep_within, keep_tag)
+    except ValueError as exc:
+        raise _invalid(exc) from None
+    if (rules is None) != clear:
+        raise UsageError("give the new --keep-* rules, or --clear to use [retention]")
+    now = datetime.now(UTC)
+    item = set_schedule_retention(vault.config, vault.journal, name, rules, now)
+    if rules is not None:
+        policy = RetentionPolicy.from_config(rules, timezone=item.schedule.timezone)
+        state.output().info(f"retention after each run: {policy.describe()}")
+    _show(state, views([item], now)[0], "changed")
+
+
+def _retention(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
+               keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None,
+               keep_within: str | None, keep_tag: tuple[str, ...]) -> Retention | None:
+    """The --keep-* options as a Retention (None when none is given)."""
+    rules = {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
+             "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
+             "keep_yearly": keep_yearly, "keep_within": keep_within}
+    given: dict[str, object] = {k: v for k, v in rules.items() if v is not None}
+    if keep_tag:
+        given["keep_tags"] = list(keep_tag)
+    return Retention.model_validate(given) if given else None
+
+
+def _invalid(exc: ValueError) -> ConfigError:
+    """pydantic's ValidationError as one line per problem."""
+    problems = [f"{'.'.join(map(str, e['loc'])) or 'schedule'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in getattr(exc, "errors", lambda: [])()] or [str(exc)]
+    return ConfigError(f"invalid schedule: {'; '.join(problems)}")
 
 
 @schedule.command("remove")
