@@ -1,5 +1,6 @@
-"""Widgets of the restore browser: the snapshot tree (space marks a subtree) and the
-panel following the queued restore to its report."""
+"""Widgets of the restore browser: the snapshot tree (space marks a subtree), the
+options, the preview of the plan, and the panel following the queued restore to its
+report."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ from collections.abc import Iterator
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import DataTable, ProgressBar, Static, Tree
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from vault.operations.restore_checks import plan_changes
+from vault.restore.plan import MODES, ON_CONFLICT, default_on_conflict
 from vault.restore.report import COUNTS
-from vault_tui.data.restore_plan import Selection, report_rows
+from vault_tui.data.restore_plan import (
+    PLAN_COLUMNS,
+    PlanSummary,
+    RestoreOptions,
+    Selection,
+    plan_rows,
+    report_rows,
+)
 from vault_tui.data.restore_tree import TreeEntry
 from vault_tui.format import duration, human_bytes, rate
-from vault_tui.restore_jobs import RestoreJobState
+from vault_tui.restore_jobs import Preview, RestoreJobState
 
 #: what a marked node's label starts with (a character, so NO_COLOR still shows it)
 MARKED = "✔ "
@@ -60,6 +70,83 @@ def label_of(entry: TreeEntry, selection: Selection) -> Text:
     if entry.mark is not None and entry.mark in selection.marks:
         return Text(MARKED + entry.label, style="bold")
     return Text(entry.label, style="dim" if entry.kind == "note" else "")
+
+
+class OptionsPanel(Vertical):
+    """Mode, conflict policy and target. Picking a mode resets the conflict policy to
+    that mode's default, as `vault restore --mode M` without --on-conflict does."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="option-row"):
+            yield Label("mode", classes="option-label")
+            yield Select[str]([(m, m) for m in MODES], id="mode", allow_blank=False,
+                              value="merge", compact=True)
+        with Horizontal(classes="option-row"):
+            yield Label("on conflict", classes="option-label")
+            yield Select[str]([(c, c) for c in ON_CONFLICT], id="on-conflict",
+                              allow_blank=False, value="skip", compact=True)
+        yield Label("target", classes="option-label")
+        yield Input(id="target", compact=True)
+        yield Static("", id="target-hint", classes="dim", markup=False)
+
+    def options(self) -> RestoreOptions:
+        return RestoreOptions(str(self.query_one("#mode", Select).value),
+                              str(self.query_one("#on-conflict", Select).value),
+                              self.query_one("#target", Input).value)
+
+    def reset(self, options: RestoreOptions) -> None:
+        self.query_one("#mode", Select).value = options.mode
+        self.query_one("#on-conflict", Select).value = options.on_conflict
+        self.query_one("#target", Input).value = options.target
+
+    def hint(self, text: str) -> None:
+        self.query_one("#target-hint", Static).update(text)
+
+    def cycle(self, name: str) -> None:
+        select: Select[str] = self.query_one(f"#{name}", Select)
+        values: list[str] = list(MODES if name == "mode" else ON_CONFLICT)
+        select.value = values[(values.index(str(select.value)) + 1) % len(values)]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "mode" and event.value in MODES:
+            self.query_one("#on-conflict", Select).value = \
+                default_on_conflict(str(event.value))  # type: ignore[arg-type]
+
+
+class PreviewPanel(Vertical):
+    """The plan of a dry run: a line of figures, then per directory / table / collection
+    how many items each action takes."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("not yet: press p", id="preview-summary", markup=False)
+        table: DataTable[str] = DataTable(id="preview", cursor_type="row", zebra_stripes=True)
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one("#preview", DataTable).add_columns("group", *PLAN_COLUMNS)
+        self.query_one("#preview").display = False
+
+    def say(self, text: str) -> None:
+        self.query_one("#preview-summary", Static).update(text)
+
+    def show_preview(self, preview: Preview) -> None:
+        plan, summary = preview.plan, PlanSummary.of(preview.plan)
+        table: DataTable[str] = self.query_one("#preview", DataTable)
+        table.clear()
+        for row in plan_rows(plan):
+            table.add_row(*row)
+        table.display = bool(plan)
+        text = (f"mode {plan.get('mode')}, on conflict {plan.get('on_conflict')}: "
+                f"{human_bytes(summary.bytes_to_write)} to write" if plan
+                else "this restore has no item plan")
+        if summary.destructive:
+            text += f"; changes what is there ({plan_changes(plan)})"
+        if summary.conflicts:
+            text += f"; {summary.conflicts} conflict(s): it would be refused"
+        text += "".join(f"\nwarning: {w}" for w in preview.warnings)
+        self.say(text)
+        self.query_one("#preview-summary").set_class(
+            summary.destructive or bool(summary.conflicts), "warn")
 
 
 class JobPanel(Vertical):

@@ -14,25 +14,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static, Tree
+from textual.widgets import Footer, Header, Input, Label, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from vault.errors import VaultError
 from vault.jobs.commands import RestoreArgs
 from vault.operations.restore_checks import plan_changes
 from vault.paths import ensure_private_dir
-from vault.restore.plan import MODES, ON_CONFLICT, default_on_conflict
 from vault_tui import restore_jobs
 from vault_tui.context import PassphraseNeeded
 from vault_tui.data.restore_plan import (
-    PLAN_COLUMNS,
     PlanSummary,
-    RestoreOptions,
     Selection,
     SnapshotChoice,
     confirmation_name,
     default_options,
-    plan_rows,
     restore_args,
 )
 from vault_tui.data.restore_tree import SnapshotBrowser, TreeEntry
@@ -40,7 +36,7 @@ from vault_tui.format import human_bytes
 from vault_tui.restore_jobs import Preview, ScreenData
 from vault_tui.screens.base import VaultScreen
 from vault_tui.screens.modals import ConfirmModal, TypedConfirmModal
-from vault_tui.widgets_restore import JobPanel, RestoreTree
+from vault_tui.widgets_restore import JobPanel, OptionsPanel, PreviewPanel, RestoreTree
 
 
 def _picker_label(choice: SnapshotChoice) -> str:
@@ -88,30 +84,12 @@ class RestoreScreen(VaultScreen[ScreenData]):
                 yield Label("Selected", classes="section")
                 yield Static("the whole snapshot", id="selection", markup=False)
                 yield Label("Options", classes="section")
-                with Horizontal(classes="option-row"):
-                    yield Label("mode", classes="option-label")
-                    yield Select[str]([(m, m) for m in MODES], id="mode", allow_blank=False,
-                                      value="merge", compact=True)
-                with Horizontal(classes="option-row"):
-                    yield Label("on conflict", classes="option-label")
-                    yield Select[str]([(c, c) for c in ON_CONFLICT], id="on-conflict",
-                                      allow_blank=False, value="skip", compact=True)
-                yield Label("target", classes="option-label")
-                yield Input(id="target", compact=True)
-                yield Static("", id="target-hint", classes="dim", markup=False)
+                yield OptionsPanel(id="options")
                 yield Label("Preview (p)", classes="section")
-                yield Static("not yet: press p", id="preview-summary", markup=False)
-                table: DataTable[str] = DataTable(id="preview", cursor_type="row",
-                                                  zebra_stripes=True)
-                yield table
+                yield PreviewPanel(id="plan")
                 yield Label("Restore (g)", id="restore-section", classes="section")
                 yield JobPanel(id="job")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#preview", DataTable).add_columns("group", *PLAN_COLUMNS)
-        self.query_one("#preview").display = False
-        super().on_mount()
 
     def on_unmount(self) -> None:
         if self.browser is not None:
@@ -147,10 +125,6 @@ class RestoreScreen(VaultScreen[ScreenData]):
                                            or value != self.choice.snapshot_id):
                 self._open(next(c for c in self.choices if c.snapshot_id == value))
         else:
-            if event.select.id == "mode" and isinstance(event.value, str) and \
-                    event.value in MODES:
-                # as `vault restore --mode M` without --on-conflict: M's own default
-                self.query_one("#on-conflict", Select).value = default_on_conflict(event.value)
             self._options_changed()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -166,10 +140,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
         if self.browser is not None:
             self.browser.close()
             self.browser = None
-        options = default_options(choice, os.getcwd())
-        self.query_one("#mode", Select).value = options.mode
-        self.query_one("#on-conflict", Select).value = options.on_conflict
-        self.query_one("#target", Input).value = options.target
+        self.query_one(OptionsPanel).reset(default_options(choice, os.getcwd()))
         tree = self.query_one(RestoreTree)
         tree.clear()
         tree.loaded.clear()
@@ -199,7 +170,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
             browser.close()  # another snapshot was picked meanwhile
             return
         self.browser = browser
-        self.query_one("#target-hint", Static).update(
+        self.query_one(OptionsPanel).hint(
             "a file, database or URL; empty: the database's own location"
             if not choice.is_files else f"a directory; {browser.base} puts the files back "
             "where they were" + (f" (what is under {browser.base} goes into the target)"
@@ -262,21 +233,14 @@ class RestoreScreen(VaultScreen[ScreenData]):
             "\n".join(lines) if lines else "the whole snapshot (space marks a node)")
         self._options_changed()
 
-    def _options(self) -> RestoreOptions:
-        mode, conflict = self.query_one("#mode", Select).value, \
-            self.query_one("#on-conflict", Select).value
-        return RestoreOptions(str(mode), str(conflict), self.query_one("#target", Input).value)
-
     def _options_changed(self) -> None:
         if self.preview_shown is not None:
             self.preview_shown = None
-            self.query_one("#preview-summary", Static).update(
+            self.query_one(PreviewPanel).say(
                 "out of date: press p for the plan of what is marked now")
 
     def action_cycle(self, name: str) -> None:
-        select: Select[str] = self.query_one(f"#{name}", Select)
-        values: list[str] = list(MODES if name == "mode" else ON_CONFLICT)
-        select.value = values[(values.index(str(select.value)) + 1) % len(values)]
+        self.query_one(OptionsPanel).cycle(name)
 
     def action_focus_tree(self) -> None:
         self.query_one(RestoreTree).focus()
@@ -299,7 +263,8 @@ class RestoreScreen(VaultScreen[ScreenData]):
                         "still reading the snapshot", timeout=3)
             return None
         try:
-            return restore_args(self.choice, self.selection, self._options(),
+            return restore_args(self.choice, self.selection,
+                                self.query_one(OptionsPanel).options(),
                                 self.browser.base)
         except VaultError as exc:
             self.vault_app.show_error(exc.message)
@@ -308,13 +273,13 @@ class RestoreScreen(VaultScreen[ScreenData]):
     def action_preview(self) -> None:
         args = self._args()
         if args is not None:
-            self.query_one("#preview-summary", Static).update("planning...")
+            self.query_one(PreviewPanel).say("planning...")
             self._plan_in_thread(args, self._show_preview)
 
     def action_go(self) -> None:
         args = self._args()
         if args is not None:
-            self.query_one("#preview-summary", Static).update("planning...")
+            self.query_one(PreviewPanel).say("planning...")
             self._plan_in_thread(args, self._confirm)  # planned again: the target may move
 
     @work(thread=True, exclusive=True, group="restore-plan")
@@ -324,24 +289,9 @@ class RestoreScreen(VaultScreen[ScreenData]):
 
     def _show_preview(self, preview: Preview) -> None:
         self.preview_shown = preview
-        summary = PlanSummary.of(preview.plan)
-        table: DataTable[str] = self.query_one("#preview", DataTable)
-        table.clear()
-        for row in plan_rows(preview.plan):
-            table.add_row(*row)
-        table.display = bool(preview.plan)
-        text = (f"mode {preview.plan.get('mode')}, on conflict "
-                f"{preview.plan.get('on_conflict')}: {human_bytes(summary.bytes_to_write)} "
-                f"to write" if preview.plan else "this restore has no item plan")
-        if summary.destructive:
-            text += f"; changes what is there ({plan_changes(preview.plan)})"
-        if summary.conflicts:
-            text += f"; {summary.conflicts} conflict(s): it would be refused"
-        text += "".join(f"\nwarning: {w}" for w in preview.warnings)
-        widget = self.query_one("#preview-summary", Static)
-        widget.update(text)
-        widget.set_class(summary.destructive or bool(summary.conflicts), "warn")
-        self.query_one("#side").scroll_to_widget(table if table.display else widget)
+        panel = self.query_one(PreviewPanel)
+        panel.show_preview(preview)
+        self.query_one("#side").scroll_to_widget(panel)
 
     def _confirm(self, preview: Preview) -> None:
         self._show_preview(preview)
