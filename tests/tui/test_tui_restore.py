@@ -217,3 +217,26 @@ async def test_what_cannot_be_restored_is_said_in_a_modal(
         await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
         assert "\n" not in app.screen.message
     assert vault_repo.events("JobQueued") == []
+
+
+async def test_with_no_snapshot_yet_the_keys_say_so_and_every_action_is_in_the_palette(
+        vault_repo: Any, files_source: Path, make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("3")
+        await wait_for(lambda: screen(app).data is not None, pilot)
+        assert screen(app).choices == [] and screen(app).choice is None
+        assert str(screen(app).query_one("#snapshot", Select).value) == str(Select.NULL)
+        await pilot.press("p", "g", "u")
+        await wait_for(lambda: len(app.screen.query("Toast")) == 3, pilot)  # said, no crash
+        await pilot.press("t")
+        assert isinstance(app.focused, Input)
+        await pilot.press("escape")
+        assert app.focused is tree(app)
+        commands = [c.title for c in app.get_system_commands(screen(app))]
+        for action in ("Preview", "Restore", "Undo", "Pick a snapshot", "Next restore mode",
+                       "Mark or unmark the node under the cursor", "Edit the target"):
+            assert action in commands
+        vault_repo.backup()  # the first snapshot appears without a key press
+        await wait_for(lambda: screen(app).browser is not None, pilot)
+        assert find(app, str(files_source)) is not None
