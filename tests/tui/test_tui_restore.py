@@ -228,7 +228,8 @@ async def test_with_no_snapshot_yet_the_keys_say_so_and_every_action_is_in_the_p
         assert screen(app).choices == [] and screen(app).choice is None
         assert str(screen(app).query_one("#snapshot", Select).value) == str(Select.NULL)
         await pilot.press("p", "g", "u")
-        await wait_for(lambda: len(app.screen.query("Toast")) == 3, pilot)  # said, no crash
+        # each says why not (run_test keeps notifications off the screen: count them)
+        await wait_for(lambda: len(app._notifications) == 3, pilot)
         await pilot.press("t")
         assert isinstance(app.focused, Input)
         await pilot.press("escape")
