@@ -194,9 +194,16 @@ class RestoreScreen(VaultScreen[ScreenData]):
     def _children_in_thread(self, browser: SnapshotBrowser, node: TreeNode[TreeEntry]) -> None:
         entry = node.data
         assert entry is not None
-        self._in_thread(lambda: browser.children(entry),
-                        lambda entries: self._show_children(browser, node, entries),
-                        retry=lambda: self._children_in_thread(browser, node))
+        if not self._in_thread(lambda: browser.children(entry),
+                               lambda entries: self._show_children(browser, node, entries),
+                               retry=lambda: self._children_in_thread(browser, node)):
+            self.app.call_from_thread(self._unread, node)
+
+    def _unread(self, node: TreeNode[TreeEntry]) -> None:
+        """Reading failed: collapse the node, so that expanding it again tries again."""
+        self.query_one(RestoreTree).loaded.discard(node.id)
+        node.remove_children()
+        node.collapse()
 
     def _show_children(self, browser: SnapshotBrowser, node: TreeNode[TreeEntry],
                       entries: list[TreeEntry]) -> None:
@@ -284,8 +291,10 @@ class RestoreScreen(VaultScreen[ScreenData]):
 
     @work(thread=True, exclusive=True, group="restore-plan")
     def _plan_in_thread(self, args: RestoreArgs, then: Callable[[Preview], None]) -> None:
-        self._in_thread(lambda: restore_jobs.preview(self.ctx, args), then,
-                        retry=lambda: self._plan_in_thread(args, then))
+        if not self._in_thread(lambda: restore_jobs.preview(self.ctx, args), then,
+                               retry=lambda: self._plan_in_thread(args, then)):
+            self.app.call_from_thread(self.query_one(PreviewPanel).say,
+                                      "no plan: press p to try again")
 
     def _show_preview(self, preview: Preview) -> None:
         self.preview_shown = preview
@@ -305,7 +314,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
             return
         target = preview.args.target or "its own location"
         what = f"Restore snapshot {choice.short_id} of {choice.name} into {target}"
-        destructive = summary.destructive or preview.plan.get("mode") == "replace"
+        destructive = summary.destructive
 
         def answered(ok: bool | None) -> None:
             if ok:
@@ -361,22 +370,24 @@ class RestoreScreen(VaultScreen[ScreenData]):
     # --- running vault in a thread ---------------------------------------------------------------
 
     def _in_thread(self, read: Callable[[], Any], then: Callable[[Any], None],
-                   retry: Callable[[], object]) -> None:
+                   retry: Callable[[], object]) -> bool:
         """Call `read()` (in this worker thread), then `then(result)` on the UI thread; a
-        missing passphrase is asked for (then `retry()`), an error shown in the modal."""
+        missing passphrase is asked for (then `retry()`), an error shown in the modal.
+        Whether `read()` succeeded."""
         try:
             result = read()
         except PassphraseNeeded as needed:
             self.app.call_from_thread(self.vault_app.ask_passphrase, needed.wrong, retry)
-            return
+            return False
         except VaultError as exc:
             self.app.call_from_thread(self.vault_app.show_error, exc.message)
-            return
+            return False
         except Exception as exc:  # a bug must not take the operator's terminal away
             self.app.call_from_thread(self.vault_app.show_error,
                                       f"internal error: {type(exc).__name__}: {exc}")
-            return
+            return False
         self.app.call_from_thread(then, result)
+        return True
 
 
 __all__ = ["RestoreScreen"]
