@@ -72,6 +72,9 @@ class RestoreArgs(_Frozen):
     # --yes at enqueue time: the worker may carry out a destructive plan; without it the
     # worker refuses one (nobody is there to ask)
     yes: bool = False
+    # `vault restore undo JOB` as a job: put the target of restore job `undo_of` back as
+    # it was (snapshot_ref then names that restore's pre-restore safety copy, for the record)
+    undo_of: str | None = None
 
     def request(self) -> RestoreRequest:
         return RestoreRequest(snapshot_ref=self.snapshot_ref, target=self.target or "",
@@ -89,12 +92,16 @@ class RestoreArgs(_Frozen):
                              confirm=None if self.yes else refuse_unconfirmed)
 
     def options(self) -> dict[str, Any]:
+        if self.undo_of is not None:
+            return {"undo_of": self.undo_of}
         return {"overwrite": self.overwrite, "mode": self.mode,
                 "on_conflict": self.on_conflict, "database": self.database,
                 "only": self.only, "query": self.query is not None,
                 "remap_ids": self.remap_ids, "yes": self.yes}
 
     def describe(self) -> str:
+        if self.undo_of is not None:
+            return f"undo of {self.undo_of}"
         return f"{self.snapshot_ref} -> {self.target or '(its own location)'}"
 
 

@@ -27,6 +27,7 @@ from vault.journal import events as ev
 from vault.operations.backup import completed_event, run_backup
 from vault.operations.group_backup import run_target, target_for, url_target
 from vault.operations.restore import run_restore
+from vault.operations.restore_undo import run_undo
 from vault.operations.source_restore import run_source_restore
 from vault.operations.verify import run_verify
 from vault.progress import NullReporter
@@ -132,7 +133,9 @@ def _run(vault: Vault, command: JobCommand) -> str:
                 run_target(vault, target, request, NullReporter(), request.group_id,
                            request.group_time, job_id)
         elif isinstance(args, RestoreArgs):
-            if args.database:
+            if args.undo_of is not None:
+                run_undo(vault, args.undo_of, job_id=job_id)
+            elif args.database:
                 run_source_restore(vault, args.source_request(), job_id=job_id)
             else:
                 run_restore(vault, args.request(), NullReporter(), job_id=job_id)

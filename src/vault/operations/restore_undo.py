@@ -20,11 +20,13 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vault.app import Vault
 from vault.errors import OperationFailed, UsageError
+from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.progress import NullReporter
 from vault.restore.files_plan import FilesPlan
@@ -136,6 +138,27 @@ def undo_restore(vault: Vault, job_id: str, *, reason: str = "requested") -> ev.
                              target=mark.target, reason=reason, **details)
     vault.journal.append(job_id, event)
     return event
+
+
+def run_undo(vault: Vault, restore_job_id: str, *, job_id: str | None = None
+             ) -> ev.RestoreUndone:
+    """`undo_restore` as a restore job of its own (`RestoreArgs.undo_of`, queued for the
+    worker by the TUI): its stream says it started and how it ended, and the restore's
+    stream gets the same `RestoreUndone` as `vault restore undo` journals."""
+    mark = undoable(vault, restore_job_id)  # nothing to undo: the job fails, unstarted
+    target = mark.target or "(the source's own location)"
+    run = JobRun.start(vault.journal, "restore", job_id, repository=vault.storage.location,
+                       snapshot_ref=mark.undo_snapshot_id, target=target, paths=[],
+                       include=[], exclude=[], options={"undo_of": restore_job_id})
+    started = time.monotonic()
+    with run:
+        run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=mark.undo_snapshot_id))
+        done = undo_restore(vault, restore_job_id)
+        run.complete(ev.RestoreCompleted(
+            job_id=run.job_id, snapshot_id=mark.undo_snapshot_id, target=target,
+            files_restored=done.restored, files_skipped=0, dirs=0, bytes_written=0,
+            duration_seconds=time.monotonic() - started, errors=[]))
+    return done
 
 
 def _undo_files(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
