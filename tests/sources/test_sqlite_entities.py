@@ -437,6 +437,14 @@ key = "project_id"
                            "--new-ids", "--mode", "merge", "--rename", "title=Website (copy)")
     assert done.code == 0, done.last
     assert done.summary["details"]["renamed"] == {"title": "Website (copy)"}
+    # the journal keeps the report: per table counts and the old -> new ids
+    [report] = [e["payload"] for e in vault_repo.events("RestoreReported")
+                if e["payload"]["job_id"] == done.summary["job_id"]]
+    assert report["id_map"] == {table: {str(old): str(new) for old, new in ids.items()}
+                                for table, ids in done.summary["details"]["id_map"].items()}
+    assert {g["group"]: g["restored"] for g in report["groups"]} == {
+        "projects": 1, "sessions": len(PROJECT_2_SESSIONS)}
+    assert report["restored"] == 1 + len(PROJECT_2_SESSIONS) and report["failed"] == 0
     after = rows(db)
     assert after["projects"][2] == before["projects"][2]  # the original keeps its name
     [new] = [k for k in after["projects"] if k not in before["projects"]]

@@ -747,6 +747,8 @@ class RestoreReported(Event):
     bytes_written: int
     duration_seconds: float
     warnings: list[str]
+    # a database restore as a new copy: table / collection -> {old id: new id}
+    id_map: dict[str, dict[str, str]] = {}
 
 
 # --- undo (vault.operations.restore_undo) -----------------------------------------------

@@ -228,7 +228,7 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
         report = build_report(planned.plan, stats.failed_keys, duration_seconds=duration,
                               warnings=[f"{p.path}: {p.error}" for p in stats.problems]
                               + [warning_text(w) for w in warnings])
-        run.record(_reported(run.job_id, snapshot, target, planned.plan, report))
+        run.record(reported_event(run.job_id, snapshot, target, planned.plan, report))
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target,
             files_restored=stats.files_restored, files_skipped=stats.files_skipped,
@@ -250,12 +250,15 @@ def _confirm(req: RestoreRequest, target: str, plan: RestorePlan, *, confirmed: 
     return True
 
 
-def _reported(job_id: str, snapshot: Snapshot, target: str, plan: RestorePlan,
-              report: RestoreReport) -> ev.RestoreReported:
+def reported_event(job_id: str, snapshot: Snapshot, target: str, plan: RestorePlan,
+                   report: RestoreReport,
+                   id_map: dict[str, dict[str, str]] | None = None) -> ev.RestoreReported:
+    """The journal's copy of a restore's report (files and databases alike)."""
     return ev.RestoreReported(
         job_id=job_id, snapshot_id=snapshot.id, target=target, mode=plan.mode,
         on_conflict=plan.on_conflict,
         groups=[ev.RestoreGroupCounts(group=group, **counts)
                 for group, counts in report.groups.items()],
         **report.totals, bytes_written=report.bytes_written,
-        duration_seconds=report.duration_seconds, warnings=report.warnings)
+        duration_seconds=report.duration_seconds, warnings=report.warnings,
+        id_map=id_map or {})

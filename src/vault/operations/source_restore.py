@@ -18,7 +18,8 @@ from vault.errors import UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
-from vault.operations.restore_checks import Confirm, check_before_restore
+from vault.operations.restore import reported_event
+from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import (
     database_safety_copy,
     plan_is_destructive,
@@ -29,6 +30,8 @@ from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.restore.hooks import RestoreHooks
 from vault.restore.items import SnapshotItems
+from vault.restore.plan import RestorePlan, default_on_conflict
+from vault.restore.report import build_report
 from vault.sources.base import Source, SourceRestoreRequest, SourceRestoreResult
 from vault.sources.registry import source_from_config, source_from_url
 
@@ -94,6 +97,29 @@ def _request(vault: Vault, repo: Repository, req: SourceRestore) -> SourceRestor
         target=req.target, only=tuple(req.only or ()), query=req.query, mode=req.mode,
         sealer=sealer_for(repo), scratch_dir=str(scratch), on_conflict=req.on_conflict,
         remap_ids=req.remap_ids, rename=tuple(req.rename.items()), dry_run=req.dry_run)
+
+
+def _reported(job_id: str, snapshot: Snapshot, target: str, request: SourceRestoreRequest,
+              result: SourceRestoreResult, duration: float,
+              warnings: list[dict[str, Any]]) -> ev.RestoreReported:
+    """A database restore's report, from the plan its source carried out (all or
+    nothing: one transaction, so nothing counts as failed); a whole-file or whole-database
+    swap has no per-record plan and reports what it wrote."""
+    doc = result.details.get("plan")
+    if isinstance(doc, dict) and "items" in doc:
+        plan = RestorePlan.from_json(doc)
+    else:
+        plan = RestorePlan(mode=request.plan_mode,
+                           on_conflict=request.on_conflict
+                           or default_on_conflict(request.plan_mode))
+    report = build_report(plan, [], duration_seconds=duration,
+                          warnings=[warning_text(w) for w in warnings])
+    if not plan.items:
+        report.totals["restored"] = result.items
+    report.bytes_written = result.bytes
+    id_map = {str(group): {str(old): str(new) for old, new in ids.items()}
+              for group, ids in (result.details.get("id_map") or {}).items()}
+    return reported_event(job_id, snapshot, target, plan, report, id_map)
 
 
 def destructive_plan(source: Source, stored: SnapshotItems,
@@ -180,6 +206,8 @@ def run_source_restore(vault: Vault, req: SourceRestore,
         if req.rename:
             result.details["renamed"] = dict(req.rename)
         duration = time.monotonic() - started
+        run.record(_reported(run.job_id, snapshot, target_text, request, result, duration,
+                             warnings))
         run.complete(ev.RestoreCompleted(
             job_id=run.job_id, snapshot_id=snapshot.id, target=target_text,
             files_restored=result.items, files_skipped=0, dirs=0,
