@@ -156,6 +156,7 @@ class ScheduleView:
     last_run_at: datetime | None
     last_result: str | None  # queued, completed, partial, failed; None: never ran
     missed_total: int
+    retention: dict[str, Any] | None = None  # its own rules; None: [retention] applies
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +166,7 @@ class ScheduleView:
             "next_run": utc_text(self.next_run) if self.next_run else None,
             "last_run_at": utc_text(self.last_run_at) if self.last_run_at else None,
             "last_result": self.last_result, "missed_total": self.missed_total,
+            "retention": self.retention,
         }
 
 
@@ -184,7 +186,10 @@ def views(schedules: list[EffectiveSchedule], now: datetime) -> list[ScheduleVie
             origin=item.origin, sources=s.sources, tags=s.tags, catch_up=s.catch_up,
             next_run=None if s.paused else next_run(s.cron, s.timezone, since),
             last_run_at=item.last_run_at, last_result=item.last_result,
-            missed_total=item.missed_total))
+            missed_total=item.missed_total,
+            retention=None if s.retention is None else {
+                rule: value for rule, value in s.retention.model_dump(mode="json").items()
+                if value not in (None, [])}))
     return out
 
 

@@ -189,6 +189,21 @@ timezone = "Europe/Berlin"
     assert (request["job_id"], request["source"]) == (job_id, "other")
     assert sorted(request["tags"]) == ["schedule:often", "t1"]
 
+    # retention: replaced whole, or cleared back to [retention]; vault.toml's is refused
+    changed = vault_repo.json("schedule", "retention", "often", "--keep-weekly", "4",
+                              "--keep-within", "36h")
+    assert changed.code == 0, changed.last
+    assert changed.summary["schedule"]["retention"] == {"keep_weekly": 4, "keep_within": "1d12h"}
+    listed = {s["name"]: s for s in vault_repo.query("schedule", "list").summary["schedules"]}
+    assert listed["often"]["retention"] == changed.summary["schedule"]["retention"]
+    assert listed["often"]["cron"] == "*/10 * * * *"  # the timetable goes on as it was
+    unclear = vault_repo.json("schedule", "retention", "often")
+    assert unclear.code == 2 and "--clear" in unclear.last["message"]
+    config_owned = vault_repo.json("schedule", "retention", "nightly", "--keep-last", "1")
+    assert config_owned.code == 2 and "[[schedules]]" in config_owned.last["message"]
+    cleared = vault_repo.json("schedule", "retention", "often", "--clear")
+    assert cleared.code == 0 and cleared.summary["schedule"]["retention"] is None
+
     refused = vault_repo.json("schedule", "remove", "nightly")
     assert refused.code == 2 and "edit" not in refused.last["message"]
     assert "delete its [[schedules]] entry there" in refused.last["message"]
@@ -204,7 +219,8 @@ timezone = "Europe/Berlin"
         "invalid schedule: timezone: unknown timezone 'Mars/X'")
     kinds = [e["type"] for e in vault_repo.events() if e["stream_id"].startswith("schedule-")]
     assert kinds == ["ScheduleAdded", "ScheduleAdded", "SchedulePaused", "ScheduleResumed",
-                     "ScheduleRunQueued", "ScheduleRemoved"]
+                     "ScheduleRunQueued", "ScheduleRetentionChanged",
+                     "ScheduleRetentionChanged", "ScheduleRemoved"]
 
 
 def test_a_schedules_retention_removes_its_own_older_snapshots(
