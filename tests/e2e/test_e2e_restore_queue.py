@@ -104,6 +104,15 @@ def test_queued_file_and_database_restores_with_modes(vault_repo: Any, worker: A
     assert done["event"] == "RestoreCompleted", done
     assert rows(db) == [(i, f"v{i}") for i in range(30)]
 
+    # `vault restore undo JOB --queue`: the worker puts the live file back as it was
+    undo = vault_repo.json("restore", "undo", queued.summary["job_id"], "--queue")
+    assert undo.code == 0, undo.last
+    done = follow(vault_repo, undo.summary["job_id"], tmp_path)
+    assert done["event"] == "RestoreCompleted", done
+    assert rows(db) == expected
+    nothing = vault_repo.json("restore", "undo", undo.summary["job_id"], "--queue")
+    assert nothing.code != 0 and "\n" not in nothing.last["message"]
+
 
 def test_a_job_queued_without_yes_refuses_a_plan_that_became_destructive(
         vault_repo: Any, tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
     if snapshot == "undo":  # `vault restore undo JOB_ID`
         if len(paths) != 1:
             raise UsageError("vault restore undo RESTORE_JOB_ID: give one restore job id")
-        _undo(state, paths[0])
+        _undo(state, paths[0], queued=queued)
         return
     if snapshot == "preview":  # no snapshot ref is spelled so (refs are hex or "latest")
         if not paths:
@@ -277,9 +277,17 @@ def _undo_hint(state: CliState, job_id: str | None) -> str | None:
     return None
 
 
-def _undo(state: CliState, job_id: str) -> None:
-    from vault.operations.restore_undo import undo_restore
+def _undo(state: CliState, job_id: str, *, queued: bool = False) -> None:
+    from vault.operations.restore_undo import undo_restore, undoable
 
+    if queued:  # a restore job of its own, run by the worker (as the TUI's undo)
+        from vault.cli.jobs_cmd import enqueue
+        from vault.jobs.commands import RestoreArgs
+
+        mark = undoable(state.vault(), job_id)  # nothing to undo: refused now
+        enqueue(state, RestoreArgs(snapshot_ref=mark.undo_snapshot_id, target=mark.target,
+                                   undo_of=job_id))
+        return
     done = undo_restore(state.vault(), job_id)
     out = state.output()
     out.line(f"restore {job_id} undone: {done.restored} item(s) put back, "
