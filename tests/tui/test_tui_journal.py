@@ -17,13 +17,8 @@ from tui_helpers import LARGE, SMALL, wait_for
 
 from vault.errors import UsageError
 from vault.journal import Journal, JournalVerified
-from vault_tui.data.journal import (
-    PAGE_SIZE,
-    event_level,
-    event_summary,
-    events_query,
-    parse_event_filter,
-)
+from vault_tui.data.journal import PAGE_SIZE, events_query, parse_event_filter
+from vault_tui.data.summaries import event_level, event_summary
 from vault_tui.screens.journal import EventModal, JournalScreen
 
 

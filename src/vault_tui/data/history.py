@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vault.errors import UsageError
-from vault_tui.data.journal import parse_filter_text, parse_moment, read_only
+from vault_tui.data.filters import parse_filter_text, parse_moment
+from vault_tui.data.journal import read_only
 
 #: what the projection's CHECK allows; `forgotten` ones are hidden unless asked for
 STATUSES = ("completed", "partial", "corrupted", "forgotten")
