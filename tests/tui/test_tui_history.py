@@ -303,9 +303,15 @@ async def test_verify_export_enter_and_restore_from_the_history(
         await pilot.press("escape")
         await wait_for(lambda: app.screen is screen, pilot)
 
-        # r: to the restore browser.
+        # r: to the restore browser, which opens the snapshot under the cursor (not the
+        # newest one it would open by itself).
+        await pilot.press("down")
+        chosen = screen.current_row()
+        assert chosen is not None and chosen.snapshot_id != screen.shown[0].snapshot_id
         await pilot.press("r")
         await wait_for(lambda: app.current_mode == "restore", pilot)
+        await wait_for(lambda: getattr(app.screen.choice, "snapshot_id", None)
+                       == chosen.snapshot_id, pilot)
 
     for name in ("docs1", "docs2"):
         row = SnapshotRow(snapshots[name]["snapshot_id"], datetime.now(), "docs", (),

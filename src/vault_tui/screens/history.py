@@ -57,8 +57,8 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
     ]
 
     class SnapshotChosen(Message):
-        """Posted to the restore screen by `r`: restore this snapshot. A restore screen
-        that handles `on_history_screen_snapshot_chosen` opens it; others ignore it."""
+        """Posted to the restore screen by `r`: restore this snapshot (the restore
+        browser opens it in its picker)."""
 
         def __init__(self, snapshot_id: str) -> None:
             super().__init__()

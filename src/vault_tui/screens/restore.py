@@ -35,6 +35,7 @@ from vault_tui.data.restore_tree import SnapshotBrowser, TreeEntry
 from vault_tui.format import human_bytes
 from vault_tui.restore_jobs import Preview, ScreenData
 from vault_tui.screens.base import VaultScreen
+from vault_tui.screens.history import HistoryScreen
 from vault_tui.screens.modals import ConfirmModal, TypedConfirmModal
 from vault_tui.widgets_restore import JobPanel, OptionsPanel, PreviewPanel, RestoreTree
 
@@ -72,6 +73,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
         self.job_id: str | None = None
         self.undo_id: str | None = None
         self.data: ScreenData | None = None
+        self.wanted: str | None = None  # a snapshot chosen on the history screen (`r`)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,17 +108,26 @@ class RestoreScreen(VaultScreen[ScreenData]):
             self.choices = data.snapshots
             picker: Select[str] = self.query_one("#snapshot", Select)
             picker.set_options([(_picker_label(c), c.snapshot_id) for c in self.choices])
-            keep = self.choice.snapshot_id if self.choice else None
+            keep = self.wanted or (self.choice.snapshot_id if self.choice else None)
             if keep is None and self.choices:
                 keep = self.choices[0].snapshot_id  # the newest
             if keep in {c.snapshot_id for c in self.choices}:
                 picker.value = keep
+                self.wanted = None
         panel = self.query_one(JobPanel)
         before = panel.shown
         panel.show_job(data.job, data.undo)
         if panel.shown != before:  # a job appeared or finished: bring it into view
             self.call_after_refresh(self.query_one("#side").scroll_to_widget,
                                     self.query_one("#restore-section"), top=True)
+
+    def on_history_screen_snapshot_chosen(self, message: HistoryScreen.SnapshotChosen) -> None:
+        """`r` on the history screen: open that snapshot, now if the picker offers it,
+        else once the snapshots are loaded."""
+        if message.snapshot_id in {c.snapshot_id for c in self.choices}:
+            self.query_one("#snapshot", Select).value = message.snapshot_id
+        else:
+            self.wanted = message.snapshot_id
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "snapshot":
