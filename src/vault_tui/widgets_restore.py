@@ -199,8 +199,11 @@ class JobPanel(Vertical):
             lines.append(f"{human_bytes(job.report.bytes_written)} written in "
                          f"{duration(job.report.duration_seconds)} (mode {job.report.mode},"
                          f" on conflict {job.report.on_conflict})")
+            if job.report.id_map:  # a new copy: how many records got new ids
+                lines.append("new ids: " + ", ".join(
+                    f"{group} {len(ids)}" for group, ids in job.report.id_map.items()))
             lines += [f"warning: {w}" for w in job.report.warnings]
-        elif job.completed is not None:  # a database restore journals its totals only
+        elif job.completed is not None:  # an undo journals its totals only
             done = job.completed
             lines.append(f"{done.files_restored} item(s) restored, "
                          f"{human_bytes(done.bytes_written)} in "

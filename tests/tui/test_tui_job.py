@@ -134,7 +134,13 @@ async def test_a_queued_job_waits_for_a_worker_then_follows_it_to_the_end(
                                  else None))
                 return job is not None and job.status == "completed"
 
-            await wait_for(finished, pilot, timeout=60)
+            try:  # a loaded machine (the whole suite on 2 cores) starts a worker slowly
+                await wait_for(finished, pilot, timeout=180)
+            except AssertionError as exc:
+                log.flush()
+                worker_log = (tmp_path / "worker.log").read_text(errors="replace")
+                raise AssertionError(f"{exc}; seen {seen[-5:]}; worker log:\n{worker_log}"
+                                     ) from None
         finally:
             worker.send_signal(signal.SIGTERM)
             try:

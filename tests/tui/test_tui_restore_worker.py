@@ -148,7 +148,11 @@ async def test_a_project_put_back_in_its_database_by_the_worker_and_undone(
         # it gained since is deleted; project 3's change is not within the selection
         assert after == {**original, "projects": [
             row if row[1] != 3 else changed["projects"][2] for row in original["projects"]]}
-        assert "item(s) restored" in text_of(app, "report-text")
+        # the report, per table, as the journal keeps it (RestoreReported)
+        await wait_for(lambda: len(rows(app, "report")) > 1, pilot)
+        report = _reported(vault_repo, str(screen(app).job_id))
+        assert rows(app, "report") == report_rows(report)
+        assert {g.group for g in report.groups} == {"projects", "sessions", "messages"}
 
         await _undo(app, pilot)
         assert chat_rows(db) == changed
