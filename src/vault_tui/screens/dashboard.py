@@ -34,10 +34,17 @@ class JobProgress(Vertical):
         yield Label("", classes="job-figures")
 
     def on_mount(self) -> None:
-        self.update_job(self.job)
+        self._show_job()
 
     def update_job(self, job: ActiveJob) -> None:
         self.job = job
+        # A reload can come between mount() and compose (the screen loads twice as it
+        # starts): then there is nothing to update yet, and on_mount shows the newest.
+        if self.is_mounted:
+            self._show_job()
+
+    def _show_job(self) -> None:
+        job = self.job
         what = f"{job.kind} {job.label or ''}".strip()
         phase = f" [{job.phase}]" if job.phase else ""
         self.query_one(".job-title", Label).update(f"{what} ({job.status}){phase}")
