@@ -100,3 +100,31 @@ async def test_an_unreachable_queue_is_said_on_the_dashboard_and_the_journal_sti
         await pilot.press("b")  # queueing fails: a one-line error in a modal, no crash
         await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
         assert "back up:" in app.screen.message and str(port) in app.screen.message
+
+
+async def test_two_reloads_before_a_new_job_widget_composed_show_the_newest_figures(
+        vault_repo, files_source: Path, make_app) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard loads up to three times as it starts: a reload can update a job's
+    widget between its mount and its compose. It must show the newest figures, not crash."""
+    from dataclasses import replace
+
+    from vault_tui.data.status import Dashboard, dashboard
+
+    app = make_app(follow=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(lambda: isinstance(app.screen, DashboardScreen), pilot)
+        await pilot.press("b")  # a real queued job, so the status holds one
+        await wait_for(lambda: bool(app.screen.query(JobProgress)), pilot)
+        status = dashboard(app.ctx).status
+        [job] = status.jobs
+        app.screen.query_one("#jobs").remove_children()
+        await pilot.pause(0.1)
+        first = Dashboard(replace(status, jobs=[replace(job, status="running",
+                                                        bytes_done=10, bytes_total=100)]), None)
+        second = Dashboard(replace(status, jobs=[replace(job, status="running",
+                                                         bytes_done=70, bytes_total=100)]), None)
+        app.screen.show(first)  # mounts a new JobProgress
+        app.screen.show(second)  # updates it before it composed its children
+        await wait_for(lambda: job_figures(app.screen.query_one(JobProgress)).startswith(
+            "70 B of 100 B"), pilot)
+        assert len(app.screen.query(JobProgress)) == 1
