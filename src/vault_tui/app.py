@@ -47,7 +47,6 @@ class VaultApp(App[None]):
 
     #: the journal's newest seq as last seen by the follower (-1: no journal yet)
     head_seq: reactive[int] = reactive(-1)
-    journal_available: reactive[bool] = reactive(True)
 
     def __init__(self, ctx: TuiContext, *, follow: bool = True,
                  poll_seconds: float = POLL_SECONDS,
@@ -76,7 +75,6 @@ class VaultApp(App[None]):
             self._follower.stop()
 
     def on_journal_changed(self, message: JournalChanged) -> None:
-        self.journal_available = message.available
         self.head_seq = message.head_seq
 
     # --- errors and the passphrase ------------------------------------------------------
