@@ -110,11 +110,12 @@ async def test_two_reloads_before_a_new_job_widget_composed_show_the_newest_figu
 
     from vault_tui.data.status import Dashboard, dashboard
 
+    queued = vault_repo.json("backup", "--queue", "--source", "docs")  # a real queued job
+    assert queued.code == 0, queued.last
     app = make_app(follow=False)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_for(lambda: isinstance(app.screen, DashboardScreen), pilot)
-        await pilot.press("b")  # a real queued job, so the status holds one
-        await wait_for(lambda: bool(app.screen.query(JobProgress)), pilot)
+        await wait_for(lambda: isinstance(app.screen, DashboardScreen)
+                       and bool(app.screen.query(JobProgress)), pilot)
         status = dashboard(app.ctx).status
         [job] = status.jobs
         app.screen.query_one("#jobs").remove_children()
