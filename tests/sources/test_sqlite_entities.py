@@ -352,32 +352,26 @@ def rows_of(db: Path, table: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def chat_config(tmp_path: Path, db: Path, levels: int = 3) -> Path:
+    """vault.toml with the SQLite source `chat` and the first `levels` entities of its
+    hierarchy (project -> session -> message)."""
+    entities = [("project", "projects", None, None), ("session", "sessions", "project",
+                                                      "project_id"),
+                ("message", "messages", "session", "session_id")][:levels]
+    text = f'[[sources]]\ntype = "sqlite"\nname = "chat"\npath = "{db}"\n'
+    for name, table, parent, key in entities:
+        text += f'\n[[sources.entities]]\nname = "{name}"\ncollection = "{table}"\n'
+        if parent:
+            text += f'parent = "{parent}"\nkey = "{key}"\n'
+    config = tmp_path / "vault.toml"
+    config.write_text(text)
+    return config
+
+
 def test_cli_restores_a_project_as_a_new_copy(vault_repo: Any, tmp_path: Path) -> None:
     db = tmp_path / "chat.db"
     make_chat(db)
-    config = tmp_path / "vault.toml"
-    config.write_text(f'''
-[[sources]]
-type = "sqlite"
-name = "chat"
-path = "{db}"
-
-[[sources.entities]]
-name = "project"
-collection = "projects"
-
-[[sources.entities]]
-name = "session"
-collection = "sessions"
-parent = "project"
-key = "project_id"
-
-[[sources.entities]]
-name = "message"
-collection = "messages"
-parent = "session"
-key = "session_id"
-''')
+    config = chat_config(tmp_path, db)
     backup = vault_repo.json("--config", config, "backup", "--source", "chat")
     assert backup.code == 0, backup.last
     snap = backup.summary["snapshot_id"][:8]
@@ -402,23 +396,7 @@ def test_cli_rename_gives_the_new_copy_its_own_name(vault_repo: Any, tmp_path: P
     sessions and messages follow it, the original keeps its own; bad uses are refused."""
     db = tmp_path / "chat.db"
     make_chat(db)
-    config = tmp_path / "vault.toml"
-    config.write_text(f'''
-[[sources]]
-type = "sqlite"
-name = "chat"
-path = "{db}"
-
-[[sources.entities]]
-name = "project"
-collection = "projects"
-
-[[sources.entities]]
-name = "session"
-collection = "sessions"
-parent = "project"
-key = "project_id"
-''')
+    config = chat_config(tmp_path, db, levels=2)
     backup = vault_repo.json("--config", config, "backup", "--source", "chat")
     snap = backup.summary["snapshot_id"][:8]
     base = ("--config", config, "restore", snap, "--query", json.dumps(PROJECT_2))
