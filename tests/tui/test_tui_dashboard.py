@@ -116,6 +116,8 @@ async def test_two_reloads_before_a_new_job_widget_composed_show_the_newest_figu
     async with app.run_test(size=SMALL) as pilot:
         await wait_for(lambda: isinstance(app.screen, DashboardScreen)
                        and bool(app.screen.query(JobProgress)), pilot)
+        await app.workers.wait_for_complete()  # the startup reloads land before ours
+        await pilot.pause(0.1)
         status = dashboard(app.ctx).status
         [job] = status.jobs
         app.screen.query_one("#jobs").remove_children()

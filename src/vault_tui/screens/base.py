@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from textual import work
+from textual.worker import get_current_worker
 from textual.screen import Screen
 
 from vault.errors import VaultError
@@ -66,7 +67,10 @@ class VaultScreen(Screen[None], Generic[Data]):
             self.app.call_from_thread(self.vault_app.show_error,
                                       f"internal error: {type(exc).__name__}: {exc}", True)
             return
-        self.app.call_from_thread(self._show, data)
+        # A newer reload cancels this one (exclusive); its older data must not land
+        # after the newer data.
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, data)
 
     def _show(self, data: Data) -> None:
         self.vault_app.clear_load_error()
