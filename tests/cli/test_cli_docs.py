@@ -28,9 +28,10 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[s
     """(full command path, command) for every command and group, depth first."""
     yield " ".join(("vault", *path)), command
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            sub = command.commands[name]
-            if not sub.hidden:
+        ctx = click.Context(command)  # `vault` imports its commands' modules on lookup
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
                 yield from walk(sub, (*path, name))
 
 
@@ -157,3 +158,33 @@ def test_every_subcommand_help_exits_0(path: str, command: click.Command) -> Non
     result = CliRunner().invoke(cli, args, prog_name="vault")
     assert result.exit_code == 0, f"`{path} --help` exited {result.exit_code}: {result.output}"
     assert f"Usage: {path}" in result.output
+
+
+def test_every_command_module_is_in_the_lazy_table() -> None:
+    """`vault` finds a built-in command through COMMAND_MODULES without importing every
+    module: each module's commands must be listed there, under that module."""
+    from importlib import import_module
+
+    from vault.cli.main import COMMAND_MODULES
+
+    cli_dir = Path(__file__).resolve().parents[2] / "src" / "vault" / "cli"
+    listed: dict[str, str] = {}
+    for source in sorted(cli_dir.glob("*.py")):
+        module = import_module(f"vault.cli.{source.stem}")
+        for command in getattr(module, "COMMANDS", []):
+            listed[command.name] = source.stem
+    assert listed == COMMAND_MODULES
+
+
+def test_a_command_imports_only_what_it_needs() -> None:
+    """`vault status` starts without huey, redis, Textual or the transfer formats."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vault.cli.main import cli; import click;"
+            "cli.get_command(click.Context(cli), 'status');"
+            "print(' '.join(sorted(m for m in ('huey', 'redis', 'textual', 'vault_tui',"
+            " 'vault.transfer.importer', 'vault.jobs.worker') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ""

@@ -16,7 +16,6 @@ from vault.jobs.commands import JobArgs
 from vault.jobs.queue import JobNotFound, JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY
 from vault.jobs.submit import submit_job
-from vault.jobs.worker import WorkerOptions, run_worker
 from vault.journal import events as ev
 from vault.journal.events import RecordedEvent
 from vault.journal.projections.jobs import read_jobs
@@ -53,6 +52,8 @@ def worker(state: CliState, workers: int | None, retry_delay: float,
     stops at once). On start, jobs left running by a dead worker are marked interrupted
     and backups among them are queued again. The worker also runs the schedules
     (docs/schedules.md): due runs are queued, missed ones reported."""
+    from vault.jobs.worker import WorkerOptions, run_worker  # huey: only for the worker
+
     config = state.config()
     run_worker(config, WorkerOptions(workers=workers or config.queue.workers,
                                      retry_delay=retry_delay, config_path=state.config_path,

@@ -87,7 +87,30 @@ def output_options(func: F) -> F:
 pass_state = click.make_pass_decorator(CliState)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
+class VaultGroup(click.Group):
+    """The `vault` group: built-in commands are imported on first use (COMMAND_MODULES),
+    plugin commands (PLUGIN_GROUP) are added as lazy stubs when first listed or looked up."""
+
+    _plugins_added = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugins()
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            load_command_module(COMMAND_MODULES[cmd_name])
+        if cmd_name not in self.commands:
+            self._add_plugins()
+        return self.commands.get(cmd_name)
+
+    def _add_plugins(self) -> None:
+        if not self._plugins_added:
+            self._plugins_added = True
+            _register_plugins()
+
+
+@click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100})
 @click.version_option(__version__, prog_name="vault")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
@@ -115,28 +138,35 @@ def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
     state.password_command, state.password_file = password_command, password_file
 
 
-def _register_commands() -> None:
-    from vault.cli import (
-        backup,
-        config_cmd,
-        jobs_cmd,
-        journal_cmd,
-        notify_cmd,
-        prune_cmd,
-        repo,
-        restore,
-        schedule_cmd,
-        snapshots,
-        status_cmd,
-        transfer_cmd,
-        verify,
-    )
+#: where each built-in command lives: a command's module (and what it imports: huey for
+#: the worker, the transfer formats, the operations) is imported only when that command
+#: runs or lists its help, so `vault status` does not pay for `vault import`
+COMMAND_MODULES = {
+    "init": "repo", "stats": "repo", "key": "repo", "locks": "repo",
+    "status": "status_cmd",
+    "backup": "backup",
+    "restore": "restore", "dump": "restore",
+    "snapshots": "snapshots", "ls": "snapshots", "diff": "snapshots", "forget": "snapshots",
+    "verify": "verify",
+    "prune": "prune_cmd",
+    "worker": "jobs_cmd", "jobs": "jobs_cmd",
+    "schedule": "schedule_cmd",
+    "journal": "journal_cmd",
+    "config": "config_cmd",
+    "notify": "notify_cmd",
+    "export": "transfer_cmd", "import": "transfer_cmd",
+}
 
-    for module in (repo, status_cmd, backup, restore, snapshots, verify, prune_cmd, jobs_cmd,
-                   schedule_cmd, journal_cmd, config_cmd, notify_cmd, transfer_cmd):
-        for command in module.COMMANDS:
+
+def load_command_module(module_name: str) -> list[click.Command]:
+    """Import `vault.cli.<module_name>` and add its commands to `vault`."""
+    from importlib import import_module
+
+    commands: list[click.Command] = import_module(f"vault.cli.{module_name}").COMMANDS
+    for command in commands:
+        if command.name not in cli.commands:
             cli.add_command(command)
-    _register_plugins()
+    return commands
 
 
 #: entry-point group of commands other installed packages add (`vault tui` from vault_tui):
@@ -148,7 +178,7 @@ def _register_plugins() -> None:
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=PLUGIN_GROUP):
-        if entry.name in cli.commands:
+        if entry.name in cli.commands or entry.name in COMMAND_MODULES:
             continue
         cli.add_command(_LazyCommand(entry.name, entry.value), entry.name)
 
@@ -188,8 +218,6 @@ class _LazyCommand(click.Command):
     def get_help(self, ctx: click.Context) -> str:
         return self._command().get_help(ctx)
 
-
-_register_commands()
 
 
 def _journal_failure(state: CliState, err: VaultError) -> None:

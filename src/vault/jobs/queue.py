@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from huey.api import TaskWrapper
 
 from vault.config import VaultConfig
 from vault.errors import OperationFailed, StaleStreamVersion, UsageError
@@ -24,6 +22,11 @@ from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
 from vault.paths import ensure_private_dir
 from vault.secrets import resolve_secret
+
+if TYPE_CHECKING:  # huey (and redis with it) is imported when a queue is opened: a
+    # command that never queues anything starts without them
+    from huey import Huey
+    from huey.api import TaskWrapper
 
 HUEY_NAME = "vault"
 _FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed}
@@ -43,6 +46,8 @@ class JobNotCancellable(OperationFailed):
 
 def build_huey(config: VaultConfig, *, immediate: bool = False) -> Huey:
     """The Huey instance for `config.queue_url()`; `immediate` runs tasks in the caller."""
+    from huey import MemoryHuey, RedisHuey, SqliteHuey
+
     if immediate:
         return MemoryHuey(HUEY_NAME, results=False, immediate=True)
     url = config.queue_url()

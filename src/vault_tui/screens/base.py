@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from textual import work
-from textual.worker import get_current_worker
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
 from vault.errors import VaultError
 from vault_tui.context import PassphraseNeeded, TuiContext
