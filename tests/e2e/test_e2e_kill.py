@@ -17,13 +17,13 @@ MiB = 1 << 20
 
 
 def _fill(fs, src: Path, generation: int) -> None:
-    """~300 MB: 150 MB of random data (new every generation) and 150 MB of text."""
-    for i in range(6):
-        fs.write_random(src / "random" / f"r{i}.bin", 25 * MiB, seed=1000 * generation + i)
-    for i in range(3):
+    """~100 MB: 48 MB of random data (new every generation) and 50 MB of text."""
+    for i in range(4):
+        fs.write_random(src / "random" / f"r{i}.bin", 12 * MiB, seed=1000 * generation + i)
+    for i in range(2):
         path = src / "text" / f"t{i}.log"
         if not path.exists():
-            fs.write_compressible(path, 50 * MiB, seed=i)
+            fs.write_compressible(path, 25 * MiB, seed=i)
 
 
 def _wait_for_lock(repo: Path, deadline: float) -> None:
@@ -32,8 +32,11 @@ def _wait_for_lock(repo: Path, deadline: float) -> None:
         time.sleep(0.01)
 
 
-def _verify_ok(vault) -> dict:
-    result = vault.json("verify", "--read-data")
+def _verify_ok(vault, read_data: bool = False) -> dict:
+    """Verify the structure (every pack the index names is there, whole; every blob of
+    every snapshot indexed) or, with `read_data`, every pack's bytes too. Between kills
+    the structure is enough: restoring the complete snapshot then reads its data."""
+    result = vault.json("verify", *(["--read-data"] if read_data else []))
     assert result.code == 0, (result.last, result.stderr)
     summary = result.summary
     assert summary["ok"] is True and summary["problems"] == []
@@ -100,7 +103,7 @@ def test_kill_9_during_backup_ten_times(vault_repo, fs, tmp_path: Path) -> None:
 
     final = vault.backup(src)
     assert final["status"] == "completed"
-    _verify_ok(vault)
+    _verify_ok(vault, read_data=True)
     out = tmp_path / "final"
     vault.restore(f"latest:{src}", "--target", out)
     fs.assert_same_tree(src, out, include_root=False)
