@@ -10,7 +10,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, Tree
+from textual.widgets import (
+    Checkbox,
+    DataTable,
+    Input,
+    Label,
+    ProgressBar,
+    Select,
+    Static,
+    Tree,
+)
 from textual.widgets.tree import TreeNode
 
 from vault.operations.restore_checks import plan_changes
@@ -73,8 +82,9 @@ def label_of(entry: TreeEntry, selection: Selection) -> Text:
 
 
 class OptionsPanel(Vertical):
-    """Mode, conflict policy and target. Picking a mode resets the conflict policy to
-    that mode's default, as `vault restore --mode M` without --on-conflict does."""
+    """Mode, conflict policy and target; for a database, a copy with new ids and what
+    the copy renames (`--new-ids`, `--rename`). Picking a mode resets the conflict policy
+    to that mode's default, as `vault restore --mode M` without --on-conflict does."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="option-row"):
@@ -88,16 +98,30 @@ class OptionsPanel(Vertical):
         yield Label("target", classes="option-label")
         yield Input(id="target", compact=True)
         yield Static("", id="target-hint", classes="dim", markup=False)
+        with Vertical(id="copy-options"):
+            yield Checkbox("copy with new ids (n)", id="new-ids", compact=True)
+            yield Label("rename", classes="option-label")
+            yield Input(id="rename", compact=True, placeholder="FIELD=VALUE, e.g. name=Copy")
 
     def options(self) -> RestoreOptions:
         return RestoreOptions(str(self.query_one("#mode", Select).value),
                               str(self.query_one("#on-conflict", Select).value),
-                              self.query_one("#target", Input).value)
+                              self.query_one("#target", Input).value,
+                              new_ids=self.query_one("#new-ids", Checkbox).value,
+                              rename=self.query_one("#rename", Input).value)
 
-    def reset(self, options: RestoreOptions) -> None:
+    def reset(self, options: RestoreOptions, database: bool) -> None:
         self.query_one("#mode", Select).value = options.mode
         self.query_one("#on-conflict", Select).value = options.on_conflict
         self.query_one("#target", Input).value = options.target
+        self.query_one("#new-ids", Checkbox).value = options.new_ids
+        self.query_one("#rename", Input).value = options.rename
+        self.query_one("#copy-options").display = database  # files have no ids
+
+    def toggle_new_ids(self) -> None:
+        box = self.query_one("#new-ids", Checkbox)
+        if self.query_one("#copy-options").display:
+            box.value = not box.value
 
     def hint(self, text: str) -> None:
         self.query_one("#target-hint", Static).update(text)

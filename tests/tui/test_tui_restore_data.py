@@ -120,6 +120,30 @@ def test_the_request_is_what_vault_restore_queue_would_queue(tmp_path: Path,
         restore_args(FILES, marks, RestoreOptions("merge", "skip", " "))
 
 
+def test_a_copy_with_new_ids_takes_marked_records_and_a_mode_that_adds() -> None:
+    rows = Selection((record("project", 2), record("project", 3)))
+    copy = restore_args(CHAT, rows, RestoreOptions(
+        "merge", "skip", "", new_ids=True, rename="title=p2 (copy); note = a=b "))
+    assert (copy.remap_ids, copy.rename, copy.query) == (
+        True, {"title": "p2 (copy)", "note": " a=b "}, {"entity": "project", "ids": [2, 3]})
+    plain = restore_args(CHAT, rows, RestoreOptions("merge", "skip", ""))
+    assert (plain.remap_ids, plain.rename) == (False, {})
+    refused = {
+        "mark them in the tree": (Selection((Mark("tables", ("users",)),)),
+                                  RestoreOptions("merge", "skip", "", new_ids=True)),
+        "use mode merge or new-target": (rows, RestoreOptions("overwrite", "overwrite", "",
+                                                              new_ids=True)),
+        "tick": (rows, RestoreOptions("merge", "skip", "", rename="title=x")),
+        "give FIELD=VALUE": (rows, RestoreOptions("merge", "skip", "", new_ids=True,
+                                                  rename="title")),
+        "twice": (rows, RestoreOptions("merge", "skip", "", new_ids=True,
+                                       rename="title=a; title=b")),
+    }
+    for message, (selection, options) in refused.items():
+        with pytest.raises(UsageError, match=message):
+            restore_args(CHAT, selection, options)
+
+
 # --- records, read back from real captures --------------------------------------------------
 
 SQLITE_ENTITIES = (Entity("project", "projects"),

@@ -14,24 +14,27 @@ from typing import Any
 import pytest
 from restore_helpers import (
     CHAT_ENTITIES,
+    PROJECT_2_SESSIONS,
     chat_rows,
+    cli_plan,
     cursor_to,
     expand,
     file_state,
     make_chat,
     mark,
     open_restore,
+    preview,
     rows,
     screen,
     text_of,
 )
-from textual.widgets import Input, Select
+from textual.widgets import Checkbox, Input, Select
 from tui_helpers import LARGE, SMALL, wait_for
 
 from vault.journal import events as ev
 from vault.units import human_bytes
 from vault_tui.data.restore_plan import report_rows
-from vault_tui.screens.modals import ConfirmModal, TypedConfirmModal
+from vault_tui.screens.modals import ConfirmModal, ErrorModal, TypedConfirmModal
 
 JOB_SECONDS = 90.0  # a slow machine's worker start and job
 
@@ -114,8 +117,8 @@ async def test_a_files_restore_runs_in_the_worker_and_is_undone_from_the_tui(
     assert finished == ["RestoreCompleted"]
 
 
-async def test_a_project_put_back_in_its_database_by_the_worker_and_undone(
-        vault_repo: Any, vault_env: Any, tmp_path: Path, make_app: Any, worker: Any) -> None:
+def _chat_source(vault_repo: Any, vault_env: Any, tmp_path: Path) -> Path:
+    """A SQLite chat database with its entity hierarchy configured, backed up once."""
     db = tmp_path / "chat.db"
     make_chat(db)
     config = tmp_path / "vault.toml"
@@ -123,6 +126,12 @@ async def test_a_project_put_back_in_its_database_by_the_worker_and_undone(
                       + CHAT_ENTITIES)
     vault_env.env["VAULT_CONFIG"] = str(config)
     vault_repo.backup("--source", "chat")
+    return db
+
+
+async def test_a_project_put_back_in_its_database_by_the_worker_and_undone(
+        vault_repo: Any, vault_env: Any, tmp_path: Path, make_app: Any, worker: Any) -> None:
+    db = _chat_source(vault_repo, vault_env, tmp_path)
     original = chat_rows(db)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("UPDATE projects SET title = 'renamed' WHERE id = 2")
@@ -156,3 +165,62 @@ async def test_a_project_put_back_in_its_database_by_the_worker_and_undone(
 
         await _undo(app, pilot)
         assert chat_rows(db) == changed
+
+
+async def test_a_project_copied_with_new_ids_and_a_new_name_by_the_worker(
+        vault_repo: Any, vault_env: Any, tmp_path: Path, make_app: Any, worker: Any) -> None:
+    """The restore browser's "copy with new ids" and rename (`--new-ids --rename`): project
+    2 with its sessions and messages lands beside the original under new keys, every
+    reference rewritten; the original rows are untouched."""
+    db = _chat_source(vault_repo, vault_env, tmp_path)
+    snapshot = vault_repo.query("snapshots").summary["snapshots"][-1]["id"]
+    original = chat_rows(db)
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await open_restore(app, pilot)
+        await expand(app, pilot, "entities")
+        await expand(app, pilot, "project (projects)")
+        await pilot.press("n")  # a copy, but nothing marked yet: refused, nothing queued
+        assert screen(app).query_one("#new-ids", Checkbox).value is True
+        await pilot.press("p")
+        await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
+        assert "mark them in the tree" in app.screen.message
+        await pilot.press("escape")
+        await mark(app, pilot, "project 2")
+        screen(app).query_one("#rename", Input).value = "title=p2 (copy)"
+        plan = await preview(app, pilot)
+        assert plan == cli_plan(vault_repo, snapshot[:8], "--entity", "project=2",
+                                "--mode", "merge", "--new-ids", "--rename", "title=p2 (copy)")
+        assert plan["totals"]["create"] == 1 + 3 + 30
+        await pilot.press("g")  # adds rows only: asked plainly, no name to type
+        await wait_for(lambda: isinstance(app.screen, ConfirmModal), pilot)
+        await pilot.press("y")
+        await wait_for(lambda: text_of(app, "job-status").startswith("job "), pilot)
+        await wait_for(lambda: "completed" in text_of(app, "job-status"), pilot,
+                       timeout=JOB_SECONDS)
+        await wait_for(lambda: "new ids:" in text_of(app, "report-text"), pilot)
+        report = _reported(vault_repo, str(screen(app).job_id))
+
+    after = chat_rows(db)
+    for table, table_rows in original.items():  # every original row as it was
+        assert after[table][:len(table_rows)] == table_rows
+    new = {table: after[table][len(table_rows):] for table, table_rows in original.items()}
+    [project] = new["projects"]
+    assert project[2:] == ("text", "p2 (copy)")
+    ids = {table: {int(old): int(new) for old, new in pairs.items()}  # journaled as text
+           for table, pairs in report.id_map.items()}
+    assert ids["projects"] == {2: project[1]}
+    # each new session is one of project 2's, pointing at the new project
+    assert sorted(ids["sessions"]) == PROJECT_2_SESSIONS
+    sessions = {row[1]: row for row in original["sessions"]}
+    for session in new["sessions"]:
+        old_id = next(o for o, n in ids["sessions"].items() if n == session[1])
+        assert session[3] == project[1]
+        assert session[4:] == sessions[old_id][4:]  # the started date, type for type
+    # each new message is one of their messages, pointing at its session's copy
+    assert len(new["messages"]) == 30
+    for message in new["messages"]:
+        old_id = next(o for o, n in ids["messages"].items() if n == message[1])
+        [old] = [r for r in original["messages"] if r[1] == old_id]
+        assert message[3] == ids["sessions"][old[3]]
+        assert message[4:] == old[4:]  # body and sent, storage class and value

@@ -21,6 +21,7 @@ from vault.progress import NullReporter
 from vault.restore.dump import dump_file
 from vault.restore.plan import RestorePlan
 from vault.restore.report import COUNTS, RestoreReport
+from vault.sources.entities import field_values
 from vault.units import human_bytes
 
 
@@ -136,7 +137,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
                              "not with --queue")
         _restore_source(state, snapshot, target, only, query, mode or "new", on_conflict,
                         dry_run, settings, verbose, new_ids, yes=yes, queued=queued,
-                        rename=_field_values(rename))
+                        rename=field_values(rename))
         return
     if only or query or settings or new_ids or rename:
         raise UsageError("--only, --query, --new-ids, --rename and --settings apply to "
@@ -360,19 +361,6 @@ def _is_source_snapshot(state: CliState, ref: str) -> bool:
 
     repo = state.vault().repository()
     return is_source_snapshot(repo.find_snapshot(split_ref(ref)[0]))
-
-
-def _field_values(pairs: tuple[str, ...]) -> dict[str, str]:
-    """`--rename FIELD=VALUE` options as a dict; a malformed one is a usage error."""
-    found: dict[str, str] = {}
-    for pair in pairs:
-        name, equals, value = pair.partition("=")
-        if not equals or not name.strip():
-            raise UsageError(f"--rename {pair!r}: give FIELD=VALUE, e.g. name='Website (copy)'")
-        if name in found:
-            raise UsageError(f"--rename names field {name!r} twice")
-        found[name] = value
-    return found
 
 
 def _render_plan_json(out: Output, plan: dict[str, Any], verbose: bool) -> None:

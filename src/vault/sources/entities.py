@@ -23,6 +23,7 @@ __all__ = [
     "entity_closure",
     "entity_selection_of",
     "entity_tree",
+    "field_values",
     "id_candidates",
     "subtree",
 ]
@@ -76,6 +77,21 @@ def entity_selection_of(query: Mapping[str, Any], database: str) -> EntitySelect
         raise UsageError("the entity query's \"ids\" must be a non-empty list of primary "
                          "keys (numbers or strings)")
     return EntitySelection(query["entity"], tuple(ids))
+
+
+def field_values(pairs: Iterable[str]) -> dict[str, str]:
+    """`FIELD=VALUE` pairs (`--rename`, the TUI's rename field) as a dict; a malformed or
+    repeated one is a usage error."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise UsageError(f"rename {pair!r}: give FIELD=VALUE, e.g. name=Website (copy)")
+        if name in found:
+            raise UsageError(f"rename names field {name!r} twice")
+        found[name] = value
+    return found
 
 
 def renamed_fields(rename: Sequence[tuple[str, str]], remap_ids: bool,

@@ -18,6 +18,7 @@ from vault.jobs.commands import RestoreArgs
 from vault.journal import events as ev
 from vault.restore.plan import ACTIONS, MODES, ON_CONFLICT
 from vault.restore.report import COUNTS
+from vault.sources.entities import field_values
 
 __all__ = [
     "MODES",
@@ -140,6 +141,8 @@ class RestoreOptions:
     mode: str  # overwrite | merge | new-target
     on_conflict: str  # skip | overwrite | rename | fail
     target: str  # a directory (files); a file, database or URL; "" = its own location
+    new_ids: bool = False  # marked entity records restored as a copy with new ids
+    rename: str = ""  # "FIELD=VALUE[; FIELD=VALUE]": what the copy's top records change
 
 
 def default_options(choice: SnapshotChoice, cwd: str) -> RestoreOptions:
@@ -186,9 +189,25 @@ def restore_args(choice: SnapshotChoice, selection: Selection, options: RestoreO
                          "use overwrite or merge to restore into the database's own location")
     if target and choice.source_type in ("sqlite", "settings") and "://" not in target:
         target = os.path.abspath(target)  # the worker may run in another directory
+    rename = field_values(p for p in options.rename.split(";") if p.strip())
+    if options.new_ids or rename:
+        _check_copy(selection, options)
     return RestoreArgs(snapshot_ref=choice.snapshot_id, target=target or None, database=True,
                        mode=options.mode, on_conflict=on_conflict, only=selection.tables,
-                       query=selection.query)
+                       query=selection.query, remap_ids=options.new_ids, rename=rename)
+
+
+def _check_copy(selection: Selection, options: RestoreOptions) -> None:
+    """A copy with new ids (`vault restore --new-ids [--rename F=V]`) adds the marked
+    records of one entity beside the originals: it needs those marks, and a mode that
+    adds (the CLI's rules)."""
+    if not options.new_ids:
+        raise UsageError("rename names a copy: tick \"copy with new ids\" (n) too")
+    if selection.query is None:
+        raise UsageError("a copy with new ids takes records of one entity: mark them in "
+                         "the tree (space on a record)")
+    if options.mode not in ("merge", "new-target"):
+        raise UsageError("a copy with new ids adds records: use mode merge or new-target")
 
 
 def confirmation_name(choice: SnapshotChoice, args: RestoreArgs) -> str:

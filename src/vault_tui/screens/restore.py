@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Select, Static, Tree
+from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from vault.errors import VaultError
@@ -59,6 +59,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
         Binding("m", "cycle('mode')", "Next restore mode", show=False),
         Binding("o", "cycle('on-conflict')", "Next conflict policy", show=False),
         Binding("t", "focus_target", "Edit the target", show=False),
+        Binding("n", "toggle_new_ids", "Copy the marked records with new ids", show=False),
         Binding("j", "open_job", "Open the restore job", show=False),
         Binding("escape", "focus_tree", "Back to the tree", show=False),
     ]
@@ -139,8 +140,11 @@ class RestoreScreen(VaultScreen[ScreenData]):
             self._options_changed()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "target":
+        if event.input.id in ("target", "rename"):
             self._options_changed()
+
+    def on_checkbox_changed(self, _event: Checkbox.Changed) -> None:
+        self._options_changed()
 
     # --- the tree ------------------------------------------------------------------------------
 
@@ -151,7 +155,8 @@ class RestoreScreen(VaultScreen[ScreenData]):
         if self.browser is not None:
             self.browser.close()
             self.browser = None
-        self.query_one(OptionsPanel).reset(default_options(choice, os.getcwd()))
+        self.query_one(OptionsPanel).reset(default_options(choice, os.getcwd()),
+                                           database=not choice.is_files)
         tree = self.query_one(RestoreTree)
         tree.clear()
         tree.loaded.clear()
@@ -264,8 +269,11 @@ class RestoreScreen(VaultScreen[ScreenData]):
         self.query_one(RestoreTree).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "target":
+        if event.input.id in ("target", "rename"):
             self.action_focus_tree()
+
+    def action_toggle_new_ids(self) -> None:
+        self.query_one(OptionsPanel).toggle_new_ids()
 
     def action_focus_target(self) -> None:
         self.query_one("#target", Input).focus()
