@@ -15,6 +15,7 @@ from textual.screen import Screen
 
 from vault_tui.context import TuiContext
 from vault_tui.follower import POLL_SECONDS, JournalChanged, JournalFollower
+from vault_tui.navbar import TABS
 from vault_tui.screens.dashboard import DashboardScreen
 from vault_tui.screens.history import HistoryScreen
 from vault_tui.screens.journal import JournalScreen
@@ -24,14 +25,16 @@ from vault_tui.screens.schedules import SchedulesScreen
 from vault_tui.screens.settings import SettingsScreen
 
 #: the top-level screens, in the order of their number keys
-SCREENS: dict[str, tuple[str, type[Screen[None]]]] = {
-    "dashboard": ("Dashboard", DashboardScreen),
-    "history": ("History", HistoryScreen),
-    "restore": ("Restore", RestoreScreen),
-    "schedules": ("Schedules", SchedulesScreen),
-    "journal": ("Journal", JournalScreen),
-    "settings": ("Settings", SettingsScreen),
+_SCREEN_CLASSES: dict[str, type[Screen[None]]] = {
+    "dashboard": DashboardScreen,
+    "history": HistoryScreen,
+    "restore": RestoreScreen,
+    "schedules": SchedulesScreen,
+    "journal": JournalScreen,
+    "settings": SettingsScreen,
 }
+SCREENS: dict[str, tuple[str, type[Screen[None]]]] = {
+    mode: (title, _SCREEN_CLASSES[mode]) for mode, title in TABS}
 
 
 class VaultApp(App[None]):
@@ -40,7 +43,9 @@ class VaultApp(App[None]):
     MODES = {name: screen for name, (_, screen) in SCREENS.items()}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        *(Binding(str(number), f"switch_mode('{name}')", title, show=number <= 3)
+        # the nav bar on top of every screen shows these: the footer keeps its room for the
+        # screen's own keys
+        *(Binding(str(number), f"switch_mode('{name}')", title, show=False)
           for number, (name, (title, _)) in enumerate(SCREENS.items(), start=1)),
         Binding("q", "quit", "Quit"),
     ]

@@ -7,13 +7,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
 from vault.operations.status import StatusReport
 from vault.status_report import ActiveJob, worker_summary
 from vault_tui import actions
 from vault_tui.data.status import Dashboard, dashboard
 from vault_tui.format import age, duration, human_bytes, rate
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 
 #: the colour of a backup's status (NO_COLOR shows the word alone)
@@ -68,7 +69,7 @@ class DashboardScreen(VaultScreen[Dashboard]):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("dashboard")
         with VerticalScroll(id="dashboard"):
             # first: what needs attention must not be below the fold of an 80x24 terminal
             yield Label("Alerts", classes="section", id="alerts-title")

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from vault.errors import VaultError
 from vault_tui import actions, history_actions
@@ -27,6 +27,7 @@ from vault_tui.data.history import (
     shown_rows,
 )
 from vault_tui.format import human_bytes
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 from vault_tui.screens.modals import ConfirmModal, TypedConfirmModal
 
@@ -76,7 +77,7 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         self._loaded = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("history")
         with Horizontal(id="history-bar"):
             yield Label("filter", id="history-filter-label")
             yield Input(id="history-filter", compact=True,

@@ -11,11 +11,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from vault_tui.data.jobs import JobDetail, JobRow, read_job
 from vault_tui.data.journal import EventLine
 from vault_tui.format import duration, human_bytes, rate
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 from vault_tui.screens.journal import open_event
 
@@ -37,7 +38,7 @@ class JobScreen(VaultScreen[JobDetail]):
         self.detail: JobDetail | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar(None)
         with Vertical(id="job-head"):
             yield Static(f"job {self.job_id}", id="job-title", markup=False)
             yield Static("", id="job-facts", markup=False)

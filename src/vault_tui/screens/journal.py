@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TextArea
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static, TextArea
 
 from vault.errors import VaultError
 from vault_tui.data.journal import (
@@ -26,6 +26,7 @@ from vault_tui.data.journal import (
     read_events,
 )
 from vault_tui.history_actions import ChainStatus, verify_journal
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 
 LEVEL_COLOUR = {"error": "error", "warn": "warning"}
@@ -67,7 +68,7 @@ class JournalScreen(VaultScreen[JournalPage]):
         self._filter_error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("journal")
         with Horizontal(id="journal-bar"):
             yield Label("filter", id="journal-filter-label")
             yield Input(id="journal-filter", compact=True,

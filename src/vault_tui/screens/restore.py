@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, Static, Tree
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from vault.errors import VaultError
@@ -33,6 +33,7 @@ from vault_tui.data.restore_plan import (
 )
 from vault_tui.data.restore_tree import SnapshotBrowser, TreeEntry
 from vault_tui.format import human_bytes
+from vault_tui.navbar import NavBar
 from vault_tui.restore_jobs import Preview, ScreenData
 from vault_tui.screens.base import VaultScreen
 from vault_tui.screens.history import HistoryScreen
@@ -77,7 +78,7 @@ class RestoreScreen(VaultScreen[ScreenData]):
         self.wanted: str | None = None  # a snapshot chosen on the history screen (`r`)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("restore")
         with Horizontal(id="picker-row"):
             yield Label("snapshot ", classes="dim")
             yield Select[str]([], id="snapshot", prompt="no snapshots yet", compact=True)

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from vault.config import Retention
 from vault.errors import VaultError
@@ -26,6 +26,7 @@ from vault_tui.data.schedules import (
     retention_fields,
 )
 from vault_tui.format import age
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 
 #: the colour class of a run's result (NO_COLOR shows the word alone)
@@ -50,7 +51,7 @@ class SchedulesScreen(VaultScreen[list[ScheduleRow]]):
         self.rows: dict[str, ScheduleRow] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("schedules")
         with Vertical(id="schedules-body"):
             yield Label("Schedules", classes="section")
             table: DataTable[str] = DataTable(id="schedule-table", cursor_type="row",

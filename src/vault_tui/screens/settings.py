@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from vault.errors import VaultError
 from vault.notify import Delivery
@@ -20,6 +20,7 @@ from vault_tui import settings_actions
 from vault_tui.context import PassphraseNeeded
 from vault_tui.data.settings import SettingsData, load_settings
 from vault_tui.format import human_bytes
+from vault_tui.navbar import NavBar
 from vault_tui.screens.base import VaultScreen
 
 
@@ -37,7 +38,7 @@ class SettingsScreen(VaultScreen[SettingsData]):
         self.data: SettingsData | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield NavBar("settings")
         with VerticalScroll(id="settings-body"):
             yield Label("Repository", classes="section")
             yield Static("", id="repository", markup=False)
