@@ -1,5 +1,5 @@
-"""Commands the TUI sends to the worker. The TUI never runs a backup, restore or verify in
-its own process: it journals the request and queues the job, exactly as `--queue` does,
+"""Commands the TUI sends to the worker. The TUI never runs a backup, restore, verify or
+prune in its own process: it journals the request and queues the job, exactly as `--queue` does,
 and then follows the job's events like any other journal reader."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vault.errors import UsageError
 from vault.filters import read_exclude_file
-from vault.jobs.commands import JobArgs, VerifyArgs
+from vault.jobs.commands import JobArgs, PruneArgs, VerifyArgs
 from vault.jobs.submit import SubmittedJob, backup_job_args, submit_job
 from vault.operations.backup import BackupRequest
 from vault.operations.group_backup import plan_targets
@@ -41,3 +41,8 @@ def backup_now(ctx: TuiContext, source_names: list[str] | None = None) -> list[S
 
 def verify_repository(ctx: TuiContext, read_data: bool = False) -> SubmittedJob:
     return submit(ctx, VerifyArgs(read_data=read_data))
+
+
+def prune_repository(ctx: TuiContext) -> SubmittedJob:
+    """What `vault prune --queue` queues (the default threshold: repack above 5% unused)."""
+    return submit(ctx, PruneArgs())

@@ -264,3 +264,64 @@ def test_a_worker_refuses_to_start_on_an_unreachable_queue(vault_repo: Any) -> N
     assert done.returncode == 1, done.stderr
     assert "the job queue at redis://127.0.0.1:" in done.stderr
     assert "unavailable" in done.stderr
+
+
+def _stored_bytes(repo: Path) -> int:
+    return sum(p.stat().st_size for p in (repo / "data").rglob("*") if p.is_file())
+
+
+def test_a_queued_prune_frees_what_forgotten_snapshots_held(vault_repo: Any, workers: Workers,
+                                                            fs: Any, tmp_path: Path) -> None:
+    """`vault prune --queue`: the worker garbage-collects; the space of the forgotten
+    snapshot comes back, the kept one verifies and restores byte for byte."""
+    src = tmp_path / "src"
+    fs.write_random(src / "old.bin", 6 * MiB, seed=1)
+    (src / "kept.txt").write_text("kept\n")
+    first = vault_repo.backup(src)["snapshot_id"]
+    (src / "old.bin").unlink()
+    fs.write_random(src / "new.bin", 3 * MiB, seed=2)
+    expected = fs.tree_meta(src)
+    kept = vault_repo.backup(src)["snapshot_id"]
+    vault_repo.ok("forget", first)
+    before = _stored_bytes(vault_repo.env.repo)
+
+    refused = vault_repo.json("prune", "--queue", "--dry-run")
+    assert refused.code == 2 and "--dry-run" in refused.last["message"]
+    assert vault_repo.json("prune", "--queue", "--max-unused", "150%").code == 2
+    queued = vault_repo.json("prune", "--queue", "--max-unused", "0%")
+    assert queued.code == 0, (queued.last, queued.stderr)
+    assert (queued.summary["kind"], queued.summary["status"]) == ("prune", "queued")
+    job_id = str(queued.summary["job_id"])
+    assert vault_repo.events("PruneCompleted") == []  # queued, not run here
+    workers.start()
+
+    done = follow(vault_repo, job_id, workers)
+    assert done["event"] == "PruneCompleted" and done["exit_code"] == 0
+    assert done["payload"]["bytes_deleted"] >= 6 * MiB
+    kinds = [e["type"] for e in job_events(vault_repo, job_id)]
+    assert kinds[:4] == ["PruneRequested", "JobQueued", "JobClaimed", "PruneStarted"]
+    assert kinds[-1] == "PruneCompleted" and kinds.count("PruneRequested") == 1
+    [requested] = [e for e in vault_repo.events("PruneRequested") if e["stream_id"] == job_id]
+    assert requested["payload"]["max_unused"] == 0.0
+    listed = vault_repo.query("jobs").summary["jobs"]
+    assert [(j["kind"], j["status"]) for j in listed if j["job_id"] == job_id] == [
+        ("prune", "completed")]
+    assert before - _stored_bytes(vault_repo.env.repo) >= 6 * MiB
+
+    verified = vault_repo.json("verify", "--read-data")
+    assert verified.code == 0 and verified.summary["ok"] is True
+    out = tmp_path / "out"
+    vault_repo.restore(f"{kept}:{src}", "--target", out)
+    assert fs.tree_meta(out, include_root=False) == {k: v for k, v in expected.items()
+                                                      if k != "."}
+
+
+def test_an_inline_prune_is_a_job_in_the_list_too(vault_repo: Any, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    vault_repo.backup(src)
+    pruned = vault_repo.json("prune")
+    assert pruned.code == 0, pruned.last
+    [row] = [j for j in vault_repo.query("jobs").summary["jobs"] if j["kind"] == "prune"]
+    assert (row["job_id"], row["status"]) == (pruned.summary["job_id"], "completed")

@@ -287,6 +287,16 @@ async def test_verify_export_enter_and_restore_from_the_history(
         [queued] = vault_repo.events("JobQueued")
         assert queued["payload"]["kind"] == "verify"
 
+        # Prune: confirmed, then queued for the worker (`vault prune --queue`).
+        await pilot.press("p")
+        await wait_for(lambda: isinstance(app.screen, ConfirmModal), pilot)
+        assert "vault prune --queue" in app.screen.question
+        await pilot.press("y")
+        await wait_for(lambda: len(vault_repo.events("JobQueued")) == 2, pilot)
+        prune = vault_repo.events("JobQueued")[1]["payload"]
+        assert (prune["kind"], prune["command"]["args"]) == (
+            "prune", {"kind": "prune", "max_unused": 0.05})
+
         # Export the two marked docs snapshots into a directory: one file each.
         await pilot.press("down", "space", "down", "down", "space")
         await pilot.press("e")

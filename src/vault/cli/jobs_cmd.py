@@ -191,7 +191,8 @@ def _outcome(out: Output, e: RecordedEvent) -> int | None:
     elif isinstance(event, ev.JobCancelled):
         out.line("cancelled")
         return EXIT_FAILED
-    elif isinstance(event, ev.BackupFailed | ev.RestoreFailed | ev.VerifyFailed):
+    elif isinstance(event, ev.BackupFailed | ev.RestoreFailed | ev.VerifyFailed
+                    | ev.PruneFailed):
         out.line(f"failed: {event.error_kind}: {event.message}")
         return EXIT_FAILED
     elif isinstance(event, ev.BackupCompleted):
@@ -203,6 +204,11 @@ def _outcome(out: Output, e: RecordedEvent) -> int | None:
     elif isinstance(event, ev.VerifyCompleted):
         out.line(f"verify {'ok' if event.ok else 'found problems'}")
         return 0 if event.ok else EXIT_FAILED
+    elif isinstance(event, ev.PruneCompleted):
+        out.line(f"pruned: deleted {event.packs_deleted} pack(s) "
+                 f"({human_bytes(event.bytes_deleted)}), wrote {event.packs_written} "
+                 f"({human_bytes(event.bytes_written)})")
+        return 0
     return None
 
 

@@ -6,6 +6,7 @@ import click
 
 from vault.cli.common import reporter_for
 from vault.cli.main import CliState, output_options, pass_state
+from vault.errors import UsageError
 from vault.operations.prune import PruneRequest, run_prune
 from vault.repository.gc import parse_max_unused
 from vault.units import human_bytes
@@ -15,16 +16,28 @@ from vault.units import human_bytes
 @click.option("--max-unused", default="5%", show_default=True, metavar="PERCENT",
               help="Repack a pack when more than this share of it is unused.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; change nothing.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the prune for `vault worker`; print its job id and return.")
 @output_options
 @pass_state
-def prune(state: CliState, max_unused: str, dry_run: bool) -> None:
+def prune(state: CliState, max_unused: str, dry_run: bool, queued: bool) -> None:
     """Remove blobs no snapshot references: drop unused packs, repack mostly unused ones.
 
     Safe while backups run: packs leave the index first and are deleted once every
     operation that could still use them has ended (often in the same run; otherwise in
     the next one). See docs/prune.md."""
+    share = parse_max_unused(max_unused)
+    if queued:
+        if dry_run:
+            raise UsageError("--dry-run shows the plan here and now: it does not go with "
+                             "--queue")
+        from vault.cli.jobs_cmd import enqueue
+        from vault.jobs.commands import PruneArgs
+
+        enqueue(state, PruneArgs(max_unused=share))
+        return
     out = state.output()
-    req = PruneRequest(max_unused=parse_max_unused(max_unused), dry_run=dry_run)
+    req = PruneRequest(max_unused=share, dry_run=dry_run)
     r = run_prune(state.vault(), req, reporter_for(out))
     verb = "would" if dry_run else "did"
     out.line(f"{r.snapshots} snapshots scanned; {verb} keep {r.packs_kept} pack(s), "

@@ -115,7 +115,19 @@ class VerifyArgs(_Frozen):
             if self.read_data or self.subset else "structure"
 
 
-JobArgs = Annotated[BackupArgs | RestoreArgs | VerifyArgs, Field(discriminator="kind")]
+class PruneArgs(_Frozen):
+    """`vault prune --queue`: garbage collection run by the worker (never a dry run: a
+    plan is shown inline, by `vault prune --dry-run`)."""
+
+    kind: Literal["prune"] = "prune"
+    max_unused: float = 0.05  # a share, 0..1: repack a pack when more of it is unused
+
+    def describe(self) -> str:
+        return f"unused data (repack above {self.max_unused:.0%} unused)"
+
+
+JobArgs = Annotated[BackupArgs | RestoreArgs | VerifyArgs | PruneArgs,
+                    Field(discriminator="kind")]
 
 
 class JobCommand(_Frozen):
@@ -136,7 +148,7 @@ class JobCommand(_Frozen):
         return self
 
     @property
-    def kind(self) -> Literal["backup", "restore", "verify"]:
+    def kind(self) -> Literal["backup", "restore", "verify", "prune"]:
         return self.args.kind
 
     def summary(self) -> str:
@@ -159,5 +171,8 @@ class JobCommand(_Frozen):
                                        target=a.target or "(the source's own location)",
                                        paths=a.paths or a.only, include=a.includes,
                                        exclude=a.excludes, options=a.options())
+        if isinstance(a, PruneArgs):
+            return ev.PruneRequested(job_id=self.job_id, repository=self.repository,
+                                     max_unused=a.max_unused, dry_run=False)
         return ev.VerifyRequested(job_id=self.job_id, repository=self.repository,
                                   read_data=a.read_data, subset=a.subset)

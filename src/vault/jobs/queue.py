@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # huey (and redis with it) is imported when a queue is opened
     from huey.api import TaskWrapper
 
 HUEY_NAME = "vault"
-_FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed}
+_FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed,
+           "prune": ev.PruneFailed}
 
 
 class QueueUnavailable(OperationFailed):

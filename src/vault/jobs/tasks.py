@@ -20,12 +20,13 @@ from huey.api import Task, TaskWrapper
 from vault.app import Vault
 from vault.config import VaultConfig, load_config
 from vault.errors import StaleStreamVersion, VaultError
-from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
+from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, RestoreArgs, VerifyArgs
 from vault.jobs.notices import schedule_of, send_job_notice
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.operations.backup import completed_event, run_backup
 from vault.operations.group_backup import run_target, target_for, url_target
+from vault.operations.prune import PruneRequest, run_prune
 from vault.operations.restore import run_restore
 from vault.operations.restore_undo import run_undo
 from vault.operations.source_restore import run_source_restore
@@ -35,9 +36,11 @@ from vault.progress import NullReporter
 TASK_NAME = "vault.run_job"
 log = logging.getLogger("vault.jobs")
 
-_FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed}
+_FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed,
+           "prune": ev.PruneFailed}
 _TERMINAL = (ev.BackupCompleted, ev.BackupFailed, ev.RestoreCompleted, ev.RestoreFailed,
-             ev.VerifyCompleted, ev.VerifyFailed, ev.JobCancelled)
+             ev.VerifyCompleted, ev.VerifyFailed, ev.PruneCompleted, ev.PruneFailed,
+             ev.JobCancelled)
 
 
 def register(huey: Huey, own_config: VaultConfig | None = None) -> TaskWrapper:
@@ -141,6 +144,9 @@ def _run(vault: Vault, command: JobCommand) -> str:
                 run_restore(vault, args.request(), NullReporter(), job_id=job_id)
         elif isinstance(args, VerifyArgs):
             run_verify(vault, args.read_data, args.subset, NullReporter(), job_id=job_id)
+        elif isinstance(args, PruneArgs):
+            run_prune(vault, PruneRequest(max_unused=args.max_unused), NullReporter(),
+                      job_id=job_id)
     except Exception as exc:  # journaled here or by JobRun; the worker goes on
         if not getattr(exc, "journaled", False):
             kind = exc.kind if isinstance(exc, VaultError) else type(exc).__name__

@@ -41,8 +41,9 @@ from vault.worker_presence import BEAT_EVERY, PresenceFile
 RECOVER_EVERY = 30.0
 #: a queued job whose message is on no queue this long (seconds) after it was due is lost
 LOST_AFTER = 120.0
-#: automatic retries after an interruption, per job kind (restore: never)
-MAX_RETRIES = {"backup": 3, "restore": 0, "verify": 0}
+#: automatic retries after an interruption, per job kind (restore: never; a prune once: a
+#: killed prune leaves nothing the next one cannot finish, docs/prune.md)
+MAX_RETRIES = {"backup": 3, "restore": 0, "verify": 0, "prune": 1}
 
 log = logging.getLogger("vault.jobs")
 

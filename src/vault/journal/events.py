@@ -438,7 +438,7 @@ class VerifyFailed(Event):
 
 # --- the job queue (`vault backup --queue`, `vault worker`) ----------------------------
 
-JobKind = Literal["backup", "restore", "verify"]
+JobKind = Literal["backup", "restore", "verify", "prune"]
 
 
 class JobQueued(Event):

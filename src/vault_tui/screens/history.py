@@ -49,6 +49,7 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         Binding("f", "forget", "Forget"),
         Binding("v", "verify", "Verify"),
         Binding("e", "export", "Export"),
+        Binding("p", "prune", "Prune: free what forgotten snapshots held (queued)", show=False),
         Binding("r", "restore", "Restore this"),
         Binding("d", "sort('date')", "Sort by date", show=False),
         Binding("z", "sort('size')", "Sort by size", show=False),
@@ -242,7 +243,8 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
 
     def _forgotten(self, removed: list[str]) -> None:
         self.marked -= set(removed)
-        self.notify(f"forgot {len(removed)} snapshot(s)", timeout=4)
+        self.notify(f"forgot {len(removed)} snapshot(s); p queues a prune to free their "
+                    "space", timeout=4)
         self.reload()
 
     def action_verify(self) -> None:
@@ -255,6 +257,17 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.queue_job("verify", actions.verify_repository)
+
+        self.app.push_screen(ConfirmModal(question), confirmed)
+
+    def action_prune(self) -> None:
+        question = ("Queue a prune for the worker? It removes the data no snapshot references "
+                    "any more (what forgotten snapshots held), next to running backups, and "
+                    "frees that space (vault prune --queue).")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.queue_job("prune", actions.prune_repository)
 
         self.app.push_screen(ConfirmModal(question), confirmed)
 

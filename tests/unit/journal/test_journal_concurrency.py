@@ -81,5 +81,6 @@ def test_many_processes_opening_a_fresh_journal_migrate_it_once(journal_path: Pa
     conn = sqlite3.connect(journal_path)
     rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version")
     assert rows.fetchall() == [(1, "events"), (2, "projections"), (3, "job_queue"),
-                                (4, "snapshot_sources"), (5, "schedules")]
+                                (4, "snapshot_sources"), (5, "schedules"),
+                                (6, "prune_jobs")]
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (8,)

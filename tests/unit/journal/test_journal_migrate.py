@@ -30,7 +30,7 @@ def test_migrations_live_at_the_top_of_the_checkout() -> None:
     assert MIGRATIONS_DIR == REPO_ROOT / "migrations"
     assert [(m.version, m.name) for m in discover()] == [
         (1, "events"), (2, "projections"), (3, "job_queue"), (4, "snapshot_sources"),
-        (5, "schedules"),
+        (5, "schedules"), (6, "prune_jobs"),
     ]
 
 
@@ -41,7 +41,7 @@ def test_a_new_journal_records_each_step_once(alice: Actor, journal_path: Path) 
     recorded = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
     assert [(v, n) for v, n, _ in recorded] == [
         (1, "events"), (2, "projections"), (3, "job_queue"), (4, "snapshot_sources"),
-        (5, "schedules")]
+        (5, "schedules"), (6, "prune_jobs")]
     assert all(at.startswith("20") for _, _, at in recorded)
     assert apply_migrations(conn) == []
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -110,3 +110,25 @@ def test_a_journal_from_a_newer_vault_is_refused(alice: Actor, journal_path: Pat
     conn.close()
     with pytest.raises(JournalError, match=r"schema versions \[99\] this vault does not know"):
         Journal(journal_path, actor=alice)
+
+
+def test_prunes_journaled_before_0006_become_jobs(alice: Actor, journal_path: Path) -> None:
+    """A journal from before migration 6 kept its prunes' events but had no job rows for
+    them (its jobs table refused the kind): the migration replays them into the table."""
+    from vault.journal import events as ev
+    from vault.journal.projections.jobs import read_jobs
+
+    journal = Journal(journal_path, actor=alice)
+    journal.append("prune-1", ev.PruneRequested(job_id="prune-1", repository="/r",
+                                                max_unused=0.05, dry_run=False))
+    journal.append("prune-1", ev.PruneFailed(job_id="prune-1", error_kind="RepositoryLocked",
+                                             message="locked"))
+    journal.close()
+    conn = _connect(journal_path)  # back to what 0005 left: no prune rows, step 6 not run
+    conn.execute("DELETE FROM jobs")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 6")
+    conn.close()
+    Journal(journal_path, actor=alice).close()  # migrates, then replays into `jobs`
+    [row] = read_jobs(journal_path)
+    assert (row["job_id"], row["kind"], row["status"], row["error_kind"]) == (
+        "prune-1", "prune", "failed", "RepositoryLocked")

@@ -1,4 +1,5 @@
-"""The `jobs` table: one row per backup, restore or verify job, for `vault jobs` and the TUI.
+"""The `jobs` table: one row per backup, restore, verify or prune job, for `vault jobs` and
+the TUI.
 
 Every handler upserts, so a job whose Requested event is missing (started directly, or
 journaled before the request existed) still gets a row from its first event.
@@ -22,6 +23,11 @@ from vault.journal.events import (
     JobInterrupted,
     JobQueued,
     Progress,
+    PruneCompleted,
+    PruneFailed,
+    PruneProgressed,
+    PruneRequested,
+    PruneStarted,
     RecordedEvent,
     RestoreCompleted,
     RestoreFailed,
@@ -51,17 +57,17 @@ _PROGRESS_COLUMNS = set(Progress.model_fields) - {"current"}
 def _kind(event: Event) -> str:
     if isinstance(event, JobQueued | JobClaimed | JobInterrupted | JobCancelled):
         return event.kind
-    for prefix in ("Backup", "Restore", "Verify"):
+    for prefix in ("Backup", "Restore", "Verify", "Prune"):
         if type(event).__name__.startswith(prefix):
             return prefix.lower()
     raise ValueError(f"{type(event).__name__} is not a job event")
 
 
-_Requested = BackupRequested | RestoreRequested | VerifyRequested
-_Started = BackupStarted | RestoreStarted | VerifyStarted
-_Progressed = BackupProgressed | RestoreProgressed | VerifyProgressed
-_Completed = BackupCompleted | RestoreCompleted | VerifyCompleted
-_Failed = BackupFailed | RestoreFailed | VerifyFailed
+_Requested = BackupRequested | RestoreRequested | VerifyRequested | PruneRequested
+_Started = BackupStarted | RestoreStarted | VerifyStarted | PruneStarted
+_Progressed = BackupProgressed | RestoreProgressed | VerifyProgressed | PruneProgressed
+_Completed = BackupCompleted | RestoreCompleted | VerifyCompleted | PruneCompleted
+_Failed = BackupFailed | RestoreFailed | VerifyFailed | PruneFailed
 
 
 def _record(
@@ -121,7 +127,7 @@ def _completed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
     elif isinstance(event, RestoreCompleted):
         status, snapshot_id = ("partial" if event.errors else "completed"), event.snapshot_id
     else:
-        status = "completed"  # a verify that found problems still ran to completion
+        status = "completed"  # a verify that found problems still ran to completion; a prune
     values = {
         "finished_at": _when(recorded),
         "snapshot_id": snapshot_id,
@@ -181,7 +187,7 @@ class JobsProjection(TableProjection):
     ddl = (
         """CREATE TABLE jobs (
     job_id        TEXT PRIMARY KEY,
-    kind          TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'verify')),
+    kind          TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'verify', 'prune')),
     status        TEXT NOT NULL
                   CHECK (status IN ('requested', 'queued', 'running', 'completed', 'partial',
                                     'failed', 'interrupted', 'cancelled')),
@@ -213,18 +219,23 @@ class JobsProjection(TableProjection):
             BackupRequested: _requested,
             RestoreRequested: _requested,
             VerifyRequested: _requested,
+            PruneRequested: _requested,
             BackupStarted: _started,
             RestoreStarted: _started,
             VerifyStarted: _started,
+            PruneStarted: _started,
             BackupProgressed: _progressed,
             RestoreProgressed: _progressed,
             VerifyProgressed: _progressed,
+            PruneProgressed: _progressed,
             BackupCompleted: _completed,
             RestoreCompleted: _completed,
             VerifyCompleted: _completed,
+            PruneCompleted: _completed,
             BackupFailed: _failed,
             RestoreFailed: _failed,
             VerifyFailed: _failed,
+            PruneFailed: _failed,
             JobQueued: _queued,
             JobClaimed: _claimed,
             JobInterrupted: _interrupted,
