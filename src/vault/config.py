@@ -472,6 +472,9 @@ class Schedule(_Strict):
     paused: bool = False
     catch_up: bool = True
     retention: Retention | None = None
+    #: after its retention forgot snapshots, queue a prune (`vault prune --queue`) so
+    #: their space comes back without anyone running prune
+    prune: bool = False
     notify: list[str] = []
 
 

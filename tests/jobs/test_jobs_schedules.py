@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_jobs_worker import Workers, snapshots
+from test_jobs_worker import MiB, Workers, snapshots, stored_bytes
 
 from vault.config import load_config
 from vault.journal import Journal
@@ -255,3 +255,41 @@ retention = { keep_last = 1 }
     out = tmp_path / "out"
     vault_repo.restore(f"{taken[2]}:{src}", "--target", out)
     assert (out / "f.txt").read_text() == "v4\n"
+
+
+def test_a_schedule_with_prune_gives_the_space_of_what_it_forgot_back(
+        vault_repo: Any, workers: Workers, fs: Any, tmp_path: Path) -> None:
+    """`prune = true`: once the schedule's retention forgot a snapshot, a prune job is
+    queued and run by the worker; the forgotten data's space comes back, the kept
+    snapshot restores exactly."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_config(vault_repo, files_config(src, """
+[[schedules]]
+name = "lean"
+cron = "0 3 * * *"
+sources = ["docs"]
+retention = { keep_last = 1 }
+prune = true
+"""))
+    listed = vault_repo.query("schedule", "list").summary["schedules"]
+    assert [s["prune"] for s in listed if s["name"] == "lean"] == [True]
+    workers.start("--schedule-every", "0.5")
+    for round_ in (1, 2):
+        fs.write_random(src / "data.bin", 4 * MiB, seed=round_)  # all new every round
+        vault_repo.json("schedule", "run", "lean")
+        wait_for(lambda n=round_: len(payloads(vault_repo, "ScheduleRetentionApplied")) == n,
+                 f"retention after run {round_}", workers)
+        if round_ == 1:
+            stored = stored_bytes(vault_repo.env.repo)
+    first, second = payloads(vault_repo, "ScheduleRetentionApplied")
+    assert first["removed"] == [] and first["prune_job_id"] is None  # nothing to free
+    assert len(second["removed"]) == 1 and second["prune_job_id"]
+    wait_for(lambda: [p for p in payloads(vault_repo, "PruneCompleted")
+                      if p["job_id"] == second["prune_job_id"]], "the queued prune", workers)
+    # the first round's 4 MiB are gone again: the repository holds about one round
+    assert stored_bytes(vault_repo.env.repo) < stored + MiB
+    [kept] = snapshots(vault_repo)
+    out = tmp_path / "out"
+    vault_repo.restore(f"{kept['id']}:{src}", "--target", out)
+    fs.assert_same_tree(src, out, include_root=False)

@@ -266,7 +266,7 @@ def test_a_worker_refuses_to_start_on_an_unreachable_queue(vault_repo: Any) -> N
     assert "unavailable" in done.stderr
 
 
-def _stored_bytes(repo: Path) -> int:
+def stored_bytes(repo: Path) -> int:
     return sum(p.stat().st_size for p in (repo / "data").rglob("*") if p.is_file())
 
 
@@ -283,7 +283,7 @@ def test_a_queued_prune_frees_what_forgotten_snapshots_held(vault_repo: Any, wor
     expected = fs.tree_meta(src)
     kept = vault_repo.backup(src)["snapshot_id"]
     vault_repo.ok("forget", first)
-    before = _stored_bytes(vault_repo.env.repo)
+    before = stored_bytes(vault_repo.env.repo)
 
     refused = vault_repo.json("prune", "--queue", "--dry-run")
     assert refused.code == 2 and "--dry-run" in refused.last["message"]
@@ -306,7 +306,7 @@ def test_a_queued_prune_frees_what_forgotten_snapshots_held(vault_repo: Any, wor
     listed = vault_repo.query("jobs").summary["jobs"]
     assert [(j["kind"], j["status"]) for j in listed if j["job_id"] == job_id] == [
         ("prune", "completed")]
-    assert before - _stored_bytes(vault_repo.env.repo) >= 6 * MiB
+    assert before - stored_bytes(vault_repo.env.repo) >= 6 * MiB
 
     verified = vault_repo.json("verify", "--read-data")
     assert verified.code == 0 and verified.summary["ok"] is True

@@ -31,7 +31,7 @@ def schedules(vault_repo: Any, files_source: Path) -> Any:
     config = Path(vault_repo.env.env["VAULT_CONFIG"])
     config.write_text(config.read_text() + NIGHTLY)
     vault_repo.ok("schedule", "add", "often", "--cron", "*/10 * * * *", "--source", "docs",
-                  "--keep-last", "3")
+                  "--keep-last", "3", "--prune")
     return vault_repo
 
 
@@ -79,10 +79,12 @@ async def test_every_schedule_is_listed_with_its_next_run_and_retention(
         text = detail(app)
         assert "defined in vault.toml: change it there" in text
         assert "retention (its own): keep 7 daily snapshots" in text
+        assert "prune" not in text
         assert "sources: docs" in text and "never ran" in text
         await select(app, pilot, "often")
         assert "added with `vault schedule add`" in detail(app)
-        assert "retention (its own): keep 3 latest snapshots" in detail(app)
+        assert "retention (its own): keep 3 latest snapshots; then a prune is queued" in \
+            detail(app)
 
 
 async def test_pause_resume_and_run_now_journal_what_the_cli_would(

@@ -91,11 +91,13 @@ def list_schedules(state: CliState) -> None:
 @click.option("--tag", "tags", multiple=True, help="Tag for its snapshots (repeatable).")
 @click.option("--catch-up/--no-catch-up", default=True, show_default=True,
               help="After downtime, run once for the missed runs.")
+@click.option("--prune/--no-prune", default=False, show_default=True,
+              help="Queue a prune after its retention forgot snapshots (frees their space).")
 @retention_options
 @output_options
 @pass_state
 def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str, ...],
-        tags: tuple[str, ...], catch_up: bool, keep_last: int | None,
+        tags: tuple[str, ...], catch_up: bool, prune: bool, keep_last: int | None,
         keep_hourly: int | None, keep_daily: int | None, keep_weekly: int | None,
         keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
         keep_tag: tuple[str, ...]) -> None:
@@ -106,7 +108,8 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
                                keep_yearly, keep_within, keep_tag)
         definition = Schedule.model_validate({
             "name": name, "cron": cron, "timezone": timezone, "sources": list(sources),
-            "tags": list(tags), "catch_up": catch_up, "retention": retention})
+            "tags": list(tags), "catch_up": catch_up, "retention": retention,
+            "prune": prune})
     except ValueError as exc:  # pydantic's ValidationError: one line per problem
         raise _invalid(exc) from None
     now = datetime.now(UTC)

@@ -35,7 +35,7 @@ from vault.app import Vault
 from vault.config import VaultConfig
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobrun import new_job_id
-from vault.jobs.commands import BackupArgs, JobCommand
+from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs
 from vault.jobs.queue import JobQueue, queued_events
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -285,11 +285,28 @@ class ScheduleRunner:
                 error=message))
             log.warning("schedule %s: retention not applied: %s", item.name, message)
             return
+        prune_job_id = self._queue_prune(item) if schedule.prune and plan.remove else None
         self.journal.append(run_stream(key), ev.ScheduleRetentionApplied(
             name=item.name, run_key=key, policy=policy.describe(),
-            removed=[d.snapshot.id for d in plan.remove], kept=len(plan.keep)))
+            removed=[d.snapshot.id for d in plan.remove], kept=len(plan.keep),
+            prune_job_id=prune_job_id))
         log.info("schedule %s: retention (%s) removed %d snapshot(s)", item.name,
                  policy.describe(), len(plan.remove))
+
+    def _queue_prune(self, item: EffectiveSchedule) -> str | None:
+        """The schedule's `prune`: queue a prune job, so the space of what its retention
+        just forgot comes back. A queue that fails is logged: the next forgetting run
+        queues another (one prune collects everything)."""
+        command = JobCommand(
+            job_id=new_job_id("prune"), args=PruneArgs(),
+            repository=self.config.repository.url,
+            config_path=str(self.config_path.resolve()) if self.config_path else None,
+            overrides=dict(self.overrides))
+        try:
+            return self.queue.submit(self.journal, command)
+        except VaultError as exc:
+            log.warning("schedule %s: prune not queued: %s", item.name, exc.message)
+            return None
 
     def vault(self) -> Vault:
         if self._vault is None:

@@ -709,6 +709,7 @@ class ScheduleRetentionApplied(Event):
     removed: list[str]
     kept: int
     error: str | None = None
+    prune_job_id: str | None = None  # the prune queued after it (the schedule's `prune`)
 
 
 # --- restore reports --------------------------------------------------------------------

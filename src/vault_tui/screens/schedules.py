@@ -115,7 +115,8 @@ class SchedulesScreen(VaultScreen[list[ScheduleRow]]):
             f"   tags: {', '.join(view.tags) or '-'}"
             f"   catch-up: {'yes' if view.catch_up else 'no'}",
             f"{last}; missed runs: {view.missed_total}",
-            f"retention ({own}): {row.policy}",
+            f"retention ({own}): {row.policy}"
+            + ("; then a prune is queued" if view.prune else ""),
         ]
         detail.update("\n".join(lines))
         detail.set_class(view.last_result in ("failed", "partial"), "bad")
