@@ -79,3 +79,32 @@ def test_a_queued_backup_notifies_success_and_failure(vault_repo: Any, tmp_path:
     assert failure["details"]["error_kind"] == "UsageError"
     assert str(gone) in failure["details"]["error"]
     assert [e["payload"]["trigger"] for e in sent] == ["success", "failure"]
+
+
+def test_a_prune_job_is_told_as_done_or_failed(tmp_path: Path) -> None:
+    """The notice of a queued prune comes from its stream like any job's."""
+    from vault.actor import Actor
+    from vault.jobs.commands import JobCommand, PruneArgs
+    from vault.jobs.notices import job_notice
+    from vault.journal import Journal
+    from vault.journal import events as ev
+
+    journal = Journal(tmp_path / "journal.db", actor=Actor(user="ops", uid=1000, host="h",
+                                                             ssh_client=None))
+    command = JobCommand(job_id="prune-1", args=PruneArgs(), repository="/r")
+    assert job_notice(command, journal.stream("prune-1")) is None  # not finished yet
+    journal.append("prune-1", ev.PruneCompleted(
+        job_id="prune-1", repo_id="r", snapshots=2, packs_kept=3, packs_repacked=1,
+        packs_condemned=2, packs_written=1, bytes_written=10, packs_deleted=2,
+        bytes_deleted=5000, bytes_freed=4990, blobs_removed=7, packs_rescued=0,
+        condemned_pending=0, condemned_pending_bytes=0, duration_seconds=1.5))
+    done = job_notice(command, journal.stream("prune-1"))
+    assert done is not None and done.trigger == "success"
+    assert done.details["bytes_freed"] == 4990 and done.title.startswith("prune of")
+    journal.append("prune-2", ev.PruneFailed(job_id="prune-2", error_kind="RepositoryLocked",
+                                             message="locked by backup"))
+    failed = job_notice(command.model_copy(update={"job_id": "prune-2"}),
+                        journal.stream("prune-2"))
+    assert failed is not None and failed.trigger == "failure"
+    assert failed.details["error"] == "locked by backup"
+    journal.close()

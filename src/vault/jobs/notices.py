@@ -36,7 +36,12 @@ def job_notice(command: JobCommand, stream: list[ev.RecordedEvent],
                            problems=len(event.errors))
         elif isinstance(event, ev.RestoreCompleted | ev.VerifyCompleted):
             trigger = "success"
-        elif isinstance(event, ev.BackupFailed | ev.RestoreFailed | ev.VerifyFailed):
+        elif isinstance(event, ev.PruneCompleted):
+            trigger = "success"
+            details.update(bytes_deleted=event.bytes_deleted, bytes_freed=event.bytes_freed,
+                           duration_seconds=event.duration_seconds)
+        elif isinstance(event, ev.BackupFailed | ev.RestoreFailed | ev.VerifyFailed
+                        | ev.PruneFailed):
             trigger = "failure"
             details.update(error_kind=event.error_kind, error=event.message)
         else:
