@@ -404,7 +404,10 @@ def test_cli_rename_gives_the_new_copy_its_own_name(vault_repo: Any, tmp_path: P
     for bad, says in [(("--rename", "title=x", "--mode", "merge"), "--new-ids"),
                       (("--new-ids", "--mode", "merge", "--rename", "nope=x"), "not a column"),
                       (("--new-ids", "--mode", "merge", "--rename", "id=9"), "the key"),
-                      (("--new-ids", "--mode", "merge", "--rename", "title"), "FIELD=VALUE")]:
+                      (("--new-ids", "--mode", "merge", "--rename", "title"), "FIELD=VALUE"),
+                      (("--new-ids", "--mode", "overwrite", "--yes"), "merge or new-target"),
+                      (("--new-ids", "--mode", "overwrite", "--queue", "--yes"),
+                       "merge or new-target")]:
         refused = vault_repo.json(*base, *bad)
         assert refused.code == 2 and says in refused.last["message"], refused.last
         assert rows(db) == before

@@ -284,3 +284,4 @@ def test_mongodb_records_are_the_stored_documents(mongo_server: MongoServer,  # 
     assert db_node.label == f"{database}: 3 collection(s)"
     assert db_node.mark is not None and db_node.mark.names == (
         f"{database}.projects", f"{database}.sessions", f"{database}.users")
+

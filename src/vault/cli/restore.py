@@ -21,7 +21,7 @@ from vault.progress import NullReporter
 from vault.restore.dump import dump_file
 from vault.restore.plan import RestorePlan
 from vault.restore.report import COUNTS, RestoreReport
-from vault.sources.entities import field_values
+from vault.sources.entities import check_copy_mode, field_values
 from vault.units import human_bytes
 
 
@@ -126,8 +126,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
                          "a database), or --mode overwrite|merge to restore a database into "
                          "its own location")
     if _is_source_snapshot(state, snapshot):
-        if new_ids and mode not in (None, "merge", "new", "new-target"):
-            raise UsageError("--new-ids adds a copy: use it with --mode merge or new-target")
+        check_copy_mode(new_ids, mode)  # before --queue hands it to a worker
         if paths or include or exclude or overwrite:
             raise UsageError("database snapshots take --target, --only, --query, --mode, "
                              "--on-conflict, --dry-run, --settings and --queue (not PATHS, "

@@ -33,6 +33,7 @@ from vault.restore.items import SnapshotItems
 from vault.restore.plan import RestorePlan, default_on_conflict
 from vault.restore.report import build_report
 from vault.sources.base import Source, SourceRestoreRequest, SourceRestoreResult
+from vault.sources.entities import check_copy_mode
 from vault.sources.registry import source_from_config, source_from_url
 
 
@@ -147,6 +148,7 @@ def _ask(req: SourceRestore, target: str, plan: dict[str, Any] | None) -> None:
 
 def run_source_restore(vault: Vault, req: SourceRestore,
                        job_id: str | None = None) -> SourceRestoreOutcome:
+    check_copy_mode(req.remap_ids, req.mode)
     if req.rename and not (req.remap_ids and req.query):
         raise UsageError("--rename FIELD=VALUE names a new copy of an entity: give it with "
                          "--new-ids and --query '{\"entity\": NAME, \"ids\": [...]}'")

@@ -19,6 +19,7 @@ __all__ = [
     "Entity",
     "EntityNode",
     "EntitySelection",
+    "check_copy_mode",
     "entities_from_meta",
     "entity_closure",
     "entity_selection_of",
@@ -77,6 +78,17 @@ def entity_selection_of(query: Mapping[str, Any], database: str) -> EntitySelect
         raise UsageError("the entity query's \"ids\" must be a non-empty list of primary "
                          "keys (numbers or strings)")
     return EntitySelection(query["entity"], tuple(ids))
+
+
+#: restore modes that add records: the only ones a copy with new ids goes with
+COPY_MODES = ("new", "merge", "new-target")
+
+
+def check_copy_mode(remap_ids: bool, mode: str | None) -> None:
+    """A copy with new ids (`--new-ids`) adds records beside the originals: it goes with
+    a mode that adds (merge, new-target; None: the default, new), never overwrite."""
+    if remap_ids and mode is not None and mode not in COPY_MODES:
+        raise UsageError("--new-ids adds a copy: use mode merge or new-target")
 
 
 def field_values(pairs: Iterable[str]) -> dict[str, str]:

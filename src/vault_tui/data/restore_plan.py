@@ -18,7 +18,7 @@ from vault.jobs.commands import RestoreArgs
 from vault.journal import events as ev
 from vault.restore.plan import ACTIONS, MODES, ON_CONFLICT
 from vault.restore.report import COUNTS
-from vault.sources.entities import field_values
+from vault.sources.entities import check_copy_mode, field_values
 
 __all__ = [
     "MODES",
@@ -206,8 +206,7 @@ def _check_copy(selection: Selection, options: RestoreOptions) -> None:
     if selection.query is None:
         raise UsageError("a copy with new ids takes records of one entity: mark them in "
                          "the tree (space on a record)")
-    if options.mode not in ("merge", "new-target"):
-        raise UsageError("a copy with new ids adds records: use mode merge or new-target")
+    check_copy_mode(options.new_ids, options.mode)
 
 
 def confirmation_name(choice: SnapshotChoice, args: RestoreArgs) -> str:
