@@ -80,6 +80,16 @@ def job_events(vault: Any, job_id: str) -> list[dict[str, Any]]:
     return list(result.summary["events"])
 
 
+def verified_and_restored(vault: Any, fs: Any, snapshot_id: str, src: Path,
+                          expected: dict[str, Any], out: Path) -> None:
+    """Every pack reads back whole, and the snapshot of `src` restores as `expected`."""
+    verified = vault.json("verify", "--read-data")
+    assert verified.code == 0 and verified.summary["ok"] is True, verified.last
+    vault.restore(f"{snapshot_id}:{src}", "--target", out)
+    assert fs.tree_meta(out, include_root=False) == {k: v for k, v in expected.items()
+                                                      if k != "."}
+
+
 def snapshots(vault: Any) -> list[dict[str, Any]]:
     return list(vault.query("snapshots").summary["snapshots"])
 
@@ -230,12 +240,8 @@ def test_kill_9_mid_backup_the_next_worker_retries_to_exactly_one_snapshot(
     listed = {j["job_id"]: j for j in vault_repo.query("jobs").summary["jobs"]}
     assert (listed[job_id]["status"], listed[job_id]["attempt"]) == ("completed", 2)
 
-    verify = vault_repo.json("verify", "--read-data")
-    assert verify.code == 0 and verify.summary["ok"] is True, verify.last
-    out = tmp_path / "out"
-    vault_repo.restore(f"{done['payload']['snapshot_id']}:{src}", "--target", out)
-    assert fs.tree_meta(out, include_root=False) == {k: v for k, v in expected.items()
-                                                      if k != "."}
+    verified_and_restored(vault_repo, fs, done["payload"]["snapshot_id"], src, expected,
+                          tmp_path / "out")
 
 
 def test_cancel_and_list_through_the_cli(vault_repo: Any, tmp_path: Path) -> None:
@@ -308,12 +314,7 @@ def test_a_queued_prune_frees_what_forgotten_snapshots_held(vault_repo: Any, wor
         ("prune", "completed")]
     assert before - stored_bytes(vault_repo.env.repo) >= 6 * MiB
 
-    verified = vault_repo.json("verify", "--read-data")
-    assert verified.code == 0 and verified.summary["ok"] is True
-    out = tmp_path / "out"
-    vault_repo.restore(f"{kept}:{src}", "--target", out)
-    assert fs.tree_meta(out, include_root=False) == {k: v for k, v in expected.items()
-                                                      if k != "."}
+    verified_and_restored(vault_repo, fs, kept, src, expected, tmp_path / "out")
 
 
 def test_an_inline_prune_is_a_job_in_the_list_too(vault_repo: Any, tmp_path: Path) -> None:
