@@ -19,7 +19,9 @@ from typing import Final, Literal, Protocol, get_args, runtime_checkable
 
 from vault.errors import StorageError
 
-ObjectKind = Literal["config", "keys", "data", "index", "snapshots", "condemned", "locks"]
+ObjectKind = Literal[
+    "config", "keys", "data", "index", "snapshots", "condemned", "damaged", "anchors", "locks"
+]
 
 #: every kind, in layout order (config first, locks last)
 KINDS: Final[tuple[ObjectKind, ...]] = get_args(ObjectKind)
