@@ -17,6 +17,7 @@ import zstandard
 
 from vault.repository.blob import BlobEntry, BlobType
 from vault.repository.crypto import Cipher
+from vault.repository.damage import Damage
 
 _MAGIC = b"VIX1"
 _AAD = b"vault-index-v1"
@@ -64,14 +65,19 @@ def decode_index(cipher: Cipher, sealed: bytes) -> Iterator[tuple[str, int, list
 
 
 class MasterIndex:
-    """All blobs the repository knows, merged from every index file."""
+    """All blobs the repository knows, merged from every index file.
 
-    def __init__(self) -> None:
+    Copies that a damage record names are left out (damage.py): a blob whose only copy is
+    bad is then simply not here, so a backup stores it again and nothing reads it.
+    """
+
+    def __init__(self, damage: Damage | None = None) -> None:
         self._blobs: dict[bytes, tuple[int, int, int, int, int, int]] = {}
         self._pack_ids: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self.pack_sizes: dict[str, int] = {}
         self.index_files: set[str] = set()
+        self.damage = damage or Damage()
 
     def add_pack(self, pack_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
         number = self._pack_numbers.get(pack_id)
@@ -80,11 +86,21 @@ class MasterIndex:
             self._pack_ids.append(pack_id)
         self.pack_sizes[pack_id] = size
         blobs = self._blobs
+        damage = self.damage
+        check = bool(damage.bad_copies or damage.bad_packs)
         for e in entries:
+            if check and damage.is_bad_copy(e.blob_id, pack_id):
+                continue
             # First writer wins: a duplicate copy in another pack is simply unused.
             if e.blob_id not in blobs:
                 blobs[e.blob_id] = (number, int(e.blob_type), e.offset, e.length,
                                     e.raw_length, e.flags)
+
+    def drop_bad_copies(self, damage: Damage) -> None:
+        """Forget the copies `damage` names (found in this session, after loading)."""
+        for blob_id, (number, *_rest) in list(self._blobs.items()):
+            if damage.is_bad_copy(blob_id, self._pack_ids[number]):
+                del self._blobs[blob_id]
 
     def __contains__(self, blob_id: object) -> bool:
         return blob_id in self._blobs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from vault.repository.chunker import ChunkerParams
 from vault.repository.compress import decompress
 from vault.repository.condemned import condemned_packs, load_records, rescue_pinned
 from vault.repository.crypto import Cipher, DecryptionFailed, MasterKey, storage_id
+from vault.repository.damage import Damage, DamageRecord, save_record
+from vault.repository.damage import load_records as load_damage_records
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index, encode_index
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
@@ -52,7 +55,12 @@ class Repository:
         self.key_id = key_id
         self.cipher = Cipher(master)
         self._master = master
-        self.index = MasterIndex()
+        #: damaged copies, from the records in the repository and found in this session
+        self.damage = Damage()
+        self.index = MasterIndex(self.damage)
+        #: damage found by reads in this session, not yet saved (`save_found_damage`)
+        self.found_damage = DamageRecord(found_by="")
+        self._damage_lock = threading.Lock()
         self._index_loaded = False
         self.index_errors: list[IntegrityError] = []
         #: blobs the snapshot being built relies on (stored or deduplicated); checked
@@ -136,6 +144,9 @@ class Repository:
         """The merged index; a damaged index file is skipped and kept in `index_errors`
         (its packs are then unindexed, and their blobs found again by pack recovery)."""
         if not self._index_loaded:
+            # Damage records first: the index leaves out every copy they name.
+            for record in load_damage_records(self):
+                self.damage.add(record)
             for info in self.storage.list("index"):
                 try:
                     self._merge_index_file(info.name)
@@ -231,18 +242,67 @@ class Repository:
     def find_blob(self, blob_id: bytes) -> BlobEntry:
         entry = self.load_index().get(blob_id)
         if entry is None:
+            reason = self.damage.reason(blob_id)
+            detail = (f"damaged ({reason}); run `vault repair packs`, or back up the source "
+                      "again" if reason else "not in any index")
             raise IntegrityError(what=f"blob {blob_id.hex()[:12]}", repo=self.location,
-                                 detail="not in any index")
+                                 detail=detail)
         return entry
 
     def load_blob(self, blob_id: bytes) -> bytes:
+        """One blob, read and checked. A copy found bad (or whose pack is gone) is noted
+        in `found_damage`, for the operation to remember with `save_found_damage`."""
         entry = self.find_blob(blob_id)
         try:
             sealed = self.storage.load("data", entry.pack_id, entry.offset, entry.length)
         except ObjectNotFound as exc:
+            self.note_damaged_pack(entry.pack_id, "missing")
             raise IntegrityError(what=f"pack {entry.pack_id[:12]}", repo=self.location,
                                  detail="missing") from exc
-        return self.open_blob(entry, sealed)
+        try:
+            return self.open_blob(entry, sealed)
+        except IntegrityError as exc:
+            self.note_damaged_copy(blob_id, entry.pack_id, str(exc.fields["detail"]))
+            raise
+
+    # --- damage (damage.py) -------------------------------------------------------
+
+    def note_damaged_copy(self, blob_id: bytes, pack_id: str, reason: str) -> None:
+        with self._damage_lock:
+            self.found_damage.blobs[blob_id.hex()] = (pack_id, reason)
+
+    def note_damaged_pack(self, pack_id: str, reason: str) -> None:
+        with self._damage_lock:
+            self.found_damage.packs[pack_id] = reason
+
+    def save_found_damage(self, found_by: str, job_id: str | None = None,
+                          snapshots: dict[str, dict[str, list[str]]] | None = None,
+                          ) -> DamageRecord | None:
+        """Remember the damage this session found: save a record (so no later backup
+        reuses a bad copy) and leave the bad copies out of this session's index too.
+        Returns the record, or None when nothing was found."""
+        with self._damage_lock:
+            record, self.found_damage = self.found_damage, DamageRecord(found_by="")
+        if not record:
+            return None
+        record.found_by, record.job_id = found_by, job_id
+        record.snapshots = snapshots or {}
+        save_record(self, record)
+        self.damage.add(record)
+        self.index.drop_bad_copies(self.damage)
+        return record
+
+    def check_packs_present(self) -> list[str]:
+        """Indexed packs that storage no longer holds (noted as damage): one listing.
+
+        A backup calls this first, so it never deduplicates against a pack that is gone."""
+        self.load_index()
+        stored = {info.name for info in self.storage.list("data")}
+        missing = sorted(p for p in self.index.pack_sizes
+                         if p not in stored and p not in self.damage.bad_packs)
+        for pack_id in missing:
+            self.note_damaged_pack(pack_id, "missing")
+        return missing
 
     def load_tree(self, tree_id: bytes) -> list[Node]:
         try:
