@@ -370,6 +370,9 @@ def _render_plan_json(out: Output, plan: dict[str, Any], verbose: bool) -> None:
              + (", ".join(f"{a} {n}" for a, n in totals.items()) or "nothing to do"))
     for group, counts in plan.get("groups", {}).items():
         out.line(f"  {group}: " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+    verb = "written" if plan.get("mode") == "new-target" else "replaced"
+    for group, why in (plan.get("whole") or {}).items():
+        out.line(f"  {group}: {verb} whole, not row by row: {why}")
     if verbose:
         for item in plan.get("items", []):
             out.line(f"    {item['action']:<9} {item['group']} {item['key']}  ({item['reason']})")

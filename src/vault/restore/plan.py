@@ -18,6 +18,10 @@ merge          create                 --on-conflict        keep (not in the plan
 new-target     create                 (impossible: the target must hold nothing)
 =============  =====================  ===================  =========================
 
+A group (a table) whose items cannot be named by a key (NULLs in its primary key, no key
+at all) is planned whole by `plan_whole`: it is replaced whole, its rows paired by content
+only, and `RestorePlan.whole` says why, so the plan can show it.
+
 Identical items are `skip` ("identical"). `--on-conflict`: `overwrite` takes the
 snapshot's version, `skip` keeps the target's, `rename` keeps both (the snapshot's version
 goes in beside it under a new name or a new id), `fail` marks the item `conflict` and the
@@ -27,7 +31,7 @@ whole restore is refused before anything is written.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +68,8 @@ class RestorePlan:
     mode: Mode
     on_conflict: OnConflict
     items: list[PlannedItem] = field(default_factory=list)
+    #: group -> why it is replaced whole rather than item by item (`plan_whole`)
+    whole: dict[str, str] = field(default_factory=dict)
 
     def totals(self) -> dict[str, int]:
         found = Counter(item.action for item in self.items)
@@ -100,13 +106,14 @@ class RestorePlan:
                    items=[PlannedItem(group=str(i["group"]), key=str(i["key"]),
                                       action=i["action"], reason=str(i["reason"]),
                                       bytes=int(i.get("bytes") or 0))
-                          for i in doc.get("items", [])])
+                          for i in doc.get("items", [])],
+                   whole={str(g): str(why) for g, why in (doc.get("whole") or {}).items()})
 
     def to_json(self, *, items: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {"mode": self.mode, "on_conflict": self.on_conflict,
                                "totals": self.totals(), "groups": self.by_group(),
                                "bytes_to_write": self.bytes_to_write,
-                               "destructive": self.destructive}
+                               "destructive": self.destructive, "whole": dict(self.whole)}
         if items:
             doc["items"] = [{"group": i.group, "key": i.key, "action": i.action,
                              "reason": i.reason, "bytes": i.bytes} for i in self.items]
@@ -147,3 +154,32 @@ def plan_items(snapshot: Mapping[Hashable, Hashable], target: Mapping[Hashable, 
                 plan.items.append(PlannedItem(group_of(key), key_text(key), "delete",
                                               "only in target"))
     return plan
+
+
+#: the reason of a row that goes in or out because its group is replaced whole
+REPLACED_WHOLE = "the table is replaced whole"
+
+
+def plan_whole(group: str, snapshot: Sequence[tuple[Hashable, int]],
+               target: Sequence[Hashable], *, mode: Mode) -> list[PlannedItem]:
+    """The items of a group replaced whole: its items have no keys, so they are paired by
+    content (`snapshot`: (fingerprint, size) per item, `target`: fingerprints), as
+    multisets. A snapshot item with an equal one in the target is `skip` ("identical"),
+    any other `create`; a target item left over is `delete` (in every mode: the group
+    becomes the snapshot's). Items are named by position: `#1`, `#2`, ... in the
+    snapshot, `target #1`, ... in the target."""
+    left = Counter(target)
+    items: list[PlannedItem] = []
+    for number, (fingerprint, size) in enumerate(snapshot, start=1):
+        if left[fingerprint] > 0:
+            left[fingerprint] -= 1
+            items.append(PlannedItem(group, f"#{number}", "skip", "identical"))
+        else:
+            reason = "missing in target" if mode == "new-target" else REPLACED_WHOLE
+            items.append(PlannedItem(group, f"#{number}", "create", reason, size))
+    for number, fingerprint in enumerate(target, start=1):
+        if left[fingerprint] > 0:
+            left[fingerprint] -= 1
+            items.append(PlannedItem(group, f"target #{number}", "delete",
+                                     f"only in target; {REPLACED_WHOLE}"))
+    return items

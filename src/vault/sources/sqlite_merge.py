@@ -13,6 +13,10 @@ created again inside the transaction, so no other connection ever sees them miss
 they ran when the rows were first written, and firing them again would write rows no plan
 foresaw. Foreign keys are not enforced on this connection (SQLite's default), so rows can
 go in in any order.
+
+A table whose rows cannot be keyed (`sqlite_sides`: NULLs in its primary key, no key at
+all) is replaced whole in the same transaction, in both modes: its rows are deleted and
+the snapshot's inserted, and the plan says so (`RestorePlan.whole`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from vault.sources.sqlite_db import (
     SqliteRenameRefused,
     SqliteRestoreFailed,
     SqliteTableMismatch,
-    SqliteTableNotFound,
     connect_readonly,
     connect_writable,
     file_uri,
@@ -54,21 +57,16 @@ from vault.sources.sqlite_db import (
 from vault.sources.sqlite_entity_scope import entity_scope
 from vault.sources.sqlite_rowplan import RenameRefused, RowPlan, TableSides, plan_rows
 from vault.sources.sqlite_rows import (
-    TableRows,
     TableShape,
     decode_text,
     key_params,
-    read_rows,
     sql_literal,
     table_shape,
 )
+from vault.sources.sqlite_sides import read_sides, selected_tables, snapshot_sides, whole_rowid
 from vault.sources.sqlite_stored import materialized, stored_item_path
 
 __all__ = ["plan_new_target", "restore_rows", "restore_rows_from"]
-
-_NOT_ROW_TABLES = {"virtual": "a virtual table", "shadow": "a virtual table's storage",
-                   "view": "a view"}
-
 
 def restore_rows(stored: StoredItems, request: SourceRestoreRequest, *, target: Path,
                  busy: BusyPolicy, entities: Sequence[Entity] = ()) -> SourceRestoreResult:
@@ -111,10 +109,8 @@ def plan_new_target(snap: Path, only: tuple[str, ...], target: Path) -> RowPlan:
         conn.text_factory = decode_text
         conn.execute("ATTACH ? AS snap", (file_uri(snap, mode="ro"),))
         conn.execute("BEGIN")
-        selected, _ = _selected_tables(conn, target, only)
-        sides = [TableSides(shape, _snapshot_rows(conn, target, shape), TableRows({}, {}),
-                            False) for shape in (table_shape(conn, "snap", name)
-                                                 for name in selected)]
+        selected, _ = selected_tables(conn, target, only)
+        sides = [snapshot_sides(conn, name) for name in selected]
         conn.execute("ROLLBACK")
         return plan_rows(sides, mode="new-target", on_conflict=None)
     finally:
@@ -129,12 +125,12 @@ def _in_one_transaction(conn: sqlite3.Connection, target: Path, request: SourceR
     try:
         scope = None if selection is None else entity_scope(
             conn, entities, selection, remap=request.remap_ids, target=target)
-        selected, skipped = _selected_tables(conn, target, request.only)
+        selected, skipped = selected_tables(conn, target, request.only)
         if scope is not None:  # the entity's tables only; every other table is left alone
             selected, skipped = [t for t in selected if t in scope.tables], {}
-        sides = [_sides(conn, target, table) for table in selected]
+        sides = [read_sides(conn, target, table) for table in selected]
         if scope is not None:
-            sides = [scope.narrow(s) for s in sides]
+            sides = [scope.narrow(_keyed(s, target)) for s in sides]
         renamed = _renamed(conn, request, selection, entities)
         row_plan = _plan(sides, request, target)
         if not request.dry_run:
@@ -154,6 +150,15 @@ def _in_one_transaction(conn: sqlite3.Connection, target: Path, request: SourceR
     return _result(target, row_plan, sides, skipped, request.dry_run)
 
 
+def _keyed(sides: TableSides, target: Path) -> TableSides:
+    """An entity's rows are picked out by key: a table replaced whole has none (the one
+    restore refused; a restore of the whole table or database takes it)."""
+    if sides.whole is not None:
+        raise SqliteTableMismatch(path=str(target), table=sides.shape.name, detail=(
+            f"{sides.whole}, so an entity's rows cannot be picked out of it"))
+    return sides
+
+
 def _begin(conn: sqlite3.Connection, begin: str) -> None:
     """Start the transaction and take its lock now, where a busy target is retried."""
     conn.execute(begin)
@@ -164,74 +169,7 @@ def _begin(conn: sqlite3.Connection, begin: str) -> None:
         raise
 
 
-# --- reading and planning -----------------------------------------------------------------
-
-
-def _selected_tables(conn: sqlite3.Connection, target: Path,
-                     only: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
-    """The snapshot's tables to restore, in its own order, and the ones left out (why)."""
-    kinds = {str(name): str(kind) for _, name, kind, *_ in conn.execute(
-        "PRAGMA snap.table_list") if not str(name).startswith("sqlite_")}
-    for name in only:
-        if name not in kinds:
-            raise SqliteTableNotFound(path=str(target), table=name,
-                                      known=", ".join(sorted(kinds)) or "none")
-        if kinds[name] != "table":
-            raise SqliteTableMismatch(path=str(target), table=name,
-                                      detail=f"it is {_NOT_ROW_TABLES[kinds[name]]}")
-    names = [str(name) for (name,) in conn.execute(
-        "SELECT name FROM snap.sqlite_master WHERE type = 'table' ORDER BY rowid")]
-    wanted = [name for name in names if kinds.get(name) == "table"
-              and (not only or name in only)]
-    skipped = {name: _NOT_ROW_TABLES[kind] for name, kind in kinds.items()
-               if not only and kind in ("virtual", "shadow")}
-    return wanted, skipped
-
-
-def _sides(conn: sqlite3.Connection, target: Path, table: str) -> TableSides:
-    shape = table_shape(conn, "snap", table)
-    snapshot = _snapshot_rows(conn, target, shape)
-    sequence = _sequence(conn, "snap", table)
-    exists = conn.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table'"
-                          " AND name = ?", (table,)).fetchone() is not None
-    if not exists:
-        return TableSides(shape, snapshot, TableRows({}, {}), False, sequence)
-    _check_same_key(table_shape(conn, "main", table), shape, target)
-    target_rows = read_rows(conn, "main", shape)
-    if target_rows.duplicate_keys:
-        raise SqliteTableMismatch(path=str(target), table=table, detail=(
-            f"{target_rows.duplicate_keys} of the target's rows share a primary key"))
-    return TableSides(shape, snapshot, target_rows, True,
-                      max(sequence, _sequence(conn, "main", table)))
-
-
-def _snapshot_rows(conn: sqlite3.Connection, target: Path, shape: TableShape) -> TableRows:
-    rows = read_rows(conn, "snap", shape)
-    if rows.duplicate_keys:
-        raise SqliteTableMismatch(path=str(target), table=shape.name, detail=(
-            f"{rows.duplicate_keys} row(s) share a primary key (NULL in a PRIMARY KEY)"))
-    return rows
-
-
-def _check_same_key(ours: TableShape, theirs: TableShape, target: Path) -> None:
-    """The target's table must name rows as the snapshot's does and hold its columns."""
-    missing = [column for column in theirs.columns if column not in ours.columns]
-    if missing:
-        raise SqliteTableMismatch(path=str(target), table=theirs.name, detail=(
-            "the target lacks column(s) " + ", ".join(missing)))
-    if (ours.kind, ours.key) != (theirs.kind, theirs.key):
-        raise SqliteTableMismatch(path=str(target), table=theirs.name, detail=(
-            f"its rows are keyed by ({ours.describe_key()}) in the target but by "
-            f"({theirs.describe_key()}) in the snapshot"))
-
-
-def _sequence(conn: sqlite3.Connection, schema: str, table: str) -> int:
-    if not conn.execute(f"SELECT 1 FROM {schema}.sqlite_master"
-                        " WHERE name = 'sqlite_sequence'").fetchone():
-        return 0
-    row = conn.execute(f"SELECT max(seq) FROM {schema}.sqlite_sequence WHERE name = ?",
-                       (table,)).fetchone()
-    return int(row[0]) if row and isinstance(row[0], int) else 0
+# --- planning -----------------------------------------------------------------------------
 
 
 def _plan(sides: list[TableSides], request: SourceRestoreRequest, target: Path) -> RowPlan:
@@ -286,6 +224,9 @@ def _execute(conn: sqlite3.Connection, sides: list[TableSides], row_plan: RowPla
     if references:
         _load_new_keys(conn, row_plan)
     for s in sides:
+        if s.whole is not None:
+            _replace_rows(conn, s, target)
+            continue
         _apply_table(conn, s.shape, by_table.get(s.shape.name, []), row_plan, target,
                      references.get(s.shape.name, {}), renamed.get(s.shape.name, {}))
     if references:
@@ -363,6 +304,22 @@ def _apply_table(conn: sqlite3.Connection, shape: TableShape, items: list[Planne
             f" WHERE {shape.where}",
             [(moved[item.key], *given, *key_params(row_plan.key_of(shape.name, item.key)))
              for item in items if item.key in moved])
+
+
+def _replace_rows(conn: sqlite3.Connection, sides: TableSides, target: Path) -> None:
+    """A table replaced whole: every row of the target's goes, every row of the
+    snapshot's comes in (with its rowid where both sides have one); the target's table
+    definition, indexes and other columns stay."""
+    table = quote(sides.shape.name)
+    conn.execute(f"DELETE FROM main.{table}")
+    rowid = whole_rowid(conn, sides.shape.name)
+    listed = ", ".join(([rowid] if rowid else []) + [quote(c) for c in sides.shape.columns])
+    cursor = conn.execute(f"INSERT INTO main.{table} ({listed}) SELECT {listed}"
+                          f" FROM snap.{table}")
+    if cursor.rowcount != len(sides.snapshot_prints):
+        raise SqliteError(path=str(target), detail=(
+            f"INSERT of table {sides.shape.name!r} wrote {cursor.rowcount} row(s), the plan "
+            f"{len(sides.snapshot_prints)}; nothing was restored"))
 
 
 def _following(column: str, references: Mapping[str, str]) -> str:

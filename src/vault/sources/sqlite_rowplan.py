@@ -4,7 +4,8 @@ The plan itself comes from `vault.restore.plan.plan_items` (the planner every so
 shares), with a row named by (table, key); this module adds what is SQLite's own: which
 new key each renamed row gets, and the refusals that must come before anything is
 written (conflicts under --on-conflict fail, rename of a table whose key is not an
-integer).
+integer). A table whose rows cannot be named by a key (`TableSides.whole` says why) is
+planned whole (`vault.restore.plan.plan_whole`): replaced whole, never refused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
+from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items, plan_whole
 from vault.sources.sqlite_rows import TableRows, TableShape, key_text
 
 __all__ = ["MAX_ROWID", "RenameRefused", "RowPlan", "TableSides", "plan_rows"]
@@ -42,6 +43,11 @@ class TableSides:
     # The highest integer key either side's whole table holds, when the rows above are a
     # selection of it (an entity restore): a new key goes above it too.
     highest_key: int = 0
+    # Why the table is replaced whole (its rows cannot be keyed: NULLs in its primary
+    # key, no key at all), else None; then its rows are paired by content only:
+    whole: str | None = None
+    snapshot_prints: list[tuple[bytes, int]] = field(default_factory=list)
+    target_prints: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +77,8 @@ def plan_rows(tables: Sequence[TableSides], *, mode: Mode,
     keys: dict[tuple[str, str], Hashable] = {}
     for sides in tables:
         name = sides.shape.name
+        if sides.whole is not None:
+            continue
         for key, print_ in sides.snapshot.fingerprints.items():
             snapshot[(name, key)] = print_
             sizes[(name, key)] = sides.snapshot.sizes[key]
@@ -82,12 +90,20 @@ def plan_rows(tables: Sequence[TableSides], *, mode: Mode,
                       group_of=lambda key: str(_part(key, 0)),
                       size_of=lambda key: sizes.get(key, 0),
                       key_text=lambda key: key_text(_part(key, 1)))
+    for sides in tables:
+        if sides.whole is not None:
+            plan.items += plan_whole(sides.shape.name, sides.snapshot_prints,
+                                     sides.target_prints, mode=mode)
+            plan.whole[sides.shape.name] = sides.whole
     row_plan = RowPlan(plan, keys)
     by_name = {sides.shape.name: sides for sides in tables}
     moved = [item for item in plan.items
              if item.action == "rename" or (new_ids and item.action == "create")]
     for item in moved:
         sides = by_name[item.group]
+        if sides.whole is not None:
+            raise RenameRefused(item.group, f"table {item.group!r} is restored whole "
+                                f"({sides.whole}), so its rows cannot be given new keys")
         if not sides.shape.integer_key:
             raise RenameRefused(item.group, f"table {item.group!r} is keyed by "
                                 f"({sides.shape.describe_key()}), not an integer rowid, so "

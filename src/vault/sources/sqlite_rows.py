@@ -2,8 +2,11 @@
 
 A row is named by its table's key: the rowid of a table without an explicit primary key,
 the INTEGER PRIMARY KEY column that aliases the rowid, or the primary key columns of any
-other table (WITHOUT ROWID tables included). A row's fingerprint hashes its stored values
-with their storage classes, so 1, 1.0, '1' and X'31' are four different rows.
+other table (WITHOUT ROWID tables included). A table with no primary key whose columns take
+every rowid alias (rowid, _rowid_, oid) has no key at all (kind "none"): its rows, like
+those of a table whose key holds NULLs in several rows, are restored whole. A row's
+fingerprint hashes its stored values with their storage classes, so 1, 1.0, '1' and X'31'
+are four different rows.
 
 `fingerprint`, `key_text` and `sql_literal` are pure; `table_shape` and `read_rows` read.
 """
@@ -20,9 +23,9 @@ from typing import Any, Literal
 from vault.sources.sqlite_db import quote
 
 __all__ = ["KeyKind", "TableRows", "TableShape", "decode_text", "encode_row", "fingerprint",
-           "key_params", "key_text", "read_rows", "sql_literal", "table_shape"]
+           "key_params", "key_text", "read_prints", "read_rows", "sql_literal", "table_shape"]
 
-KeyKind = Literal["rowid", "integer_pk", "pk"]
+KeyKind = Literal["rowid", "integer_pk", "pk", "none"]
 _ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 
 
@@ -39,7 +42,7 @@ class TableShape:
     @property
     def integer_key(self) -> bool:
         """Whether a row can be given a new key (a rowid, or the column aliasing it)."""
-        return self.kind != "pk"
+        return self.kind in ("rowid", "integer_pk")
 
     @property
     def where(self) -> str:
@@ -55,7 +58,7 @@ class TableShape:
         return (self.key[0], *stored) if self.kind == "rowid" else stored
 
     def describe_key(self) -> str:
-        return ", ".join(self.key)
+        return ", ".join(self.key) if self.key else "no key"
 
 
 @dataclass
@@ -79,8 +82,8 @@ def table_shape(conn: sqlite3.Connection, schema: str, table: str) -> TableShape
         return TableShape(table, columns, "pk", tuple(quote(c) for c in primary))
     if primary:  # one INTEGER PRIMARY KEY column without its own index: the rowid itself
         return TableShape(table, columns, "integer_pk", (quote(primary[0]),))
-    if rowid is None:
-        raise ValueError(f"table {table!r} has no primary key and no reachable rowid")
+    if rowid is None:  # its columns are named rowid, _rowid_ and oid
+        return TableShape(table, columns, "none", ())
     return TableShape(table, columns, "rowid", (rowid,))
 
 
@@ -110,6 +113,18 @@ def read_rows(conn: sqlite3.Connection, schema: str, shape: TableShape) -> Table
         rows.fingerprints[key] = hashlib.blake2b(encoded, digest_size=16).digest()
         rows.sizes[key] = len(encoded)
     return rows
+
+
+def read_prints(conn: sqlite3.Connection, schema: str, shape: TableShape
+                ) -> list[tuple[bytes, int]]:
+    """Every row's (fingerprint, encoded size) over the snapshot's columns, in the
+    table's order: the rows of a table restored whole, paired by content only."""
+    listed = ", ".join(quote(c) for c in shape.columns)
+    prints: list[tuple[bytes, int]] = []
+    for row in conn.execute(f"SELECT {listed} FROM {quote(schema)}.{quote(shape.name)}"):
+        encoded = encode_row(row)
+        prints.append((hashlib.blake2b(encoded, digest_size=16).digest(), len(encoded)))
+    return prints
 
 
 def fingerprint(values: Sequence[Any]) -> bytes:
