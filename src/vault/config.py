@@ -244,6 +244,9 @@ class RepositoryConfig(_Strict):
     # journals StorageLow (docs/config.md#quotas).
     quota: ByteSize | None = None
     warn_at: Percent = 80.0
+    # Free space a backup leaves on the repository's volume besides its estimate; None:
+    # 1/32 of the volume, between 1 and 64 MiB (docs/config.md#free-space).
+    free_space_reserve: ByteSize | None = None
 
 
 class JournalConfig(_Strict):

@@ -145,6 +145,16 @@ class QuotaExceeded(RepositoryError):
     """backup would exceed the repository quota: {used} used + ~{new} new > {quota} quota"""
 
 
+class QuotaReached(RepositoryError):
+    """backup stopped at the quota ({quota}): {used} used + {written} written, kept; {todo}"""
+
+    todo_text: ClassVar[str] = ("raise repository.quota, or forget and prune, then back up "
+                                "again: what was written is reused")
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**{"todo": self.todo_text, **fields})
+
+
 class HostilePath(VaultError):
     """refused to write {path!r}: {detail}"""
 

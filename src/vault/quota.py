@@ -6,11 +6,14 @@ act; everything here takes numbers and returns answers, so every rule is unit-te
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from vault.errors import QuotaReached
 from vault.repository.snapshot import SnapshotSummary
+from vault.units import human_bytes
 
 #: what the journal last said about a repository's usage: StorageLow or StorageRecovered
 LastStorageEvent = Literal["StorageLow", "StorageRecovered"] | None
@@ -41,6 +44,59 @@ def would_exceed(used: int, estimated_new: int, quota: int | None) -> bool:
     """Whether storing `estimated_new` more bytes would take `used` past `quota`.
     Reaching the quota exactly is allowed; no quota never refuses."""
     return quota is not None and used + max(estimated_new, 0) > quota
+
+
+#: what a backup commits after its last pack: the index of that pack and the snapshot
+COMMIT_ALLOWANCE = 64 << 10
+#: index bytes per blob entry (46 sealed bytes, random ids do not compress) plus slack
+INDEX_BYTES_PER_BLOB = 64
+
+
+@dataclass
+class QuotaGuard:
+    """The hard quota of one backup: every pack is admitted before it is written, so the
+    repository never passes `quota` (`used` is its size when the backup started).
+
+    Each pack is counted with the index entries that will name it, and COMMIT_ALLOWANCE
+    stays free for the snapshot; once a pack is refused every later one is too. Thread-safe:
+    the saver's worker threads admit their own packs."""
+
+    used: int
+    quota: int
+    repo: str
+    written: int = 0
+    stopped: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def admit(self, pack_bytes: int, blobs: int) -> None:
+        """Count a pack about to be written, or raise QuotaReached (nothing written)."""
+        cost = pack_bytes + blobs * INDEX_BYTES_PER_BLOB
+        with self._lock:
+            if self.stopped or self.used + self.written + cost + COMMIT_ALLOWANCE > self.quota:
+                self.stopped = True
+                raise self.reached()
+            self.written += cost
+
+    def reached(self) -> QuotaReached:
+        return QuotaReached(repo=self.repo, quota=human_bytes(self.quota),
+                            used=human_bytes(self.used), written=human_bytes(self.written))
+
+
+#: the free-space reserve without `free_space_reserve`: 1/32 of the volume, in these bounds
+RESERVE_SHARE = 32
+RESERVE_MIN = 1 << 20
+RESERVE_MAX = 64 << 20
+
+
+def free_space_reserve(volume_size: int | None, configured: int | None) -> int:
+    """Free space a backup leaves besides its estimate: `configured` if set, else 1/32 of
+    the volume between 1 and 64 MiB (64 MiB when the volume size is unknown), so a small
+    volume can hold a repository and a large one keeps room for the index and snapshot."""
+    if configured is not None:
+        return configured
+    if volume_size is None:
+        return RESERVE_MAX
+    return min(max(volume_size // RESERVE_SHARE, RESERVE_MIN), RESERVE_MAX)
 
 
 def threshold_crossing(

@@ -16,7 +16,12 @@ from vault.filters import PathFilter
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import check_free_space, repository_lock
-from vault.operations.quota import check_quota, record_storage_usage
+from vault.operations.quota import (
+    check_quota,
+    keeping_written_packs,
+    quota_guard,
+    record_storage_usage,
+)
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.quota import GrowthRatios, growth_ratios
 from vault.repository.repository import Repository, vault_version
@@ -107,13 +112,16 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         archiver = _archiver(vault, repo, req,
                              MultiReporter(reporter, run.progress()))
         archiver.scan(paths)
-        check_free_space(repo, archiver.bytes_to_read)
+        check_free_space(vault, repo, archiver.bytes_to_read)
         # An estimate (docs/config.md#quotas): what the files cache cannot skip, scaled
-        # by what recent snapshots added per byte read. Checked before any pack exists.
+        # by what recent snapshots added per byte read. Checked before any pack exists;
+        # then the guard admits every pack, so the quota is never passed.
         if vault.config.repository.quota is not None:
             check_quota(vault, repo, recent_growth(repo).stored_for(archiver.bytes_to_read))
-        result = archiver.store()
-        archiver.saver.flush()
+            archiver.saver.budget = quota_guard(vault, repo)
+        with keeping_written_packs(archiver.saver):
+            result = archiver.store()
+            archiver.saver.flush()
         snapshot = _snapshot(req, paths, result.tree.hex(), parent, result.summary,
                              result.problems, run.job_id)
         # A backup frozen past its lease may have lost its lock to a prune that then

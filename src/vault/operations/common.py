@@ -8,12 +8,10 @@ from contextlib import contextmanager
 from vault.app import Vault
 from vault.errors import NotEnoughSpace
 from vault.journal.events import StaleLockRemoved
+from vault.quota import free_space_reserve
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
 from vault.units import human_bytes
-
-#: headroom kept free besides the estimate: the index, the snapshot, a pack in flight
-_SPACE_MARGIN = 64 << 20
 
 
 @contextmanager
@@ -31,10 +29,16 @@ def repository_lock(vault: Vault, repo: Repository, *, exclusive: bool,
         lock.release()
 
 
-def check_free_space(repo: Repository, need: int) -> None:
-    """Fail before writing anything when `need` bytes (plus margin) will not fit."""
+def check_free_space(vault: Vault, repo: Repository, need: int) -> None:
+    """Fail before writing anything when `need` bytes plus the free-space reserve (room
+    for the index, the snapshot and a pack in flight; docs/config.md#free-space) will not
+    fit. The error names both figures."""
     free = repo.storage.free_space()
-    if free is not None and free < need + _SPACE_MARGIN:
-        raise NotEnoughSpace(where=repo.location, need=human_bytes(need + _SPACE_MARGIN),
+    if free is None:
+        return
+    reserve = free_space_reserve(repo.storage.volume_size(),
+                                 vault.config.repository.free_space_reserve)
+    if free < need + reserve:
+        raise NotEnoughSpace(where=repo.location,
+                             need=f"{human_bytes(need)} + {human_bytes(reserve)} reserve",
                              have=human_bytes(free))
-

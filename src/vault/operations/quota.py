@@ -8,11 +8,21 @@ should react to low storage (notifications) hooks its return value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from vault.app import Vault
-from vault.errors import QuotaExceeded
+from vault.errors import QuotaExceeded, QuotaReached
 from vault.journal import events as ev
-from vault.quota import LastStorageEvent, StorageUsage, threshold_crossing, would_exceed
+from vault.quota import (
+    LastStorageEvent,
+    QuotaGuard,
+    StorageUsage,
+    threshold_crossing,
+    would_exceed,
+)
 from vault.repository.repository import Repository
+from vault.repository.saver import BlobSaver
 from vault.storage.base import ObjectKind, Storage
 from vault.units import human_bytes
 
@@ -41,6 +51,26 @@ def check_quota(vault: Vault, repo: Repository, estimated_new: int) -> None:
     if would_exceed(used, estimated_new, quota):
         raise QuotaExceeded(repo=repo.location, used=human_bytes(used),
                             new=human_bytes(estimated_new), quota=human_bytes(quota))
+
+
+def quota_guard(vault: Vault, repo: Repository) -> QuotaGuard | None:
+    """The hard quota for one backup's saver (None without a quota): every pack is
+    admitted against the stored size measured now (docs/config.md#quotas)."""
+    quota = vault.config.repository.quota
+    if quota is None:
+        return None
+    return QuotaGuard(used=stored_bytes(repo.storage), quota=quota, repo=repo.location)
+
+
+@contextmanager
+def keeping_written_packs(saver: BlobSaver) -> Iterator[None]:
+    """A backup stopped by the quota indexes the packs it wrote before it fails, so the
+    next backup finds their blobs and does not store them again."""
+    try:
+        yield
+    except QuotaReached:
+        saver.index_written()
+        raise
 
 
 def last_storage_event(vault: Vault, repo_id: str) -> LastStorageEvent:

@@ -19,8 +19,13 @@ from vault.backup_items import ItemArchiver
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, completed_event
-from vault.operations.common import repository_lock
-from vault.operations.quota import check_quota, record_storage_usage
+from vault.operations.common import check_free_space, repository_lock
+from vault.operations.quota import (
+    check_quota,
+    keeping_written_packs,
+    quota_guard,
+    record_storage_usage,
+)
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
@@ -99,11 +104,14 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         counter.set_totals(estimate.bytes, estimate.items)
         # An estimate (docs/config.md#quotas): a database changes at about the same rate
         # from one backup to the next; a first backup may store all of it.
-        check_quota(vault, repo, expected_stored_bytes(parent, estimate.bytes))
-        with source.capture(context) as capture:
+        expected = expected_stored_bytes(parent, estimate.bytes)
+        check_free_space(vault, repo, expected)
+        check_quota(vault, repo, expected)
+        saver.budget = quota_guard(vault, repo)
+        with keeping_written_packs(saver), source.capture(context) as capture:
             result = ItemArchiver(saver, counter, req.threads).store(capture.items)
             meta = dict(capture.meta)
-        saver.flush()
+            saver.flush()
         snapshot = Snapshot(
             time=datetime.now(UTC), host=socket.gethostname(), user=_user(), uid=os.getuid(),
             paths=[req.label], tags=sorted(set(req.tags)), tree=result.tree.hex(),

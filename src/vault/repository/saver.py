@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from vault.repository.blob import FLAG_COMPRESSED, BlobEntry, BlobType
 from vault.repository.compress import compress
@@ -26,16 +27,24 @@ class SaveStats:
     packs_written: int = 0
 
 
+class PackBudget(Protocol):
+    """Admits each pack before it is written (vault.quota.QuotaGuard: the hard quota);
+    raising stops the backup with nothing of that pack written."""
+
+    def admit(self, pack_bytes: int, blobs: int) -> None: ...
+
+
 class BlobSaver:
     def __init__(self, repo: Repository, *, compression_level: int = 3,
                  pack_size: int = 16 << 20, index_every: int = 16,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, budget: PackBudget | None = None) -> None:
         self.repo = repo
         self.index = repo.load_index()
         self.compression_level = compression_level
         self.pack_size = pack_size
         self.index_every = index_every
         self.dry_run = dry_run  # count what would be stored, write nothing
+        self.budget = budget
         self.stats = SaveStats()
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()  # in a pack being built or not yet indexed
@@ -96,6 +105,8 @@ class BlobSaver:
         if not len(builder):
             return
         pack_id, data, entries = builder.finish()
+        if self.budget is not None:
+            self.budget.admit(len(data), len(entries))
         self.repo.storage.save("data", pack_id, data)
         with self._lock:
             self._unindexed[pack_id] = (len(data), entries)
@@ -114,6 +125,10 @@ class BlobSaver:
             for _size, entries in packs.values():
                 for e in entries:
                     self._pending.discard(e.blob_id)
+
+    def index_written(self) -> None:
+        """Index the packs written so far (a stopped backup's are reused by the next)."""
+        self._write_index()
 
     def flush(self) -> None:
         """Write every partly filled pack and index everything written so far.

@@ -94,6 +94,11 @@ class Storage(Protocol):
         """Bytes we may still write, or None when the backend cannot tell."""
         ...
 
+    def volume_size(self) -> int | None:
+        """Size of the volume holding the repository, or None when the backend cannot
+        tell (what the free-space reserve scales with)."""
+        ...
+
     def close(self) -> None: ...
 
 

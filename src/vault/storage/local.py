@@ -252,6 +252,13 @@ class LocalStorage:
             return None
         return vfs.f_bavail * vfs.f_frsize  # f_bavail: what an unprivileged writer gets
 
+    def volume_size(self) -> int | None:
+        try:
+            vfs = os.statvfs(self.root)
+        except OSError:
+            return None
+        return vfs.f_blocks * vfs.f_frsize
+
     def cleanup_temp_files(self, max_age_seconds: float) -> builtins.list[Path]:
         """Remove temp files older than ``max_age_seconds``; return what was removed.
 

@@ -127,5 +127,8 @@ class RetryingStorage:
     def free_space(self) -> int | None:
         return self._call(self.inner.free_space)
 
+    def volume_size(self) -> int | None:
+        return self._call(self.inner.volume_size)
+
     def close(self) -> None:
         self.inner.close()
