@@ -13,9 +13,13 @@ returns a plan; `vault forget --keep-*` executes the plan. The rules follow rest
   keep-tag keeps snapshots carrying any of the tags;
 - a snapshot is kept when any rule keeps it.
 
-Two safety rules come first: a policy with no rule keeps everything (a forgotten flag
-must not delete a whole repository), and a pre-restore safety copy is kept while its
-hold (`pre_restore_until`) lasts, whatever the policy says.
+Safety rules come on top, whatever the policy says: a policy with no rule keeps
+everything (a forgotten flag must not delete a whole repository); a pre-restore safety
+copy is kept while its hold (`pre_restore_until`) lasts; what a snapshot holds (its
+`selection`: entity ids, tables, filters) is part of its group, so a filtered snapshot
+never counts toward keeping or losing the full ones; the newest complete snapshot of each
+source (per host and selection) is kept unless `allow_empty`; and the members of a backup group
+(one restore point) are kept or forgotten together: one kept member keeps them all.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vault.config import format_duration, parse_duration
+from vault.repository.snapshot import entity_selection, selection_key, source_name
 
 if TYPE_CHECKING:
     from vault.config import Retention
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMPTY_POLICY_REASON",
+    "GROUP_REASON",
+    "LAST_COMPLETE_REASON",
     "NOT_KEPT_REASON",
     "PRE_RESTORE_REASON",
     "Decision",
@@ -52,6 +59,8 @@ PRE_RESTORE_REASON = "pre-restore safety copy"
 PRE_RESTORE_TAG = "pre-restore"
 PRE_RESTORE_KEEP = timedelta(hours=24)
 NOT_KEPT_REASON = "no rule keeps it"
+LAST_COMPLETE_REASON = "last complete snapshot of {source}"
+GROUP_REASON = "member of group {group}, kept whole"
 _GROUP_FIELDS = ("host", "paths")
 
 
@@ -81,6 +90,10 @@ class SnapshotRef:
     paths: tuple[str, ...] = ()
     tags: frozenset[str] = frozenset()
     pre_restore_until: datetime | None = None
+    source: str = ""  # the source it is of (host + source name one source)
+    selection: str = ""  # what it holds of the source ("" = no narrowing)
+    complete: bool = False  # no entity narrowing, finished without problems
+    group_id: str | None = None  # backed up with other sources as one restore point
 
     def __post_init__(self) -> None:
         _require_aware(self.time, f"snapshot {self.id} time")
@@ -96,7 +109,8 @@ class SnapshotRef:
     ) -> SnapshotRef:
         """The reference for a loaded snapshot (its `id` must be filled in). A restore's
         safety copy (tag `pre-restore`) is kept 24 hours whatever the policy says."""
-        if pre_restore_until is None and PRE_RESTORE_TAG in snapshot.tags:
+        safety_copy = PRE_RESTORE_TAG in snapshot.tags
+        if pre_restore_until is None and safety_copy:
             pre_restore_until = snapshot.time + PRE_RESTORE_KEEP
         return cls(
             id=snapshot.id,
@@ -105,6 +119,11 @@ class SnapshotRef:
             paths=tuple(snapshot.paths),
             tags=frozenset(snapshot.tags),
             pre_restore_until=pre_restore_until,
+            source=source_name(snapshot),
+            selection=selection_key(snapshot),
+            complete=(snapshot.status == "completed" and not safety_copy
+                      and entity_selection(snapshot) is None),
+            group_id=snapshot.group_id,
         )
 
 
@@ -205,6 +224,7 @@ class GroupPlan:
     paths: tuple[str, ...] | None
     keep: list[Decision]
     remove: list[Decision]
+    selection: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,28 +261,67 @@ def apply_policy(
     now: datetime,
     *,
     group_by: str = "host,paths",
+    allow_empty: bool = False,
+    held_groups: frozenset[str] = frozenset(),
 ) -> RetentionPlan:
     """Split `snapshots` into kept and removed, with reasons, group by group.
 
-    `group_by` is a comma-separated subset of "host" and "paths" ("" = one group).
+    `group_by` is a comma-separated subset of "host" and "paths" ("" = one group); a
+    snapshot's selection is always part of its group. Unless `allow_empty`, the newest
+    complete snapshot of each source is kept. Backup groups are kept whole, and so are
+    those in `held_groups` (groups with members this plan does not judge, which stay).
     Every list is ordered newest first, equal times by id."""
     _require_aware(now, "now")
     now = _utc(now)
     by_host, by_paths = _parse_group_by(group_by)
-    members: dict[tuple[str | None, tuple[str, ...] | None], list[SnapshotRef]] = {}
+    members: dict[GroupKey, list[SnapshotRef]] = {}
     for snapshot in snapshots:
         host = snapshot.host if by_host else None
         paths = tuple(sorted(snapshot.paths)) if by_paths else None
-        members.setdefault((host, paths), []).append(snapshot)
-    plans = [
-        _plan_group(host, paths, group, policy, now) for (host, paths), group in members.items()
-    ]
+        members.setdefault((host, paths, snapshot.selection), []).append(snapshot)
+    reasons: dict[str, list[str]] = {}
+    for group in members.values():
+        ordered = _newest_first(group)
+        reasons.update(zip((s.id for s in ordered), _reasons(ordered, policy, now), strict=True))
+    if not allow_empty:
+        _keep_last_complete(snapshots, reasons)
+    _keep_groups_whole(snapshots, reasons, held_groups)
+    plans = [_plan_group(key, group, reasons) for key, group in members.items()]
     plans.sort(key=lambda plan: plan.key)
     return RetentionPlan(
         keep=_ordered([d for plan in plans for d in plan.keep]),
         remove=_ordered([d for plan in plans for d in plan.remove]),
         groups={plan.key: plan for plan in plans},
     )
+
+
+GroupKey = tuple[str | None, tuple[str, ...] | None, str]
+
+
+def _keep_last_complete(snapshots: Sequence[SnapshotRef], reasons: dict[str, list[str]]) -> None:
+    """The newest complete snapshot of each source (per host and selection) stays: a
+    policy must not leave a source without a whole copy because an entity backup or a
+    failed run came later. Per selection, since a differently filtered run is not the
+    same copy, and vault cannot tell which of the two the operator counts on."""
+    newest: dict[tuple[str, str, str], SnapshotRef] = {}
+    for snapshot in _newest_first(s for s in snapshots if s.complete):
+        newest.setdefault((snapshot.host, snapshot.source, snapshot.selection), snapshot)
+    for snapshot in newest.values():
+        if not reasons[snapshot.id]:
+            source = snapshot.source + (f" ({snapshot.selection})" if snapshot.selection else "")
+            reasons[snapshot.id].append(LAST_COMPLETE_REASON.format(source=source))
+
+
+def _keep_groups_whole(snapshots: Sequence[SnapshotRef], reasons: dict[str, list[str]],
+                       held_groups: frozenset[str]) -> None:
+    """A backup group is one restore point: one kept member keeps every member. Keeping
+    only adds, so one pass settles it (and cannot undo the last-complete rule)."""
+    kept = {s.group_id for s in snapshots if s.group_id is not None and reasons[s.id]}
+    for snapshot in snapshots:
+        group = snapshot.group_id
+        if group is not None and not reasons[snapshot.id] and (group in kept
+                                                               or group in held_groups):
+            reasons[snapshot.id].append(GROUP_REASON.format(group=group))
 
 
 def _parse_group_by(group_by: str) -> tuple[bool, bool]:
@@ -274,12 +333,14 @@ def _parse_group_by(group_by: str) -> tuple[bool, bool]:
     return "host" in fields, "paths" in fields
 
 
-def _group_key(host: str | None, paths: tuple[str, ...] | None) -> str:
+def _group_key(host: str | None, paths: tuple[str, ...] | None, selection: str) -> str:
     parts = []
     if host is not None:
         parts.append(f"host={host}")
     if paths is not None:
         parts.append(f"paths={','.join(paths)}")
+    if selection:
+        parts.append(f"selection={selection}")
     return " ".join(parts) or "all"
 
 
@@ -293,20 +354,13 @@ def _ordered(decisions: list[Decision]) -> list[Decision]:
     return sorted(by_id, key=lambda d: _utc(d.snapshot.time), reverse=True)
 
 
-def _plan_group(
-    host: str | None,
-    paths: tuple[str, ...] | None,
-    snapshots: list[SnapshotRef],
-    policy: RetentionPolicy,
-    now: datetime,
-) -> GroupPlan:
+def _plan_group(key: GroupKey, snapshots: list[SnapshotRef],
+                reasons: dict[str, list[str]]) -> GroupPlan:
+    host, paths, selection = key
     ordered = _newest_first(snapshots)
-    reasons = _reasons(ordered, policy, now)
-    keep = [Decision(s, r) for s, r in zip(ordered, reasons, strict=True) if r]
-    remove = [
-        Decision(s, [NOT_KEPT_REASON]) for s, r in zip(ordered, reasons, strict=True) if not r
-    ]
-    return GroupPlan(_group_key(host, paths), host, paths, keep, remove)
+    keep = [Decision(s, reasons[s.id]) for s in ordered if reasons[s.id]]
+    remove = [Decision(s, [NOT_KEPT_REASON]) for s in ordered if not reasons[s.id]]
+    return GroupPlan(_group_key(host, paths, selection), host, paths, keep, remove, selection)
 
 
 def _reasons(ordered: list[SnapshotRef], policy: RetentionPolicy, now: datetime) -> list[list[str]]:

@@ -17,6 +17,7 @@ from vault.repository.keys import KeyFile
 from vault.repository.repository import FORMAT_VERSION, Repository, list_key_files
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
+from vault.repository.tree_limits import check_tree_limits
 from vault.retention import RetentionPlan, RetentionPolicy, SnapshotRef, apply_policy
 
 #: which snapshots a retention policy may judge
@@ -95,29 +96,39 @@ def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on 
 
 
 def plan_retention(repo: Repository, policy: RetentionPolicy, group_by: str,
-                   now: datetime | None = None,
-                   select: SnapshotFilter | None = None) -> RetentionPlan:
-    """What a retention policy keeps and removes, with reasons (pure past the listing)."""
-    refs = [SnapshotRef.from_snapshot(s) for s in repo.snapshots()
-            if select is None or select(s)]
-    return apply_policy(refs, policy, now or datetime.now(UTC), group_by=group_by)
+                   now: datetime | None = None, select: SnapshotFilter | None = None,
+                   allow_empty: bool = False) -> RetentionPlan:
+    """What a retention policy keeps and removes, with reasons (pure past the listing).
+
+    A backup group with a member `select` leaves out keeps all its judged members too:
+    the unjudged member stays, and a group is restored whole or not at all."""
+    judged: list[SnapshotRef] = []
+    held: set[str] = set()
+    for snap in repo.snapshots():
+        if select is None or select(snap):
+            judged.append(SnapshotRef.from_snapshot(snap))
+        elif snap.group_id is not None:
+            held.add(snap.group_id)
+    return apply_policy(judged, policy, now or datetime.now(UTC), group_by=group_by,
+                        allow_empty=allow_empty, held_groups=frozenset(held))
 
 
 def apply_retention(vault: Vault, policy: RetentionPolicy, group_by: str,
                     dry_run: bool, select: SnapshotFilter | None = None,
-                    wait_seconds: float = 0) -> RetentionPlan:
+                    wait_seconds: float = 0, allow_empty: bool = False) -> RetentionPlan:
     """Forget what the policy does not keep; each removal is journaled with its reason.
 
     The plan is made again under the exclusive lock, so a snapshot saved meanwhile is
     judged too (and never removed unseen). `select` limits the policy to some snapshots
-    (a schedule's own); the others are neither judged nor removed.
+    (a schedule's own); the others are neither judged nor removed. Unless `allow_empty`,
+    the newest complete snapshot of each source stays (see vault.retention).
     """
     repo = vault.repository()
     if dry_run:
-        return plan_retention(repo, policy, group_by, select=select)
+        return plan_retention(repo, policy, group_by, select=select, allow_empty=allow_empty)
     with repository_lock(vault, repo, exclusive=True, operation="forget",
                          wait_seconds=wait_seconds):
-        plan = plan_retention(repo, policy, group_by, select=select)
+        plan = plan_retention(repo, policy, group_by, select=select, allow_empty=allow_empty)
         for decision in plan.remove:
             repo.remove_snapshot(decision.snapshot.id)
             vault.journal.append(_stream(repo), ev.SnapshotForgotten(
@@ -134,6 +145,8 @@ class DiffEntry:
 
 
 def diff_snapshots(repo: Repository, a: Snapshot, b: Snapshot) -> list[DiffEntry]:
+    for snap in (a, b):
+        check_tree_limits(repo, bytes.fromhex(snap.tree))  # refused, not walked
     return list(_diff_trees(repo, bytes.fromhex(a.tree), bytes.fromhex(b.tree), ""))
 
 

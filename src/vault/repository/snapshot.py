@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -64,3 +65,44 @@ class Snapshot(BaseModel):
     @property
     def short_id(self) -> str:
         return self.id[:8]
+
+
+# --- what a snapshot holds --------------------------------------------------------------------
+# Options that change how a backup ran but not what it holds: they never split a selection.
+_RUN_OPTIONS = frozenset({"force"})
+
+
+def source_name(snapshot: Snapshot) -> str:
+    """The source a snapshot is of: its configured name or label, else its paths."""
+    name = snapshot.source.get("label") or snapshot.source.get("name")
+    return str(name) if name else ",".join(snapshot.paths)
+
+
+def entity_selection(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The entity narrowing (`backup --entity NAME=IDS`) a database snapshot was taken
+    with, as {"entity": NAME, "ids": [...]}; None when it holds the whole source."""
+    described = snapshot.source.get("describe") or {}
+    found = described.get("entity") or (described.get("filters") or {}).get("entity")
+    return dict(found) if found else None
+
+
+def selection_key(snapshot: Snapshot) -> str:
+    """What a snapshot holds of its source, as one stable line ("" = no narrowing at all):
+    the entity ids, the tables or collections and the include/exclude filters it was taken
+    with. Two snapshots of one source with the same key hold the same kind of thing; an
+    empty or missing option counts as not given (older snapshots record fewer options)."""
+    described = snapshot.source.get("describe") or {}
+    options: dict[str, Any] = {
+        key: value for key, value in snapshot.filters.items()
+        if value and key not in _RUN_OPTIONS}
+    if described.get("tables"):
+        options["tables"] = sorted(described["tables"])
+    mongo = {k: v for k, v in (described.get("filters") or {}).items() if k != "entity" and v}
+    options.update(mongo)
+    parts = [f"{key}={json.dumps(options[key], sort_keys=True, separators=(',', ':'))}"
+             for key in sorted(options)]
+    entity = entity_selection(snapshot)
+    if entity is not None:
+        ids = ",".join(sorted(str(i) for i in entity.get("ids", [])))
+        parts.insert(0, f"entity {entity.get('entity')}={ids}")
+    return " ".join(parts)

@@ -149,7 +149,8 @@ def test_from_snapshot_takes_what_retention_needs() -> None:
     until = at(2)
     ref = SnapshotRef.from_snapshot(snapshot, pre_restore_until=until)
     assert ref == SnapshotRef(
-        "ab" * 32, at(1), "web1", ("/srv", "/etc"), frozenset({"release"}), until
+        "ab" * 32, at(1), "web1", ("/srv", "/etc"), frozenset({"release"}), until,
+        source="/srv,/etc", selection="", complete=True, group_id=None,
     )
     assert SnapshotRef.from_snapshot(snapshot).pre_restore_until is None
 
