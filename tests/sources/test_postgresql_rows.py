@@ -18,7 +18,6 @@ from vault.secrets import SecretRef
 from vault.sources.base import MemoryStoredItems, SourceRestoreRequest, capture_to_memory
 from vault.sources.pg_rows import (
     PgCannotRename,
-    PgNoPrimaryKey,
     PgRowConflicts,
     PgTableMissing,
 )
@@ -200,12 +199,11 @@ def test_new_target_creates_every_row_as_planned(
     assert restored["shop.items"][(2,)]["tags"] == ["t2", None]
 
 
-def test_per_row_modes_refuse_a_table_without_primary_key_and_a_missing_table(
+def test_per_row_modes_refuse_a_missing_table(
         server: PgServer, drifted: tuple[PostgresSource, str, MemoryStoredItems]) -> None:
+    """(A table without a primary key is replaced whole: test_postgresql_unkeyable.)"""
     source, db, stored = drifted
     before = state(server, db)
-    with pytest.raises(PgNoPrimaryKey, match=r"public\.nokey has no primary key"):
-        source.restore(stored, SourceRestoreRequest(mode="overwrite"))
     server.psql("DROP TABLE shop.stock", db, user=APP_USER)
     with pytest.raises(PgTableMissing, match=r"shop\.stock does not exist"):
         source.restore(stored, SourceRestoreRequest(mode="merge", only=ALL))

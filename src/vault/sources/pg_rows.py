@@ -28,8 +28,8 @@ CREATE_NEW_KEYS = ("CREATE TEMP TABLE vault_new_keys (tbl text, old text, new bi
                    "PRIMARY KEY (tbl, old)) ON COMMIT DROP;")
 
 
-class PgNoPrimaryKey(UsageError):
-    """table {table} has no primary key, so it cannot be restored row by row (mode {mode}): restore it whole with --mode replace, or leave it out with --only"""  # noqa: E501
+#: why a table without a primary key is replaced whole (`RestorePlan.whole`)
+NO_PRIMARY_KEY = "it has no primary key to name its rows by"
 
 
 class PgTableMissing(UsageError):
@@ -357,6 +357,24 @@ class RowTable:
         return (f"SELECT to_json({self.key_sql('t')})::text || ' ' || md5({self.row_sql('t')})"
                 f" || ' ' || octet_length({self.row_sql('t')}) FROM {relation} t{where};")
 
+    # a table without a primary key is replaced whole: its rows are paired by content
+
+    @property
+    def whole(self) -> bool:
+        return not self.key
+
+    def whole_prints(self, relation: str) -> str:
+        """One line per row: its md5 and its text length (no key names it)."""
+        return (f"SELECT md5({self.row_sql('t')}) || ' ' || octet_length({self.row_sql('t')})"
+                f" FROM {relation} t;")
+
+    def delete_all(self) -> str:
+        return f"DELETE FROM {self.sql_name};"
+
+    def insert_all(self) -> str:
+        return (f"INSERT INTO {self.sql_name} ({self.column_list()}) OVERRIDING SYSTEM VALUE "
+                f"SELECT {self.column_list('s')} FROM {self.snap} s;")
+
     # an entity selection on the target side
 
     def create_selection(self) -> str:
@@ -474,6 +492,12 @@ def parse_fingerprints(output: str) -> list[tuple[str, str, int]]:
         head, md5, size = line.rsplit(" ", 2)
         found.append((json.loads(head), md5, int(size)))
     return found
+
+
+def parse_whole_prints(output: str) -> list[tuple[str, int]]:
+    """(md5, size) from the lines `RowTable.whole_prints` selects."""
+    return [(md5, int(size)) for md5, size in
+            (line.split(" ") for line in output.splitlines() if line)]
 
 
 def parse_pairs(output: str) -> dict[str, str]:

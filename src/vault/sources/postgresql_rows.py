@@ -6,7 +6,10 @@ from the stored item), the server computes (key, md5 of the row's text form) on 
 `vault.restore.plan.plan_items` decides per row, and the plan is carried out with DELETE,
 UPDATE ... FROM, INSERT in that same transaction; a failure anywhere rolls everything
 back, so the target is either restored as planned or untouched. A dry run plans and rolls
-back. Modes "overwrite" and "merge" (see docs/sources.md, PostgreSQL, Restore).
+back. Modes "overwrite" and "merge" (see docs/sources.md, PostgreSQL, Restore). A table
+without a primary key has no rows to name: it is replaced whole in that same transaction
+(DELETE, then every snapshot row), its rows paired by content in the plan
+(`vault.restore.plan.plan_whole`), which says so (`RestorePlan.whole`).
 
 An entity restore (`restore_entity_rows`) loads only the selected rows (`pg_entities`
 reads them from the snapshot) and compares them with the target's rows within the same
@@ -22,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty
+from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty, plan_whole
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     Entity,
@@ -41,10 +44,10 @@ from vault.sources.pg_entities import (
 )
 from vault.sources.pg_rows import (
     CREATE_NEW_KEYS,
+    NO_PRIMARY_KEY,
     CopyBlock,
     PgCannotRename,
     PgDuplicateKeys,
-    PgNoPrimaryKey,
     PgRowConflicts,
     PgTableMissing,
     RowSides,
@@ -54,6 +57,7 @@ from vault.sources.pg_rows import (
     literal,
     parse_fingerprints,
     parse_pairs,
+    parse_whole_prints,
     python_codec,
     qualified,
     table_order,
@@ -161,6 +165,7 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
         session.text("BEGIN;")
         row_tables: dict[str, RowTable] = {}
         sides = RowSides()
+        whole: dict[str, tuple[list[tuple[str, int]], list[str]]] = {}
         for number, load in enumerate(loads):
             table = load.table
             row_table = _describe(session, table, load.columns(), number, mode, target)
@@ -170,6 +175,10 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
             session.feed([row_table.copy_in().encode() + b"\n", *load.rows()],
                          f"the rows of table {table.qualified}")
             session.text("SET client_encoding = 'UTF8';")
+            if row_table.whole:
+                _refuse_in_scope(row_table, scope)
+                whole[table.qualified] = _whole_sides(session, row_table)
+                continue
             theirs = parse_fingerprints(session.text(row_table.fingerprints(row_table.snap)))
             if scope is None:
                 ours = parse_fingerprints(session.text(
@@ -183,6 +192,9 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
             for key, md5, _ in ours:
                 sides.add_target(table.qualified, key, md5)
         plan = _plan(sides, mode, request, target)
+        for name, (snapshot, target_prints) in whole.items():
+            plan.items += plan_whole(name, snapshot, target_prints, mode=mode)
+            plan.whole[name] = NO_PRIMARY_KEY
         _check(plan, list(row_tables.values()), new_copy=copies is not None)
         details: dict[str, Any] = {"database": target.dbname, "tables": plan.by_group(),
                                    "plan": plan.to_json(), "id_map": {}}
@@ -193,6 +205,24 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
                                      renamed or {})
         session.text("COMMIT;")
     return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details)
+
+
+def _refuse_in_scope(table: RowTable, scope: EntityScope | None) -> None:
+    """An entity's rows are picked out by key: one restore a table without a primary key
+    is refused (a restore of the whole table takes it)."""
+    if scope is None:
+        return
+    [entity] = [t for t in scope.tables if t.table.qualified == table.qualified]
+    raise PgEntityTableUnfit(entity=entity.entity.name, table=table.qualified,
+                             detail=f"{NO_PRIMARY_KEY}, so its rows cannot be picked out")
+
+
+def _whole_sides(session: PsqlSession, table: RowTable
+                 ) -> tuple[list[tuple[str, int]], list[str]]:
+    """A table replaced whole: (md5, size) of the snapshot's rows, md5 of the target's."""
+    theirs = parse_whole_prints(session.text(table.whole_prints(table.snap)))
+    ours = parse_whole_prints(session.text(table.whole_prints(table.sql_name)))
+    return theirs, [md5 for md5, _ in ours]
 
 
 def _within_selection(session: PsqlSession, table: RowTable, scope: EntityScope,
@@ -241,8 +271,6 @@ def _describe(session: PsqlSession, table: TableRef, columns: list[str], number:
         raise PgTableMissing(table=table.qualified, database=target.dbname, mode=mode)
     described = json.loads(found)
     key = tuple(described["key"])
-    if not key:
-        raise PgNoPrimaryKey(table=table.qualified, mode=mode)
     sequence = None
     if len(key) == 1:
         sequence = session.text(_SEQUENCE.format(
@@ -286,7 +314,7 @@ def _execute(session: PsqlSession, plan: RestorePlan, tables: list[RowTable],
         if item.action in ("create", "overwrite", "rename", "delete"):
             by_table[item.group].append(item)
     for table in tables:
-        if by_table[table.qualified]:
+        if by_table[table.qualified] and not table.whole:
             session.feed(_plan_copy(table, by_table[table.qualified]),
                          f"the plan of table {table.qualified}")
     if copies is None:
@@ -299,10 +327,15 @@ def _execute(session: PsqlSession, plan: RestorePlan, tables: list[RowTable],
     # Deletes first, children before parents: a row only in the target may be referenced
     # by another row only in the target, and its unique values may be taken by a new row.
     for name in reversed(order):
-        if any(i.action == "delete" for i in by_table[name]):
+        if named[name].whole:
+            session.text(named[name].delete_all())
+        elif any(i.action == "delete" for i in by_table[name]):
             session.text(named[name].delete())
     for name in order:
         table, actions = named[name], {i.action for i in by_table[name]}
+        if table.whole:
+            session.text(table.insert_all())
+            continue
         update = table.update()
         if "overwrite" in actions and update is not None:
             session.text(update)
