@@ -9,7 +9,14 @@ data:    $XDG_DATA_HOME/vault/repo            (~/.local/share/vault/repo: defaul
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from vault.errors import ConfigError
+
+
+class SharedWritable(ConfigError):
+    """{path} is writable by {who} (mode {mode}), so not private to vault: `chmod {fix} {path}`"""
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -53,6 +60,24 @@ def default_repository_path() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable only by its owner."""
+    """Create `path` (and parents) readable only by its owner; refuse an existing one that
+    others can write to (`SharedWritable`)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    refuse_shared_writable(path)
     return path
+
+
+def refuse_shared_writable(path: Path) -> None:
+    """Raise `SharedWritable` if group or others may write to `path` (a directory or file).
+
+    Whoever can write to the state directory can replace the queue or the journal, and
+    with them what the worker runs: such a directory is refused, never used as is (nor
+    silently chmod-ed: someone else may rely on its mode, and it may already be tampered
+    with)."""
+    mode = path.stat().st_mode
+    writable = mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if not writable:
+        return
+    who = {stat.S_IWGRP: "its group", stat.S_IWOTH: "others"}.get(writable, "group and others")
+    fix = "700" if stat.S_ISDIR(mode) else "600"
+    raise SharedWritable(path=path, who=who, mode=f"{stat.S_IMODE(mode):04o}", fix=fix)

@@ -2,14 +2,19 @@
 
 `sqlite://PATH` (the default: `queue.db` in the state dir) is Huey's SqliteStorage: WAL,
 a busy timeout and `BEGIN EXCLUSIVE` dequeues, so several worker processes on one host
-share it and each message is taken once. `redis://` / `rediss://` is RedisHuey: workers
-on several hosts share one queue. The queue only carries job commands; everything a job
-does, and its status, is in the journal.
+share it and each message is taken once. `redis://` / `rediss://` is Huey's RedisStorage:
+workers on several hosts share one queue. The queue only carries job commands, as JSON
+(`vault.jobs.wire`: never a pickle); everything a job does, and its status, is in the
+journal. Whoever can write to the queue decides what the worker runs, so the queue file
+and its directory must be private (`SharedWritable`), and a Redis queue must ask for a
+password, over TLS unless the server is on this host (`InsecureQueue`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,13 +25,14 @@ from vault.jobs.commands import JobCommand
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.paths import ensure_private_dir
+from vault.paths import ensure_private_dir, refuse_shared_writable
 from vault.secrets import resolve_secret
 
 if TYPE_CHECKING:  # huey (and redis with it) is imported when a queue is opened: a
     # command that never queues anything starts without them
-    from huey import Huey
     from huey.api import TaskWrapper
+
+    from vault.jobs.wire import GuardedHuey
 
 HUEY_NAME = "vault"
 _FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed,
@@ -37,6 +43,10 @@ class QueueUnavailable(OperationFailed):
     """the job queue at {where} is unavailable: {detail}"""
 
 
+class InsecureQueue(UsageError):
+    """the Redis queue at {where} {problem}"""
+
+
 class JobNotFound(UsageError):
     """no job {job_id} in the journal"""
 
@@ -45,27 +55,64 @@ class JobNotCancellable(OperationFailed):
     """job {job_id} is {status}: only a queued job can be cancelled"""
 
 
-def build_huey(config: VaultConfig, *, immediate: bool = False) -> Huey:
+def build_huey(config: VaultConfig, *, immediate: bool = False) -> GuardedHuey:
     """The Huey instance for `config.queue_url()`; `immediate` runs tasks in the caller."""
-    from huey import MemoryHuey, RedisHuey, SqliteHuey
+    from huey.storage import RedisStorage, SqliteStorage
 
+    from vault.jobs.tasks import REGISTERED_TASK
+    from vault.jobs.wire import GuardedHuey, JobMessageSerializer
+
+    serializer = JobMessageSerializer(REGISTERED_TASK)
     if immediate:
-        return MemoryHuey(HUEY_NAME, results=False, immediate=True)
+        return GuardedHuey(HUEY_NAME, results=False, immediate=True, serializer=serializer)
     url = config.queue_url()
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = Path(parts.path)
-        ensure_private_dir(path.parent)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        return SqliteHuey(HUEY_NAME, filename=str(path), results=False, timeout=30)
+        path = private_queue_file(Path(parts.path))
+        return GuardedHuey(HUEY_NAME, results=False, serializer=serializer,
+                           storage_class=SqliteStorage, filename=str(path), timeout=30)
+    check_redis_queue(url, has_password=config.queue.password is not None)
     import redis  # the client is only needed for a redis queue
 
     password = None
     if config.queue.password is not None:
         password = str(resolve_secret(config.queue.password, "queue password"))
     pool = redis.ConnectionPool.from_url(url, password=password)
-    return RedisHuey(HUEY_NAME, results=False, connection_pool=pool)
+    return GuardedHuey(HUEY_NAME, results=False, serializer=serializer,
+                       storage_class=RedisStorage, connection_pool=pool)
+
+
+def private_queue_file(path: Path) -> Path:
+    """The SQLite queue file, created 0600 in a 0700 directory; an existing one (or its
+    WAL files) writable by group or others is refused (`SharedWritable`)."""
+    ensure_private_dir(path.parent)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if part.exists():
+            refuse_shared_writable(part)
+    return path
+
+
+def check_redis_queue(url: str, *, has_password: bool) -> None:
+    """Refuse a Redis queue anyone who reaches the server could write to: one without
+    `[queue] password`, or one on another host without TLS (`rediss://`)."""
+    parts, where = urlsplit(url), _location(url)
+    if not has_password:
+        raise InsecureQueue(where=where, problem="has no password: set [queue] password (a "
+                            "secret reference; an ACL user goes in the URL, redis://USER@HOST)")
+    if parts.scheme != "rediss" and not _loopback(parts.hostname or ""):
+        raise InsecureQueue(where=where, problem="is on another host: its [queue] url must "
+                            "use TLS (rediss://)")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def queued_events(command: JobCommand, *, delay: float = 0) -> list[tuple[str, ev.Event]]:
@@ -86,7 +133,11 @@ def queued_events(command: JobCommand, *, delay: float = 0) -> list[tuple[str, e
 
 def queue_location(config: VaultConfig) -> str:
     """The queue URL without any user or password, fit for messages."""
-    parts = urlsplit(config.queue_url())
+    return _location(config.queue_url())
+
+
+def _location(url: str) -> str:
+    parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
@@ -95,7 +146,7 @@ def queue_location(config: VaultConfig) -> str:
 class JobQueue:
     """The Huey instance with vault's task registered on it."""
 
-    def __init__(self, huey: Huey, where: str = "memory",
+    def __init__(self, huey: GuardedHuey, where: str = "memory",
                  config: VaultConfig | None = None) -> None:
         from vault.jobs.tasks import register
 

@@ -34,6 +34,8 @@ from vault.operations.verify import run_verify
 from vault.progress import NullReporter
 
 TASK_NAME = "vault.run_job"
+#: the name Huey's registry knows the task by (module + name): the only one a message names
+REGISTERED_TASK = f"{__name__}.{TASK_NAME}"
 log = logging.getLogger("vault.jobs")
 
 _FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed,
@@ -53,6 +55,7 @@ def register(huey: Huey, own_config: VaultConfig | None = None) -> TaskWrapper:
         execute(JobCommand.model_validate(command), own_config)
 
     wrapper: TaskWrapper = huey.task(context=True, name=TASK_NAME)(run_job)
+    assert huey._registry.task_to_string(wrapper.task_class) == REGISTERED_TASK
     return wrapper
 
 

@@ -8,6 +8,11 @@ a dead claimant from a live one, even with a reused pid. On start, and every
 queues backups again (up to `MAX_RETRIES` times, backing off exponentially). A restore is
 never retried on its own: it writes into a target someone may be using. A retried backup
 whose snapshot was already saved is not run twice (see `tasks._already_saved`).
+
+A message on the queue that is not a job vault wrote (`vault.jobs.wire`) is dropped
+unread and journaled as `JobRejected`; if it stood for a real job (an older vault's
+pickled message), that job is still `queued` in the journal and `requeue_lost` puts it
+back, as JSON, once it has been missing for `LOST_AFTER`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +38,7 @@ from vault.jobs.commands import JobCommand
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY, ScheduleRunner
 from vault.jobs.tasks import process_start_time
+from vault.jobs.wire import Rejection
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
@@ -113,6 +120,22 @@ def _interrupt(journal: Journal, claim: ev.JobClaimed, queued: ev.JobQueued,
     return event
 
 
+def journal_rejections(journal_path: Path, queue: str) -> Callable[[Rejection], None]:
+    """What the consumer calls for each message it dropped: `JobRejected` in stream
+    `queue`, through a connection of its own (it runs in the consumer's threads)."""
+
+    def record(rejection: Rejection) -> None:
+        log.warning("dropped a message from the %s (%d bytes, sha256 %s): %s",
+                    rejection.where, rejection.size_bytes, rejection.sha256[:16],
+                    rejection.reason)
+        with Journal(journal_path) as journal:
+            journal.append("queue", ev.JobRejected(
+                queue=queue, found_in=rejection.where, reason=rejection.reason,
+                size_bytes=rejection.size_bytes, sha256=rejection.sha256))
+
+    return record
+
+
 def requeue_lost(journal: Journal, queue: JobQueue,
                  lost_after: float = LOST_AFTER) -> list[str]:
     """Queue again, as the same attempt, jobs that are `queued` but whose message is gone.
@@ -166,6 +189,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
     _log_to_stderr()
     queue = JobQueue.from_config(config)
     queue.check()
+    queue.huey.on_rejected = journal_rejections(config.journal_path(), queue.where)
     consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
                                           max_delay=1.0, check_worker_health=True)
     with Journal(config.journal_path()) as journal:

@@ -489,6 +489,20 @@ class JobCancelled(Event):
     kind: JobKind
 
 
+class JobRejected(Event):
+    """A worker dropped a queue message that is not a job vault wrote (a pickle, other
+    JSON, a command that does not validate), without running any of it. Stream `queue`.
+
+    `found_in` is where Huey read it (`queue`, `schedule` or `revocation`); the message's
+    content is never recorded, only its size and SHA-256, to match it against a copy."""
+
+    queue: str
+    found_in: Literal["queue", "schedule", "revocation"]
+    reason: str
+    size_bytes: int
+    sha256: str
+
+
 # --- snapshots --------------------------------------------------------------------------
 
 

@@ -32,11 +32,12 @@ SHIPPED = {
     "VerifyFailed", "SnapshotCorrupted", "SnapshotForgotten", "CommandFailed",
     "PruneRequested", "PruneStarted", "PruneProgressed", "PruneCompleted", "PruneFailed",
     "JournalVerified", "ProjectionsRebuilt", "JobQueued", "JobClaimed", "JobInterrupted",
-    "JobCancelled", "NotificationSent", "NotificationFailed",
+    "JobCancelled", "JobRejected", "NotificationSent", "NotificationFailed",
     "ScheduleAdded", "ScheduleRemoved", "SchedulePaused", "ScheduleResumed",
     "ScheduleRunQueued", "ScheduleRunMissed", "ScheduleRunSkipped", "ScheduleRunCompleted",
     "ScheduleRetentionApplied", "ScheduleRetentionChanged", "RestoreUndoable", "RestoreUndone",
     "RestoreReported", "SnapshotExported", "SnapshotImported", "RestoreHookRan",
+    "LockSkipped", "JournalSpoolReplayed",
 }  # fmt: skip
 
 
