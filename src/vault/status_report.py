@@ -6,7 +6,7 @@ reads them), `now` is a parameter, nothing here reads the clock or does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vault.quota import StorageUsage
@@ -188,3 +188,38 @@ def worker_summary(workers: Iterable[WorkerPresence], jobs: Iterable[ActiveJob])
         return "none running" + (f" ({waiting} queued job(s) wait for `vault worker`)"
                                  if waiting else "")
     return ", ".join(f"{w.name} ({w.threads} thread(s), {w.queue})" for w in running)
+
+
+@dataclass(frozen=True)
+class VerifyState:
+    """The journal's view of verification, for the alerts (see journal.queries)."""
+
+    last_at: datetime | None = None
+    last_ok: bool = True
+    last_problems: int = 0
+    last_ok_at: datetime | None = None
+    damaged: dict[str, list[str]] = field(default_factory=dict)  # snapshot id -> paths
+    first_backup_at: datetime | None = None
+
+
+def verify_alerts(state: VerifyState, max_age: timedelta, now: datetime) -> list[Alert]:
+    """Damage the newest verify found, and a verify that is overdue."""
+    found: list[Alert] = []
+    age = format_age(now - state.last_at) if state.last_at else ""
+    if state.damaged:
+        ids = ", ".join(sorted(s[:8] for s in state.damaged)[:5])
+        found.append(Alert("snapshots_damaged", "repository",
+                           f"{len(state.damaged)} snapshot(s) damaged ({ids}), last verify "
+                           f"{age} ago: run `vault repair` (docs/repair.md)"))
+    elif state.last_at is not None and not state.last_ok:
+        found.append(Alert("repository_damaged", "repository",
+                           f"the last verify ({age} ago) found {state.last_problems} "
+                           "problem(s): run `vault verify` to see them, then `vault repair`"))
+    since = state.last_ok_at or state.first_backup_at
+    if since is not None and now - since > max_age:
+        what = (f"no successful verify for {format_age(now - since)}" if state.last_ok_at
+                else f"never verified (first backup {format_age(now - since)} ago)")
+        found.append(Alert("verify_overdue", "repository",
+                           f"{what}, more than [verify] max_age "
+                           f"{format_age(max_age)}: run `vault verify --read-data-subset`"))
+    return found

@@ -7,22 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from damage_helpers import flip_byte, largest_pack
 
 MiB = 1 << 20
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    os.chmod(path, 0o600)
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0x01]))
-
-
-def largest_pack(repo: Path) -> Path:
-    return max((p for p in (repo / "data").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
 
 
 @pytest.fixture(scope="module")

@@ -91,3 +91,37 @@ def events_of_type(journal_path: Path, type_name: str, *, stream_id: str | None 
     with _read_only(journal_path) as conn:
         return [{**dict(row), "payload": json.loads(row["payload"])}
                 for row in conn.execute(sql, params)]
+
+
+def verify_history(journal_path: Path, repo_id: str) -> dict[str, Any]:
+    """What the journal knows of this repository's verification: the newest
+    `VerifyCompleted` and the newest with ok=true (payload + recorded_at, or None), the
+    snapshots the newest verify found corrupted (id -> paths) less those forgotten or
+    repaired since, and when the repository's first backup completed."""
+    base = "SELECT seq, recorded_at, payload FROM events WHERE type = ? AND " \
+           "json_extract(payload, '$.repo_id') = ?"
+    with _read_only(journal_path) as conn:
+        def newest(type_name: str, extra: str = "") -> dict[str, Any] | None:
+            row = conn.execute(f"{base}{extra} ORDER BY seq DESC LIMIT 1",
+                               (type_name, repo_id)).fetchone()
+            return {**dict(row), "payload": json.loads(row["payload"])} if row else None
+
+        last = newest("VerifyCompleted")
+        last_ok = newest("VerifyCompleted", " AND json_extract(payload, '$.ok')")
+        first_backup = conn.execute(f"{base} ORDER BY seq LIMIT 1",
+                                    ("BackupCompleted", repo_id)).fetchone()
+        damaged: dict[str, list[str]] = {}
+        if last is not None:
+            for row in conn.execute(f"{base} AND json_extract(payload, '$.job_id') = ?",
+                                    ("SnapshotCorrupted", repo_id, last["payload"]["job_id"])):
+                payload = json.loads(row["payload"])
+                damaged[payload["snapshot_id"]] = payload["paths"]
+            for type_name, key in (("SnapshotForgotten", "$.snapshot_id"),
+                                   ("SnapshotRepaired", "$.original_id")):
+                for row in conn.execute(f"SELECT json_extract(payload, '{key}') FROM events "
+                                        "WHERE type = ? AND seq > ?",
+                                        (type_name, last["seq"])):
+                    damaged.pop(row[0], None)
+    return {"last": last, "last_ok": last_ok, "damaged": damaged,
+            "first_backup_at": first_backup["recorded_at"] if first_backup else None}
+

@@ -10,12 +10,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from vault.app import Vault
 from vault.errors import RepositoryNotFound
 from vault.journal.chain import format_time
-from vault.journal.queries import backup_jobs, events_of_type, other_active_jobs, parse_time
+from vault.journal.queries import (
+    backup_jobs,
+    events_of_type,
+    other_active_jobs,
+    parse_time,
+    verify_history,
+)
 from vault.operations.quota import last_storage_event, storage_usage
 from vault.quota import StorageUsage
 from vault.repository.repository import read_config
@@ -27,8 +34,10 @@ from vault.status_report import (
     BackupAttempt,
     MissedRun,
     SourceState,
+    VerifyState,
     all_alerts,
     last_per_source,
+    verify_alerts,
 )
 from vault.worker_presence import WorkerPresence, live_workers
 
@@ -52,6 +61,7 @@ class StatusReport:
     next_runs: list[UpcomingRun] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     workers: list[WorkerPresence] = field(default_factory=list)  # running `vault worker`s
+    verify: VerifyState = field(default_factory=VerifyState)
 
 
 def schedule_states(vault: Vault, now: datetime) -> list[ScheduleState]:
@@ -87,8 +97,21 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
     report.jobs = [_active(row) for row in backup_jobs(journal_path, active=True) if mine(row)]
     report.jobs += [_active(row) for row in other_active_jobs(journal_path) if mine(row)]
     missed = _missed_runs(vault, now)
-    report.alerts = all_alerts(report.sources, report.jobs, report.usage, missed, now)
+    report.verify = _verify_state(journal_path, report.repo_id)
+    report.alerts = (all_alerts(report.sources, report.jobs, report.usage, missed, now)
+                     + verify_alerts(report.verify, vault.config.verify.max_age, now))
     return report
+
+
+def _verify_state(journal_path: Path, repo_id: str) -> VerifyState:
+    seen = verify_history(journal_path, repo_id)
+    last, last_ok = seen["last"], seen["last_ok"]
+    return VerifyState(
+        last_at=parse_time(last["recorded_at"]) if last else None,
+        last_ok=bool(last["payload"]["ok"]) if last else True,
+        last_problems=len(last["payload"]["problems"]) if last else 0,
+        last_ok_at=parse_time(last_ok["recorded_at"]) if last_ok else None,
+        damaged=seen["damaged"], first_backup_at=parse_time(seen["first_backup_at"]))
 
 
 def _this_repository(location: str) -> Callable[[dict[str, Any]], bool]:

@@ -21,8 +21,9 @@ from vault.app import Vault
 from vault.errors import IntegrityError, UsageError, VaultError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import repository_lock
+from vault.operations.readonly_lock import read_only_lock
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.repository.blob import BlobEntry
 from vault.repository.pack import PackFormatError, read_pack_entries
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -40,6 +41,9 @@ class VerifyReport:
     corrupted: dict[str, list[str]] = field(default_factory=dict)  # snapshot id -> paths
     bad_blobs: set[bytes] = field(default_factory=set)
     bad_packs: set[str] = field(default_factory=set)
+    bad_headers: dict[str, str] = field(default_factory=dict)  # pack id -> what is wrong
+    #: snapshot id -> the blobs behind its damaged paths (for the damage record)
+    corrupted_blobs: dict[str, set[bytes]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +85,15 @@ class Verifier:
         self.progress = progress
         self.report = VerifyReport()
         self._seen_trees: set[bytes] = set()
+        self._indexed_entries: dict[str, list[BlobEntry]] | None = None
+
+    def indexed_entries(self, pack_id: str) -> list[BlobEntry]:
+        """The index's entries in `pack_id` (grouped once, on the first damaged header)."""
+        if self._indexed_entries is None:
+            self._indexed_entries = {}
+            for entry in self.repo.index.entries():
+                self._indexed_entries.setdefault(entry.pack_id, []).append(entry)
+        return self._indexed_entries.get(pack_id, [])
 
     def check_structure(self, snapshots: list[Snapshot]) -> None:
         index = self.repo.index
@@ -106,14 +119,28 @@ class Verifier:
             self.report.bad_blobs.add(tree_id)
             self.report.problems.append(f"snapshot {snap.short_id}: {exc.message}")
             return
+        index = self.repo.index
         for node in nodes:
+            stored, whole = 0, True
             for blob_id in node.content:
-                if blob_id not in self.repo.index:
+                entry = index.get(blob_id)
+                if entry is None:
+                    whole = False
                     self.report.bad_blobs.add(blob_id)
                     self.report.problems.append(
-                        f"blob {blob_id.hex()[:12]} of {node.name!r} is not indexed")
+                        f"blob {blob_id.hex()[:12]} of {node.name!r} is {self._absence(blob_id)}")
+                else:
+                    stored += entry.raw_length
+            if node.type == "file" and whole and stored != node.size:
+                self.report.problems.append(
+                    f"snapshot {snap.short_id}: {node.name!r} records {node.size} bytes but "
+                    f"its content holds {stored}")
             if node.subtree:
                 self._check_tree(node.subtree, snap)
+
+    def _absence(self, blob_id: bytes) -> str:
+        reason = self.repo.damage.reason(blob_id)
+        return f"damaged ({reason})" if reason else "not indexed"
 
     def read_packs(self, packs: list[str]) -> None:
         sizes = self.repo.index.pack_sizes
@@ -138,27 +165,45 @@ class Verifier:
         try:
             entries = read_pack_entries(self.repo.cipher, pack_id, data)
         except PackFormatError as exc:
-            self._bad_pack(pack_id, str(exc))
-            return
+            # The header is one part of the pack: its blobs may all be fine. Read them
+            # where the index puts them, so only the blobs that fail are called damaged.
+            self.report.problems.append(f"pack {pack_id[:12]}: header damaged ({exc}); "
+                                        "its blobs are read where the index puts them")
+            self.report.bad_headers[pack_id] = str(exc)
+            entries = self.indexed_entries(pack_id)
         view = memoryview(data)
+        damage = self.repo.damage
         for entry in entries:
             self.report.blobs_checked += 1
             try:
                 self.repo.open_blob(entry, view[entry.offset : entry.offset + entry.length])
             except IntegrityError as exc:
+                if damage.is_bad_copy(entry.blob_id, pack_id):
+                    self.report.problems.append(
+                        f"{exc.message} (known since {damage.since}; no longer used: run "
+                        "`vault repair packs` to drop it)")
+                    continue
                 self.report.bad_blobs.add(entry.blob_id)
                 self.report.problems.append(exc.message)
+                self.repo.note_damaged_copy(entry.blob_id, pack_id, str(exc.fields["detail"]))
 
     def _bad_pack(self, pack_id: str, problem: str) -> None:
         self.report.bad_packs.add(pack_id)
         self.report.problems.append(problem)
+        self.repo.note_damaged_pack(pack_id, problem)
 
     def trace_damage(self, snapshots: list[Snapshot]) -> None:
-        """Which snapshots and paths the bad blobs and packs affect."""
+        """Which snapshots and paths the bad blobs and packs affect, and through which
+        blobs (kept in the damage record, so a snapshot's status can follow repairs)."""
         for snap in snapshots:
-            paths = list(self._damaged_paths(bytes.fromhex(snap.tree), ""))
+            blobs: set[bytes] = set()
+            paths = list(self._damaged_paths(bytes.fromhex(snap.tree), "", blobs))
             if paths:
                 self.report.corrupted[snap.id] = paths
+                self.report.corrupted_blobs[snap.id] = blobs
+
+    def _bad_blobs(self, blob_ids: list[bytes]) -> list[bytes]:
+        return [b for b in blob_ids if self._is_bad(b)]
 
     def _is_bad(self, blob_id: bytes) -> bool:
         if blob_id in self.report.bad_blobs:
@@ -166,21 +211,42 @@ class Verifier:
         entry = self.repo.index.get(blob_id)
         return entry is None or entry.pack_id in self.report.bad_packs
 
-    def _damaged_paths(self, tree_id: bytes, prefix: str) -> Iterator[str]:
+    def _damaged_paths(self, tree_id: bytes, prefix: str, blobs: set[bytes]) -> Iterator[str]:
         if self._is_bad(tree_id):
+            blobs.add(tree_id)
             yield prefix or "/"
             return
         try:
             nodes = self.repo.load_tree(tree_id)
         except VaultError:
+            blobs.add(tree_id)
             yield prefix or "/"
             return
         for node in nodes:
             path = f"{prefix}/{node.name}"
-            if any(self._is_bad(b) for b in node.content):
+            bad = self._bad_blobs(node.content)
+            if bad:
+                blobs.update(bad)
                 yield path
             if node.subtree:
-                yield from self._damaged_paths(node.subtree, path)
+                yield from self._damaged_paths(node.subtree, path, blobs)
+
+
+def remember_damage(repo: Repository, report: VerifyReport, job_id: str) -> None:
+    """Save a damage record for what this verify found and no record knew yet, so no
+    backup reuses a bad copy and the snapshots it affects show as corrupted."""
+    known = repo.damage
+    snapshots = {}
+    for snapshot_id, blobs in report.corrupted_blobs.items():
+        if not blobs <= known.affected_blobs(snapshot_id):
+            snapshots[snapshot_id] = {"paths": report.corrupted[snapshot_id],
+                                      "blobs": sorted(b.hex() for b in blobs)}
+    with repo.damage_lock:
+        repo.found_damage.headers.update(report.bad_headers)
+    try:
+        repo.save_found_damage("verify", job_id, snapshots)
+    except VaultError as exc:  # a read-only repository: the report still says it all
+        report.problems.append(f"the damage found could not be recorded: {exc.message}")
 
 
 def run_verify(vault: Vault, read_data: bool, subset: str | None,
@@ -189,7 +255,7 @@ def run_verify(vault: Vault, read_data: bool, subset: str | None,
     run = JobRun.start(vault.journal, "verify", job_id, repository=repo.location,
                        read_data=read_data or subset is not None, subset=subset)
     started = time.monotonic()
-    with run, repository_lock(vault, repo, exclusive=False, operation="verify"):
+    with run, read_only_lock(vault, repo, operation="verify"):
         run.record(ev.VerifyStarted(job_id=run.job_id, repo_id=repo.id))
         repo.load_index()
         verifier = Verifier(repo, ProgressCounter(MultiReporter(reporter, run.progress()),
@@ -205,8 +271,12 @@ def run_verify(vault: Vault, read_data: bool, subset: str | None,
             packs = select_packs(repo.index.packs(), repo.index.pack_sizes, subset)
             verifier.read_packs(packs)
         report = verifier.report
+        if report.unreferenced_packs and any("not indexed" in p for p in report.problems):
+            report.problems.append(f"{len(report.unreferenced_packs)} pack(s) are in storage "
+                                   "but in no index: run `vault repair index`")
         if not report.ok:
             verifier.trace_damage(snapshots)
+            remember_damage(repo, report, run.job_id)
         for snapshot_id, paths in report.corrupted.items():
             run.record(ev.SnapshotCorrupted(job_id=run.job_id, repo_id=repo.id,
                                             snapshot_id=snapshot_id,

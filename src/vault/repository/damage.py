@@ -49,6 +49,8 @@ class DamageRecord:
     blobs: dict[str, tuple[str, str]] = field(default_factory=dict)
     packs: dict[str, str] = field(default_factory=dict)
     snapshots: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: pack id -> reason, for a pack whose header is damaged while its blobs may be fine
+    headers: dict[str, str] = field(default_factory=dict)
     name: str = field(default="", compare=False)
 
     def __bool__(self) -> bool:
@@ -59,6 +61,7 @@ class DamageRecord:
                 "job_id": self.job_id,
                 "blobs": {b: list(where) for b, where in sorted(self.blobs.items())},
                 "packs": dict(sorted(self.packs.items())),
+                "headers": dict(sorted(self.headers.items())),
                 "snapshots": {s: {"paths": v["paths"][:MAX_PATHS], "blobs": sorted(v["blobs"])}
                               for s, v in sorted(self.snapshots.items())}}
 
@@ -69,6 +72,7 @@ class DamageRecord:
             created=str(doc["created"]),
             blobs={str(b): (str(w[0]), str(w[1])) for b, w in doc["blobs"].items()},
             packs={str(p): str(r) for p, r in doc["packs"].items()},
+            headers={str(p): str(r) for p, r in doc.get("headers", {}).items()},
             snapshots={str(s): {"paths": [str(p) for p in v["paths"]],
                                 "blobs": [str(b) for b in v["blobs"]]}
                        for s, v in doc["snapshots"].items()},
@@ -82,6 +86,7 @@ class Damage:
     records: list[DamageRecord] = field(default_factory=list)
     bad_copies: set[tuple[bytes, str]] = field(default_factory=set)  # (blob id, pack id)
     bad_packs: dict[str, str] = field(default_factory=dict)  # pack id -> reason
+    bad_headers: dict[str, str] = field(default_factory=dict)  # pack id -> reason
     reasons: dict[bytes, str] = field(default_factory=dict)  # blob id -> why it is bad
     since: str | None = None  # when the oldest record was written
 
@@ -96,6 +101,7 @@ class Damage:
         self.records.append(record)
         self.since = min(self.since or record.created, record.created)
         self.bad_packs.update(record.packs)
+        self.bad_headers.update(record.headers)
         for blob_hex, (pack_id, reason) in record.blobs.items():
             blob_id = bytes.fromhex(blob_hex)
             self.bad_copies.add((blob_id, pack_id))
@@ -160,3 +166,27 @@ def load_records(repo: Repository) -> list[DamageRecord]:
                 AttributeError, IndexError):
             continue
     return sorted(records, key=lambda r: (r.created, r.name))
+
+
+def corrupted_snapshots(repo: Repository) -> dict[str, list[str]]:
+    """Snapshot id -> damaged paths, for every snapshot that still relies on a blob with
+    no healthy copy. Costs one listing when the repository has no damage records; the
+    index is loaded only when it has some."""
+    if not repo.storage_has_damage_records():
+        return {}
+    index = repo.load_index()
+    damage = repo.damage
+    return {snapshot_id: damage.affected_paths(snapshot_id)
+            for snapshot_id in damage.snapshot_ids()
+            if any(b not in index for b in damage.affected_blobs(snapshot_id))}
+
+
+def snapshot_status(status: str, tags: list[str], corrupted: bool) -> str:
+    """What a snapshot's status is once verification is taken into account:
+    `corrupted` (damage found and not repaired), `repaired` (written by `vault repair
+    snapshots`), else what the backup recorded (`completed` or `partial`)."""
+    if corrupted:
+        return "corrupted"
+    if "repaired" in tags:
+        return "repaired"
+    return status
