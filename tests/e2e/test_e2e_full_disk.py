@@ -2,8 +2,8 @@
 
 The repository lives on a small tmpfs mounted for the test (skipped where mounting is
 not permitted). vault checks the free space before storing anything: the bytes to read
-plus a documented 64 MiB of headroom (docs/cli.md), so the tmpfs is 96 MiB — on a 40 MiB
-one even a one-byte backup is refused. Running out of space *while* writing is
+plus a reserve that scales with the volume (1/32 of it, 1..64 MiB: docs/config.md), so a
+fresh 64 MiB volume takes a small first backup. Running out of space *while* writing is
 produced with a tmpfs that has bytes to spare but no inodes.
 """
 
@@ -101,6 +101,35 @@ def test_backup_that_cannot_fit_fails_before_writing(small_repo_vault, fs,
     out_after = tmp_path / "out-after"
     vault.restore(f"latest:{small}", "--target", out_after)
     fs.assert_same_tree(small, out_after, include_root=False)
+
+
+def test_a_small_volume_takes_a_small_first_backup(small_repo_vault, fs,
+                                                  tmp_path: Path) -> None:
+    """64 MiB: the reserve is 2 MiB (1/32), not the former fixed 64 MiB that refused even
+    a 1 MB first backup; a backup that does not fit names its need and the reserve."""
+    vault = small_repo_vault("size=64m")
+    src = tmp_path / "src"
+    original = fs.write_random(src / "one-mb.bin", 1_000_000, seed=7)
+    assert vault.backup(src)["status"] == "completed"
+    out = tmp_path / "out"
+    vault.restore(f"latest:{src}", "--target", out)
+    assert (out / "one-mb.bin").read_bytes() == original.read_bytes()
+
+    fs.write_random(src / "big.bin", 70 * MiB, seed=8)
+    done = vault.run("backup", src)
+    assert done.returncode == 1
+    _one_line_error(done, "not enough space", "need ~70.0 MiB + 2.0 MiB reserve, have ")
+    assert vault.events("BackupFailed")[-1]["payload"]["error_kind"] == "NotEnoughSpace"
+
+    # The reserve is a setting: a larger one is named in the error as set.
+    config = vault.env.home / "config" / "vault" / "vault.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[repository]\nfree_space_reserve = "62MiB"\n')
+    (src / "big.bin").unlink()
+    fs.write_random(src / "two-mb.bin", 2 * MiB, seed=9)
+    done = vault.run("backup", src)
+    assert done.returncode == 1
+    _one_line_error(done, "need ~2.0 MiB + 62.0 MiB reserve")
 
 
 def test_running_out_of_space_while_writing(small_repo_vault, fs, tmp_path: Path) -> None:
