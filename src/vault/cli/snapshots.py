@@ -172,7 +172,9 @@ def _policy(state: CliState, keep: dict[str, int | None], within: str | None,
 
 def _decision_json(d: Decision) -> dict[str, object]:
     return {"id": d.snapshot.id, "time": d.snapshot.time, "host": d.snapshot.host,
-            "paths": list(d.snapshot.paths), "reasons": d.reasons}
+            "paths": list(d.snapshot.paths), "source": d.snapshot.source,
+            "selection": d.snapshot.selection, "complete": d.snapshot.complete,
+            "group_id": d.snapshot.group_id, "reasons": d.reasons}
 
 
 @click.command()
@@ -189,18 +191,23 @@ def _decision_json(d: Decision) -> dict[str, object]:
 @click.option("--group-by", default="host,paths", show_default=True,
               type=click.Choice(["host,paths", "host", "paths", ""]),
               help="Apply the policy separately per group.")
+@click.option("--allow-empty", is_flag=True,
+              help="Let the policy forget the last complete snapshot of a source too.")
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @output_options
 @pass_state
 def forget(state: CliState, snapshot_ids: tuple[str, ...], keep_last: int | None,
            keep_hourly: int | None, keep_daily: int | None, keep_weekly: int | None,
            keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
-           keep_tag: tuple[str, ...], group_by: str, dry_run: bool) -> None:
+           keep_tag: tuple[str, ...], group_by: str, allow_empty: bool, dry_run: bool) -> None:
     """Remove snapshots: the given SNAPSHOT_IDS, or those a retention policy does not keep.
 
     The policy comes from the --keep-* flags, or from [retention] in the config when no
-    flag and no id is given. Every removal is journaled with its reason. The data is
-    reclaimed later by garbage collection (prune).
+    flag and no id is given. What a snapshot holds (entity ids, tables, filters) is part
+    of its group; the newest complete snapshot of each source is kept (unless
+    --allow-empty) and a backup group's snapshots are kept or forgotten together. Every
+    removal is journaled with its reason. The data is reclaimed later by garbage
+    collection (prune).
     """
     keep = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily,
             "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
@@ -218,7 +225,8 @@ def forget(state: CliState, snapshot_ids: tuple[str, ...], keep_last: int | None
     if policy is None:
         raise UsageError("nothing to forget: give snapshot ids, --keep-* rules, or a "
                          "[retention] policy in the config")
-    plan = manage.apply_retention(state.vault(), policy, group_by, dry_run)
+    plan = manage.apply_retention(state.vault(), policy, group_by, dry_run,
+                                  allow_empty=allow_empty)
     verb = "would remove" if dry_run else "removed"
     for key, group in plan.groups.items():
         out.line(f"{key}: keep {len(group.keep)}, {verb.split()[-1]} {len(group.remove)}")
