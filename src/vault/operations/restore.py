@@ -27,6 +27,7 @@ from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
+from vault.repository.tree import same_name
 from vault.restore.files import FileRestorer, OverwritePolicy, RestoreStats
 from vault.restore.files_plan import (
     FilesPlan,
@@ -127,7 +128,7 @@ def resolve_subtree(repo: Repository, snapshot: Snapshot, path: str) -> bytes:
     """The tree id at `path` inside a snapshot."""
     tree = bytes.fromhex(snapshot.tree)
     for part in [p for p in path.split("/") if p]:
-        match = [n for n in repo.load_tree(tree) if n.name == part]
+        match = [n for n in repo.load_tree(tree) if same_name(n.name, part)]
         if not match or match[0].type != "dir" or match[0].subtree is None:
             raise SnapshotNotFound(ref=f"{snapshot.short_id}:{path}", repo=repo.location)
         tree = match[0].subtree

@@ -19,6 +19,7 @@ from typing import Any
 from vault.errors import IntegrityError, UnsupportedFormat, UsageError
 from vault.repository.repository import Repository, vault_version
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
+from vault.repository.tree_limits import check_tree_limits
 from vault.restore.selection import Selection
 
 
@@ -122,6 +123,7 @@ def check_before_restore(repo: Repository, snapshot: Snapshot, tree: bytes | Non
     start (UnsupportedFormat, SnapshotIncomplete)."""
     warnings = version_warnings(snapshot, repo=repo.location)
     root = tree if tree is not None else bytes.fromhex(snapshot.tree)
+    check_tree_limits(repo, root)  # a hostile tree is refused, not walked
     missing = missing_objects(repo, root, base, selection)
     if missing:
         raise SnapshotIncomplete(snapshot=snapshot.short_id, count=missing.count(),

@@ -35,7 +35,14 @@ from vault.repository.index import IndexFormatError, MasterIndex, decode_index, 
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
-from vault.repository.tree import InvalidTree, Node, decode_tree
+from vault.repository.tree import (
+    InvalidTree,
+    Node,
+    TreeLimitExceeded,
+    TreeTooLarge,
+    decode_tree,
+)
+from vault.repository.tree_limits import check_tree_limits
 from vault.storage.base import Storage
 
 FORMAT_VERSION = 1
@@ -307,6 +314,8 @@ class Repository:
     def load_tree(self, tree_id: bytes) -> list[Node]:
         try:
             return decode_tree(self.load_blob(tree_id))
+        except TreeTooLarge as exc:
+            raise TreeLimitExceeded(tree=tree_id.hex()[:12], detail=str(exc)) from exc
         except InvalidTree as exc:
             raise IntegrityError(what=f"tree {tree_id.hex()[:12]}", repo=self.location,
                                  detail=str(exc)) from exc
@@ -384,12 +393,18 @@ class Repository:
         self.storage.remove("snapshots", snapshot_id)
 
     def walk(self, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, Node]]:
-        """Every node under a tree, depth first, with its path relative to the tree."""
+        """Every node under a tree, depth first, with its path relative to the tree.
+
+        Bounded first (`check_tree_limits`): a hostile snapshot is refused, not walked."""
+        check_tree_limits(self, tree_id)
+        return self._walk(tree_id, prefix)
+
+    def _walk(self, tree_id: bytes, prefix: str) -> Iterator[tuple[str, Node]]:
         for node in self.load_tree(tree_id):
             path = f"{prefix}/{node.name}" if prefix else node.name
             yield path, node
             if node.type == "dir" and node.subtree:
-                yield from self.walk(node.subtree, path)
+                yield from self._walk(node.subtree, path)
 
 
 def read_config(storage: Storage) -> dict[str, Any]:

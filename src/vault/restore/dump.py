@@ -7,7 +7,7 @@ from typing import BinaryIO
 from vault.errors import UsageError
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
-from vault.repository.tree import Node
+from vault.repository.tree import Node, same_name
 
 
 def find_node(repo: Repository, snapshot: Snapshot, path: str) -> Node:
@@ -19,11 +19,11 @@ def find_node(repo: Repository, snapshot: Snapshot, path: str) -> Node:
     for part in parts:
         if tree is None:
             break
-        node = next((n for n in repo.load_tree(tree) if n.name == part), None)
+        node = next((n for n in repo.load_tree(tree) if same_name(n.name, part)), None)
         if node is None:
             break
         tree = node.subtree
-    if node is None or node.name != parts[-1]:
+    if node is None or not same_name(node.name, parts[-1]):
         raise UsageError(f"{path}: no such file in snapshot {snapshot.short_id}")
     return node
 

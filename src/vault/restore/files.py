@@ -73,6 +73,7 @@ class _File:
     failed: bool = False
     content_done: bool = False
     created: bool = False  # we created or truncated it, so a failure may remove it
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) as written: hard links check it
 
 
 class FileRestorer:
@@ -96,6 +97,7 @@ class FileRestorer:
         self._made_links: list[tuple[str, Node]] = []
         self._key_of: dict[str, str] = {}  # destination -> plan key
         self._existed: set[str] = set()  # destinations that were there before
+        self._taken: set[bytes] = set()  # destinations as bytes: one entry each
         self._is_root = os.geteuid() == 0
 
     def run(self) -> RestoreStats:
@@ -125,6 +127,8 @@ class FileRestorer:
             if entry is None or item.action not in (*_WRITES, "skip"):
                 continue
             node = entry.node
+            if not self._claim(entry.rel, item.action):
+                continue
             if node.type == "dir":
                 self._dirs.append((os.path.join(self.target, entry.rel), node))
                 if item.action == "create":
@@ -140,6 +144,21 @@ class FileRestorer:
             if os.path.lexists(dest):
                 self._existed.add(dest)
             self._plan_leaf(dest, node, renamed=item.action == "rename")
+
+    def _claim(self, rel: str, action: str) -> bool:
+        """Whether `rel` is the first entry to land on its path (compared as bytes: the
+        plan's names are, but a renamed entry's suffix may meet another entry's name)."""
+        if action == "skip":
+            return True
+        dest = os.path.join(self.target, rel)
+        if action == "rename":
+            dest += self.files_plan.rename_suffix
+        raw = os.fsencode(dest)
+        if raw in self._taken:
+            self._problem(dest, "refused: another entry of the snapshot lands on this path")
+            return False
+        self._taken.add(raw)
+        return True
 
     def _plan_leaf(self, dest: str, node: Node, *, renamed: bool) -> None:
         if node.type == "symlink":
@@ -361,10 +380,12 @@ class FileRestorer:
                 return
             try:
                 self._apply_fd(fd, f)
+                f.inode = _inode(os.fstat(fd))
             finally:
                 os.close(fd)
         else:
             self._apply_fd(fd, f)
+            f.inode = _inode(os.fstat(fd))
         with self._lock:
             self.stats.files_restored += 1
             self.stats.bytes_written += f.node.size
@@ -414,23 +435,30 @@ class FileRestorer:
         """Hard links, then symlink and directory metadata (files got theirs already).
 
         Directories last and bottom-up: writing into a directory changes its mtime."""
-        failed = {f.dest for f in self._files if f.failed}
+        written = {f.dest: f for f in self._files if not f.failed}
         for dest, first in self._hardlinks:
-            if first in failed or not self._safe_parent(dest):
+            copy = written.get(first)
+            if copy is None or not self._safe_parent(dest):
                 self._problem(dest, "not linked: its first copy was not restored")
                 continue
-            self._relink(first, dest)
+            self._relink(copy, dest)
         for dest, node in self._made_links:
             self._apply(dest, node)
         for dest, node in reversed(self._dirs):
             if dest not in self._bad_dirs:
                 self._apply(dest, node)
 
-    def _relink(self, first: str, dest: str) -> None:
+    def _relink(self, first: _File, dest: str) -> None:
+        """Link `dest` to the file written as `first`, only if `first` still is that very
+        file (not a symlink, directory or anything else put at its path since)."""
         try:
+            st = os.lstat(first.dest)
+            if not stat.S_ISREG(st.st_mode) or _inode(st) != first.inode:
+                self._problem(dest, "refused: not linked, its first copy was replaced")
+                return
             if os.path.lexists(dest):
                 os.unlink(dest)
-            os.link(first, dest)
+            os.link(first.dest, dest, follow_symlinks=False)
             with self._lock:
                 self.stats.files_restored += 1
         except OSError as exc:
@@ -439,17 +467,25 @@ class FileRestorer:
     def _apply(self, dest: str, node: Node) -> None:
         link = node.type == "symlink"
         try:
+            if not link and not stat.S_ISDIR(os.lstat(dest).st_mode):
+                # chmod follows a symlink: a directory must still be one
+                self._problem(dest, "refused: metadata, no longer a directory")
+                return
             if self._is_root:
                 os.chown(dest, node.uid, node.gid, follow_symlinks=False)
             if not link:
                 os.chmod(dest, stat.S_IMODE(node.mode))
-            os.utime(dest, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=not link)
+            os.utime(dest, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
         except OSError as exc:
             self._problem(dest, f"metadata: {exc.strerror or exc}")
 
     def _problem(self, path: str, error: str) -> None:
         with self._lock:
             self.stats.problems.append(RestoreProblem(path, error))
+
+
+def _inode(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _coalesce(

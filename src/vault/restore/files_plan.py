@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from vault.errors import OperationFailed
 from vault.repository.chunker import Chunker
 from vault.repository.repository import Repository
-from vault.repository.tree import Node, is_safe_name
+from vault.repository.tree import (
+    MAX_SNAPSHOT_ENTRIES,
+    MAX_TREE_DEPTH,
+    Node,
+    TreeLimitExceeded,
+    name_bytes,
+)
 from vault.restore.plan import Mode, OnConflict, RestorePlan, TargetNotEmpty, plan_items
 from vault.restore.selection import Selection
 
@@ -76,23 +82,33 @@ def group_of(key: Hashable) -> str:
 
 def walk_snapshot(repo: Repository, tree_id: bytes, base: str, selection: Selection,
                   refused: list[tuple[str, str]]) -> dict[str, SnapEntry]:
-    """Selected entries below tree `tree_id` (snapshot path `base`), parents first."""
+    """Selected entries below tree `tree_id` (snapshot path `base`), parents first.
+
+    An entry whose name is unsafe, or is the same bytes as an earlier entry's of its
+    directory, is refused (reported, never restored). Names become the string the target's
+    own listing gives for their bytes, so the plan's keys and the target's agree."""
     entries: dict[str, SnapEntry] = {}
-    _walk(repo, tree_id, base, "", selection, entries, refused)
+    _walk(repo, tree_id, base, "", selection, entries, refused, 1)
     return entries
 
 
 def _walk(repo: Repository, tree_id: bytes, snap_dir: str, rel_dir: str,
           selection: Selection, entries: dict[str, SnapEntry],
-          refused: list[tuple[str, str]]) -> None:
-    seen: set[str] = set()
+          refused: list[tuple[str, str]], depth: int) -> None:
+    if depth > MAX_TREE_DEPTH or len(entries) > MAX_SNAPSHOT_ENTRIES:
+        # check_before_restore refuses such a snapshot first; this keeps the walk bounded
+        raise TreeLimitExceeded(tree=tree_id.hex()[:12], detail="too deep or too large")
+    seen: set[bytes] = set()
     for node in repo.load_tree(tree_id):
-        path = f"{snap_dir.rstrip('/')}/{node.name}"
-        if not is_safe_name(node.name) or node.name in seen:
+        raw = name_bytes(node.name)
+        if raw is None or raw in seen:
+            path = f"{snap_dir.rstrip('/')}/{node.name}"
             refused.append((path, "refused: entry name would escape the target or repeats"))
             continue
-        seen.add(node.name)
-        rel = f"{rel_dir}/{node.name}" if rel_dir else node.name
+        seen.add(raw)
+        name = os.fsdecode(raw)
+        path = f"{snap_dir.rstrip('/')}/{name}"
+        rel = f"{rel_dir}/{name}" if rel_dir else name
         if node.type != "dir":
             if selection.wants(path):
                 entries[rel] = SnapEntry(rel, path, node)
@@ -102,7 +118,7 @@ def _walk(repo: Repository, tree_id: bytes, snap_dir: str, rel_dir: str,
         key = rel + "/"
         entries[key] = SnapEntry(rel, path, node)
         before = len(entries)
-        _walk(repo, node.subtree, path, rel, selection, entries, refused)
+        _walk(repo, node.subtree, path, rel, selection, entries, refused, depth + 1)
         if len(entries) == before and (selection.paths or selection.includes) \
                 and not selection.wants(path):
             del entries[key]  # nothing selected below: leave it out

@@ -10,6 +10,7 @@ from vault.errors import UsageError
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
+from vault.repository.tree_limits import check_tree_limits
 from vault.sources.base import stream_of
 
 
@@ -22,6 +23,7 @@ class SnapshotItems:
         meta = snapshot.source.get("meta")
         self.meta: dict[str, Any] = dict(meta) if isinstance(meta, dict) else {}
         self._files: dict[str, Node] = {}
+        check_tree_limits(repo, bytes.fromhex(snapshot.tree))  # refused, not walked
         self._walk(bytes.fromhex(snapshot.tree), "")
 
     def _walk(self, tree: bytes, prefix: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from vault.operations.restore import resolve_subtree
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
-from vault.repository.tree import Node
+from vault.repository.tree import Node, same_name
 from vault.restore.items import SnapshotItems
 from vault.sources.entities import Entity, EntityNode, entity_tree, subtree
 from vault.units import human_bytes
@@ -203,7 +203,7 @@ class SnapshotBrowser:
         parent, _, name = path.rstrip("/").rpartition("/")
         found = [n for n in self.repo.load_tree(resolve_subtree(self.repo, self.snapshot,
                                                                 parent or "/"))
-                 if n.name == name]
+                 if same_name(n.name, name)]
         if not found:
             return TreeEntry(f"{path} (not in the snapshot)", "note")
         return _node_entry(found[0], path, label=path)
