@@ -7,7 +7,9 @@ a `fail` conflict, a clash or a non-empty target for mode new-target refuses the
 before anything is written. A dry run returns the plan; a real one carries it out and
 returns it too. Documents are written as the stored bytes (types come back exactly as
 captured), except where a new `_id` is given (`remap_ids`, `--on-conflict rename`): those
-are re-encoded with their `_id` and declared references rewritten.
+are re-encoded with their `_id` and declared references rewritten. A collection whose
+documents repeat an `_id` (time-series) is restored whole instead (`mongo_whole`), and
+the plan says so.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import OperationFailed, UsageError
-from vault.restore.plan import Action, RestorePlan
+from vault.restore.plan import Action, RestorePlan, plan_whole
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     Entity,
@@ -46,11 +48,17 @@ from vault.sources.mongo_plan import (
 )
 from vault.sources.mongo_remap import IdAllocator, UnsupportedId, id_text, rewrite_document
 from vault.sources.mongo_selection import BSON_SUFFIX, METADATA_SUFFIX, display_url, item_path
+from vault.sources.mongo_whole import (
+    WholeCollection,
+    create_indexes,
+    read_whole,
+    repeated_id,
+    write_whole,
+)
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
     from pymongo.collection import Collection
-    from pymongo.database import Database
 
     from vault.sources.mongodb import MongoSource
 
@@ -83,6 +91,7 @@ class _Side:
     ids: dict[DocKey, Any] = field(default_factory=dict)  # the `_id` values, both sides
     sizes: dict[DocKey, int] = field(default_factory=dict)
     texts: dict[DocKey, str] = field(default_factory=dict)
+    whole: WholeCollection | None = None  # restored whole: its documents repeat an _id
 
 
 def restore(source: MongoSource, stored: StoredItems,
@@ -116,23 +125,29 @@ def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPla
     target_ids = {} if request.remap_ids else _target_entity_ids(client, cplan, stored_ids)
     sides = [_read_sides(client, stored, item, stored_keys, target_ids, mode, request.remap_ids)
              for item in cplan.collections]
+    keyed = [side for side in sides if side.whole is None]
     plan = plan_documents(
-        {k: v for side in sides for k, v in side.snapshot.items()},
-        {k: v for side in sides for k, v in side.target.items()},
+        {k: v for side in keyed for k, v in side.snapshot.items()},
+        {k: v for side in keyed for k, v in side.target.items()},
         mode=mode, on_conflict=request.on_conflict,
-        texts={k: v for side in sides for k, v in side.texts.items()},
-        sizes={k: v for side in sides for k, v in side.sizes.items()})
+        texts={k: v for side in keyed for k, v in side.texts.items()},
+        sizes={k: v for side in keyed for k, v in side.sizes.items()})
     if plan.conflicts:
         per = _count_by_group(item.group for item in plan.conflicts)
         raise RestoreConflicts(count=len(plan.conflicts),
                                where=", ".join(f"{g}: {n}" for g, n in per.items()))
     actions: dict[DocKey, Action] = {}
-    for side in sides:
+    for side in keyed:
         for key in [*side.snapshot, *side.target]:
             actions.setdefault(key, "skip")
-    for planned, key in zip(plan.items, _plan_keys(sides, mode), strict=True):
+    for planned, key in zip(plan.items, _plan_keys(keyed, mode), strict=True):
         actions[key] = planned.action
-    new_ids = _new_ids(client, sides, actions, request.remap_ids)
+    for side in sides:
+        if side.whole is not None:
+            plan.items += plan_whole(side.item.target, side.whole.snapshot, side.whole.target,
+                                     mode=mode)
+            plan.whole[side.item.target] = side.whole.why
+    new_ids = _new_ids(client, keyed, actions, request.remap_ids)
     details: dict[str, Any] = {"target": where, "plan": plan.to_json(),
                                "collections": _written_counts(plan, sides)}
     if new_ids:
@@ -142,9 +157,16 @@ def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPla
         return result
     references = _references(cplan, new_ids) if request.remap_ids else {}
     for side in sides:
-        size = _write_collection(client, stored, side, actions, new_ids, stored_keys,
-                                 references.get(side.item.target, {}),
-                                 renamed.get(side.item.source.full_name, {}))
+        if side.whole is not None:
+            item = side.item
+            size = write_whole(client[item.target_database], item.target_name, side.exists,
+                               _metadata(stored, item),
+                               _stored_documents(stored, item.source.database,
+                                                 item.source.name))
+        else:
+            size = _write_collection(client, stored, side, actions, new_ids, stored_keys,
+                                     references.get(side.item.target, {}),
+                                     renamed.get(side.item.source.full_name, {}))
         result.items += 1
         result.bytes += size
     return result
@@ -188,7 +210,8 @@ def _read_sides(client: MongoClient[Any], stored: StoredItems, item: CollectionR
     for raw in _selected(stored, item, stored_keys):
         key, _id = _key(item, raw)
         if key in side.snapshot:
-            raise CorruptBSON(f"{item.source.full_name}: the _id {id_text(_id)} is stored twice")
+            return _whole_side(client, stored, item, exists, mode,
+                               repeated_id("snapshot", id_text(_id)))
         side.snapshot[key], side.ids[key] = fingerprint(raw), _id
         side.sizes[key], side.texts[key] = len(raw), id_text(_id)
     if remap or not exists:
@@ -200,10 +223,30 @@ def _read_sides(client: MongoClient[Any], stored: StoredItems, item: CollectionR
         return side
     for raw in _target_documents(collection, item, target_ids):
         key, _id = _key(item, raw)
+        if key in side.target:
+            return _whole_side(client, stored, item, exists, mode,
+                               repeated_id("target", id_text(_id)))
         side.target[key] = fingerprint(raw)
         side.ids.setdefault(key, _id)
         side.texts.setdefault(key, id_text(_id))
     return side
+
+
+def _whole_side(client: MongoClient[Any], stored: StoredItems, item: CollectionRestore,
+                exists: bool, mode: str, why: str) -> _Side:
+    """A collection restored whole; only a selection of its documents is refused (they
+    cannot be picked out by `_id`)."""
+    if item.selection.kind != "all":
+        raise MongoRestoreRefused(detail=f"{item.source.full_name}: {why}, so its documents "
+                                  "cannot be picked out by _id; restore the whole collection")
+    collection = None
+    if exists:
+        collection = client[item.target_database].get_collection(
+            item.target_name, codec_options=RAW_OPTIONS)
+        if mode == "new-target" and collection.find_one({}, {"_id": 1}) is not None:
+            raise RestoreTargetNotEmpty(target=item.target)
+    documents = _stored_documents(stored, item.source.database, item.source.name)
+    return _Side(item, exists, whole=read_whole(why, documents, collection))
 
 
 def _key(item: CollectionRestore, raw: bytes) -> tuple[DocKey, Any]:
@@ -413,13 +456,5 @@ def _write_collection(client: MongoClient[Any], stored: StoredItems, side: _Side
     if operations:
         collection.bulk_write(operations, ordered=True, bypass_document_validation=True)
     if not side.exists:
-        _create_indexes(database, item.target_name, metadata.get("indexes", []))
+        create_indexes(database, item.target_name, metadata.get("indexes", []))
     return written
-
-
-def _create_indexes(database: Database[Any], name: str, indexes: list[dict[str, Any]]) -> None:
-    # After the documents, as mongorestore does: one build instead of one update per insert.
-    specs = [{k: v for k, v in spec.items() if k != "ns"} for spec in indexes
-             if spec.get("name") != "_id_"]
-    if specs:
-        database.command({"createIndexes": name, "indexes": specs})
