@@ -78,12 +78,23 @@ def tamper(path: Path, *statements: str) -> None:
 
 
 def verify_fails_at(env: dict[str, str], seq: int) -> None:
-    result = vault(env, "journal", "verify")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"seq {seq}" in result.stdout, result.stdout
     as_json = vault(env, "journal", "verify", "--json")
+    assert as_json.returncode == 1, as_json.stdout + as_json.stderr
     record = json.loads(as_json.stdout.strip().splitlines()[-1])
     assert record["ok"] is False and record["first_bad_seq"] == seq
+    # The tampering opened a fresh segment: the next verify checks the chain from there,
+    # still names the tampering in the text, and the alert stands in `status --check`.
+    tampering = record["tampering_seq"]
+    result = vault(env, "journal", "verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"segment since seq {tampering}" in result.stdout, result.stdout
+    recorded = json.loads(vault(env, "journal", "--type", "JournalTamperingDetected",
+                                "--json").stdout)["events"]
+    assert [e["seq"] for e in recorded] == [tampering]
+    assert recorded[0]["payload"]["first_bad_seq"] == seq
+    status = vault(env, "status", "--check")
+    assert status.returncode == 1
+    assert "journal tampering detected" in status.stdout, status.stdout
 
 
 def test_intact_chain_verifies(env: dict[str, str], busy_journal: Path) -> None:

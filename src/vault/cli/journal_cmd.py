@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import click
 
+from vault.app import Vault
 from vault.cli.common import parse_time
 from vault.cli.main import CliState, output_options, pass_state
-from vault.errors import EXIT_FAILED
-from vault.journal import ProjectionsRebuilt
+from vault.cli.output import Output
+from vault.errors import EXIT_FAILED, RepositoryNotFound
+from vault.journal import JournalVerified, ProjectionsRebuilt
+from vault.operations.journal_check import (
+    JournalCheck,
+    check_journal,
+    lost_message,
+    record_check,
+)
+from vault.repository.repository import Repository, read_config
 
 
 @click.group(invoke_without_command=True)
@@ -49,27 +58,68 @@ def journal(ctx: click.Context, state: CliState, types: tuple[str, ...], stream:
 
 
 @journal.command("verify")
+@click.option("--chain-only", is_flag=True,
+              help="Check only the hash chain (no passphrase, no repository).")
 @output_options
 @pass_state
-def journal_verify(state: CliState) -> None:
-    """Walk the hash chain; exit 1 naming the first bad seq if anything was altered."""
-    j = state.vault().journal
-    result = j.verify()
-    j.append("journal", result.to_event())
-    # A chain cannot reveal a truncated tail by itself: the head is printed so it can be
-    # anchored elsewhere (a ticket, a log shipper) and compared later.
-    head_seq, head_hash = j.head()
+def journal_verify(state: CliState, chain_only: bool) -> None:
+    """Check the hash chain and the anchors in the repository; exit 1 naming what disagrees."""
+    vault = state.vault()
+    repo = None if chain_only else _repository_if_initialised(vault)
+    check = check_journal(vault, repo)
+    # Tampering is journaled (a fresh segment) and the head anchored before the
+    # verification itself is journaled.
+    record_check(vault, repo, check)
+    vault.journal.append("journal", JournalVerified(
+        ok=not check.tampered, events_checked=check.chain.events_checked,
+        first_bad_seq=check.chain.first_bad_seq,
+        reason=check.findings[0] if check.findings else None))
+    head_seq, head_hash = vault.journal.head()
     out = state.output()
-    if result.ok:
-        out.line(f"journal ok: {result.events_checked} events, hash chain intact")
-    else:
-        out.line(f"journal TAMPERED at seq {result.first_bad_seq}: {result.reason}")
+    _show_check(out, check, chain_only)
     out.line(f"head: seq {head_seq} hash {head_hash}")
-    out.summary(ok=result.ok, events_checked=result.events_checked,
-                first_bad_seq=result.first_bad_seq, reason=result.reason,
-                head_seq=head_seq, head_hash=head_hash)
-    if not result.ok:
+    out.summary(ok=not check.problems, events_checked=check.chain.events_checked,
+                first_bad_seq=check.chain.first_bad_seq, reason=check.chain.reason,
+                head_seq=head_seq, head_hash=head_hash, segment_seq=check.segment_seq,
+                repository_checked=check.repository_checked,
+                anchors_checked=check.anchors_checked, findings=check.findings,
+                lost_snapshots=sorted(check.lost_snapshots),
+                unseen_snapshots=check.unseen_snapshots, tampering_seq=check.tampering_seq)
+    if check.problems:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _repository_if_initialised(vault: Vault) -> Repository | None:
+    try:
+        read_config(vault.storage)  # no passphrase asked where there is no repository
+    except RepositoryNotFound:
+        return None
+    return vault.repository()
+
+
+def _show_check(out: Output, check: JournalCheck, chain_only: bool) -> None:
+    segment = f" (segment since seq {check.segment_seq})" if check.segment_seq > 1 else ""
+    if check.chain.ok:
+        out.line(f"journal ok: {check.chain.events_checked} events, hash chain intact{segment}")
+    else:
+        out.line(f"journal TAMPERED at seq {check.chain.first_bad_seq}: {check.chain.reason}")
+    if not check.repository_checked:
+        out.line("anchors: not checked (" + ("--chain-only" if chain_only else "no repository")
+                 + ")")
+    elif not check.anchor_findings:
+        out.line(f"anchors: {check.anchors_checked} in the repository agree")
+    for finding in check.anchor_findings:
+        out.line(f"journal TAMPERED: {finding}")
+    for snapshot_id, seq in check.lost_snapshots.items():
+        out.line(f"MISSING: {lost_message(snapshot_id, seq)}")
+    for snapshot_id in check.unseen_snapshots:
+        out.line(f"note: snapshot {snapshot_id[:8]} is in the repository but not in this "
+                 "journal (another host's, or this journal lost its record)")
+    if check.tampering_seq is not None:
+        out.line(f"recorded as JournalTamperingDetected at seq {check.tampering_seq}: "
+                 "a fresh segment starts there")
+    if check.anchor_error:
+        out.line(f"note: no anchor written: {check.anchor_error}")
 
 
 @journal.command("rebuild")

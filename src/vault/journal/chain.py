@@ -88,9 +88,12 @@ def check_row(row: sqlite3.Row, prev_seq: int, prev_hash: str) -> str | None:
     return None
 
 
-def verify_rows(rows: Iterable[sqlite3.Row]) -> ChainVerification:
-    """Check rows given in seq order from seq 1, stopping at the first break."""
-    prev_seq, prev_hash, checked = 0, GENESIS_HASH, 0
+def verify_rows(
+    rows: Iterable[sqlite3.Row], start: tuple[int, str] = (0, GENESIS_HASH)
+) -> ChainVerification:
+    """Check rows given in seq order, continuing the chain that ends at `start`
+    (seq, hash) — from seq 1 by default — and stopping at the first break."""
+    (prev_seq, prev_hash), checked = start, 0
     for row in rows:
         checked += 1
         reason = check_row(row, prev_seq, prev_hash)

@@ -539,6 +539,21 @@ class JournalVerified(Event):
     reason: str | None
 
 
+class JournalTamperingDetected(Event):
+    """The journal's chain is broken, or it disagrees with the anchors sealed in the
+    repository (a truncated tail, a deleted journal, a re-hashed forgery). This event
+    opens a fresh segment; nothing before it is changed (docs/journal.md#anchors).
+    `found_head_*` is the head as found; `trusted_*` the newest anchor that agreed."""
+
+    repo_id: str | None
+    findings: list[str]
+    first_bad_seq: int | None
+    found_head_seq: int
+    found_head_hash: str
+    trusted_seq: int | None
+    trusted_hash: str | None
+
+
 class ProjectionsRebuilt(Event):
     projections: list[str]
     events_replayed: int

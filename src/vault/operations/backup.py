@@ -16,6 +16,7 @@ from vault.filters import PathFilter
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import check_free_space, repository_lock
+from vault.operations.journal_check import anchor_snapshot
 from vault.operations.quota import (
     check_quota,
     keeping_written_packs,
@@ -132,6 +133,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
             archiver.remember_in_cache()
             archiver.cache.commit()
         run.complete(completed_event(run.job_id, repo, snapshot))
+        anchor_snapshot(vault, repo, snapshot.id)
     storage_event = record_storage_usage(vault, repo)
     return BackupOutcome(run.job_id, snapshot, snapshot.summary, snapshot.errors,
                          storage_event=storage_event)

@@ -23,6 +23,7 @@ from vault.journal.queries import (
     parse_time,
     verify_history,
 )
+from vault.operations.journal_check import journal_alerts
 from vault.operations.quota import last_storage_event, storage_usage
 from vault.quota import StorageUsage
 from vault.repository.repository import read_config
@@ -100,6 +101,7 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
     report.verify = _verify_state(journal_path, report.repo_id)
     report.alerts = (all_alerts(report.sources, report.jobs, report.usage, missed, now)
                      + verify_alerts(report.verify, vault.config.verify.max_age, now))
+    report.alerts += journal_alerts(vault, report.repo_id, now)
     return report
 
 

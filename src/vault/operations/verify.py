@@ -21,6 +21,7 @@ from vault.app import Vault
 from vault.errors import IntegrityError, UsageError, VaultError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
+from vault.operations.journal_check import check_journal_agreement
 from vault.operations.readonly_lock import read_only_lock
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.blob import BlobEntry
@@ -277,6 +278,8 @@ def run_verify(vault: Vault, read_data: bool, subset: str | None,
         if not report.ok:
             verifier.trace_damage(snapshots)
             remember_damage(repo, report, run.job_id)
+        # The journal against its anchors and the snapshots (docs/journal.md#anchors).
+        report.problems += check_journal_agreement(vault, repo).problems
         for snapshot_id, paths in report.corrupted.items():
             run.record(ev.SnapshotCorrupted(job_id=run.job_id, repo_id=repo.id,
                                             snapshot_id=snapshot_id,
