@@ -20,7 +20,8 @@ from vault.errors import UsageError, VaultError
 from vault.operations import manage
 from vault.progress import NullReporter
 from vault.secrets import Secret, SecretRef, resolve_secret
-from vault.transfer.export import run_export
+from vault.transfer.export import repository_key, run_export
+from vault.transfer.writer import ExportKey
 from vault_tui.context import TuiContext
 from vault_tui.data.history import SnapshotRow
 from vault_tui.data.journal import read_event
@@ -72,8 +73,10 @@ def export(ctx: TuiContext, rows: list[SnapshotRow], directory: Path,
             raise
         for row in rows:
             try:
+                # Encrypted either way: with the file's passphrase, else the repository's.
+                key = repository_key(vault) if passphrase is None else ExportKey(passphrase)
                 outcome = run_export(vault, row.snapshot_id, target / export_file_name(row),
-                                     passphrase, NullReporter())
+                                     key, NullReporter())
             except VaultError as exc:
                 vault.record_failure("tui export", exc.kind, exc.message)
                 result.failed.append((row.short_id, exc.message))

@@ -18,13 +18,16 @@ VaultCLI = Any  # the conftest fixtures (conftest modules are not imported)
 FsTools = Any
 
 
-def write_v0(v1_path: Path, v0_path: Path) -> None:
-    """Rewrite an unencrypted version-1 export in the version-0 layout: records stored
-    uncompressed, the root named `tree_root`, no end record, the same trailer."""
-    export = open_export(v1_path)
+def write_v0(v2_path: Path, v0_path: Path) -> None:
+    """Rewrite an unencrypted one-snapshot export in the version-0 layout: records stored
+    uncompressed, one snapshot at the top level, the root named `tree_root`, no end
+    record, the same trailer."""
+    export = open_export(v2_path)
     meta = export.meta()
-    meta["tree_root"] = meta.pop("root")
-    del meta["counts"]
+    member = meta.pop("members")[0]
+    del meta["group"], meta["counts"]
+    meta.update(snapshot=member["snapshot"], snapshot_id=member["snapshot_id"],
+                tree_root=member["root"])
     header = json.dumps({"format": "vault-export", "version": 0}).encode()
     body = [struct.pack(">8sHI", MAGIC, 0, len(header)), header]
     records = [(RecordKind.META, json.dumps(meta).encode()), *export.records()]
@@ -35,14 +38,14 @@ def write_v0(v1_path: Path, v0_path: Path) -> None:
 
 def test_a_version_0_export_is_migrated_and_restores_exactly(
         vault_repo: VaultCLI, fs: FsTools, tmp_path: Path) -> None:
-    assert set(DIALECTS) == {0, 1}
+    assert set(DIALECTS) == {0, 1, 2}
     src = tmp_path / "src"
     fs.write_random(src / "r.bin", 700_000, seed=9)
     (src / "sub").mkdir()
     (src / "sub" / "t.txt").write_text("version zero\n")
     snap = vault_repo.backup(src)["snapshot_id"]
     v1, v0 = tmp_path / "v1.vault", tmp_path / "v0.vault"
-    assert vault_repo.query("export", snap, "-o", v1).code == 0
+    assert vault_repo.query("export", snap, "-o", v1, "--no-encrypt").code == 0
     write_v0(v1, v0)
     assert open_export(v0).version == 0
 

@@ -2,51 +2,136 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from vault.cli.common import reporter_for
 from vault.cli.main import CliState, output_options, pass_state
-from vault.errors import EXIT_PARTIAL
+from vault.errors import EXIT_PARTIAL, UsageError, VaultError
 from vault.secrets import Secret, SecretRef, resolve_secret
-from vault.transfer.export import run_export
+from vault.transfer.export import repository_key, run_export
+from vault.transfer.format import KEY_REPOSITORY
+from vault.transfer.import_export import AskPassphrase
 from vault.transfer.importer import FORMATS, prepare_import, run_import
+from vault.transfer.reader import ExportFile
+from vault.transfer.writer import ExportKey
 from vault.units import human_bytes
 
+WHAT = "export passphrase"
 
-def _export_passphrase(path: Path | None) -> Secret | None:
-    return resolve_secret(SecretRef(file=path), "export passphrase") if path else None
+
+def _file_passphrase(password_file: Path | None,
+                     password_command: str | None) -> Secret | None:
+    """A passphrase given for the export file: --password-file / --password-command >
+    VAULT_EXPORT_PASSWORD > VAULT_EXPORT_PASSWORD_FILE > VAULT_EXPORT_PASSWORD_COMMAND."""
+    if password_file is not None and password_command is not None:
+        raise UsageError("give either --password-file or --password-command, not both")
+    if password_command is not None:
+        return resolve_secret(SecretRef(command=password_command), WHAT)
+    if password_file is not None:
+        return resolve_secret(SecretRef(file=password_file), WHAT)
+    if os.environ.get("VAULT_EXPORT_PASSWORD"):
+        return Secret(os.environ["VAULT_EXPORT_PASSWORD"])
+    if os.environ.get("VAULT_EXPORT_PASSWORD_FILE"):
+        return resolve_secret(SecretRef(file=Path(os.environ["VAULT_EXPORT_PASSWORD_FILE"])),
+                              WHAT)
+    if os.environ.get("VAULT_EXPORT_PASSWORD_COMMAND"):
+        return resolve_secret(SecretRef(command=os.environ["VAULT_EXPORT_PASSWORD_COMMAND"]),
+                              WHAT)
+    return None
+
+
+def _export_key(state: CliState, password_file: Path | None, password_command: str | None,
+                ask: bool, no_encrypt: bool) -> ExportKey | None:
+    given = _file_passphrase(password_file, password_command)
+    if no_encrypt:
+        if given is not None or ask:
+            raise UsageError("--no-encrypt and an export passphrase contradict each other")
+        return None
+    if ask:
+        if not sys.stdin.isatty():
+            raise UsageError("--password-prompt needs a terminal")
+        return ExportKey(Secret(click.prompt(WHAT, hide_input=True, confirmation_prompt=True,
+                                             err=True)))
+    if given is not None:
+        return ExportKey(given)
+    return repository_key(state.vault())
+
+
+_PASSWORD_FILE_HELP = "The export file's passphrase is in this file (mode 0600)."
+_PASSWORD_COMMAND_HELP = "Command that prints the export file's passphrase."
 
 
 @click.command("export")
 @click.argument("snapshot")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="The export file to write (must not exist yet).")
+              help="The export file to write (must not exist yet; created mode 0600).")
 @click.option("--password-file", "password_file", type=click.Path(path_type=Path),
-              help="Encrypt the export with the passphrase in this file (mode 0600); "
-                   "not the repository's passphrase.")
+              help=_PASSWORD_FILE_HELP + " Default: the repository's passphrase.")
+@click.option("--password-command", "password_command", help=_PASSWORD_COMMAND_HELP)
+@click.option("--password-prompt", "ask", is_flag=True,
+              help="Type a passphrase for the export file (twice).")
+@click.option("--no-encrypt", is_flag=True,
+              help="Write the export unencrypted (anyone who reads it reads the data).")
 @output_options
 @pass_state
-def export_cmd(state: CliState, snapshot: str, output: Path,
-               password_file: Path | None) -> None:
-    """Write SNAPSHOT to one self-describing, checksummed export file.
+def export_cmd(state: CliState, snapshot: str, output: Path, password_file: Path | None,
+               password_command: str | None, ask: bool, no_encrypt: bool) -> None:
+    """Write SNAPSHOT (a snapshot, a group's name or a group id) to one checksummed file.
 
-    `vault import` reads it into any repository (which needs none of this repository's
-    keys). With --password-file the file is encrypted with its own passphrase.
+    `vault import` reads it into any repository. The file is encrypted (AES-256-GCM,
+    scrypt) with a passphrase given for it, else with the repository's own passphrase;
+    --no-encrypt writes it in the clear, with a warning. A group's members go into one
+    file; a settings snapshot's sealed secrets are re-sealed for the file.
     """
     out = state.output()
-    result = run_export(state.vault(), snapshot, output, _export_passphrase(password_file),
-                        reporter_for(out))
-    out.line(f"exported snapshot {result.snapshot.short_id} to {result.path}: "
-             f"{result.blobs} blobs, {result.trees} trees, "
+    key = _export_key(state, password_file, password_command, ask, no_encrypt)
+    result = run_export(state.vault(), snapshot, output, key, reporter_for(out))
+    warnings = [] if key is not None else [
+        f"{result.path} is not encrypted: anyone who can read it can read every file and "
+        "setting it holds"]
+    for warning in warnings:
+        if not state.json_mode:
+            click.echo(f"warning: {warning}", err=True)
+    ids = " ".join(s.short_id for s in result.snapshots)
+    out.line(f"exported snapshot{'s' if len(result.snapshots) > 1 else ''} {ids} to "
+             f"{result.path}: {result.blobs} blobs, {result.trees} trees, "
              f"{human_bytes(result.bytes_plain)} -> {human_bytes(result.bytes_written)}"
-             f"{' (encrypted)' if result.encrypted else ''}, "
-             f"{result.duration_seconds:.1f}s")
-    out.summary(snapshot_id=result.snapshot.id, file=str(result.path),
-                encrypted=result.encrypted, trees=result.trees, blobs=result.blobs,
+             f"{_encrypted_note(key)}, {result.duration_seconds:.1f}s")
+    out.summary(snapshot_id=result.snapshot.id, snapshot_ids=[s.id for s in result.snapshots],
+                group=result.group, file=str(result.path), encrypted=result.encrypted,
+                key=key.source if key else None, trees=result.trees, blobs=result.blobs,
                 bytes_plain=result.bytes_plain, bytes_written=result.bytes_written,
-                duration_seconds=result.duration_seconds)
+                duration_seconds=result.duration_seconds, warnings=warnings)
+
+
+def _encrypted_note(key: ExportKey | None) -> str:
+    if key is None:
+        return " (NOT encrypted)"
+    if key.source == KEY_REPOSITORY:
+        return " (encrypted with the repository's passphrase)"
+    return " (encrypted)"
+
+
+def _asker(state: CliState) -> AskPassphrase:
+    """For an encrypted export given no passphrase: the importing repository's own
+    passphrase when the file says it was sealed with its repository's, else a prompt."""
+
+    def ask(export: ExportFile) -> str | None:
+        if export.key_source == KEY_REPOSITORY:
+            try:
+                if export.try_unlock(state.vault().passphrase()):
+                    return None  # already open
+            except VaultError:
+                pass  # no repository passphrase here: ask for the file's
+        if sys.stdin.isatty():
+            return str(click.prompt(WHAT, hide_input=True, err=True))
+        return None
+
+    return ask
 
 
 @click.command("import")
@@ -54,22 +139,27 @@ def export_cmd(state: CliState, snapshot: str, output: Path,
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto",
               show_default=True, help="What FILE is (auto: detected from its content).")
 @click.option("--password-file", "password_file", type=click.Path(path_type=Path),
-              help="Passphrase of an encrypted export (mode 0600).")
+              help=_PASSWORD_FILE_HELP)
+@click.option("--password-command", "password_command", help=_PASSWORD_COMMAND_HELP)
 @click.option("--tag", "tags", multiple=True, help="Tag the new snapshot (repeatable).")
 @click.option("-n", "--dry-run", is_flag=True,
               help="Check FILE and show the preview; import nothing.")
 @output_options
 @pass_state
 def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None,
-               tags: tuple[str, ...], dry_run: bool) -> None:
-    """Add FILE to the repository as a new snapshot.
+               password_command: str | None, tags: tuple[str, ...], dry_run: bool) -> None:
+    """Add FILE to the repository as a new snapshot (or several: a group's export).
 
     FILE is a `vault export` file (checked: checksum, version; older formats are
-    migrated), a SQLite database, or a tar or ZIP archive. Archive members with absolute
-    paths, `..`, links or special files are refused and listed; nothing is extracted.
+    migrated; an encrypted one opens with --password-file/--password-command,
+    VAULT_EXPORT_PASSWORD, this repository's passphrase if it was sealed with its
+    repository's, or a prompt), a SQLite database, or a tar or ZIP archive. Archive
+    members with absolute paths, `..`, links or special files are refused and listed;
+    nothing is extracted.
     """
     out = state.output()
-    prepared = prepare_import(file, fmt, _export_passphrase(password_file))
+    prepared = prepare_import(file, fmt, _file_passphrase(password_file, password_command),
+                              _asker(state))
     preview = prepared.preview
     out.line(_preview_line(preview))
     refused = preview.get("refused", [])
@@ -79,10 +169,15 @@ def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None
         out.summary(dry_run=True, preview=preview)
         return
     result = run_import(state.vault(), prepared, reporter_for(out), list(tags))
-    out.line(f"imported {file} as snapshot {result.snapshot.short_id}: {result.files} "
+    many = len(result.snapshots) > 1
+    out.line(f"imported {file} as snapshot{'s' if many else ''} "
+             f"{' '.join(s.short_id for s in result.snapshots)}: {result.files} "
              f"files, {human_bytes(result.bytes_raw)} ({human_bytes(result.bytes_new)} new)"
              f"{f', {len(result.refused)} member(s) refused' if result.refused else ''}")
-    out.summary(snapshot_id=result.snapshot.id, format=result.format, files=result.files,
+    out.summary(snapshot_id=result.snapshot.id,
+                snapshot_ids=[s.id for s in result.snapshots],
+                group_id=result.snapshot.group_id if many else None,
+                format=result.format, files=result.files,
                 bytes_raw=result.bytes_raw, bytes_new=result.bytes_new,
                 refused=[p.model_dump() for p in result.refused],
                 duration_seconds=result.duration_seconds, dry_run=False, preview=preview)

@@ -23,6 +23,7 @@ __all__ = [
     "SecretMatcher",
     "join_path",
     "protect",
+    "reseal",
     "unseal",
 ]
 
@@ -104,3 +105,16 @@ def has_sealed(settings: Any) -> bool:
 
 def is_redacted(value: Any) -> bool:
     return isinstance(value, Redacted)
+
+
+def reseal(settings: Any, open_sealed: Callable[[bytes], bytes],
+           seal: Callable[[bytes], bytes]) -> Any:
+    """Settings with every `Sealed` value opened and sealed again under another key (an
+    export carries them under its own key); the plaintext never leaves this function."""
+    if isinstance(settings, Sealed):
+        return Sealed(seal(open_sealed(settings.data)))
+    if isinstance(settings, dict):
+        return {key: reseal(item, open_sealed, seal) for key, item in settings.items()}
+    if isinstance(settings, list):
+        return [reseal(item, open_sealed, seal) for item in settings]
+    return settings

@@ -22,11 +22,11 @@ class UnsupportedExportVersion(UsageError):
 
 
 class ExportPassphraseWrong(UsageError):
-    """wrong passphrase for the encrypted export {path}"""
+    """wrong passphrase for the encrypted export {path} (encrypted{whose})"""
 
 
 class ExportPassphraseNeeded(UsageError):
-    """{path} is encrypted: give its passphrase with --password-file"""
+    """{path} is encrypted{whose}: give it with --password-file, --password-command or VAULT_EXPORT_PASSWORD"""  # noqa: E501
 
 
 class ExportTargetExists(UsageError):

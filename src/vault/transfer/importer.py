@@ -27,18 +27,17 @@ from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.quota import check_quota
 from vault.progress import ProgressCounter, ProgressReporter
-from vault.repository.blob import BlobType
 from vault.repository.repository import vault_version
 from vault.repository.saver import BlobSaver
-from vault.repository.snapshot import SNAPSHOT_VERSION, FileProblem, Snapshot
-from vault.repository.tree import InvalidTree, Node, decode_tree, encode_tree
+from vault.repository.snapshot import FileProblem, Snapshot
 from vault.sources.base import SourceItem
 from vault.transfer import mongodump, pgdump
 from vault.transfer.archives import Archive, MemberPlan, plan_members
 from vault.transfer.errors import ExportCorrupted, NotAnExport, NothingToImport
 from vault.transfer.export import TRANSFERS_STREAM
-from vault.transfer.format import MAGIC, RecordKind
-from vault.transfer.reader import ExportFile, open_export
+from vault.transfer.format import MAGIC
+from vault.transfer.import_export import AskPassphrase, import_export, prepare_export
+from vault.transfer.reader import ExportFile
 
 ImportFormat = Literal["vault", "sqlite", "tar", "zip", "mongodump", "pgdump"]
 FORMATS: tuple[str, ...] = ("auto", "vault", "sqlite", "tar", "zip", "mongodump", "pgdump")
@@ -84,11 +83,13 @@ class PreparedImport:
     plan: MemberPlan | None = None
 
 
-def prepare_import(path: Path, fmt: str = "auto",
-                   passphrase: str | None = None) -> PreparedImport:
+def prepare_import(path: Path, fmt: str = "auto", passphrase: str | None = None,
+                   ask: AskPassphrase | None = None) -> PreparedImport:
+    """`passphrase` opens an encrypted export; without it, `ask` is asked for one."""
     kind: ImportFormat = detect_format(path) if fmt == "auto" else fmt  # type: ignore[assignment]
     if kind == "vault":
-        return _prepare_export(path, passphrase)
+        export, meta, preview = prepare_export(path, passphrase, ask)
+        return PreparedImport(path, "vault", preview, export=export, meta=meta)
     if kind == "sqlite":
         return PreparedImport(path, kind, {"format": kind, "file": str(path.resolve()),
                                            "bytes": path.stat().st_size})
@@ -111,49 +112,6 @@ def prepare_import(path: Path, fmt: str = "auto",
     return PreparedImport(path, kind, preview, plan=plan)
 
 
-def _prepare_export(path: Path, passphrase: str | None) -> PreparedImport:
-    export = open_export(path)
-    export.unlock(passphrase)
-    meta = export.meta()
-    records = check_records(export, str(meta.get("root", "")))
-    try:
-        snap = meta["snapshot"]
-        preview = {"format": "vault", "file": str(path.resolve()),
-                   "format_version": export.version, "encrypted": export.encrypted,
-                   "snapshot_id": meta.get("snapshot_id"), "time": snap["time"],
-                   "host": snap["host"], "paths": snap["paths"], "tags": snap.get("tags", []),
-                   "source_type": snap.get("source", {}).get("type", "files"),
-                   "files": snap.get("summary", {}).get("files_new", 0)
-                   + snap.get("summary", {}).get("files_changed", 0)
-                   + snap.get("summary", {}).get("files_unmodified", 0),
-                   "bytes": snap.get("summary", {}).get("bytes_raw", 0),
-                   "exported_at": meta.get("exported_at"), "records": records}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ExportCorrupted(path=str(path), detail=f"metadata lacks {exc}") from exc
-    return PreparedImport(path, "vault", preview, export=export, meta=meta)
-
-
-def check_records(export: ExportFile, root_hex: str) -> int:
-    """Decode (and, when encrypted, authenticate) every record before anything is stored,
-    and check that each tree names only blobs and trees before it and the root comes last;
-    the number of records. The checksum alone does not stop someone who recomputes it."""
-    where = str(export.path)
-    seen: set[bytes] = set()
-    last_tree = b""
-    count = 0
-    for kind, plain in export.records():
-        count += 1
-        if len(plain) < _ID or kind not in (RecordKind.DATA, RecordKind.TREE):
-            raise ExportCorrupted(path=where, detail=f"unexpected {kind.name} record {count}")
-        if kind == RecordKind.TREE:
-            _check_tree(plain[_ID:], seen, where)
-            last_tree = plain[:_ID]
-        seen.add(plain[:_ID])
-    if last_tree.hex() != root_hex:
-        raise ExportCorrupted(path=where, detail="the root tree is not the last record")
-    return count
-
-
 @dataclass
 class ImportOutcome:
     snapshot: Snapshot
@@ -163,127 +121,48 @@ class ImportOutcome:
     bytes_new: int
     refused: list[FileProblem]
     duration_seconds: float
+    #: every new snapshot (a group export's members; else just `snapshot`)
+    snapshots: list[Snapshot] = field(default_factory=list)
 
 
 def run_import(vault: Vault, prepared: PreparedImport, reporter: ProgressReporter,
                tags: list[str] | None = None) -> ImportOutcome:
     started = time.monotonic()
+    refused: list[FileProblem] = []
     if prepared.format == "sqlite":
-        snapshot = _import_sqlite(vault, prepared.path, reporter, tags or [])
-        refused: list[FileProblem] = []
+        snapshots = [_import_sqlite(vault, prepared.path, reporter, tags or [])]
     elif prepared.format == "vault":
-        snapshot = _import_export(vault, prepared, reporter, tags or [])
-        refused = []
+        assert prepared.export is not None
+        snapshots = import_export(vault, prepared.export, prepared.meta, reporter, tags or [])
     elif prepared.format == "mongodump":
-        snapshot, refused = _import_mongodump(vault, prepared.path, reporter, tags or []), []
+        snapshots = [_import_mongodump(vault, prepared.path, reporter, tags or [])]
     elif prepared.format == "pgdump":
-        snapshot, refused = _import_pgdump(vault, prepared.path, reporter, tags or []), []
+        snapshots = [_import_pgdump(vault, prepared.path, reporter, tags or [])]
     else:
         snapshot, refused = _import_archive(vault, prepared, reporter, tags or [])
-    summary = snapshot.summary
-    files = summary.files_new + summary.files_changed + summary.files_unmodified
-    outcome = ImportOutcome(snapshot, prepared.format, files, summary.bytes_raw,
-                            summary.bytes_new, refused, time.monotonic() - started)
+        snapshots = [snapshot]
+    files = sum(_files(s) for s in snapshots)
+    outcome = ImportOutcome(snapshots[0], prepared.format, files,
+                            sum(s.summary.bytes_raw for s in snapshots),
+                            max(s.summary.bytes_new for s in snapshots), refused,
+                            time.monotonic() - started, snapshots)
     repo = vault.repository()
-    vault.journal.append(TRANSFERS_STREAM, ev.SnapshotImported(
-        repo_id=repo.id, snapshot_id=snapshot.id, file=str(prepared.path.resolve()),
-        format=prepared.format,
-        format_version=prepared.export.version if prepared.export else None,
-        source_snapshot_id=prepared.meta.get("snapshot_id"), files=files,
-        bytes_raw=summary.bytes_raw, bytes_new=summary.bytes_new,
-        refused=[ev.FileProblem(path=p.path, error=p.error) for p in refused],
-        duration_seconds=outcome.duration_seconds))
+    members = prepared.meta.get("members") or [{}] * len(snapshots)
+    for snapshot, member in zip(snapshots, members, strict=True):
+        vault.journal.append(TRANSFERS_STREAM, ev.SnapshotImported(
+            repo_id=repo.id, snapshot_id=snapshot.id, file=str(prepared.path.resolve()),
+            format=prepared.format,
+            format_version=prepared.export.version if prepared.export else None,
+            source_snapshot_id=member.get("snapshot_id"), files=_files(snapshot),
+            bytes_raw=snapshot.summary.bytes_raw, bytes_new=snapshot.summary.bytes_new,
+            refused=[ev.FileProblem(path=p.path, error=p.error) for p in refused],
+            duration_seconds=outcome.duration_seconds))
     return outcome
 
 
-# --- a vault export -----------------------------------------------------------------------
-
-
-def _import_export(vault: Vault, prepared: PreparedImport, reporter: ProgressReporter,
-                   tags: list[str]) -> Snapshot:
-    export, meta = prepared.export, prepared.meta
-    assert export is not None
-    where = str(prepared.path)
-    doc = dict(meta["snapshot"])
-    if int(doc.get("version", 0)) > SNAPSHOT_VERSION:
-        raise ExportCorrupted(path=where, detail=f"its snapshot is of version "
-                              f"{doc.get('version')}; this vault reads up to {SNAPSHOT_VERSION}")
-    try:
-        original = Snapshot.model_validate(doc)
-    except ValueError as exc:
-        raise ExportCorrupted(path=where, detail=f"bad snapshot metadata: {exc}") from exc
-    repo = vault.repository()
-    counts = meta.get("counts", {})
-    counter = ProgressCounter(reporter, "import", bytes_total=original.summary.bytes_raw or None,
-                              items_total=(counts["trees"] + counts["blobs"])
-                              if "trees" in counts and "blobs" in counts else None)
-    with repository_lock(vault, repo, exclusive=False, operation="import") as lock:
-        repo.load_index()
-        check_quota(vault, repo, original.summary.bytes_raw)
-        cfg = vault.config.repository
-        saver = BlobSaver(repo, compression_level=cfg.compression_level,
-                          pack_size=cfg.pack_size_mib << 20)
-        new_ids: dict[bytes, bytes] = {}
-        for kind, plain in export.records():
-            if len(plain) < _ID or kind not in (RecordKind.DATA, RecordKind.TREE):
-                raise ExportCorrupted(path=where, detail=f"unexpected {kind.name} record")
-            old_id, body = plain[:_ID], plain[_ID:]
-            if kind == RecordKind.DATA:
-                new_ids[old_id] = saver.save(BlobType.DATA, body)[0]
-                counter.add(len(body), 1)
-            else:
-                tree = _rewrite_tree(body, new_ids, where)
-                new_ids[old_id] = saver.save(BlobType.TREE, tree)[0]
-                counter.add(0, 1)
-        root = new_ids.get(bytes.fromhex(str(meta["root"])))
-        if root is None:
-            raise ExportCorrupted(path=where, detail="the root tree is missing")
-        saver.flush()
-        counter.finish()
-        stats = saver.stats
-        summary = original.summary.model_copy(update={
-            "bytes_new": stats.bytes_new, "bytes_stored": stats.bytes_stored,
-            "blobs_new": stats.blobs_new})
-        imported = {"format": "vault", "file": str(prepared.path.resolve()),
-                    "snapshot_id": meta.get("snapshot_id"),
-                    "repo_id": meta.get("source_repo_id"),
-                    "exported_at": meta.get("exported_at")}
-        snapshot = original.model_copy(update={
-            "tree": root.hex(), "parent": None, "job_id": None, "group_id": None,
-            "group_time": None, "vault_version": vault_version(), "summary": summary,
-            "tags": sorted({*original.tags, *tags}),
-            "source": {**original.source, "imported": imported}})
-        lock.check()
-        repo.save_snapshot(snapshot)
-    return snapshot
-
-
-def _rewrite_tree(body: bytes, new_ids: dict[bytes, bytes], where: str) -> bytes:
-    """The tree with its blob ids replaced by the target repository's."""
-    try:
-        nodes: list[Node] = decode_tree(body)
-        for node in nodes:
-            node.content = [new_ids[c] for c in node.content]
-            if node.subtree is not None:
-                node.subtree = new_ids[node.subtree]
-    except InvalidTree as exc:
-        raise ExportCorrupted(path=where, detail=f"bad tree record: {exc}") from exc
-    except KeyError as exc:
-        raise ExportCorrupted(path=where, detail="a tree names a blob the export lacks") \
-            from exc
-    return encode_tree(nodes)
-
-
-def _check_tree(body: bytes, seen: set[bytes], where: str) -> None:
-    try:
-        nodes = decode_tree(body)
-    except InvalidTree as exc:
-        raise ExportCorrupted(path=where, detail=f"bad tree record: {exc}") from exc
-    for node in nodes:
-        named = [*node.content, *([node.subtree] if node.subtree else [])]
-        if any(blob_id not in seen for blob_id in named):
-            raise ExportCorrupted(path=where, detail="a tree names a blob the export lacks "
-                                  "(or names it before it)")
+def _files(snapshot: Snapshot) -> int:
+    summary = snapshot.summary
+    return summary.files_new + summary.files_changed + summary.files_unmodified
 
 
 # --- a SQLite file ------------------------------------------------------------------------

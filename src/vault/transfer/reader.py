@@ -30,6 +30,8 @@ from vault.transfer.errors import (
 from vault.transfer.format import (
     END_MAGIC,
     FORMAT_VERSION,
+    KEY_PASSPHRASE,
+    KEY_REPOSITORY,
     MAGIC,
     MAX_HEADER,
     MAX_RECORD,
@@ -40,6 +42,7 @@ from vault.transfer.format import (
     FormatError,
     RecordKind,
     RecordSealer,
+    SecretsSealer,
     unpack_payload,
 )
 
@@ -54,6 +57,8 @@ class Dialect:
     upgrade_meta: Callable[[dict[str, Any]], dict[str, Any]]
     #: whether the records end with an END record holding their count
     end_record: bool
+    #: whether an encrypted file's END record is sealed (version 2 on)
+    sealed_end: bool = False
 
 
 def _decode_v1(kind: RecordKind, seq: int, payload: bytes, sealer: RecordSealer | None) -> bytes:
@@ -74,12 +79,21 @@ def _upgrade_meta_v0(meta: dict[str, Any]) -> dict[str, Any]:
     upgraded = {k: v for k, v in meta.items() if k != "tree_root"}
     upgraded["root"] = meta["tree_root"]
     upgraded.setdefault("counts", {})
-    return upgraded
+    return _upgrade_meta_v1(upgraded)
+
+
+def _upgrade_meta_v1(meta: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 held one snapshot at the top level; version 2 lists `members`."""
+    member = {"snapshot": meta["snapshot"], "snapshot_id": meta.get("snapshot_id"),
+              "root": meta["root"], "settings_sealed": False}
+    rest = {k: v for k, v in meta.items() if k not in ("snapshot", "snapshot_id", "root")}
+    return {**rest, "members": [member], "group": None}
 
 
 DIALECTS: dict[int, Dialect] = {
     0: Dialect(_decode_v0, _upgrade_meta_v0, end_record=False),
-    1: Dialect(_decode_v1, lambda meta: meta, end_record=True),
+    1: Dialect(_decode_v1, _upgrade_meta_v1, end_record=True),
+    2: Dialect(_decode_v1, lambda meta: meta, end_record=True, sealed_end=True),
 }
 
 
@@ -104,19 +118,44 @@ class ExportFile:
     def size(self) -> int:
         return self._body[1] + TRAILER_SIZE
 
-    def unlock(self, passphrase: str | None) -> None:
+    @property
+    def key_source(self) -> str | None:
+        """KEY_REPOSITORY or KEY_PASSPHRASE for an encrypted file (None: unencrypted)."""
         if not self.encryption:
+            return None
+        return str(self.encryption.get("key", KEY_PASSPHRASE))
+
+    @property
+    def secrets_sealer(self) -> SecretsSealer | None:
+        return None if self._sealer is None else self._sealer.secrets_sealer()
+
+    def _whose(self) -> str:
+        if self.key_source == KEY_REPOSITORY:
+            repo = str(self.encryption.get("repo_id") or "")[:12] if self.encryption else ""
+            return f" with the passphrase of the repository it came from ({repo})"
+        return " with a passphrase of its own"
+
+    def unlock(self, passphrase: str | None) -> None:
+        if not self.encryption or (passphrase is None and self._sealer is not None):
             return
         if passphrase is None:
-            raise ExportPassphraseNeeded(path=str(self.path))
+            raise ExportPassphraseNeeded(path=str(self.path), whose=self._whose())
+        if not self.try_unlock(passphrase):
+            raise ExportPassphraseWrong(path=str(self.path), whose=self._whose())
+
+    def try_unlock(self, passphrase: str) -> bool:
+        """Whether `passphrase` opens the file (kept when it does)."""
+        if not self.encryption:
+            return True
         try:
             encryption, check = Encryption.from_json(self.encryption)
         except FormatError as exc:
             raise ExportCorrupted(path=str(self.path), detail=str(exc)) from exc
-        sealer = RecordSealer(encryption.derive(passphrase))
+        sealer = RecordSealer(encryption.derive(passphrase), self.version)
         if not sealer.opens_check(check):
-            raise ExportPassphraseWrong(path=str(self.path))
+            return False
         self._sealer = sealer
+        return True
 
     def meta(self) -> dict[str, Any]:
         """The snapshot metadata (first record), in the current shape."""
@@ -138,7 +177,7 @@ class ExportFile:
 
     def _records(self) -> Iterator[tuple[RecordKind, bytes]]:
         if self.encrypted and self._sealer is None:
-            raise ExportPassphraseNeeded(path=str(self.path))
+            raise ExportPassphraseNeeded(path=str(self.path), whose=self._whose())
         start, end = self._body
         seq = 0
         with open(self.path, "rb") as stream:
@@ -155,7 +194,7 @@ class ExportFile:
                         from exc
                 payload = self._read(stream, length)
                 if kind == RecordKind.END:
-                    if stream.tell() != end or payload != str(seq).encode():
+                    if stream.tell() != end or self._end_count(payload, seq) != seq:
                         raise self._damaged("the end record does not close the file")
                     return
                 seq += 1
@@ -165,6 +204,15 @@ class ExportFile:
                     raise self._damaged(str(exc)) from exc
         if self._dialect.end_record:
             raise self._damaged("the records end without an end record")
+
+    def _end_count(self, payload: bytes, seq: int) -> int | None:
+        """The record count the END record holds (authenticated when sealed)."""
+        if self._sealer is not None and self._dialect.sealed_end:
+            try:
+                payload = self._sealer.open(int(RecordKind.END), seq + 1, payload)
+            except InvalidTag:
+                return None
+        return int(payload) if payload.isdigit() else None
 
     def _read(self, stream: BinaryIO, n: int) -> bytes:
         try:
