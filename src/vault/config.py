@@ -277,10 +277,32 @@ class FilesSourceConfig(_Strict):
     include: list[str] = []
 
 
+class SecretTableConfig(_Strict):
+    """One `[[sources.secret_tables]]` entry of a SQLite source: `secret_keys` applied to
+    the keys of a key/value table (`key_column`, `value_column`), else to its column names;
+    the matching cells are redacted or sealed in the stored copy (docs/sources.md)."""
+
+    table: str = Field(min_length=1)
+    key_column: str | None = None
+    value_column: str | None = None
+
+    @model_validator(mode="after")
+    def _both_columns_or_neither(self) -> SecretTableConfig:
+        if (self.key_column is None) != (self.value_column is None):
+            raise _fail(("key_column",), "give both key_column and value_column (a key/value "
+                        "table), or neither (columns whose names match secret_keys)")
+        return self
+
+
 class SqliteSourceConfig(_Strict):
     type: Literal["sqlite"]
     name: Name
     path: ConfigPath
+    # Secrets inside the database (e.g. API keys in a settings table): redacted or sealed
+    # in the stored copy, never in the application's database.
+    secret_tables: list[SecretTableConfig] = []
+    secrets: Literal["redact", "encrypt"] = "redact"
+    secret_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
     # "backup": the online backup API, page for page (deduplicates best, see
     # docs/performance.md); "vacuum": VACUUM INTO, a compact rewrite.
     copy_method: Literal["backup", "vacuum"] = "backup"
@@ -543,6 +565,14 @@ class RestoreConfig(_Strict):
     hook_timeout: float = Field(300.0, gt=0, le=86400)  # seconds, per hook
 
 
+class VerifyConfig(_Strict):
+    """`[verify]`: how old the last successful `vault verify` may be before `vault status`
+    raises an alert (`status --check` exits 1). Schedule a verify (`vault schedule add
+    --verify`) to keep it fresh."""
+
+    max_age: Duration = timedelta(days=30)
+
+
 class SourceGroup(_Strict):
     """Sources backed up together (`vault backup --group NAME`): one group id, one time."""
 
@@ -561,6 +591,7 @@ class VaultConfig(_Strict):
     backup: BackupDefaults = Field(default_factory=BackupDefaults)
     retention: Retention = Field(default_factory=Retention)
     restore: RestoreConfig = Field(default_factory=RestoreConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     sources: list[SourceConfig] = []
     groups: list[SourceGroup] = []
     schedules: list[Schedule] = []

@@ -22,7 +22,8 @@ from vault import __version__
 from vault.app import PassphraseOptions, Vault
 from vault.cli.output import Output
 from vault.config import VaultConfig, load_config
-from vault.errors import EXIT_INTERRUPTED, JournalError, VaultError
+from vault.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, JournalError, VaultError
+from vault.paths import SharedWritable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -149,6 +150,7 @@ COMMAND_MODULES = {
     "snapshots": "snapshots", "ls": "snapshots", "diff": "snapshots", "forget": "snapshots",
     "verify": "verify",
     "prune": "prune_cmd",
+    "repair": "repair_cmd",
     "worker": "jobs_cmd", "jobs": "jobs_cmd",
     "schedule": "schedule_cmd",
     "journal": "journal_cmd",
@@ -224,9 +226,11 @@ def _journal_failure(state: CliState, err: VaultError) -> None:
     """Failures of commands that ran no job still land in the journal.
 
     Not when no Vault was built (the config itself is bad: we may not even know where
-    the journal is), nor when a job already journaled its own failure.
+    the journal is), nor when a job already journaled its own failure, nor when the
+    journal's directory is what was refused (`SharedWritable`: nothing is written there).
     """
-    if state._vault is None or getattr(err, "journaled", False) or isinstance(err, JournalError):
+    if state._vault is None or getattr(err, "journaled", False) \
+            or isinstance(err, JournalError | SharedWritable):
         return
     state._vault.record_failure(state.command, err.kind, err.message)
 
@@ -234,6 +238,7 @@ def _journal_failure(state: CliState, err: VaultError) -> None:
 def main(argv: list[str] | None = None) -> None:
     state = CliState()
     args = list(argv if argv is not None else sys.argv[1:])
+    code = 1
     try:
         with cli.make_context("vault", args, obj=state) as ctx:
             cli.invoke(ctx)
@@ -270,9 +275,22 @@ def main(argv: list[str] | None = None) -> None:
             state.output().error("InternalError", f"{type(exc).__name__}: {exc}", code)
     finally:
         if state._vault:
+            code = _warn_at_exit(state._vault, code)
             state._vault.close()
     sys.stdout.flush()
     sys.exit(code)
+
+
+def _warn_at_exit(vault: Vault, code: int) -> int:
+    """Say what went on despite a problem; events kept in the journal spool (not yet in
+    the journal) turn a success into exit 3, as an incomplete record is not a clean run."""
+    for text in vault.warnings:
+        print(f"vault: warning: {text}", file=sys.stderr)
+    spooled = vault.journal_spooled()
+    if spooled is None:
+        return code
+    print(f"vault: warning: {spooled}", file=sys.stderr)
+    return EXIT_PARTIAL if code == 0 else code
 
 
 def _report(state: CliState, exc: VaultError) -> int:

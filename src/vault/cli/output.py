@@ -28,6 +28,23 @@ def _default(value: object) -> object:
     return str(value)
 
 
+def printable(name: str) -> str:
+    """A file name fit for a terminal, as `ls -b` shows it: control characters (ESC,
+    newline, ...) and bytes that are not UTF-8 become backslash escapes, so a hostile
+    name can neither move the cursor nor forge a line of output."""
+    if name.isprintable():
+        return name
+    out = []
+    for ch in name:
+        if "\udc80" <= ch <= "\udcff":  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
 def dumps(record: dict[str, Any]) -> str:
     # ASCII with \u escapes: always valid UTF-8, even for file names that are not
     # (their undecodable bytes travel as \udcXX surrogate escapes).

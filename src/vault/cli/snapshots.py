@@ -8,18 +8,25 @@ from datetime import UTC, datetime
 
 import click
 
-from vault.cli.common import parse_time
+from vault.cli.common import latest_options, parse_time, pinned_ref, snapshot_criteria
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import UsageError
 from vault.operations import manage
 from vault.operations.restore import resolve_subtree, split_ref
+from vault.repository.damage import corrupted_snapshots, snapshot_status
 from vault.repository.snapshot import Snapshot
 from vault.retention import Decision, RetentionPolicy, parse_keep_within
 from vault.units import human_bytes
 
 
-def _snapshot_json(s: Snapshot) -> dict[str, object]:
-    return {"id": s.id, **s.model_dump(mode="json")}
+def _snapshot_json(s: Snapshot, corrupted: dict[str, list[str]] | None = None
+                   ) -> dict[str, object]:
+    damaged = (corrupted or {}).get(s.id)
+    doc: dict[str, object] = {"id": s.id, **s.model_dump(mode="json")}
+    doc["status"] = snapshot_status(s.status, s.tags, damaged is not None)
+    if damaged is not None:
+        doc["damaged_paths"] = damaged
+    return doc
 
 
 @click.command()
@@ -31,7 +38,8 @@ def _snapshot_json(s: Snapshot) -> dict[str, object]:
 @click.option("--host", help="Only snapshots from this host.")
 @click.option("--since", help="Only snapshots taken at or after this time.")
 @click.option("--until", help="Only snapshots taken at or before this time.")
-@click.option("--status", type=click.Choice(["completed", "partial"]), help="Only this status.")
+@click.option("--status", type=click.Choice(["completed", "partial", "corrupted", "repaired"]),
+              help="Only this status (corrupted: damage found by verify, not repaired).")
 @output_options
 @pass_state
 def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str, ...],
@@ -40,11 +48,17 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
     """List snapshots (read from the repository itself)."""
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     wanted_paths = {os.path.abspath(p) for p in path_filter}
-    snaps = [s for s in state.vault().repository().snapshots()
+    repo = state.vault().repository()
+    corrupted = corrupted_snapshots(repo)
+
+    def shown_status(s: Snapshot) -> str:
+        return snapshot_status(s.status, s.tags, s.id in corrupted)
+
+    snaps = [s for s in repo.snapshots()
              if (not wanted_paths or wanted_paths & set(s.paths))
              and (not tag or set(tag) <= set(s.tags)) and (not host or s.host == host)
              and (start is None or s.time >= start) and (end is None or s.time <= end)
-             and (status is None or s.status == status)]
+             and (status is None or shown_status(s) == status)]
     key = {"time": lambda s: (s.time, s.id), "size": lambda s: (s.summary.bytes_raw, s.time),
            "name": lambda s: (",".join(s.paths), s.time)}[sort]
     snaps.sort(key=key, reverse=reverse)
@@ -52,8 +66,11 @@ def snapshots(state: CliState, sort: str, reverse: bool, path_filter: tuple[str,
     out.table(["id", "time", "host", "tags", "source", "paths", "size", "status"],
               [[s.short_id, s.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"), s.host,
                 ",".join(s.tags), str(s.source.get("type", "files")), ",".join(s.paths),
-                human_bytes(s.summary.bytes_raw), s.status] for s in snaps])
-    out.summary(snapshots=[_snapshot_json(s) for s in snaps])
+                human_bytes(s.summary.bytes_raw), shown_status(s)] for s in snaps])
+    if corrupted:
+        out.info(f"{len(corrupted)} snapshot(s) damaged: see `vault verify` and "
+                 "docs/repair.md (`vault repair`)")
+    out.summary(snapshots=[_snapshot_json(s, corrupted) for s in snaps])
 
 
 def _mode_string(mode: int) -> str:
@@ -64,24 +81,22 @@ def _mode_string(mode: int) -> str:
 @click.argument("snapshot")
 @click.argument("path", default="/")
 @click.option("-R", "--recursive", is_flag=True, help="List everything below PATH.")
-@click.option("--source", "source_name", metavar="NAME",
-              help="The snapshot is of source NAME (`latest` is its newest); show its "
-                   "entity hierarchy with counts when it declares one.")
+@latest_options
 @output_options
 @pass_state
 def ls(state: CliState, snapshot: str, path: str, recursive: bool,
-       source_name: str | None) -> None:
-    """List the entries of SNAPSHOT under PATH."""
+       pick_source: str | None, pick_path: str | None, pick_host: str | None) -> None:
+    """List the entries of SNAPSHOT under PATH (`latest`: the newest snapshot holding
+    PATH). With --source, a snapshot whose source declares entities shows its entity
+    hierarchy with counts instead."""
     repo = state.vault().repository()
     ref, sub = split_ref(snapshot)
-    if source_name is not None:
-        snap = _source_snapshot(repo.snapshots(), ref, source_name)
-        if snap.source.get("meta", {}).get("entities"):
-            _show_entities(state, snap)
-            return
-    else:
-        snap = repo.find_snapshot(ref)
     base = "/" + "/".join(p for p in f"{sub}/{path}".split("/") if p)
+    snap, _ = pinned_ref(repo, ref, snapshot_criteria(pick_source, pick_path, pick_host,
+                                                      inside=base))
+    if pick_source is not None and snap.source.get("meta", {}).get("entities"):
+        _show_entities(state, snap)
+        return
     tree = resolve_subtree(repo, snap, base)
     entries = list(repo.walk(tree)) if recursive else [(n.name, n) for n in repo.load_tree(tree)]
     out = state.output()
@@ -96,19 +111,6 @@ def ls(state: CliState, snapshot: str, path: str, recursive: bool,
                  f"{datetime.fromtimestamp(node.mtime_ns / 1e9).strftime('%Y-%m-%d %H:%M')}  "
                  f"{full}{'/' if node.type == 'dir' else ''}{suffix}")
     out.summary(snapshot_id=snap.id, entries=rows)
-
-
-def _source_snapshot(snapshots: list[Snapshot], ref: str, name: str) -> Snapshot:
-    """`ref` (an id prefix or `latest`) among the snapshots of source `name`."""
-    mine = [s for s in snapshots if s.source.get("label") == name or s.paths == [name]]
-    if not mine:
-        raise UsageError(f"no snapshot of source {name!r}")
-    if ref == "latest":
-        return mine[-1]
-    matches = [s for s in mine if s.id.startswith(ref)] if len(ref) >= 4 else []
-    if len(matches) != 1:
-        raise UsageError(f"no snapshot {ref!r} of source {name!r}")
-    return matches[0]
 
 
 def _show_entities(state: CliState, snap: Snapshot) -> None:
@@ -133,13 +135,16 @@ def _show_entities(state: CliState, snap: Snapshot) -> None:
 @click.command()
 @click.argument("first")
 @click.argument("second")
+@latest_options
 @output_options
 @pass_state
-def diff(state: CliState, first: str, second: str) -> None:
+def diff(state: CliState, first: str, second: str, pick_source: str | None,
+         pick_path: str | None, pick_host: str | None) -> None:
     """Show what changed between two snapshots (+ added, - removed, M modified,
-    T type changed, U metadata only)."""
+    T type changed, U metadata only). --source/--path/--host narrow both references."""
     repo = state.vault().repository()
-    a, b = repo.find_snapshot(first), repo.find_snapshot(second)
+    criteria = snapshot_criteria(pick_source, pick_path, pick_host)
+    a, b = pinned_ref(repo, first, criteria)[0], pinned_ref(repo, second, criteria)[0]
     changes = manage.diff_snapshots(repo, a, b)
     out = state.output()
     for c in changes:

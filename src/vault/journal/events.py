@@ -255,6 +255,27 @@ class StaleLockRemoved(Event):
     holder: str
 
 
+class LockSkipped(Event):
+    """A read-only operation ran without a repository lock: the lock object could not be
+    written (the repository is full or read-only) and no exclusive lock was held."""
+
+    repo_id: str
+    operation: str
+    reason: str
+
+
+class JournalSpoolReplayed(Event):
+    """Events kept in a spool file while the journal could not be written were appended.
+
+    They precede this event; `spool_id` names the spool file (a replay is never repeated),
+    `reason` is the journal error that made them spooled."""
+
+    spool_id: str
+    events: int
+    first_recorded_at: str
+    reason: str
+
+
 class StorageLow(Event):
     """The repository's stored size crossed `warn_percent` of its quota (once per
     crossing; StorageRecovered ends it)."""
@@ -519,6 +540,61 @@ class SnapshotForgotten(Event):
     repo_id: str
     snapshot_id: str
     reason: str
+
+
+# --- repair (`vault repair index|packs|snapshots`, docs/repair.md) ------------------------
+
+RepairTarget = Literal["index", "packs", "snapshots"]
+
+
+class LostData(BaseModel):
+    """A path of a snapshot whose data a repair could not get back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    snapshot_id: str
+    path: str
+
+
+class RepairStarted(Event):
+    job_id: str
+    repo_id: str
+    target: RepairTarget
+    dry_run: bool
+
+
+class RepairCompleted(Event):
+    """What a repair did (`changes`: counts by name, e.g. packs_deleted, blobs_salvaged)
+    and what is lost for good (`lost`, at most 1000 paths; `lost_count` counts them all)."""
+
+    job_id: str
+    repo_id: str
+    target: RepairTarget
+    dry_run: bool
+    changes: dict[str, int]
+    lost: list[LostData]
+    lost_count: int
+    notes: list[str]
+    duration_seconds: float
+
+
+class RepairFailed(Event):
+    job_id: str
+    target: RepairTarget
+    error_kind: str
+    message: str
+
+
+class SnapshotRepaired(Event):
+    """`repair snapshots` wrote `snapshot_id` in place of the damaged `original_id`."""
+
+    job_id: str
+    repo_id: str
+    original_id: str
+    snapshot_id: str
+    truncated: list[str]
+    dropped: list[str]
+    dirs_lost: list[str]
 
 
 # --- the CLI and the journal itself -----------------------------------------------------

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vault.app import Vault
-from vault.backup import Archiver, BackupOptions
-from vault.errors import UsageError
+from vault.backup import Archiver, BackupOptions, special_kind
+from vault.errors import SpecialFileSource, UsageError
 from vault.files_cache import FilesCache
 from vault.filters import PathFilter
 from vault.jobrun import JobRun
@@ -44,6 +44,7 @@ class BackupRequest:
     label: str | None = None  # the configured files source these paths are, if any
     group_id: str | None = None
     group_time: datetime | None = None
+    read_special: bool = False  # FIFOs and devices read as files (else refused as paths)
 
     def options(self) -> dict[str, object]:
         return {"excludes": self.excludes, "includes": self.includes,
@@ -74,19 +75,41 @@ def _archiver(vault: Vault, repo: Repository, req: BackupRequest,
     options = BackupOptions(
         path_filter=PathFilter(tuple(req.excludes), tuple(req.includes),
                                req.exclude_larger_than),
-        one_file_system=req.one_file_system, force=req.force, threads=req.threads)
+        one_file_system=req.one_file_system, force=req.force, threads=req.threads,
+        read_special=req.read_special)
     cache = FilesCache(vault.cache_dir, repo.id)
     return Archiver(saver, cache, options, ProgressCounter(reporter, "backup"))
 
 
-def _absolute_paths(paths: list[str]) -> list[str]:
+def _absolute_paths(paths: list[str], *, read_special: bool = False) -> list[str]:
     if not paths:
         raise UsageError("nothing to back up: give at least one path")
     absolute = [os.path.abspath(p) for p in paths]
     missing = [p for p in absolute if not os.path.lexists(p)]
     if len(missing) == len(absolute):
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    for path in absolute:
+        _refuse_special(path, read_special)
     return absolute
+
+
+def _refuse_special(path: str, read_special: bool) -> None:
+    """A FIFO, socket or device given as a path would make an empty "completed" snapshot
+    (or block): refused, unless --read-special asks to store what it yields."""
+    try:
+        kind = special_kind(os.stat(path).st_mode)
+    except OSError:
+        return  # missing or unreadable: reported as a problem by the walk
+    if kind == "socket" or (kind is not None and not read_special):
+        raise SpecialFileSource(path=path, kind=kind)
+
+
+def saved_by_job(repo: Repository, job_id: str | None) -> Snapshot | None:
+    """The snapshot an earlier attempt of this job saved, if any: a retry reports it
+    instead of saving a duplicate (the attempt may have failed after saving it)."""
+    if job_id is None:
+        return None
+    return next((s for s in repo.snapshots() if s.job_id == job_id), None)
 
 
 def find_parent(repo: Repository, paths: list[str]) -> Snapshot | None:
@@ -97,7 +120,7 @@ def find_parent(repo: Repository, paths: list[str]) -> Snapshot | None:
 
 def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
                job_id: str | None = None) -> BackupOutcome:
-    paths = _absolute_paths(req.paths)
+    paths = _absolute_paths(req.paths, read_special=req.read_special)
     repo = vault.repository()
     if req.dry_run:
         return _dry_run(vault, repo, req, reporter)
@@ -106,12 +129,20 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
                        source=req.label, group_id=req.group_id)
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
+        if (earlier := saved_by_job(repo, job_id)) is not None:
+            run.complete(completed_event(run.job_id, repo, earlier))
+            return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
         repo.recover_unindexed_packs()
+        # Packs found gone are remembered: their blobs are stored again from the source.
+        repo.save_found_damage("backup", run.job_id)
         parent = find_parent(repo, paths)
         run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
                                     parent=parent.id if parent else None))
         archiver = _archiver(vault, repo, req,
                              MultiReporter(reporter, run.progress()))
+        # Files have no consistent point: they are read as they are from now until the
+        # snapshot's time. This is the member's time in a group (docs/sources.md#groups).
+        captured_at = datetime.now(UTC)
         archiver.scan(paths)
         check_free_space(vault, repo, archiver.bytes_to_read)
         # An estimate (docs/config.md#quotas): what the files cache cannot skip, scaled
@@ -125,6 +156,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
             archiver.saver.flush()
         snapshot = _snapshot(req, paths, result.tree.hex(), parent, result.summary,
                              result.problems, run.job_id)
+        snapshot.captured_at = captured_at
         # A backup frozen past its lease may have lost its lock to a prune that then
         # deleted packs it relies on: never commit a snapshot in that case.
         lock.check()
@@ -142,7 +174,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
 def _dry_run(vault: Vault, repo: Repository, req: BackupRequest,
              reporter: ProgressReporter) -> BackupOutcome:
     archiver = _archiver(vault, repo, req, reporter)
-    archiver.scan(_absolute_paths(req.paths))
+    archiver.scan(_absolute_paths(req.paths, read_special=req.read_special))
     result = archiver.store()
     return BackupOutcome(None, None, result.summary, result.problems, dry_run=True)
 

@@ -20,6 +20,9 @@ from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, completed_event
 from vault.operations.common import check_free_space, repository_lock
+from vault.operations.group_capture import HeldCapture, capture_context, held_capture
+from vault.operations.group_capture import RepositorySealer as RepositorySealer  # re-export
+from vault.operations.group_capture import sealer_for as sealer_for  # re-export
 from vault.operations.journal_check import anchor_snapshot
 from vault.operations.quota import (
     check_quota,
@@ -31,7 +34,7 @@ from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot
-from vault.sources.base import CaptureContext, SecretSealer, Source
+from vault.sources.base import Source
 
 
 @dataclass
@@ -43,6 +46,8 @@ class SourceBackupRequest:
     group_id: str | None = None
     group_time: datetime | None = None
     threads: int = 2
+    #: the capture its group opened with the others' (vault.operations.group_capture)
+    held: HeldCapture | None = None
 
     def source_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"type": self.source.type, "name": self.source.name,
@@ -50,25 +55,6 @@ class SourceBackupRequest:
         if self.adhoc_url:
             record["url"] = self.adhoc_url
         return record
-
-
-class RepositorySealer:
-    """Seals settings secrets with the repository's key (see SecretSealer)."""
-
-    _AAD = b"vault settings secret v1"
-
-    def __init__(self, repo: Repository) -> None:
-        self._cipher = repo.cipher
-
-    def seal(self, plaintext: bytes) -> bytes:
-        return self._cipher.seal(plaintext, self._AAD)
-
-    def unseal(self, sealed: bytes) -> bytes:
-        return self._cipher.open(sealed, self._AAD)
-
-
-def sealer_for(repo: Repository) -> SecretSealer:
-    return RepositorySealer(repo)
 
 
 def find_source_parent(repo: Repository, label: str, source_type: str) -> Snapshot | None:
@@ -88,6 +74,8 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
         repo.recover_unindexed_packs()
+        # Packs found gone are remembered: their blobs are stored again from the source.
+        repo.save_found_damage("backup", run.job_id)
         parent = find_source_parent(repo, req.label, source.type)
         run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
                                     parent=parent.id if parent else None))
@@ -95,12 +83,8 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         saver = BlobSaver(repo, compression_level=cfg.compression_level,
                           pack_size=cfg.pack_size_mib << 20)
         counter = ProgressCounter(MultiReporter(reporter, run.progress()), "backup")
-        problems: list[FileProblem] = []
-        scratch = vault.cache_dir / "scratch"
-        scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-        context = CaptureContext(
-            warn=lambda where, message: problems.append(FileProblem(path=where, error=message)),
-            scratch_dir=str(scratch), sealer=sealer_for(repo))
+        problems: list[FileProblem] = req.held.problems if req.held else []
+        context = capture_context(vault, repo, problems)
         estimate = source.estimate()
         counter.set_totals(estimate.bytes, estimate.items)
         # An estimate (docs/config.md#quotas): a database changes at about the same rate
@@ -109,9 +93,11 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         check_free_space(vault, repo, expected)
         check_quota(vault, repo, expected)
         saver.budget = quota_guard(vault, repo)
-        with keeping_written_packs(saver), source.capture(context) as capture:
-            result = ItemArchiver(saver, counter, req.threads).store(capture.items)
-            meta = dict(capture.meta)
+        with keeping_written_packs(saver), \
+                held_capture(source, context, problems, req.held) as held:
+            assert held.capture is not None  # an unopened capture raised its error
+            result = ItemArchiver(saver, counter, req.threads).store(held.capture.items)
+            meta = dict(held.capture.meta)
             saver.flush()
         snapshot = Snapshot(
             time=datetime.now(UTC), host=socket.gethostname(), user=_user(), uid=os.getuid(),
@@ -120,7 +106,7 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
             status="partial" if problems else "completed",
             source={**req.source_record(), "meta": meta}, summary=result.summary,
             errors=problems, vault_version=vault_version(), job_id=run.job_id,
-            group_id=req.group_id, group_time=req.group_time)
+            group_id=req.group_id, group_time=req.group_time, captured_at=held.captured_at)
         lock.check()
         repo.save_snapshot(snapshot)
         run.complete(completed_event(run.job_id, repo, snapshot))

@@ -19,7 +19,6 @@ from vault.errors import (
     ObjectNotFound,
     RepositoryExists,
     RepositoryNotFound,
-    SnapshotNotFound,
     UnsupportedFormat,
     UsageError,
     WrongPassphrase,
@@ -35,6 +34,7 @@ from vault.repository.index import IndexFormatError, MasterIndex, decode_index, 
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
+from vault.repository.snapshot_ref import SnapshotCriteria, holds_in_paths, resolve_snapshot
 from vault.repository.tree import (
     InvalidTree,
     Node,
@@ -67,7 +67,7 @@ class Repository:
         self.index = MasterIndex(self.damage)
         #: damage found by reads in this session, not yet saved (`save_found_damage`)
         self.found_damage = DamageRecord(found_by="")
-        self._damage_lock = threading.Lock()
+        self.damage_lock = threading.Lock()
         self._index_loaded = False
         self.index_errors: list[IntegrityError] = []
         #: blobs the snapshot being built relies on (stored or deduplicated); checked
@@ -172,6 +172,15 @@ class Repository:
                                  detail=str(exc)) from exc
         self.index.index_files.add(name)
 
+    def reload_index(self) -> MasterIndex:
+        """Forget the loaded index and damage records, and read them again (after a
+        repair replaced them)."""
+        self.damage = Damage()
+        self.index = MasterIndex(self.damage)
+        self.index_errors = []
+        self._index_loaded = False
+        return self.load_index()
+
     def refresh_index(self) -> int:
         """Merge index files written since the index was loaded (by other processes)."""
         self.load_index()
@@ -195,11 +204,17 @@ class Repository:
         Packs prune has condemned are not among them: putting those back in the index
         would undo the garbage collection (the records are read after the index, so a
         pack leaves the index only once its record is there to be seen).
+        Indexed packs that storage no longer holds are noted as damage on the way (the
+        same listing), so a backup never deduplicates against a pack that is gone.
         """
         self.load_index()
         condemned = condemned_packs(load_records(self))
-        return [p.name for p in self.storage.list("data")
-                if not self.index.has_pack(p.name) and p.name not in condemned]
+        stored = {p.name for p in self.storage.list("data")}
+        for pack_id in self.index.pack_sizes:
+            if (pack_id not in stored and pack_id not in condemned
+                    and pack_id not in self.damage.bad_packs):
+                self.note_damaged_pack(pack_id, "missing")
+        return sorted(p for p in stored if not self.index.has_pack(p) and p not in condemned)
 
     def read_pack_header(self, pack_id: str) -> tuple[int, list[BlobEntry]]:
         """(size, entries) of a stored pack, reading only its tail."""
@@ -275,12 +290,17 @@ class Repository:
     # --- damage (damage.py) -------------------------------------------------------
 
     def note_damaged_copy(self, blob_id: bytes, pack_id: str, reason: str) -> None:
-        with self._damage_lock:
+        with self.damage_lock:
             self.found_damage.blobs[blob_id.hex()] = (pack_id, reason)
 
     def note_damaged_pack(self, pack_id: str, reason: str) -> None:
-        with self._damage_lock:
+        with self.damage_lock:
             self.found_damage.packs[pack_id] = reason
+
+    def storage_has_damage_records(self) -> bool:
+        if self._index_loaded:
+            return bool(self.damage.records)
+        return any(True for _ in self.storage.list("damaged"))
 
     def save_found_damage(self, found_by: str, job_id: str | None = None,
                           snapshots: dict[str, dict[str, list[str]]] | None = None,
@@ -288,9 +308,9 @@ class Repository:
         """Remember the damage this session found: save a record (so no later backup
         reuses a bad copy) and leave the bad copies out of this session's index too.
         Returns the record, or None when nothing was found."""
-        with self._damage_lock:
+        with self.damage_lock:
             record, self.found_damage = self.found_damage, DamageRecord(found_by="")
-        if not record:
+        if not (record or record.headers or snapshots):
             return None
         record.found_by, record.job_id = found_by, job_id
         record.snapshots = snapshots or {}
@@ -298,18 +318,6 @@ class Repository:
         self.damage.add(record)
         self.index.drop_bad_copies(self.damage)
         return record
-
-    def check_packs_present(self) -> list[str]:
-        """Indexed packs that storage no longer holds (noted as damage): one listing.
-
-        A backup calls this first, so it never deduplicates against a pack that is gone."""
-        self.load_index()
-        stored = {info.name for info in self.storage.list("data")}
-        missing = sorted(p for p in self.index.pack_sizes
-                         if p not in stored and p not in self.damage.bad_packs)
-        for pack_id in missing:
-            self.note_damaged_pack(pack_id, "missing")
-        return missing
 
     def load_tree(self, tree_id: bytes) -> list[Node]:
         try:
@@ -375,19 +383,25 @@ class Repository:
                 damaged[info.name] = exc
         return sorted(snaps, key=lambda s: (s.time, s.id)), damaged
 
-    def find_snapshot(self, ref: str) -> Snapshot:
-        """`latest`, a full id, or a unique id prefix (at least 4 characters). `latest` is
-        the newest snapshot that is not a restore's safety copy (tag `pre-restore`)."""
-        snaps = self.snapshots()
-        if ref == "latest":
-            backups = [s for s in snaps if "pre-restore" not in s.tags]
-            if not backups:
-                raise SnapshotNotFound(ref=ref, repo=self.location)
-            return backups[-1]
-        matches = [s for s in snaps if s.id.startswith(ref)] if len(ref) >= 4 else []
-        if len(matches) != 1:
-            raise SnapshotNotFound(ref=ref, repo=self.location)
-        return matches[0]
+    def find_snapshot(self, ref: str, criteria: SnapshotCriteria | None = None) -> Snapshot:
+        """`latest`, a full id, or a unique id prefix (at least 4 characters), narrowed by
+        `criteria`. `latest` is the newest snapshot of one source, or the newest holding
+        `criteria.path`; never a restore's safety copy (vault.repository.snapshot_ref)."""
+        return resolve_snapshot(self.snapshots(), ref, criteria or SnapshotCriteria(),
+                                self.holds_path, self.location)
+
+    def holds_path(self, snapshot: Snapshot, path: str) -> bool:
+        """Whether `path` (absolute) is a file or directory in the snapshot's tree."""
+        known = holds_in_paths(snapshot, path)
+        if known is not None:
+            return known
+        tree: bytes | None = bytes.fromhex(snapshot.tree)
+        for part in [p for p in path.split("/") if p]:
+            match = [n for n in self.load_tree(tree) if n.name == part] if tree else []
+            if not match:
+                return False
+            tree = match[0].subtree if match[0].type == "dir" else None
+        return True
 
     def remove_snapshot(self, snapshot_id: str) -> None:
         self.storage.remove("snapshots", snapshot_id)

@@ -55,9 +55,17 @@ class Snapshot(BaseModel):
     errors: list[FileProblem] = Field(default_factory=list)
     vault_version: str
     job_id: str | None = None
-    # Sources backed up together share a group: one id and one point in time.
+    # Sources backed up together share a group: one id and the time the group started.
     group_id: str | None = None
     group_time: datetime | None = None
+    # When this snapshot's data was captured: a database's consistent point (its read
+    # transaction, exported snapshot or snapshot session), or when reading files began
+    # (they are read as they are until `time`). Compared across a group's members.
+    captured_at: datetime | None = None
+    # Written by `vault repair snapshots`: the damaged original's id, and what the repair
+    # left out (repository/snapshot_repair.py).
+    repaired_from: str | None = None
+    repair: dict[str, Any] | None = None
 
     # Filled in on load: the snapshot's storage id (not part of the stored document).
     id: str = Field(default="", exclude=True)

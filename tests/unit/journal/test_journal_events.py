@@ -39,6 +39,7 @@ SHIPPED = {
     "ScheduleRetentionApplied", "ScheduleRetentionChanged", "RestoreUndoable", "RestoreUndone",
     "RestoreReported", "SnapshotExported", "SnapshotImported", "RestoreHookRan",
     "LockSkipped", "JournalSpoolReplayed",
+    "RepairStarted", "RepairCompleted", "RepairFailed", "SnapshotRepaired",
 }  # fmt: skip
 
 
