@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from vault.actor import Actor, current_actor
 from vault.config import VaultConfig
+from vault.inline_jobs import mark_killed_inline_jobs
 from vault.journal import Journal
 from vault.journal.events import CommandFailed
+from vault.journal.spool import JournalSpool
 from vault.paths import ensure_private_dir
 from vault.repository.repository import Repository
 from vault.secrets import repository_passphrase
@@ -42,12 +45,29 @@ class Vault:
         self.passphrase_options = passphrase or PassphraseOptions()
         self.actor = actor or current_actor()
         self._repository: Repository | None = None
+        #: things the user must hear about although the command went on (a lock skipped)
+        self.warnings: list[str] = []
 
     @cached_property
     def journal(self) -> Journal:
         path = self.config.journal_path()
-        ensure_private_dir(path.parent)
-        return Journal(path, actor=self.actor)
+        # A full state directory may refuse even the mkdir; the spool takes over then.
+        with suppress(OSError):
+            ensure_private_dir(path.parent)
+        journal = Journal(path, actor=self.actor, spool=JournalSpool(path))
+        mark_killed_inline_jobs(journal)  # the next command that looks tells
+        return journal
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def journal_spooled(self) -> str | None:
+        """A warning when events went to the spool instead of the journal, else None."""
+        spool = self.journal.spool if "journal" in self.__dict__ else None
+        if spool is None or not spool.count:
+            return None
+        return (f"could not write the journal ({spool.reason}); {spool.count} event(s) kept "
+                f"in {spool.file}, appended by the next vault command that can write it")
 
     @cached_property
     def storage(self) -> Storage:

@@ -35,6 +35,18 @@ class BackupOptions:
     one_file_system: bool = False
     force: bool = False
     threads: int = 2
+    #: read FIFOs and devices like files (borg's --read-special), instead of leaving
+    #: them out; what they yield is stored as a regular file
+    read_special: bool = False
+
+
+def special_kind(mode: int) -> str | None:
+    """"FIFO", "socket", "character device" or "block device"; None for anything else."""
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return kind
+    return None
 
 
 @dataclass
@@ -60,6 +72,8 @@ class Archiver:
         self.summary = SnapshotSummary()
         self.problems: list[FileProblem] = []
         self._failed: set[int] = set()
+        #: files read while they changed: stored as read, never trusted by the files cache
+        self._changed: set[int] = set()
         self._lock = threading.Lock()
         self._local = threading.local()
         self._to_read: list[tuple[Node, str, os.stat_result]] = []
@@ -119,7 +133,7 @@ class Archiver:
         if self.cache is None:
             return
         for path, st, node in self._cache_learned:
-            if id(node) not in self._failed:
+            if id(node) not in self._failed and id(node) not in self._changed:
                 self.cache.remember(path, stat_key(st), node.content)
 
     def _walk_roots(self, paths: list[str]) -> TreeDir:
@@ -207,6 +221,8 @@ class Archiver:
             if not self.options.path_filter.included_file(path, st.st_size):
                 return None
             return self._file(path, name, st)
+        if self.options.read_special and special_kind(mode) not in (None, "socket"):
+            return self._special(path, name, st)
         return None  # sockets, fifos, devices: not application data
 
     @staticmethod
@@ -233,6 +249,14 @@ class Archiver:
         self._to_read.append((node, path, st))
         return node
 
+    def _special(self, path: str, name: str, st: os.stat_result) -> Node:
+        """A FIFO or device read as a file: its size is known only once it is read."""
+        node = self._node(name, st, "file")
+        node.mode = stat.S_IFREG | stat.S_IMODE(st.st_mode)
+        self.summary.files_new += 1
+        self._to_read.append((node, path, st))
+        return node
+
     # --- reading (worker threads) ------------------------------------------------
 
     def _chunker(self) -> Chunker:
@@ -252,9 +276,11 @@ class Archiver:
                 self._problem(path, exc)
 
     def _read_file(self, node: Node, path: str, st: os.stat_result) -> None:
+        regular = stat.S_ISREG(st.st_mode)
+        before = os.stat(path) if regular else None
         content: list[bytes] = []
         size = 0
-        if st.st_size <= self._chunker().params.min_size:
+        if regular and st.st_size <= self._chunker().params.min_size:
             with open(path, "rb") as f:
                 data = f.read()
             if data:
@@ -270,7 +296,15 @@ class Archiver:
         node.content, node.size = content, size
         with self._lock:
             self.summary.bytes_read += size
+            if not regular:  # a FIFO's or device's size is what it yielded
+                self.summary.bytes_raw += size
         self.progress.add(unreported, 1, current=path)
+        if before is not None and _changed_while_read(path, before, size):
+            with self._lock:
+                self._changed.add(id(node))
+                self.problems.append(FileProblem(
+                    path=path, error="file changed while it was read: stored as read, "
+                                     "which may mix old and new content"))
 
     def _problem(self, path: str, exc: OSError) -> None:
         with self._lock:
@@ -288,3 +322,14 @@ class Archiver:
                 nodes.append(child)
         return self.saver.save(BlobType.TREE, encode_tree(nodes))[0]
 
+
+def _changed_while_read(path: str, before: os.stat_result, size_read: int) -> bool:
+    """Whether the file was written to while it was read (as tar checks): its size,
+    mtime or ctime moved, or the bytes read are not its size."""
+    try:
+        after = os.stat(path)
+    except OSError:
+        return True  # removed or replaced while read
+    return size_read != before.st_size or any(
+        getattr(after, key) != getattr(before, key)
+        for key in ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino"))

@@ -62,6 +62,10 @@ class UsageError(VaultError):
     exit_code = EXIT_USAGE
 
 
+class SpecialFileSource(UsageError):
+    """{path} is a {kind}, not a file or directory: refused, as it would be stored as an empty file (a FIFO or device is read with --read-special; a socket never)"""  # noqa: E501
+
+
 class ConfigError(VaultError):
     """{detail}"""
 

@@ -7,15 +7,19 @@ journal as one event about once a second, never per chunk.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from types import TracebackType
 from typing import Any
 
-from vault.errors import Interrupted, VaultError
+from vault.errors import Interrupted, JournalError, VaultError
+from vault.inline_jobs import inline_claim
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.progress import ProgressReporter, ProgressUpdate
+
+log = logging.getLogger(__name__)
 
 _PROGRESS = {
     "backup": ev.BackupProgressed,
@@ -48,6 +52,7 @@ class JournalProgress:
                  interval: float = 0.5) -> None:
         self.kind, self.job_id = kind, job_id
         self._path, self._actor = journal.path, journal.actor
+        self._spool = journal.spool  # shared: events keep their order if the journal fails
         self._interval = interval
         self._pending: ProgressUpdate | None = None
         self._lock = threading.Lock()
@@ -61,11 +66,19 @@ class JournalProgress:
             self._pending = update
 
     def _run(self) -> None:
-        journal = Journal(self._path, actor=self._actor)
+        try:
+            journal = Journal(self._path, actor=self._actor, spool=self._spool)
+        except JournalError as exc:
+            log.warning("progress of %s not journaled: %s", self.job_id, exc.message)
+            return
         try:
             while not self._stop.wait(self._interval):
                 self._flush(journal)
             self._flush(journal)
+        except JournalError as exc:
+            # Progress is only progress: the job goes on, and its outcome is journaled
+            # (or spooled, or reported failing) by the main thread.
+            log.warning("progress of %s not journaled: %s", self.job_id, exc.message)
         finally:
             journal.close()
 
@@ -89,7 +102,7 @@ class JournalProgress:
 class JobRun:
     """Context manager: journals the request now and a failure if the body raises."""
 
-    def __init__(self, journal: Journal, kind: str, requested: ev.Event,
+    def __init__(self, journal: Journal, kind: ev.JobKind, requested: ev.Event,
                  job_id: str) -> None:
         self.journal = journal
         self.kind = kind
@@ -99,7 +112,7 @@ class JobRun:
         self._reporters: list[JournalProgress] = []
 
     @classmethod
-    def start(cls, journal: Journal, kind: str, job_id: str | None,
+    def start(cls, journal: Journal, kind: ev.JobKind, job_id: str | None,
               **requested: Any) -> JobRun:
         job_id = job_id or new_job_id(kind)
         event_type = {"backup": ev.BackupRequested, "restore": ev.RestoreRequested,
@@ -111,7 +124,10 @@ class JobRun:
         # A queued job's Requested event was journaled by the CLI that enqueued it (and a
         # retry's by the first attempt); the worker running it must not record it again.
         if not self.already_requested():
-            self.journal.append(self.job_id, self.requested)
+            # Run inline by this process: its claim lets the next command tell, should
+            # this process be killed, that the job is not running any more.
+            self.journal.append_many([(self.job_id, self.requested),
+                                      (self.job_id, inline_claim(self.job_id, self.kind))])
         return self
 
     def already_requested(self) -> bool:

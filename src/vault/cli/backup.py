@@ -27,7 +27,7 @@ from vault.units import human_bytes, parse_bytes
 def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
              exclude_file: tuple[Path, ...], include: tuple[str, ...],
              exclude_larger_than: str | None, one_file_system: bool, tag: tuple[str, ...],
-             force: bool, dry_run: bool) -> BackupRequest:
+             force: bool, dry_run: bool, read_special: bool = False) -> BackupRequest:
     defaults = state.vault().config.backup
     excludes = list(defaults.exclude) + list(exclude)
     for f in [*([defaults.exclude_file] if defaults.exclude_file else []), *exclude_file]:
@@ -44,7 +44,8 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
     return BackupRequest(
         paths=list(paths), excludes=excludes, includes=list(include),
         exclude_larger_than=limit, one_file_system=one_file_system or defaults.one_file_system,
-        tags=list(defaults.tags) + list(tag), force=force, dry_run=dry_run)
+        tags=list(defaults.tags) + list(tag), force=force, dry_run=dry_run,
+        read_special=read_special)
 
 
 @click.command()
@@ -64,6 +65,9 @@ def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
 @click.option("--exclude-larger-than", metavar="SIZE", help="Skip files larger than SIZE.")
 @click.option("-x", "--one-file-system", is_flag=True, help="Stay on each path's file system.")
 @click.option("-t", "--tag", multiple=True, help="Tag the snapshot (repeatable).")
+@click.option("--read-special", is_flag=True,
+              help="Read FIFOs and devices like files (else refused as paths, left out "
+                   "inside directories).")
 @click.option("--force", is_flag=True, help="Reread every file (ignore the files cache).")
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be stored; write nothing.")
 @click.option("--estimate", is_flag=True, help="Estimate size and duration; read no file.")
@@ -76,7 +80,7 @@ def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, .
            exclude_file: tuple[Path, ...],
            include: tuple[str, ...], exclude_larger_than: str | None, one_file_system: bool,
            tag: tuple[str, ...], force: bool, dry_run: bool, estimate: bool,
-           queued: bool) -> None:
+           queued: bool, read_special: bool) -> None:
     """Back up paths, databases and settings, each into a new snapshot.
 
     Paths given together make one snapshot; a URL (sqlite:///app.db,
@@ -94,9 +98,11 @@ def backup(state: CliState, targets: tuple[str, ...], source_names: tuple[str, .
         plan = select_entity(plan, *parse_entity_option(entity))
     req = _request(state, tuple(p for t in plan for p in t.paths if t.files is None),
                    exclude, exclude_file, include, exclude_larger_than, one_file_system,
-                   tag, force, dry_run)
+                   tag, force, dry_run, read_special)
     if queued and entity is not None:
         raise UsageError("--entity backups run inline (not with --queue)")
+    if queued and read_special:
+        raise UsageError("--read-special backups run inline (not with --queue)")
     if queued:
         _enqueue(state, plan, req, group, dry_run=dry_run, estimate=estimate)
         return

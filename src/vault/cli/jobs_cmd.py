@@ -75,7 +75,9 @@ def jobs(ctx: click.Context, state: CliState, statuses: tuple[str, ...], limit: 
     """List jobs (backup, restore, verify; inline or queued) from the journal."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = read_jobs(state.vault().config.journal_path(), statuses=list(statuses) or None,
+    vault = state.vault()
+    vault.journal  # noqa: B018  # opening it marks inline jobs whose process was killed
+    rows = read_jobs(vault.config.journal_path(), statuses=list(statuses) or None,
                      limit=limit)
     now = datetime.now(UTC)
     state.output().table(

@@ -40,6 +40,7 @@ from vault.journal.events import (
 )
 from vault.journal.migrate import apply_migrations
 from vault.journal.projections import PROJECTIONS, lagging, replay, save_checkpoint
+from vault.journal.spool import JournalSpool, SpooledRow, replay_spool
 from vault.paths import ensure_private_dir
 
 _COLUMNS = (
@@ -59,15 +60,29 @@ class Journal:
         actor: Actor | None = None,
         readonly: bool = False,
         busy_timeout_ms: int = 30_000,
+        spool: JournalSpool | None = None,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.actor = actor or current_actor()
         self._actor_json = canonical_json(self.actor.model_dump(mode="json"))
+        #: where appends go when the journal cannot be written (vault.journal.spool)
+        self.spool = spool
+        try:
+            self._open(busy_timeout_ms)
+        except JournalError as error:
+            if spool is None or readonly or not _cannot_write(error):
+                raise
+            self._open_for_reading_only(error)
+            return
+        if spool is not None and not readonly:
+            replay_spool(self, spool)
+
+    def _open(self, busy_timeout_ms: int) -> None:
         with self._errors():
             self._conn = self._connect(busy_timeout_ms)
             try:
-                if readonly:
+                if self.readonly:
                     self._check_initialized()
                 else:
                     apply_migrations(self._conn)
@@ -75,6 +90,21 @@ class Journal:
             except BaseException:
                 self._conn.close()
                 raise
+
+    def _open_for_reading_only(self, error: JournalError) -> None:
+        """The journal cannot be written (full or read-only disk): read what it holds as
+        it is on disk (`immutable`: no -shm or -wal is created) and spool every append."""
+        assert self.spool is not None
+        self.spool.reason = self.spool.reason or error.message
+        if not self.path.exists():
+            raise error
+        try:
+            self._conn = sqlite3.connect(self.path.resolve().as_uri() + "?immutable=1",
+                                         uri=True, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._check_initialized()
+        except (sqlite3.Error, JournalError):
+            raise error from None
 
     # --- connection -------------------------------------------------------------------
 
@@ -173,22 +203,64 @@ class Journal:
         return self._append([(stream_id, event, expected.pop(stream_id, None))
                              for stream_id, event in items])
 
-    def _append(self, items: list[tuple[str, Event, int | None]]) -> list[RecordedEvent]:
+    def _append(self, items: list[tuple[str, Event, int | None]],
+                recorded_at: Sequence[str] | None = None) -> list[RecordedEvent]:
         if not items:
             return []
         # Serialise and screen everything before taking the write lock, to keep it short.
         prepared = [(s, e, expected, self._serialise(s, e)) for s, e, expected in items]
+        if self.spool is not None and self.spool.active:
+            return self._keep_in_spool(prepared, self.spool.reason or "")
+        try:
+            return self._append_rows(prepared, recorded_at)
+        except StaleStreamVersion:
+            raise
+        except JournalError as error:
+            if self.spool is None or not _cannot_write(error):
+                raise
+            return self._keep_in_spool(prepared, error.message)
+
+    def _keep_in_spool(self, prepared: list[tuple[str, Event, int | None, Any]],
+                       reason: str) -> list[RecordedEvent]:
+        """Write the events to the spool (the journal is unwritable); the records returned
+        have seq 0 and no hash: they get both when the spool is replayed."""
+        assert self.spool is not None
+        now = format_time(datetime.now(UTC))
+        self.spool.keep([SpooledRow(stream_id, event.type_name(), event.schema_version,
+                                    payload, now, reason)
+                         for stream_id, event, _, payload in prepared], reason)
+        row = {"seq": 0, "stream_version": 0, "recorded_at": now, "actor": self._actor_json,
+               "prev_hash": "", "hash": ""}
+        return [_to_record({**row, "stream_id": stream_id, "type": event.type_name(),
+                            "schema_version": event.schema_version}, event, payload)
+                for stream_id, event, _, payload in prepared]
+
+    def append_spooled(self, rows: Sequence[SpooledRow],
+                       replayed: Event) -> list[RecordedEvent]:
+        """Append spooled rows with their own `recorded_at`, then `replayed`, in one
+        transaction (never to the spool again: a failure leaves the spool file as it is)."""
+        items: list[tuple[str, Event, int | None]] = [
+            (row.stream_id, parse_event(row.type, row.schema_version, row.payload), None)
+            for row in rows]
+        items.append(("journal", replayed, None))
+        prepared = [(s, e, expected, self._serialise(s, e)) for s, e, expected in items]
+        now = format_time(datetime.now(UTC))
+        return self._append_rows(prepared, [row.recorded_at for row in rows] + [now])
+
+    def _append_rows(self, prepared: list[tuple[str, Event, int | None, Any]],
+                     recorded_at: Sequence[str] | None) -> list[RecordedEvent]:
         recorded: list[RecordedEvent] = []
         with self._write_transaction() as conn:
             seq, prev_hash = self.head()
             self._catch_up_projections_locked(seq)
-            for stream_id, event, expected, payload in prepared:
+            for index, (stream_id, event, expected, payload) in enumerate(prepared):
                 version = self._stream_version(stream_id)
                 if expected is not None and expected != version:
                     raise StaleStreamVersion(
                         path=str(self.path), stream_id=stream_id, actual=version, expected=expected
                     )
-                row = self._next_row(seq + 1, prev_hash, stream_id, version + 1, event, payload)
+                row = self._next_row(seq + 1, prev_hash, stream_id, version + 1, event, payload,
+                                     recorded_at[index] if recorded_at else None)
                 conn.execute(_INSERT, row)
                 record = _to_record(row, event, payload)
                 for projection in PROJECTIONS:
@@ -227,7 +299,8 @@ class Journal:
         return int(row[0])
 
     def _next_row(
-        self, seq: int, prev_hash: str, stream_id: str, version: int, event: Event, payload: Any
+        self, seq: int, prev_hash: str, stream_id: str, version: int, event: Event, payload: Any,
+        recorded_at: str | None = None,
     ) -> dict[str, Any]:
         """The next row's columns; its hash covers exactly what is stored."""
         hashed = {
@@ -237,7 +310,7 @@ class Journal:
             "type": event.type_name(),
             "schema_version": event.schema_version,
             "payload": payload,
-            "recorded_at": format_time(datetime.now(UTC)),
+            "recorded_at": recorded_at or format_time(datetime.now(UTC)),
             "actor": json.loads(self._actor_json),
         }
         return {
@@ -394,6 +467,12 @@ def _to_record(row: sqlite3.Row | dict[str, Any], event: Event, payload: Any) ->
         prev_hash=row["prev_hash"],
         hash=row["hash"],
     )
+
+
+def _cannot_write(error: JournalError) -> bool:
+    """Whether `error` is the journal's file or SQLite refusing to write (disk full, I/O
+    error, read-only file system, no permission): what the spool is for."""
+    return isinstance(error.__cause__, sqlite3.OperationalError | OSError)
 
 
 def _create_private(path: Path) -> None:

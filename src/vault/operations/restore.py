@@ -21,7 +21,7 @@ from vault.config import RestoreConfig
 from vault.errors import SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import repository_lock
+from vault.operations.readonly_lock import read_only_lock
 from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
@@ -199,7 +199,7 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
                        include=req.includes, exclude=req.excludes,
                        options={"overwrite": req.overwrite, "mode": policy.mode,
                                 "on_conflict": policy.on_conflict})
-    with run, repository_lock(vault, repo, exclusive=False, operation="restore"):
+    with run, read_only_lock(vault, repo, operation="restore"):
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         planned = plan()
         refuse_conflicts(planned)  # before anything is written
