@@ -20,7 +20,6 @@ from vault.sources.sqlite_db import (
     SqliteConflicts,
     SqliteConstraint,
     SqliteLocked,
-    SqliteNoTarget,
     SqliteRenameRefused,
     SqliteTableMismatch,
     SqliteTargetExists,
@@ -303,8 +302,11 @@ def test_a_target_table_without_the_snapshot_columns_is_refused(
                        r"by row: the target lacks column\(s\) y; restore it whole"):
         restore(source, stored, target, mode="overwrite")
     assert rows_without_loose(target) == before
-    with pytest.raises(SqliteNoTarget, match="does not exist; mode merge restores rows"):
-        restore(source, stored, target.with_name("gone.db"), mode="merge")
+    # A target that is not there is a new one in every mode: the captured file, whole
+    # (test_sqlite_unkeyable checks it type for type).
+    gone = target.with_name("gone.db")
+    assert restore(source, stored, gone, mode="merge")["plan"]["mode"] == "new-target"
+    assert rows(gone) == rows(Path(stored.meta["path"]))
 
 
 def rows_without_loose(path: Path) -> list[Any]:

@@ -124,6 +124,23 @@ def test_a_new_file_gets_the_whole_captured_database(vault_repo: Any, app_db: Pa
     assert set(plan["whole"]) == set(WHOLE)
 
 
+@pytest.mark.parametrize("mode", ["overwrite", "merge", "new-target"])
+def test_a_missing_or_empty_target_is_new_in_every_mode(
+        vault_repo: Any, app_db: Path, backed_up: str, tmp_path: Path, mode: str) -> None:
+    missing, empty = tmp_path / "missing.db", tmp_path / "empty.db"
+    empty.touch(mode=0o640)
+    for target in (missing, empty):
+        done = vault_repo.json("restore", backed_up, "--target", target, "--mode", mode)
+        assert done.code == 0, done.last
+        assert done.last["details"]["plan"]["mode"] == "new-target"
+        assert integrity(target) == "ok" and schema(target) == schema(app_db)
+        for table in TABLES:
+            assert typed_rows(target, table) == typed_rows(app_db, table), table
+    assert empty.stat().st_mode & 0o777 == 0o640  # the file it took the place of
+    again = vault_repo.json("restore", backed_up, "--target", empty, "--mode", "new-target")
+    assert again.code != 0 and "already exists" in again.last["message"]
+
+
 @pytest.mark.parametrize("mode", ["overwrite", "merge"])
 def test_a_live_database_has_its_unkeyable_tables_replaced_whole(
         vault_repo: Any, app_db: Path, backed_up: str, tmp_path: Path, mode: str) -> None:

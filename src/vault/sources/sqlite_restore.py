@@ -1,7 +1,9 @@
 """Restoring a SQLite snapshot: row by row (`sqlite_merge`), the whole file, or chosen tables.
 
 Modes overwrite and merge restore rows into an existing database (see `sqlite_merge`).
-Mode new-target ("new") makes a new file; mode replace swaps whole files or tables.
+Mode new-target ("new") makes a new file; mode replace swaps whole files or tables. A
+target that does not exist or is an empty (0-byte) file is new in every mode: it gets the
+captured database itself, written whole, never row by row.
 The whole file is written beside its target, synced, checked with `PRAGMA
 integrity_check` and renamed over it, so the target is the old database or the new one,
 never half of each. Chosen tables go into a new database built the same way, or, with
@@ -70,6 +72,8 @@ def restore_database(stored: StoredItems, request: SourceRestoreRequest, *,
         if request.query and request.plan_mode == "new-target":
             return _entity_new_target(stored, request, target, busy, entities)
         if request.mode in ("overwrite", "merge"):
+            if not request.query and _is_new(target):  # nothing there to merge with
+                return _new_target(stored, request, target)
             return restore_rows(stored, request, target=target, busy=busy, entities=entities)
         if request.mode == "replace":
             if request.dry_run:
@@ -148,7 +152,7 @@ def _file_in_scratch(scratch_dir: str | None) -> Iterator[Path]:
 def _new_target(stored: StoredItems, request: SourceRestoreRequest,
                 target: Path) -> SourceRestoreResult:
     """Mode new-target: a new database file of the whole snapshot or the chosen tables."""
-    if target.exists() or target.is_symlink():
+    if not _is_new(target):
         raise SqliteTargetExists(path=str(target))
     item = stored_item_path(stored)
     if request.dry_run:
@@ -167,6 +171,16 @@ def _new_target(stored: StoredItems, request: SourceRestoreRequest,
             tables = _new_database_of_tables(snap, target, request.only)
     return SourceRestoreResult(items=1, bytes=target.stat().st_size,
                                details=_new_target_details(target, row_plan, tables, False))
+
+
+def _is_new(target: Path) -> bool:
+    """Missing, or an empty file (what `touch` or an application that has not written yet
+    leaves) with no journal beside it: a new target the captured file may replace."""
+    if target.is_symlink() or not target.exists():
+        return not target.is_symlink()
+    sides = (Path(f"{target}{suffix}") for suffix in ("-wal", "-journal"))
+    return (target.is_file() and target.stat().st_size == 0
+            and all(not side.exists() or side.stat().st_size == 0 for side in sides))
 
 
 def _new_target_details(target: Path, row_plan: RowPlan, tables: dict[str, int] | None,
