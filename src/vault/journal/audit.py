@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vault.errors import JournalError
 from vault.journal.chain import GENESIS_HASH, ChainVerification, verify_rows
 
 TAMPERING_EVENT = "JournalTamperingDetected"
@@ -18,12 +19,18 @@ _COLUMNS = ("seq, stream_id, stream_version, type, schema_version, payload, reco
 
 @contextmanager
 def _read_only(journal_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    """A read-only connection (the caller has opened the journal, so it exists); SQLite
+    failures become JournalError, which the CLI knows how to show."""
     try:
-        conn.row_factory = sqlite3.Row
-        yield conn
-    finally:
-        conn.close()
+        conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True,
+                               timeout=30)
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise JournalError(path=str(journal_path), detail=str(error)) from error
 
 
 def segment_start(journal_path: Path) -> int:

@@ -106,6 +106,7 @@ def anchor_snapshot(vault: Vault, repo: Repository, snapshot_id: str) -> None:
 def check_journal(vault: Vault, repo: Repository | None) -> JournalCheck:
     """Check the chain, and with a repository its anchors and snapshots. Writes nothing."""
     path = vault.config.journal_path()
+    vault.journal.head()  # opens (or, deleted, recreates) the journal file first
     start = segment_start(path)
     check = JournalCheck(chain=verify_segment(path, start), segment_seq=start)
     if repo is not None:
