@@ -20,6 +20,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
@@ -48,6 +49,12 @@ from vault.sources.sqlite_db import (
 )
 from vault.sources.sqlite_entities import entity_meta, keep_only
 from vault.sources.sqlite_restore import restore_database
+from vault.sources.sqlite_secrets import (
+    SecretFields,
+    protect_copy,
+    revealed,
+    secret_tables_from_config,
+)
 
 __all__ = ["CopyMethod", "SqliteSource", "source_from_config", "source_from_url"]
 
@@ -62,13 +69,15 @@ class SqliteSource:
 
     def __init__(self, name: str, path: Path | str, *, copy: CopyMethod = "backup",
                  busy: BusyPolicy | None = None, entities: tuple[Entity, ...] = (),
-                 selection: EntitySelection | None = None) -> None:
+                 selection: EntitySelection | None = None,
+                 secret_fields: SecretFields | None = None) -> None:
         self.name = name
         self.path = Path(path)
         self.copy: CopyMethod = copy
         self.busy = busy or BusyPolicy()
         self.entities = entities
         self.selection = selection
+        self.secret_fields = secret_fields
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"type": self.type, "name": self.name,
@@ -87,7 +96,8 @@ class SqliteSource:
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
         return SqliteSource(self.name, self.path, copy=self.copy, busy=self.busy,
-                            entities=self.entities, selection=EntitySelection(entity, ids))
+                            entities=self.entities, selection=EntitySelection(entity, ids),
+                            secret_fields=self.secret_fields)
 
     def estimate(self) -> SourceEstimate:
         conn = connect_readonly(self.path, self.busy.attempt_timeout)
@@ -113,7 +123,11 @@ class SqliteSource:
             copy_path = workdir / "copy.db"
             stat = os.stat(self.path) if self.path.exists() else None
             source_facts = take_copy(self.path, copy_path, self.copy, self.busy)
+            taken_at = source_facts.pop("read_at")
             entity_facts = self._entity_facts(copy_path)
+            if self.secret_fields is not None and self.secret_fields.tables:
+                entity_facts["secret_fields"] = protect_copy(
+                    copy_path, self.secret_fields, context.sealer, self.name)
             meta = {**entity_facts, **source_facts, **copy_facts(copy_path), "path": str(self.path),
                     "item": self.item_path, "copy": self.copy,
                     "file_mode": (stat.st_mode & 0o7777) if stat else 0o600,
@@ -125,7 +139,7 @@ class SqliteSource:
                 mode=0o100000 | ((stat.st_mode & 0o7777) if stat else 0o600),
                 mtime_ns=stat.st_mtime_ns if stat else 0,
             )
-            yield Capture(items=[item], meta=meta)
+            yield Capture(items=[item], meta=meta, taken_at=taken_at)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -151,15 +165,18 @@ class SqliteSource:
             conn.close()
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
-        return restore_database(stored, request, default_target=self.path, busy=self.busy,
-                                entities=self.entities)
+        target = Path(request.target).absolute() if request.target else self.path
+        # Sealed secrets opened, redacted ones given the target's live values (sqlite_secrets).
+        with revealed(stored, request.sealer, target, request.scratch_dir, self.name) as whole:
+            return restore_database(whole, request, default_target=self.path, busy=self.busy,
+                                    entities=self.entities)
 
     def for_target(self, request: SourceRestoreRequest) -> SqliteSource:
         """The source that captures what `request` would restore into (the target file,
         or this source's own), so a snapshot of it taken first can undo the restore."""
         target = Path(request.target).absolute() if request.target else self.path
         return SqliteSource(self.name, target, copy=self.copy, busy=self.busy,
-                            entities=self.entities)
+                            entities=self.entities, secret_fields=self.secret_fields)
 
     @property
     def item_path(self) -> str:
@@ -181,14 +198,17 @@ def _file_opener(path: Path) -> Callable[[], AbstractContextManager[BinaryIO]]:
 def take_copy(source: Path, target: Path, method: CopyMethod,
               busy: BusyPolicy) -> dict[str, Any]:
     """Copy `source` as of one commit into the new file `target`; return facts about the
-    source (journal mode, page size) read in the same transaction."""
+    source (journal mode, page size) read in the same transaction, and `read_at`: when
+    the copy's read transaction saw the database (its point in time)."""
     conn = connect_readonly(source, busy.attempt_timeout)
     try:
         if method == "vacuum":
             facts = with_busy_retry(lambda: _source_facts(conn), source, busy)
+            facts["read_at"] = datetime.now(UTC)  # the VACUUM reads from about here
             with_busy_retry(lambda: _vacuum_into(conn, target), source, busy)
             return facts
         facts = with_busy_retry(lambda: _begin_read(conn), source, busy)
+        facts["read_at"] = datetime.now(UTC)  # just after its first read: its snapshot
         copy = sqlite3.connect(target, isolation_level=None)
         try:
             copy.execute("PRAGMA synchronous = OFF")  # a scratch file: a crash just drops it
@@ -248,8 +268,10 @@ def source_from_config(entry: Any) -> SqliteSource:
     busy = BusyPolicy(retries=entry.busy_retries, seconds=entry.busy_seconds)
     entities = tuple(Entity(e.name, e.collection, e.parent, e.key, e.date_field)
                      for e in entry.entities)
+    fields = SecretFields(secret_tables_from_config(entry.secret_tables), entry.secrets,
+                          tuple(entry.secret_keys))
     return SqliteSource(entry.name, entry.path, copy=entry.copy_method, busy=busy,
-                        entities=entities)
+                        entities=entities, secret_fields=fields)
 
 
 def source_from_url(url: str) -> SqliteSource:
