@@ -2,7 +2,9 @@
 
 What to back up is planned first (`plan_targets`, no I/O beyond building source objects),
 then each target is backed up as its own job. When more than one target is backed up,
-they share a group id and time, so a restore can bring them back to one point in time. A
+they share a group id and time, so a restore can bring them back to one point in time:
+every database source's consistent point is taken at the same moment, before any member
+is streamed (vault.operations.group_capture), and files members are read first. A
 target that fails does not stop the others: the group is then `partial`, each failure is
 journaled with its reason, and `BackupGroupCompleted` lists what became of every source.
 """
@@ -21,6 +23,7 @@ from vault.errors import OperationFailed, UsageError, VaultError
 from vault.jobrun import new_job_id
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
+from vault.operations.group_capture import HeldCapture, open_captures
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
 from vault.progress import ProgressReporter
 from vault.sources.base import EntitySelectable, Source
@@ -160,18 +163,27 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
     grouped = len(targets) > 1 or group_name is not None
     group_id = f"group-{uuid.uuid4().hex[:16]}" if grouped else None
     group_time = datetime.now(UTC) if grouped else None
-    results: list[TargetOutcome] = []
-    for index, target in enumerate(targets):
-        job_id = job_ids[index] if job_ids else new_job_id("backup")
-        try:
-            outcome = run_target(vault, target, base, reporter, group_id, group_time, job_id)
-        except Exception as exc:  # journaled by the job; the other sources go on
-            if not grouped:
-                raise
-            error = exc if isinstance(exc, VaultError) else OperationFailed(detail=str(exc))
-            results.append(TargetOutcome(target, None, job_id, error))
-            continue
-        results.append(TargetOutcome(target, outcome, job_id))
+    held = open_captures(vault, {i: t.source for i, t in enumerate(targets)
+                                 if t.source is not None}) if grouped else {}
+    done: dict[int, TargetOutcome] = {}
+    try:
+        for index in streaming_order(targets):
+            target = targets[index]
+            job_id = job_ids[index] if job_ids else new_job_id("backup")
+            try:
+                outcome = run_target(vault, target, base, reporter, group_id, group_time,
+                                     job_id, held=held.get(index))
+            except Exception as exc:  # journaled by the job; the other sources go on
+                if not grouped:
+                    raise
+                error = exc if isinstance(exc, VaultError) else OperationFailed(detail=str(exc))
+                done[index] = TargetOutcome(target, None, job_id, error)
+                continue
+            done[index] = TargetOutcome(target, outcome, job_id)
+    finally:
+        for capture in held.values():
+            capture.close()
+    results = [done[index] for index in sorted(done)]
     result = GroupOutcome(group_id, results)
     if group_id is not None:
         vault.journal.append(group_id, ev.BackupGroupCompleted(
@@ -184,14 +196,22 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
     return result
 
 
+def streaming_order(targets: list[BackupTarget]) -> list[int]:
+    """The order a group's members are streamed in: files first (their time is when their
+    reading begins), then the sources whose points were all taken as the group began."""
+    return sorted(range(len(targets)), key=lambda i: targets[i].source is not None)
+
+
 def run_target(vault: Vault, target: BackupTarget, base: BackupRequest,
                reporter: ProgressReporter, group_id: str | None, group_time: datetime | None,
-               job_id: str | None) -> BackupOutcome:
-    """Back up one target as one job (`base` carries the files options and tags)."""
+               job_id: str | None, *, held: HeldCapture | None = None) -> BackupOutcome:
+    """Back up one target as one job (`base` carries the files options and tags); a source
+    streams from `held`, its capture opened with the rest of its group, if given."""
     if target.source is not None:
         source_request = SourceBackupRequest(
             source=target.source, label=target.name, adhoc_url=target.adhoc_url,
-            tags=base.tags, group_id=group_id, group_time=group_time, threads=base.threads)
+            tags=base.tags, group_id=group_id, group_time=group_time, threads=base.threads,
+            held=held)
         return run_source_backup(vault, source_request, reporter, job_id=job_id)
     files = target.files
     request = BackupRequest(

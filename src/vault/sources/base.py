@@ -19,6 +19,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
 
 __all__ = [
@@ -60,10 +61,15 @@ class Capture:
 
     `meta` is stored in the snapshot (`snapshot.source["meta"]`) after every item has been
     read, so a source may fill it in while its items are read (row counts, LSNs, date
-    ranges). It must hold no secret: it is shown by `vault snapshots --json`."""
+    ranges). It must hold no secret: it is shown by `vault snapshots --json`.
+
+    `taken_at` is when the consistent point was taken, for a source that knows it better
+    than the engine (which otherwise records when it asked for the capture): the snapshot's
+    `captured_at`, compared across the members of a group."""
 
     items: Iterable[SourceItem]
     meta: dict[str, Any] = field(default_factory=dict)
+    taken_at: datetime | None = None
 
 
 class SecretSealer(Protocol):

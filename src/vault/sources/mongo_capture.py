@@ -102,6 +102,8 @@ def capture(client: MongoClient[Any], source: MongoSource,
     session = client.start_session(snapshot=True) if consistent else None
     try:
         collections = selected_collections(client, source)
+        if session is not None:
+            _pin_snapshot(client, session, collections)
         entity_ids = _entity_ids(client, source, session)
         meta: dict[str, Any] = {
             "server": {"version": client.server_info().get("version")},
@@ -118,6 +120,17 @@ def capture(client: MongoClient[Any], source: MongoSource,
     finally:
         if session is not None:
             session.end_session()
+
+
+def _pin_snapshot(client: MongoClient[Any], session: ClientSession,
+                  collections: list[tuple[str, dict[str, Any]]]) -> None:
+    """A snapshot session's point in time is fixed by its first read: read now, so the
+    capture's point is when it was opened (a group opens every member's at once), not when
+    its first collection is streamed."""
+    found = next(((database, info["name"]) for database, info in collections
+                  if info.get("type", "collection") != "view"), None)
+    if found is not None:
+        client[found[0]][found[1]].find_one({}, {"_id": 1}, session=session)
 
 
 def _items(client: MongoClient[Any], source: MongoSource, session: ClientSession | None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from vault.secrets import Secret, SecretRef, resolve_secret
@@ -145,6 +146,7 @@ class PostgresSource:
             database = session.json(_DATABASE_SQL)
             pg_dump_version = clients.check_pg_dump_for(database["version_num"], target.at)
             snapshot = session.text(_BEGIN_SNAPSHOT)
+            taken_at = datetime.now(UTC)  # the exported snapshot: every pg_dump sees this
             # Read inside the transaction: the table list is the snapshot's own.
             tables = self._chosen(session.json(_TABLES_SQL))
             dump = _Dumper(clients, target, snapshot, clients.supports_restrict_key())
@@ -161,7 +163,7 @@ class PostgresSource:
                 meta["entities"] = [_entity_meta(session, e) for e in ordered(self.entities)]
             items = [SourceItem(SCHEMA_ITEM, stream_of(lambda: dump.schema(tables)))]
             items += [dump.table_item(entry) for entry in meta["tables"]]
-            yield Capture(items=items, meta=meta)
+            yield Capture(items=items, meta=meta, taken_at=taken_at)
 
     def _chosen(self, tables: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not self._tables:

@@ -1,0 +1,119 @@
+"""Taking a group's consistent points together, before any member is streamed.
+
+A group backs up each source as its own job, one after another; a capture opened only
+when its job starts would put each database's point in time after the previous members
+were streamed (minutes for a large one). So `open_captures` opens every database or
+settings source's capture at once, one thread each, and each job then streams from the
+capture already open. Files have no consistent point to take: a files member's time is
+when its reading begins, and a group streams its files members first.
+
+A capture that fails to open is held as its error, which fails that member's job (and
+only it), journaled as any failed backup is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vault.app import Vault
+from vault.repository.repository import Repository
+from vault.repository.snapshot import FileProblem
+from vault.sources.base import Capture, CaptureContext, SecretSealer, Source
+
+
+@dataclass
+class HeldCapture:
+    """A source's open capture (or the error opening it), the moment its consistent point
+    was taken, and the problems the source reported through its context."""
+
+    capture: Capture | None
+    captured_at: datetime
+    problems: list[FileProblem]
+    error: Exception | None = None
+    _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def close(self) -> None:
+        """End the capture (its read transaction, snapshot, scratch copy); idempotent."""
+        self._stack.close()
+
+
+class RepositorySealer:
+    """Seals settings secrets with the repository's key (see SecretSealer)."""
+
+    _AAD = b"vault settings secret v1"
+
+    def __init__(self, repo: Repository) -> None:
+        self._cipher = repo.cipher
+
+    def seal(self, plaintext: bytes) -> bytes:
+        return self._cipher.seal(plaintext, self._AAD)
+
+    def unseal(self, sealed: bytes) -> bytes:
+        return self._cipher.open(sealed, self._AAD)
+
+
+def sealer_for(repo: Repository) -> SecretSealer:
+    return RepositorySealer(repo)
+
+
+def capture_context(vault: Vault, repo: Repository,
+                    problems: list[FileProblem]) -> CaptureContext:
+    """What a source's capture is given: problems go to `problems` (the snapshot is then
+    partial), scratch space in the cache dir, the repository's sealer for secrets."""
+    scratch = vault.cache_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return CaptureContext(
+        warn=lambda where, message: problems.append(FileProblem(path=where, error=message)),
+        scratch_dir=str(scratch), sealer=sealer_for(repo))
+
+
+def open_capture(source: Source, context: CaptureContext,
+                 problems: list[FileProblem]) -> HeldCapture:
+    """Open `source`'s capture now. Its time is the source's own `taken_at`, else the
+    moment it was asked for (every source takes its point as its capture opens)."""
+    stack = ExitStack()
+    asked = datetime.now(UTC)
+    try:
+        capture = stack.enter_context(source.capture(context))
+    except Exception as exc:  # the member's job raises it, journaled there
+        stack.close()
+        return HeldCapture(None, asked, problems, exc)
+    return HeldCapture(capture, capture.taken_at or asked, problems, _stack=stack)
+
+
+@contextmanager
+def held_capture(source: Source, context: CaptureContext, problems: list[FileProblem],
+                 held: HeldCapture | None) -> Iterator[HeldCapture]:
+    """The capture a backup job streams: `held` (opened with its group), else one opened
+    now; closed when the job is done with it. A capture that failed to open raises."""
+    current = held if held is not None else open_capture(source, context, problems)
+    try:
+        if current.error is not None:
+            raise current.error
+        yield current
+    finally:
+        current.close()
+
+
+def open_captures(vault: Vault, sources: dict[int, Source]) -> dict[int, HeldCapture]:
+    """Open every source's capture at the same moment (a thread each), keyed as given.
+
+    Nothing is opened ahead when the repository cannot be opened (a wrong passphrase):
+    each member's job then fails on that, as it would alone."""
+    if not sources:
+        return {}
+    try:
+        repo = vault.repository()
+    except Exception:  # each member's job reports it
+        return {}
+    problems = {key: [] for key in sources}  # type: dict[int, list[FileProblem]]
+    contexts = {key: capture_context(vault, repo, problems[key]) for key in sources}
+    with ThreadPoolExecutor(max_workers=len(sources),
+                            thread_name_prefix="vault-capture") as pool:
+        futures = {key: pool.submit(open_capture, source, contexts[key], problems[key])
+                   for key, source in sources.items()}
+        return {key: future.result() for key, future in futures.items()}
