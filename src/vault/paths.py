@@ -16,7 +16,7 @@ from vault.errors import ConfigError
 
 
 class SharedWritable(ConfigError):
-    """{path} is writable by {who} (mode {mode}), so not private to vault: `chmod {fix} {path}`"""
+    """{path} is writable by {who} (mode {mode}), not private to vault: run `chmod {fix} {path}`"""
 
 
 def _xdg(var: str, fallback: str) -> Path:

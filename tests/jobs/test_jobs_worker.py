@@ -143,8 +143,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: the test server's `requirepass`: vault refuses a Redis queue without a password
+REDIS_PASSWORD = "redis-test-password-5d1c"
+
+
+def use_redis_queue(vault: Any, url: str) -> None:
+    """Point `vault` (and the workers it starts) at the Redis queue `url`, with its
+    password as a secret reference in a config file, as a user would set it up."""
+    config = vault.env.root / "vault.toml"
+    config.write_text(f'[queue]\nurl = "{url}"\n'
+                      'password = { env = "VAULT_TEST_REDIS_PASSWORD" }\n')
+    vault.env.env["VAULT_CONFIG"] = str(config)
+    vault.env.env["VAULT_TEST_REDIS_PASSWORD"] = REDIS_PASSWORD
+
+
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real `redis-server` on a free loopback port that asks for `REDIS_PASSWORD`."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
         pytest.skip("redis-server is not installed: the Redis queue test needs a real server")
@@ -153,7 +168,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     data = tmp_path / "redis"
     data.mkdir()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+    conf = data / "redis.conf"  # the password in a file, not in the process arguments
+    conf.write_text(f"requirepass {REDIS_PASSWORD}\n")
+    proc = subprocess.Popen([binary, str(conf), "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", str(data)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -171,7 +188,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 def test_two_workers_on_redis_run_each_job_exactly_once(vault_repo: Any, workers: Workers,
                                                        redis_url: str, tmp_path: Path) -> None:
-    vault_repo.env.env["VAULT_QUEUE__URL"] = redis_url
+    use_redis_queue(vault_repo, redis_url)
     sources = []
     for i in range(6):
         src = tmp_path / f"src{i}"
@@ -265,8 +282,8 @@ def test_cancel_and_list_through_the_cli(vault_repo: Any, tmp_path: Path) -> Non
 def test_a_worker_refuses_to_start_on_an_unreachable_queue(vault_repo: Any) -> None:
     if importlib.util.find_spec("redis") is None:
         pytest.skip("the `redis` Python client is not installed (needed by RedisHuey)")
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
-    done = vault_repo.run("worker", env={"VAULT_QUEUE__URL": url}, timeout=60)
+    use_redis_queue(vault_repo, f"redis://127.0.0.1:{_free_port()}/0")  # nothing listens
+    done = vault_repo.run("worker", timeout=60)
     assert done.returncode == 1, done.stderr
     assert "the job queue at redis://127.0.0.1:" in done.stderr
     assert "unavailable" in done.stderr
