@@ -26,6 +26,7 @@ from vault.repository.repair import (
     repair_index,
     repair_packs,
     rewrite_damage_records,
+    use_index,
 )
 from vault.repository.repository import Repository
 from vault.repository.saver import BlobSaver
@@ -123,7 +124,9 @@ def _repair_index(vault: Vault, repo: Repository, req: RepairRequest,
                      for p, why in sorted(done.packs_dropped.items())]
     report.notes += [f"pack {p[:12]}: header unreadable ({why}); run `vault repair packs`"
                      for p, why in sorted(done.packs_unreadable.items())]
-    if not req.dry_run:
+    if req.dry_run:
+        use_index(repo, done.packs)  # as the repair would leave it
+    else:
         repo.reload_index()
     report.lost = _lost(trace_missing(repo, repo.snapshots()))
 

@@ -53,6 +53,13 @@ class RawIndexFiles:
     damaged: dict[str, str] = field(default_factory=dict)  # index file -> why unreadable
 
 
+def use_index(repo: Repository, packs: RawIndex) -> None:
+    """Make `packs` the repository's in-memory index (damaged copies still left out)."""
+    repo.index = MasterIndex(repo.damage)
+    for pack_id, (size, blobs) in packs.items():
+        repo.index.add_pack(pack_id, size, blobs.values())
+
+
 def read_index_files(repo: Repository) -> RawIndexFiles:
     raw = RawIndexFiles()
     for info in repo.storage.list("index"):
@@ -100,6 +107,7 @@ class IndexRepair:
     index_files_damaged: dict[str, str] = field(default_factory=dict)
     index_files_written: int = 0
     index_files_removed: int = 0
+    packs: RawIndex = field(default_factory=dict)  # the index it writes (or would)
 
     @property
     def changed(self) -> bool:
@@ -132,7 +140,7 @@ def repair_index(repo: Repository, *, read_all: bool, dry_run: bool,
                 packs[pack_id] = (stored[pack_id], raw.packs[pack_id][1])
             continue
         packs[pack_id] = (size, {e.blob_id: e for e in entries})
-    result.packs_indexed = len(packs)
+    result.packs_indexed, result.packs = len(packs), packs
     if dry_run or not result.changed:
         return result
     step("headers-read")
@@ -170,10 +178,7 @@ def repair_packs(repo: Repository, targets: list[str], *, dry_run: bool,
     result = PackRepair(packs=targets)
     doomed = set(targets)
     # "Elsewhere" means: a healthy copy in a pack that stays.
-    repo.index = MasterIndex(repo.damage)
-    for pack_id, (size, blobs) in raw.packs.items():
-        if pack_id not in doomed:
-            repo.index.add_pack(pack_id, size, blobs.values())
+    use_index(repo, {p: v for p, v in raw.packs.items() if p not in doomed})
     saver = BlobSaver(repo, pack_size=pack_size, dry_run=dry_run)
     salvaged: set[bytes] = set()
     for pack_id in targets:
