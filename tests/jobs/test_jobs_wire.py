@@ -25,8 +25,11 @@ from test_jobs_worker import redis_url as redis_url  # the fixture, for the Redi
 
 from vault.config import VaultConfig
 from vault.jobs.commands import BackupArgs, JobCommand
-from vault.jobs.queue import InsecureQueue, JobQueue, check_redis_queue
+from vault.jobs.queue import InsecureQueue, JobQueue, check_redis_queue, queued_events
+from vault.jobs.tasks import REGISTERED_TASK
 from vault.jobs.wire import JOB_FORMAT, Rejection
+from vault.jobs.worker import requeue_lost
+from vault.journal import Journal
 from vault.paths import SharedWritable
 
 PARTS = ("queue", "schedule", "revocation")
@@ -45,7 +48,7 @@ class _Touch:
 def live_pickle(marker: Path, control: Path) -> bytes:
     """A pickle that creates `marker` when loaded; shown to work by loading a copy of it
     aimed at `control` here, so a marker that stays absent means it was never loaded."""
-    pickle.loads(pickle.dumps(_Touch(control)))  # noqa: S301 - the point of the test
+    pickle.loads(pickle.dumps(_Touch(control)))  # the one load here: the control
     assert control.exists()
     return pickle.dumps(_Touch(marker))
 
@@ -146,7 +149,7 @@ def _command(job_id: str) -> JobCommand:
 
 def _raw_rows(tmp_path: Path, table: str) -> list[bytes]:
     with sqlite3.connect(tmp_path / "state" / "queue.db") as db:
-        return [bytes(r[0]) for r in db.execute(f"SELECT data FROM {table}")]  # noqa: S608
+        return [bytes(r[0]) for r in db.execute(f"SELECT data FROM {table}")]
 
 
 def test_a_job_crosses_the_queue_as_json_and_comes_back_equal(tmp_path: Path) -> None:
@@ -219,6 +222,32 @@ def test_a_cancel_revokes_as_json_and_a_forged_revocation_is_dropped(tmp_path: P
     assert [r.where for r in seen] == ["revocation"]
     with sqlite3.connect(tmp_path / "state" / "queue.db") as db:
         assert db.execute("SELECT count(*) FROM kv").fetchone() == (0,)
+
+
+def test_an_older_vaults_pickled_message_is_rejected_and_its_job_queued_again(
+        tmp_path: Path) -> None:
+    """Upgrading: the message an older vault pickled is dropped unread; the job, still
+    `queued` in the journal, goes back on the queue as JSON (`requeue_lost`) and runs."""
+    from huey.registry import Message
+    from huey.serializer import Serializer
+
+    seen: list[Rejection] = []
+    queue = _sqlite_queue(tmp_path, seen)
+    command = _command("backup-old")
+    with Journal(tmp_path / "journal.db") as journal:
+        journal.append_many(queued_events(command))
+        old = Serializer().serialize(Message(  # what the older vault put on the queue
+            id="backup-old", name=REGISTERED_TASK, retries=0, retry_delay=0, kwargs={},
+            args=(command.model_dump(mode="json"),), retry_backoff=0))
+        with sqlite3.connect(tmp_path / "state" / "queue.db") as db:
+            db.execute("INSERT INTO task (queue, data) VALUES ('vault', ?)", (old,))
+        assert queue.waiting_ids() == set()  # not readable, so not waiting
+        assert queue.huey.dequeue() is None
+        assert [(r.where, r.reason.split(" (")[0]) for r in seen] == [("queue", "a pickle")]
+        assert requeue_lost(journal, queue, lost_after=0) == ["backup-old"]
+    task = queue.huey.dequeue()
+    assert task.id == "backup-old" and JobCommand.model_validate(task.args[0]) == command
+    assert len(seen) == 1
 
 
 # --- refusals: an insecure Redis queue, a shared state directory -------------------------

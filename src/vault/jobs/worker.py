@@ -42,6 +42,7 @@ from vault.jobs.wire import Rejection
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
+from vault.paths import ensure_private_dir
 from vault.worker_presence import BEAT_EVERY, PresenceFile
 
 #: how often a running worker looks for jobs of dead workers, in seconds
@@ -190,6 +191,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
     queue = JobQueue.from_config(config)
     queue.check()
     queue.huey.on_rejected = journal_rejections(config.journal_path(), queue.where)
+    ensure_private_dir(config.journal_path().parent)  # whoever writes there sets the jobs
     consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
                                           max_delay=1.0, check_worker_health=True)
     with Journal(config.journal_path()) as journal:
