@@ -18,6 +18,7 @@ from vault.sources.base import capture_to_memory as capture_items
 from vault.sources.entities import Entity
 from vault.sources.sqlite import SqliteSource
 from vault.sources.sqlite_db import SqliteTableMismatch
+from vault_tui.data.restore_plan import plan_rows
 
 SCHEMA = """
 CREATE TABLE usage (code TEXT PRIMARY KEY, n INTEGER, note);
@@ -158,6 +159,8 @@ def test_a_live_database_has_its_unkeyable_tables_replaced_whole(
     assert plan["groups"]["usage"] == {"create": 2, "delete": 2, "skip": 4}
     assert plan["groups"]["nokey"] == {"create": 1, "delete": 1, "skip": 2}
     assert plan["destructive"] is True
+    names = [row[0] for row in plan_rows(plan)]  # the TUI's preview table
+    assert "usage (replaced whole)" in names and "pairs" in names
     text = vault_repo.run("restore", "preview", backed_up, "--target", live, "--mode", mode)
     assert "  usage: replaced whole, not row by row: 3 of the snapshot's" in text.stdout
     assert "  nokey: replaced whole, not row by row: it has no primary key" in text.stdout

@@ -221,11 +221,14 @@ def confirmation_name(choice: SnapshotChoice, args: RestoreArgs) -> str:
 
 def plan_rows(plan: dict[str, Any]) -> list[list[str]]:
     """The preview: per directory / table / collection, how many items each action takes
-    (columns as PLAN_COLUMNS), then the totals."""
+    (columns as PLAN_COLUMNS), then the totals. A table replaced whole (its rows cannot
+    be keyed: `plan["whole"]`) says so beside its name."""
     def row(name: str, counts: dict[str, int]) -> list[str]:
         return [name, *(str(counts.get(action, 0)) for action in ACTIONS)]
 
-    rows = [row(group or "/", counts) for group, counts in plan.get("groups", {}).items()]
+    whole = plan.get("whole") or {}
+    rows = [row((group or "/") + (" (replaced whole)" if group in whole else ""), counts)
+            for group, counts in plan.get("groups", {}).items()]
     rows.append(row("total", plan.get("totals", {})))
     return rows
 
