@@ -288,3 +288,73 @@ def test_version_1_exports_plain_and_encrypted_still_import(
         target = tmp_path / f"restored-{bool(passphrase)}"
         vault_repo.restore(imported.summary["snapshot_id"], "--target", target, env=other)
         fs.assert_same_tree(src, fs.restored_path(target, src))
+
+
+def _app_zip(path: Path, db: Path) -> dict[str, bytes]:
+    """A ZIP of an application: its database, settings.json and .env with API keys, and
+    static files; the plain files' bytes."""
+    import zipfile
+
+    files = {"static/logo.png": bytes(range(256)) * 40, "README.txt": FILE_TEXT.encode()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(db, "data/app.db")
+        archive.writestr("config/settings.json", json.dumps(
+            {"title": "chat", "openai_api_key": SECRETS[0], "db": {"password": SECRETS[1]}}))
+        archive.writestr(".env", f"PORT=8080\nSMTP_PASSWORD={SECRETS[2]}\n")
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return files
+
+
+def test_an_application_zip_imports_as_databases_settings_and_files(
+        vault_repo: VaultCLI, open_repo: Any, tmp_path: Path) -> None:
+    _config, _files, db, _live = _app(tmp_path)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT * FROM notes ORDER BY id").fetchall()
+    conn.close()
+    archive = tmp_path / "chat-app.zip"
+    files = _app_zip(archive, db)
+    preview = vault_repo.json("import", archive, "--as-app", "--dry-run")
+    assert preview.code == 0, preview.stderr
+    assert preview.summary["preview"]["app"] == {
+        "name": "chat-app", "databases": ["data/app.db"],
+        "settings": ["config/settings.json", ".env"], "files": 2}
+
+    imported = vault_repo.json("import", archive, "--as-app")
+    assert imported.code == 0, imported.stderr
+    for secret in SECRETS:
+        assert secret not in imported.stdout
+    ids = imported.summary["snapshot_ids"]
+    snaps = {s["id"]: s for s in vault_repo.query("snapshots").summary["snapshots"]}
+    assert len(ids) == 4 and len({snaps[i]["group_id"] for i in ids}) == 1
+    kinds = sorted(snaps[i]["source"]["type"] for i in ids)
+    assert kinds == ["files", "settings", "settings", "sqlite"]
+
+    from vault.restore.items import SnapshotItems
+
+    repo = open_repo()
+    stored: dict[str, bytes] = {}
+    for snapshot in (s for s in repo.snapshots() if s.id in ids):
+        items = SnapshotItems(repo, snapshot)
+        for path in items.paths():
+            with items.open(path) as stream:
+                stored[f"{snapshot.source['type']}:{snapshot.paths[0]}:{path}"] = stream.read()
+    settings_docs = [v for k, v in stored.items() if k.startswith("settings:")]
+    assert len(settings_docs) == 2
+    for doc in settings_docs:
+        assert not any(s.encode() in doc for s in SECRETS)  # redacted by the default globs
+    assert any(b'"chat"' in doc for doc in settings_docs)
+    assert any(b'"8080"' in doc for doc in settings_docs)
+
+    by_type = {snaps[i]["source"]["type"]: i for i in ids}
+    restored = tmp_path / "restored.db"
+    vault_repo.restore(by_type["sqlite"], "--target", f"sqlite://{restored}")
+    with sqlite3.connect(restored) as conn:
+        assert conn.execute("SELECT * FROM notes ORDER BY id").fetchall() == rows
+    conn.close()
+    out = tmp_path / "files-out"
+    vault_repo.restore(by_type["files"], "--target", out)
+    got = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert got == files
+    (scratch,) = [p for p in vault_repo.env.root.rglob("scratch") if p.is_dir()]
+    assert list(scratch.iterdir()) == []  # the private copies of the settings are gone

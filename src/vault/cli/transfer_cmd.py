@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vault.cli.common import reporter_for
+from vault.cli.common import latest_options, pinned_ref, reporter_for, snapshot_criteria
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import EXIT_PARTIAL, UsageError, VaultError
 from vault.secrets import Secret, SecretRef, resolve_secret
@@ -76,10 +76,12 @@ _PASSWORD_COMMAND_HELP = "Command that prints the export file's passphrase."
               help="Type a passphrase for the export file (twice).")
 @click.option("--no-encrypt", is_flag=True,
               help="Write the export unencrypted (anyone who reads it reads the data).")
+@latest_options
 @output_options
 @pass_state
 def export_cmd(state: CliState, snapshot: str, output: Path, password_file: Path | None,
-               password_command: str | None, ask: bool, no_encrypt: bool) -> None:
+               password_command: str | None, ask: bool, no_encrypt: bool,
+               pick_source: str | None, pick_path: str | None, pick_host: str | None) -> None:
     """Write SNAPSHOT (a snapshot, a group's name or a group id) to one checksummed file.
 
     `vault import` reads it into any repository. The file is encrypted (AES-256-GCM,
@@ -88,8 +90,13 @@ def export_cmd(state: CliState, snapshot: str, output: Path, password_file: Path
     file; a settings snapshot's sealed secrets are re-sealed for the file.
     """
     out = state.output()
+    vault = state.vault()
+    if snapshot not in {g.name for g in vault.config.groups} and not snapshot.startswith(
+            "group-"):  # one snapshot: `latest` means one source's (docs/cli.md)
+        _, snapshot = pinned_ref(vault.repository(), snapshot,
+                                 snapshot_criteria(pick_source, pick_path, pick_host))
     key = _export_key(state, password_file, password_command, ask, no_encrypt)
-    result = run_export(state.vault(), snapshot, output, key, reporter_for(out))
+    result = run_export(vault, snapshot, output, key, reporter_for(out))
     warnings = [] if key is not None else [
         f"{result.path} is not encrypted: anyone who can read it can read every file and "
         "setting it holds"]
@@ -141,13 +148,22 @@ def _asker(state: CliState) -> AskPassphrase:
 @click.option("--password-file", "password_file", type=click.Path(path_type=Path),
               help=_PASSWORD_FILE_HELP)
 @click.option("--password-command", "password_command", help=_PASSWORD_COMMAND_HELP)
+@click.option("--as-app", "as_app", is_flag=True,
+              help="Read a ZIP or tar as an application: *.db SQLite files as databases, "
+                   "settings.json/.env as settings (secrets redacted), the rest as files; "
+                   "one group.")
+@click.option("--app-secrets", type=click.Choice(["redact", "encrypt"]), default="redact",
+              show_default=True,
+              help="With --as-app: redact the settings' secrets, or seal them with the "
+                   "repository's key.")
 @click.option("--tag", "tags", multiple=True, help="Tag the new snapshot (repeatable).")
 @click.option("-n", "--dry-run", is_flag=True,
               help="Check FILE and show the preview; import nothing.")
 @output_options
 @pass_state
 def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None,
-               password_command: str | None, tags: tuple[str, ...], dry_run: bool) -> None:
+               password_command: str | None, as_app: bool, app_secrets: str,
+               tags: tuple[str, ...], dry_run: bool) -> None:
     """Add FILE to the repository as a new snapshot (or several: a group's export).
 
     FILE is a `vault export` file (checked: checksum, version; older formats are
@@ -159,7 +175,7 @@ def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None
     """
     out = state.output()
     prepared = prepare_import(file, fmt, _file_passphrase(password_file, password_command),
-                              _asker(state))
+                              _asker(state), as_app=as_app)
     preview = prepared.preview
     out.line(_preview_line(preview))
     refused = preview.get("refused", [])
@@ -168,7 +184,8 @@ def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None
     if dry_run:
         out.summary(dry_run=True, preview=preview)
         return
-    result = run_import(state.vault(), prepared, reporter_for(out), list(tags))
+    result = run_import(state.vault(), prepared, reporter_for(out), list(tags),
+                        app_secrets)  # type: ignore[arg-type]
     many = len(result.snapshots) > 1
     out.line(f"imported {file} as snapshot{'s' if many else ''} "
              f"{' '.join(s.short_id for s in result.snapshots)}: {result.files} "
@@ -194,8 +211,12 @@ def _preview_line(p: dict[str, object]) -> str:
     if p["format"] == "sqlite":
         return f"SQLite database {p['file']} ({human_bytes(int(str(p['bytes'])))})"
     refused = p.get("refused") or []
+    app = p.get("app")
+    layout = (f" (as application {app['name']}: {len(app['databases'])} database(s), "  # type: ignore[index]
+              f"{len(app['settings'])} settings file(s), {app['files']} other file(s))"  # type: ignore[index]
+              if app else "")
     return (f"{p['format']} archive {p['file']}: {p['files']} files, "
-            f"{human_bytes(int(str(p['bytes'])))}, {len(refused)} member(s) refused")  # type: ignore[arg-type]
+            f"{human_bytes(int(str(p['bytes'])))}, {len(refused)} member(s) refused{layout}")  # type: ignore[arg-type]
 
 
 COMMANDS = [export_cmd, import_cmd]

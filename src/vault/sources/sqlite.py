@@ -13,6 +13,7 @@ Configured as `type = "sqlite"`, or ad hoc as `sqlite:///absolute/path/app.db`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -165,6 +166,9 @@ class SqliteSource:
             conn.close()
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
+        if request.target and request.target.lower().startswith(_URL_PREFIX):
+            # A target given as a URL (`--target sqlite:///new.db`) is that URL's file.
+            request = dataclasses.replace(request, target=request.target[len(_URL_PREFIX):])
         target = Path(request.target).absolute() if request.target else self.path
         # Sealed secrets opened, redacted ones given the target's live values (sqlite_secrets).
         with revealed(stored, request.sealer, target, request.scratch_dir, self.name) as whole:
@@ -174,9 +178,12 @@ class SqliteSource:
     def for_target(self, request: SourceRestoreRequest) -> SqliteSource:
         """The source that captures what `request` would restore into (the target file,
         or this source's own), so a snapshot of it taken first can undo the restore."""
-        target = Path(request.target).absolute() if request.target else self.path
-        return SqliteSource(self.name, target, copy=self.copy, busy=self.busy,
-                            entities=self.entities, secret_fields=self.secret_fields)
+        target = request.target or str(self.path)
+        if target.lower().startswith(_URL_PREFIX):
+            target = target[len(_URL_PREFIX):]
+        return SqliteSource(self.name, Path(target).absolute(), copy=self.copy,
+                            busy=self.busy, entities=self.entities,
+                            secret_fields=self.secret_fields)
 
     @property
     def item_path(self) -> str:

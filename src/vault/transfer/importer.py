@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from vault.app import Vault
 from vault.backup_items import ItemArchiver
+from vault.errors import UsageError
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.quota import check_quota
@@ -32,6 +33,14 @@ from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot
 from vault.sources.base import SourceItem
 from vault.transfer import mongodump, pgdump
+from vault.transfer.app_import import (
+    AppLayout,
+    SecretsMode,
+    app_name,
+    import_app,
+    new_group,
+    plan_app,
+)
 from vault.transfer.archives import Archive, MemberPlan, plan_members
 from vault.transfer.errors import ExportCorrupted, NotAnExport, NothingToImport
 from vault.transfer.export import TRANSFERS_STREAM
@@ -81,12 +90,16 @@ class PreparedImport:
     export: ExportFile | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     plan: MemberPlan | None = None
+    app: AppLayout | None = None
 
 
 def prepare_import(path: Path, fmt: str = "auto", passphrase: str | None = None,
-                   ask: AskPassphrase | None = None) -> PreparedImport:
-    """`passphrase` opens an encrypted export; without it, `ask` is asked for one."""
+                   ask: AskPassphrase | None = None, as_app: bool = False) -> PreparedImport:
+    """`passphrase` opens an encrypted export; without it, `ask` is asked for one. With
+    `as_app`, a tar or ZIP is read as an application's layout (app_import)."""
     kind: ImportFormat = detect_format(path) if fmt == "auto" else fmt  # type: ignore[assignment]
+    if as_app and kind not in ("tar", "zip"):
+        raise UsageError(f"--as-app reads a ZIP or tar archive; {path} is {kind}")
     if kind == "vault":
         export, meta, preview = prepare_export(path, passphrase, ask)
         return PreparedImport(path, "vault", preview, export=export, meta=meta)
@@ -101,6 +114,7 @@ def prepare_import(path: Path, fmt: str = "auto", passphrase: str | None = None,
     archive = Archive(path, kind)
     try:
         plan = plan_members(archive.members())
+        app = plan_app(archive, plan, app_name(path)) if as_app else None
     finally:
         archive.close()
     if not plan.accepted:
@@ -109,7 +123,9 @@ def prepare_import(path: Path, fmt: str = "auto", passphrase: str | None = None,
     preview = {"format": kind, "file": str(path.resolve()), "files": len(plan.accepted),
                "dirs": plan.dirs, "bytes": plan.bytes_total,
                "refused": [{"path": n, "error": why} for n, why in plan.refused]}
-    return PreparedImport(path, kind, preview, plan=plan)
+    if app is not None:
+        preview["app"] = app.preview()
+    return PreparedImport(path, kind, preview, plan=plan, app=app)
 
 
 @dataclass
@@ -126,10 +142,13 @@ class ImportOutcome:
 
 
 def run_import(vault: Vault, prepared: PreparedImport, reporter: ProgressReporter,
-               tags: list[str] | None = None) -> ImportOutcome:
+               tags: list[str] | None = None,
+               app_secrets: SecretsMode = "redact") -> ImportOutcome:
     started = time.monotonic()
     refused: list[FileProblem] = []
-    if prepared.format == "sqlite":
+    if prepared.app is not None:
+        snapshots, refused = _import_as_app(vault, prepared, reporter, tags or [], app_secrets)
+    elif prepared.format == "sqlite":
         snapshots = [_import_sqlite(vault, prepared.path, reporter, tags or [])]
     elif prepared.format == "vault":
         assert prepared.export is not None
@@ -186,9 +205,29 @@ def _import_sqlite(vault: Vault, path: Path, reporter: ProgressReporter,
 # --- a tar or ZIP archive -----------------------------------------------------------------
 
 
+def _import_as_app(vault: Vault, prepared: PreparedImport, reporter: ProgressReporter,
+                   tags: list[str], secrets: SecretsMode) -> tuple[list[Snapshot],
+                                                                   list[FileProblem]]:
+    layout = prepared.app
+    assert layout is not None and prepared.format in ("tar", "zip")
+    group = new_group()
+    archive = Archive(prepared.path, prepared.format)
+    try:
+        snapshots = import_app(vault, archive, layout, reporter, tags, secrets, group)
+    finally:
+        archive.close()
+    refused = [FileProblem(path=name, error=why) for name, why in layout.files.refused]
+    if layout.files.accepted:
+        files, refused = _import_archive(vault, prepared, reporter, tags, layout.files, group)
+        snapshots.append(files)
+    return snapshots, refused
+
+
 def _import_archive(vault: Vault, prepared: PreparedImport, reporter: ProgressReporter,
-                    tags: list[str]) -> tuple[Snapshot, list[FileProblem]]:
-    plan = prepared.plan
+                    tags: list[str], plan: MemberPlan | None = None,
+                    group: tuple[str, datetime] | None = None
+                    ) -> tuple[Snapshot, list[FileProblem]]:
+    plan = plan or prepared.plan
     assert plan is not None and prepared.format in ("tar", "zip")
     refused = [FileProblem(path=name, error=why) for name, why in plan.refused]
     repo = vault.repository()
@@ -211,7 +250,8 @@ def _import_archive(vault: Vault, prepared: PreparedImport, reporter: ProgressRe
                 tree=result.tree.hex(), backup_type="full", status="completed",
                 source={"type": "files", "imported": {
                     "format": prepared.format, "file": absolute, "refused": len(refused)}},
-                summary=result.summary, errors=refused, vault_version=vault_version())
+                summary=result.summary, errors=refused, vault_version=vault_version(),
+                group_id=group[0] if group else None, group_time=group[1] if group else None)
             lock.check()
             repo.save_snapshot(snapshot)
     finally:
