@@ -12,6 +12,15 @@ from vault_tui.app import VaultApp
 from vault_tui.context import TuiContext
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every TUI test runs in its own tmp_path, never in the checkout: the app proposes
+    paths beside where it runs (a files restore into ./restore-<id>, an export into .),
+    and a test that confirmed one wrote into the checkout (8fbb54d committed the
+    restore-f805f5cb/ made so). A test that wants another directory chdirs after this."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def files_source(vault_env, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """A config with one files source `docs` (used through VAULT_CONFIG)."""
