@@ -115,3 +115,29 @@ def test_half_a_key_value_pair_is_a_config_error(vault_repo: Any, tmp_path: Path
     result = vault_repo.run("--config", config, "backup", "--source", "app-db")
     assert result.returncode == 2 and "give both key_column and value_column" in result.stderr, \
         result.stderr
+
+
+def test_sealed_cells_moved_to_another_repository_restore_as_redacted(
+        vault_repo: Any, tmp_path: Path) -> None:
+    """An export carries a database's sealed cells as they are; the other repository's
+    key does not open them, so they restore like redacted ones (documented)."""
+    db = tmp_path / "app.db"
+    _app_db(db)
+    config = _config(tmp_path, db, "encrypt")
+    backed_up = vault_repo.json("--config", config, "backup", "--source", "app-db")
+    assert backed_up.code == 0, backed_up.last
+    out = tmp_path / "db.vault"
+    assert vault_repo.json("export", backed_up.summary["snapshot_id"], "-o", out).code == 0
+    other = {"VAULT_REPOSITORY": str(tmp_path / "repo2"), "VAULT_PASSWORD": "other pw 77"}
+    vault_repo.ok("init", env=other)
+    imported = vault_repo.json("import", out, env={
+        **other, "VAULT_EXPORT_PASSWORD": vault_repo.env.password})
+    assert imported.code == 0, imported.stderr
+    fresh = tmp_path / "fresh.db"
+    restored = vault_repo.json("restore", imported.summary["snapshot_id"], "--target",
+                               f"sqlite://{fresh}", env=other)
+    assert restored.code == 0, restored.last
+    settings = dict(_rows(fresh, "settings"))
+    assert settings["site_name"] == "chat" and settings["retries"] == 3
+    assert str(settings["openai_api_key"]).startswith(SEALED_PREFIX)
+    assert [r[:2] for r in _rows(fresh, "users")] == [r[:2] for r in USERS]

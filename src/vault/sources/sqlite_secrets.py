@@ -11,6 +11,8 @@ secret cell of the copy is replaced before it is stored:
   key, or the same rowid); a row the target lacks comes back holding the marker;
 - `secrets = "encrypt"`: by `vault:sealed:<base64>`, the value's typed encoding sealed with
   the repository's secret sealer; a restore opens it (the value comes back, type for type).
+  A cell this repository's key does not open (a snapshot imported from another one) is
+  restored as a redacted one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from vault.repository.crypto import DecryptionFailed
 from vault.sources.base import SecretSealer, StoredItems
 from vault.sources.settings_codec import canonical_bytes, decode, encode
 from vault.sources.settings_errors import SealerMissing
@@ -111,8 +114,13 @@ def _sealed(value: Any, sealer: SecretSealer) -> str:
 
 
 def _opened(text: str, sealer: SecretSealer) -> Any:
-    sealed = base64.b64decode(text[len(SEALED_PREFIX):])
-    return decode(json.loads(sealer.unseal(sealed)))
+    """The sealed value; _ABSENT when this repository's key does not open it (a snapshot
+    imported from another repository): the cell is then treated as a redacted one."""
+    try:
+        sealed = base64.b64decode(text[len(SEALED_PREFIX):], validate=True)
+        return decode(json.loads(sealer.unseal(sealed)))
+    except (DecryptionFailed, ValueError, KeyError, TypeError):
+        return _ABSENT
 
 
 def reveal_copy(copy_path: Path, meta: dict[str, Any], sealer: SecretSealer | None,
@@ -145,15 +153,14 @@ def _reveal_table(conn: sqlite3.Connection, spec: dict[str, Any], sealer: Secret
                               f"substr({col}, 1, {len(SEALED_PREFIX)}) = ?",
                               (REDACTED_TEXT, SEALED_PREFIX)).fetchall()
         for rowid, text in marked:
+            new: Any = _ABSENT
             if str(text).startswith(SEALED_PREFIX):
                 if sealer is None:
                     raise SealerMissing("the backup holds encrypted secrets and the restore "
                                         "was given no secret sealer to open them", name=name)
                 new = _opened(str(text), sealer)
-            elif has_live:
+            if new is _ABSENT and has_live:
                 new = _live_value(conn, table, col, key, rowid)
-            else:
-                continue
             if new is not _ABSENT:
                 conn.execute(f"UPDATE main.{table} SET {col} = ? WHERE rowid = ?", (new, rowid))
 
