@@ -131,3 +131,32 @@ async def test_two_reloads_before_a_new_job_widget_composed_show_the_newest_figu
         await wait_for(lambda: job_figures(app.screen.query_one(JobProgress)).startswith(
             "70 B of 100 B"), pilot)
         assert len(app.screen.query(JobProgress)) == 1
+
+
+async def test_journal_tampering_and_a_lost_snapshot_are_alerts(
+        vault_repo, files_source: Path, make_app) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    first = vault_repo.backup()["snapshot_id"]
+    second = vault_repo.backup()["snapshot_id"]
+    journal = vault_repo.env.journal_path
+    db = sqlite3.connect(journal)
+    db.execute("DROP TRIGGER events_no_delete")
+    kept = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] - 2
+    db.execute("DELETE FROM events WHERE seq > ?", (kept,))  # the last backup's tail
+    db.commit()
+    db.close()
+    assert vault_repo.run("journal", "verify").returncode == 1
+    (vault_repo.env.repo / "snapshots" / first).unlink()  # behind vault's back
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        widget = app.screen.query_one("#alerts", Static)
+        await wait_for(lambda: "journal tampering" in str(widget.render()), pilot)
+        assert widget.display
+        alerts = str(widget.render()).splitlines()
+        assert any(a.startswith("! journal tampering detected")
+                   and f"journal ends at seq {kept} but snapshot {second[:8]}" in a
+                   for a in alerts), alerts
+        assert any(a.startswith(f"! snapshot {first[:8]} is missing from the repository")
+                   for a in alerts), alerts
+        assert not any(f"snapshot {second[:8]} is missing" in a for a in alerts)
