@@ -11,10 +11,17 @@ from typing import Any
 
 import click
 
-from vault.cli.common import parse_entity_option, parse_time, reporter_for
+from vault.cli.common import (
+    latest_options,
+    parse_entity_option,
+    parse_time,
+    pinned_ref,
+    reporter_for,
+    snapshot_criteria,
+)
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output
-from vault.errors import EXIT_PARTIAL, UsageError
+from vault.errors import EXIT_PARTIAL, SnapshotNotFound, UsageError
 from vault.operations.restore import RestoreOutcome, RestoreRequest, run_restore, split_ref
 from vault.operations.restore_checks import Confirm
 from vault.progress import NullReporter
@@ -84,6 +91,7 @@ from vault.units import human_bytes
               help="Go ahead with a destructive restore (one that overwrites or deletes "
                    "what the target holds) without asking. Without it a terminal asks you "
                    "to type the target's name; a script is refused (exit 2).")
+@latest_options
 @output_options
 @pass_state
 def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str | None,
@@ -91,8 +99,13 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
             on_conflict: str | None, overwrite: str | None, dry_run: bool, verbose: bool,
             only: tuple[str, ...], query: str | None, at: str | None, entity: str | None,
             new_ids: bool, rename: tuple[str, ...], settings: bool, queued: bool,
-            yes: bool) -> None:
+            yes: bool, pick_source: str | None, pick_path: str | None,
+            pick_host: str | None) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
+
+    `latest` is the newest snapshot of one source: with several sources in the
+    repository, pick one with --source, --path or --host (`latest:sub/dir`: the newest
+    snapshot holding that directory).
 
     PATHS (inside the snapshot) restrict the restore to those subtrees. Nothing is ever
     written outside the target: hostile names and symlinked parents are refused.
@@ -125,6 +138,9 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
         raise UsageError("give --target (a directory for files; a file, database or URL for "
                          "a database), or --mode overwrite|merge to restore a database into "
                          "its own location")
+    one_path = paths[0] if len(paths) == 1 and ":" not in snapshot else None
+    _, snapshot = pinned_ref(state.vault().repository(), snapshot,
+                             snapshot_criteria(pick_source, pick_path, pick_host, one_path))
     if _is_source_snapshot(state, snapshot):
         check_copy_mode(new_ids, mode)  # before --queue hands it to a worker
         if paths or include or exclude or overwrite:
@@ -470,16 +486,27 @@ def _queue_source(state: CliState, req: Any, kind: object, name: str, yes: bool)
 @click.command()
 @click.argument("snapshot")
 @click.argument("path")
+@latest_options
 @pass_state
-def dump(state: CliState, snapshot: str, path: str) -> None:
-    """Write one file of SNAPSHOT to stdout (for example `vault dump latest /etc/app.conf`)."""
+def dump(state: CliState, snapshot: str, path: str, pick_source: str | None,
+         pick_path: str | None, pick_host: str | None) -> None:
+    """Write one file of SNAPSHOT to stdout (for example `vault dump latest /etc/app.conf`:
+    the newest snapshot holding that file)."""
     ref, sub = split_ref(snapshot)
     if sub != "/":
         path = f"{sub}/{path.lstrip('/')}"
     if sys.stdout.isatty():
         raise UsageError("refusing to write file contents to a terminal; redirect stdout")
     repo = state.vault().repository()
-    dump_file(repo, repo.find_snapshot(ref), path, sys.stdout.buffer)
+    criteria = snapshot_criteria(pick_source, pick_path, pick_host, inside=path)
+    try:
+        found, _ = pinned_ref(repo, ref, criteria)
+    except SnapshotNotFound:
+        if ref != "latest" or not repo.snapshots():
+            raise
+        raise UsageError(f"{path}: no such file in snapshot `latest` (no snapshot "
+                         f"matching {criteria.describe()} holds it)") from None
+    dump_file(repo, found, path, sys.stdout.buffer)
 
 
 COMMANDS = [restore, dump]
