@@ -16,6 +16,9 @@ from vault.operations.journal_check import (
     lost_message,
     record_check,
 )
+from vault.operations.journal_check import (
+    forget_lost as forget_lost_snapshots,
+)
 from vault.repository.repository import Repository, read_config
 
 
@@ -60,13 +63,16 @@ def journal(ctx: click.Context, state: CliState, types: tuple[str, ...], stream:
 @journal.command("verify")
 @click.option("--chain-only", is_flag=True,
               help="Check only the hash chain (no passphrase, no repository).")
+@click.option("--forget-lost", is_flag=True,
+              help="Accept snapshots the repository lost: journal them as forgotten.")
 @output_options
 @pass_state
-def journal_verify(state: CliState, chain_only: bool) -> None:
+def journal_verify(state: CliState, chain_only: bool, forget_lost: bool) -> None:
     """Check the hash chain and the anchors in the repository; exit 1 naming what disagrees."""
     vault = state.vault()
     repo = None if chain_only else _repository_if_initialised(vault)
     check = check_journal(vault, repo)
+    forgotten = forget_lost_snapshots(vault, repo, check) if forget_lost and repo else []
     # Tampering is journaled (a fresh segment) and the head anchored before the
     # verification itself is journaled.
     record_check(vault, repo, check)
@@ -77,6 +83,8 @@ def journal_verify(state: CliState, chain_only: bool) -> None:
     head_seq, head_hash = vault.journal.head()
     out = state.output()
     _show_check(out, check, chain_only)
+    for snapshot_id in forgotten:
+        out.line(f"forgotten: snapshot {snapshot_id[:8]}, lost by the repository")
     out.line(f"head: seq {head_seq} hash {head_hash}")
     out.summary(ok=not check.problems, events_checked=check.chain.events_checked,
                 first_bad_seq=check.chain.first_bad_seq, reason=check.chain.reason,
@@ -84,7 +92,8 @@ def journal_verify(state: CliState, chain_only: bool) -> None:
                 repository_checked=check.repository_checked,
                 anchors_checked=check.anchors_checked, findings=check.findings,
                 lost_snapshots=sorted(check.lost_snapshots),
-                unseen_snapshots=check.unseen_snapshots, tampering_seq=check.tampering_seq)
+                unseen_snapshots=check.unseen_snapshots, tampering_seq=check.tampering_seq,
+                forgotten_snapshots=forgotten)
     if check.problems:
         raise click.exceptions.Exit(EXIT_FAILED)
 

@@ -28,7 +28,7 @@ from vault.journal.audit import (
     verify_segment,
 )
 from vault.journal.chain import ChainVerification, format_time
-from vault.journal.events import JournalTamperingDetected
+from vault.journal.events import JournalTamperingDetected, SnapshotForgotten
 from vault.journal.queries import events_of_type, parse_time
 from vault.repository.anchors import JournalAnchor, current_anchors, load_anchors, save_anchor
 from vault.repository.repository import Repository
@@ -166,6 +166,19 @@ def record_check(vault: Vault, repo: Repository | None, check: JournalCheck) -> 
         anchor_head(vault, repo, "tampering" if segment else "verify", segment_seq=segment)
     except VaultError as exc:  # a read-only repository: the check itself still stands
         check.anchor_error = exc.message
+
+
+def forget_lost(vault: Vault, repo: Repository, check: JournalCheck) -> list[str]:
+    """Accept the loss of the snapshots the repository lost: journal each as
+    SnapshotForgotten, so they are no longer expected (nor alerted on). Returns their ids."""
+    lost = sorted(check.lost_snapshots)
+    if lost:
+        vault.journal.append_many([("repository-" + repo.id, SnapshotForgotten(
+            job_id=None, repo_id=repo.id, snapshot_id=sid,
+            reason="lost: missing from the repository (journal verify --forget-lost)"))
+            for sid in lost])
+    check.lost_snapshots = {}
+    return lost
 
 
 def check_journal_agreement(vault: Vault, repo: Repository) -> JournalCheck:
