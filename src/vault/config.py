@@ -436,7 +436,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-DEFAULT_SECRET_KEYS = [
+DEFAULT_SECRET_KEYS: list[str] = [
     "*password*", "*passwd*", "*passphrase*", "*_pass", "*secret*", "*token*", "*_key",
     "*apikey*", "*private_key*", "*credential*", "*auth*", "*cookie*", "*dsn*",
     "*database_url*",
