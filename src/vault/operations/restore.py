@@ -27,6 +27,7 @@ from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
+from vault.repository.snapshot_ref import SnapshotCriteria
 from vault.repository.tree import same_name
 from vault.restore.files import FileRestorer, OverwritePolicy, RestoreStats
 from vault.restore.files_plan import (
@@ -163,7 +164,8 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
     policy = req.policy()
     ref, sub = split_ref(req.snapshot_ref)
     repo = vault.repository()
-    snapshot = repo.find_snapshot(ref)
+    # `latest:sub/dir` is the newest snapshot holding sub/dir (vault.repository.snapshot_ref)
+    snapshot = repo.find_snapshot(ref, SnapshotCriteria(path=sub if sub != "/" else None))
     target = os.path.abspath(req.target)
     if os.path.lexists(target) and not os.path.isdir(target):
         raise UsageError(f"restore target {target} exists and is not a directory")
