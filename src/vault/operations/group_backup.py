@@ -23,7 +23,7 @@ from vault.errors import OperationFailed, UsageError, VaultError
 from vault.jobrun import new_job_id
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
-from vault.operations.group_capture import HeldCapture, open_captures
+from vault.operations.group_capture import GroupCaptures, HeldCapture
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
 from vault.progress import ProgressReporter
 from vault.sources.base import EntitySelectable, Source
@@ -163,8 +163,8 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
     grouped = len(targets) > 1 or group_name is not None
     group_id = f"group-{uuid.uuid4().hex[:16]}" if grouped else None
     group_time = datetime.now(UTC) if grouped else None
-    held = open_captures(vault, {i: t.source for i, t in enumerate(targets)
-                                 if t.source is not None}) if grouped else {}
+    captures = GroupCaptures(vault, {i: t.source for i, t in enumerate(targets)
+                                     if t.source is not None and grouped})
     done: dict[int, TargetOutcome] = {}
     try:
         for index in streaming_order(targets):
@@ -172,7 +172,7 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
             job_id = job_ids[index] if job_ids else new_job_id("backup")
             try:
                 outcome = run_target(vault, target, base, reporter, group_id, group_time,
-                                     job_id, held=held.get(index))
+                                     job_id, held=captures.get(index))
             except Exception as exc:  # journaled by the job; the other sources go on
                 if not grouped:
                     raise
@@ -181,8 +181,7 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
                 continue
             done[index] = TargetOutcome(target, outcome, job_id)
     finally:
-        for capture in held.values():
-            capture.close()
+        captures.close()
     results = [done[index] for index in sorted(done)]
     result = GroupOutcome(group_id, results)
     if group_id is not None:
@@ -198,7 +197,7 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
 
 def streaming_order(targets: list[BackupTarget]) -> list[int]:
     """The order a group's members are streamed in: files first (their time is when their
-    reading begins), then the sources whose points were all taken as the group began."""
+    reading begins, while the sources' captures open), then the sources."""
     return sorted(range(len(targets)), key=lambda i: targets[i].source is not None)
 
 

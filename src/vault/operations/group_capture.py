@@ -2,10 +2,11 @@
 
 A group backs up each source as its own job, one after another; a capture opened only
 when its job starts would put each database's point in time after the previous members
-were streamed (minutes for a large one). So `open_captures` opens every database or
+were streamed (minutes for a large one). So `GroupCaptures` opens every database or
 settings source's capture at once, one thread each, and each job then streams from the
 capture already open. Files have no consistent point to take: a files member's time is
-when its reading begins, and a group streams its files members first.
+when its reading begins, and a group reads its files members first, while the captures
+open.
 
 A capture that fails to open is held as its error, which fails that member's job (and
 only it), journaled as any failed backup is.
@@ -14,7 +15,7 @@ only it), journaled as any failed backup is.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,21 +100,38 @@ def held_capture(source: Source, context: CaptureContext, problems: list[FilePro
         current.close()
 
 
-def open_captures(vault: Vault, sources: dict[int, Source]) -> dict[int, HeldCapture]:
-    """Open every source's capture at the same moment (a thread each), keyed as given.
+class GroupCaptures:
+    """Every source's capture of a group, opened at the same moment in the background (a
+    thread each), keyed as given; `get` waits for one. The files members are read while
+    the captures open, so their reading begins with the databases' points.
 
     Nothing is opened ahead when the repository cannot be opened (a wrong passphrase):
     each member's job then fails on that, as it would alone."""
-    if not sources:
-        return {}
-    try:
-        repo = vault.repository()
-    except Exception:  # each member's job reports it
-        return {}
-    problems = {key: [] for key in sources}  # type: dict[int, list[FileProblem]]
-    contexts = {key: capture_context(vault, repo, problems[key]) for key in sources}
-    with ThreadPoolExecutor(max_workers=len(sources),
-                            thread_name_prefix="vault-capture") as pool:
-        futures = {key: pool.submit(open_capture, source, contexts[key], problems[key])
-                   for key, source in sources.items()}
-        return {key: future.result() for key, future in futures.items()}
+
+    def __init__(self, vault: Vault, sources: dict[int, Source]) -> None:
+        self._futures: dict[int, Future[HeldCapture]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        if not sources:
+            return
+        try:
+            repo = vault.repository()
+        except Exception:  # each member's job reports it
+            return
+        self._pool = ThreadPoolExecutor(max_workers=len(sources),
+                                        thread_name_prefix="vault-capture")
+        for key, source in sources.items():
+            problems: list[FileProblem] = []
+            context = capture_context(vault, repo, problems)
+            self._futures[key] = self._pool.submit(open_capture, source, context, problems)
+
+    def get(self, key: int) -> HeldCapture | None:
+        """The member's capture (waiting until it is open), or None: open it yourself."""
+        future = self._futures.get(key)
+        return future.result() if future is not None else None
+
+    def close(self) -> None:
+        """End every capture, also those whose member never ran (an interrupted group)."""
+        for future in self._futures.values():
+            future.result().close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

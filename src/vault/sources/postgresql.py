@@ -143,10 +143,12 @@ class PostgresSource:
     def capture(self, context: CaptureContext) -> Iterator[Capture]:
         clients, target = self.clients(), self.target()
         with PsqlSession(clients, target) as session:
-            database = session.json(_DATABASE_SQL)
-            pg_dump_version = clients.check_pg_dump_for(database["version_num"], target.at)
+            # The point in time first, as soon as connected (a group takes its members'
+            # together); what follows reads inside it.
             snapshot = session.text(_BEGIN_SNAPSHOT)
             taken_at = datetime.now(UTC)  # the exported snapshot: every pg_dump sees this
+            database = session.json(_DATABASE_SQL)
+            pg_dump_version = clients.check_pg_dump_for(database["version_num"], target.at)
             # Read inside the transaction: the table list is the snapshot's own.
             tables = self._chosen(session.json(_TABLES_SQL))
             dump = _Dumper(clients, target, snapshot, clients.supports_restrict_key())
