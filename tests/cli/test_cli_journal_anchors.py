@@ -257,3 +257,52 @@ def test_another_journal_on_the_same_repository_is_not_taken_for_tampering(
     assert vault(other, "status", "--check").returncode == 0
     # ... and the first journal still agrees with its anchors after that.
     assert journal_verify(env)[0] == 0
+
+
+def test_a_clean_check_keeps_the_newest_anchors_and_the_segment_start(vault_repo) -> None:  # type: ignore[no-untyped-def]
+    """Through the Python API: one anchor per backup ever made would make every check
+    load them all; a clean check keeps the newest KEEP_ANCHORS, and never the anchor that
+    opened the current segment (the settled anchors before it would count again)."""
+    from vault.app import Vault
+    from vault.config import load_config
+    from vault.journal.events import CommandFailed
+    from vault.operations.journal_check import (
+        KEEP_ANCHORS,
+        anchor_head,
+        check_journal,
+        check_journal_agreement,
+        journal_ref,
+        record_check,
+    )
+    from vault.repository.anchors import load_anchors
+
+    vault = Vault(load_config(None))
+    try:
+        repo = vault.repository()
+        stale = anchor_head(vault, repo, "verify")
+        # The head moves on, then the file loses its tail behind vault's back.
+        vault.journal.append("test", CommandFailed(command="x", error_kind="y", message="z"))
+        anchor_head(vault, repo, "verify")
+        db = sqlite3.connect(vault.config.journal_path())
+        drop_triggers(db)
+        db.execute("DELETE FROM events WHERE seq > ?", (stale.head_seq,))
+        db.commit()
+        db.close()
+        tampered = check_journal(vault, repo)
+        record_check(vault, repo, tampered)
+        assert tampered.tampering_seq == stale.head_seq + 1
+        for _ in range(KEEP_ANCHORS + 10):
+            anchor_head(vault, repo, "verify")
+        check = check_journal_agreement(vault, repo)
+        assert check.problems == [] and check.anchors_checked == KEEP_ANCHORS + 11
+        kept = load_anchors(repo, journal_ref(vault))
+        [segment] = [a for a in kept if a.segment_seq is not None]
+        assert segment.segment_seq == tampered.tampering_seq
+        settled = [a for a in kept if a.created < segment.created]
+        assert [a.name for a in settled] == [stale.name, kept[1].name]  # left as they were
+        current = [a for a in kept if a.created > segment.created]
+        assert len(current) == KEEP_ANCHORS  # the newest, the one just written included
+        assert len(kept) == 2 + 1 + KEEP_ANCHORS
+        assert check_journal_agreement(vault, repo).problems == []  # still agrees
+    finally:
+        vault.close()

@@ -65,11 +65,13 @@ def hash_at(journal_path: Path, seq: int) -> str | None:
 
 def recorded_snapshots(journal_path: Path, repo_id: str) -> dict[str, int]:
     """{snapshot id: seq of the event that recorded it made} for every snapshot of
-    `repo_id` this journal saw made (BackupCompleted, SnapshotImported) and not forgotten.
-    Matched by type name, so it reads journals holding types this vault does not know."""
+    `repo_id` this journal saw made (BackupCompleted, SnapshotImported, the copy a
+    SnapshotRepaired wrote) and not forgotten. Matched by type name, so it reads journals
+    holding types this vault does not know."""
     sql = ("SELECT seq, type, json_extract(payload, '$.snapshot_id') AS snapshot_id"
            " FROM events WHERE type IN ('BackupCompleted', 'SnapshotImported',"
-           " 'SnapshotForgotten') AND json_extract(payload, '$.repo_id') = ? ORDER BY seq")
+           " 'SnapshotRepaired', 'SnapshotForgotten')"
+           " AND json_extract(payload, '$.repo_id') = ? ORDER BY seq")
     made: dict[str, int] = {}
     with _read_only(journal_path) as conn:
         for row in conn.execute(sql, (repo_id,)):

@@ -30,7 +30,13 @@ from vault.journal.audit import (
 from vault.journal.chain import ChainVerification, format_time
 from vault.journal.events import JournalTamperingDetected, SnapshotForgotten
 from vault.journal.queries import events_of_type, parse_time
-from vault.repository.anchors import JournalAnchor, current_anchors, load_anchors, save_anchor
+from vault.repository.anchors import (
+    JournalAnchor,
+    current_anchors,
+    load_anchors,
+    remove_anchor,
+    save_anchor,
+)
 from vault.repository.repository import Repository
 from vault.status_report import Alert
 
@@ -38,6 +44,10 @@ from vault.status_report import Alert
 TAMPERING_ALERT_WINDOW = timedelta(days=7)
 #: lost snapshots named one by one in `vault status`; more are counted in one alert
 _LOST_ALERTS = 5
+#: anchors of one journal kept after a clean check. The chain links every older row to
+#: the newest anchor, so older ones add nothing but guard against some being deleted;
+#: without a limit every check would load one object per backup ever made.
+KEEP_ANCHORS = 64
 
 
 @dataclass
@@ -51,6 +61,7 @@ class JournalCheck:
     lost_snapshots: dict[str, int] = field(default_factory=dict)  # id -> seq recorded
     unseen_snapshots: list[str] = field(default_factory=list)
     tampering_seq: int | None = None  # the JournalTamperingDetected this check appended
+    anchors: list[JournalAnchor] = field(default_factory=list)  # those compared
     anchor_error: str | None = None  # why no anchor was written (a read-only repository)
 
     @property
@@ -120,7 +131,7 @@ def _check_anchors(check: JournalCheck, vault: Vault, repo: Repository) -> None:
     path = vault.config.journal_path()
     head_seq = vault.journal.head_seq()
     anchors = current_anchors(load_anchors(repo, journal_ref(vault)))
-    check.anchors_checked = len(anchors)
+    check.anchors, check.anchors_checked = anchors, len(anchors)
     for anchor in sorted(anchors, key=lambda a: a.head_seq, reverse=True):
         if anchor.head_seq == 0:
             continue
@@ -164,8 +175,19 @@ def record_check(vault: Vault, repo: Repository | None, check: JournalCheck) -> 
         return
     try:
         anchor_head(vault, repo, "tampering" if segment else "verify", segment_seq=segment)
+        if not check.tampered:
+            _trim_anchors(repo, check.anchors)
     except VaultError as exc:  # a read-only repository: the check itself still stands
         check.anchor_error = exc.message
+
+
+def _trim_anchors(repo: Repository, agreed: list[JournalAnchor]) -> None:
+    """Remove all but the newest KEEP_ANCHORS - 1 of the anchors that just agreed (the
+    one just written makes KEEP_ANCHORS). The anchor that opened the current segment
+    stays: without it, the settled anchors before it would count again."""
+    removable = [anchor for anchor in agreed if anchor.segment_seq is None]
+    for anchor in removable[:max(0, len(removable) - (KEEP_ANCHORS - 1))]:
+        remove_anchor(repo, anchor)
 
 
 def forget_lost(vault: Vault, repo: Repository, check: JournalCheck) -> list[str]:

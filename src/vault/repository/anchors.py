@@ -15,6 +15,7 @@ recorded: it opens a fresh segment, and the anchors written before it are settle
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,11 @@ def save_anchor(repo: Repository, anchor: JournalAnchor) -> str:
     anchor.name = storage_id(data)
     repo.storage.save("anchors", anchor.name, data)
     return anchor.name
+
+
+def remove_anchor(repo: Repository, anchor: JournalAnchor) -> None:
+    with contextlib.suppress(ObjectNotFound):
+        repo.storage.remove("anchors", anchor.name)
 
 
 def load_anchors(repo: Repository, journal: str) -> list[JournalAnchor]:
