@@ -132,6 +132,38 @@ def test_a_pickle_on_the_queue_never_runs_and_is_journaled(
     assert not [m for m in markers.values() if m.exists()]
 
 
+def test_a_well_formed_message_the_journal_never_queued_does_not_run(
+        vault_repo: Any, workers: Workers, tmp_path: Path) -> None:
+    """JSON in the right shape is still only a claim: a made-up job, and a copy of a real
+    job's message that names other paths, are refused; the real job runs as queued."""
+    src, other = tmp_path / "src", tmp_path / "not-asked-for"
+    for directory in (src, other):
+        directory.mkdir()
+        (directory / "f.txt").write_text(directory.name)
+    job_id = queue_backup(vault_repo, src)
+    [queued] = [e["payload"]["command"] for e in vault_repo.events("JobQueued")]
+    tampered = {**queued, "args": {**queued["args"], "paths": [str(other)]}}
+    made_up = {**tampered, "job_id": "backup-made-up"}
+    forged = [_message(tampered), _message(made_up)]
+    with sqlite3.connect(vault_repo.env.state_dir / "queue.db") as db:
+        for raw in forged:  # both ahead of the real message
+            db.execute("INSERT INTO task (queue, data, priority) VALUES ('vault', ?, 100)",
+                       (raw,))
+
+    workers.start()
+    assert follow(vault_repo, job_id, workers)["event"] == "BackupCompleted"
+    rejected = {e["payload"]["sha256"]: e["payload"]["reason"]
+                for e in _rejections(vault_repo, 2, workers)}
+    assert rejected == {
+        hashlib.sha256(forged[0]).hexdigest(): f"job {job_id}: not the command its "
+                                               "JobQueued holds",
+        hashlib.sha256(forged[1]).hexdigest(): "job backup-made-up (attempt 1) was never "
+                                               "queued"}
+    snapshots = vault_repo.query("snapshots").summary["snapshots"]
+    assert [(s["job_id"], s["paths"]) for s in snapshots] == [(job_id, [str(src)])]
+    assert [j["job_id"] for j in vault_repo.query("jobs").summary["jobs"]] == [job_id]
+
+
 # --- the serializer on a real SQLite queue --------------------------------------------
 
 
@@ -280,6 +312,11 @@ def test_the_cli_refuses_a_redis_queue_without_a_password(vault_repo: Any) -> No
     assert "redis://127.0.0.1:1/0 has no password: set [queue] password" in line
 
 
+def _journal_rows(path: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT seq, type, hash FROM events ORDER BY seq").fetchall()
+
+
 @pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777])
 def test_a_group_or_world_writable_state_dir_is_refused(vault_repo: Any, tmp_path: Path,
                                                         mode: int) -> None:
@@ -288,14 +325,14 @@ def test_a_group_or_world_writable_state_dir_is_refused(vault_repo: Any, tmp_pat
     src.mkdir()
     (src / "f").write_text("x")
     vault_repo.backup(src)
-    before = vault_repo.env.journal_path.read_bytes()
+    before = _journal_rows(vault_repo.env.journal_path)
     state.chmod(mode)
     for command in (["backup", src], ["backup", "--queue", src], ["worker"], ["jobs"]):
         done = vault_repo.run(*command, timeout=60)
         assert done.returncode == 2, (command, done.stderr)
         [line] = done.stderr.strip().splitlines()
         assert f"{state} is writable by" in line and f"chmod 700 {state}" in line
-    assert vault_repo.env.journal_path.read_bytes() == before  # nothing written there
+    assert _journal_rows(vault_repo.env.journal_path) == before  # nothing written there
     state.chmod(0o700)
     assert vault_repo.json("jobs").code == 0
 

@@ -13,6 +13,9 @@ injection), other JSON, a command that does not validate as `JobCommand`. `Guard
 drops a rejected message where Huey takes it off the queue or the schedule, and hands a
 `Rejection` (why, where, the raw bytes' size and digest, never their content) to
 `on_rejected`; the worker journals it as `JobRejected`. Nothing of it ever runs.
+
+A well-formed message is still only a claim: `admit` (the worker's: the command must be
+the one its journal queued, `worker.journal_admission`) may refuse it the same way.
 """
 
 from __future__ import annotations
@@ -164,6 +167,8 @@ class GuardedHuey(Huey):  # type: ignore[misc]  # huey is untyped
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_rejected = on_rejected or _log_rejection
+        #: why a decoded command may not run (None: it may); the worker sets it
+        self.admit: Callable[[JobCommand], str | None] = lambda command: None
 
     def deserialize_task(self, data: bytes) -> Task:
         message = self.serializer.deserialize(data)
@@ -192,10 +197,16 @@ class GuardedHuey(Huey):  # type: ignore[misc]  # huey is untyped
 
     def _take(self, data: bytes, where: Where) -> Task | None:
         try:
-            return self.deserialize_task(data)
+            task = self.deserialize_task(data)
+            refusal = self.admit(JobCommand.model_validate(task.args[0]))
         except MessageRejected as rejected:
-            self._reject(data, where, rejected.reason)
-            return None
+            refusal = rejected.reason
+        except Exception as exc:  # the journal could not be read: never run unchecked
+            refusal = f"could not check it against the journal: {type(exc).__name__}"
+        if refusal is None:
+            return task
+        self._reject(data, where, refusal)
+        return None
 
     def _reject(self, data: bytes, where: Where, reason: str) -> None:
         raw = bytes(data)

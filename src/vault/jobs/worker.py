@@ -137,6 +137,26 @@ def journal_rejections(journal_path: Path, queue: str) -> Callable[[Rejection], 
     return record
 
 
+def journal_admission(journal_path: Path) -> Callable[[JobCommand], str | None]:
+    """A message runs only if this worker's journal queued exactly its command (a
+    `JobQueued` of the same job and attempt): the queue carries a copy, the journal —
+    in the private state directory — is the authority. A well-formed message forged by
+    whoever can write to the queue (naming, say, a config file of theirs) is refused."""
+
+    def admit(command: JobCommand) -> str | None:
+        with Journal(journal_path) as journal:
+            stream = journal.stream(command.job_id)
+        queued = [r.event.command for r in stream if isinstance(r.event, ev.JobQueued)
+                  and r.event.attempt == command.attempt]
+        if not queued:
+            return f"job {command.job_id[:80]} (attempt {command.attempt}) was never queued"
+        if all(JobCommand.model_validate(q) != command for q in queued):
+            return f"job {command.job_id[:80]}: not the command its JobQueued holds"
+        return None
+
+    return admit
+
+
 def requeue_lost(journal: Journal, queue: JobQueue,
                  lost_after: float = LOST_AFTER) -> list[str]:
     """Queue again, as the same attempt, jobs that are `queued` but whose message is gone.
@@ -191,6 +211,7 @@ def run_worker(config: VaultConfig, options: WorkerOptions) -> None:
     queue = JobQueue.from_config(config)
     queue.check()
     queue.huey.on_rejected = journal_rejections(config.journal_path(), queue.where)
+    queue.huey.admit = journal_admission(config.journal_path())
     ensure_private_dir(config.journal_path().parent)  # whoever writes there sets the jobs
     consumer = queue.huey.create_consumer(workers=options.workers, periodic=False,
                                           max_delay=1.0, check_worker_health=True)
