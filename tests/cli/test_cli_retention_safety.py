@@ -159,3 +159,35 @@ def test_a_group_is_kept_whole_and_still_restores(vault_repo: Any, tmp_path: Pat
     assert (where["cache"] / "state.txt").read_text() == "cache 1"
     assert table_rows(where["chat-db"], "projects")[0] == (1, "p1 v1")
     assert table_rows(where["notes-db"], "notes") == [(1, 1)]
+
+
+def test_a_policy_judging_part_of_a_group_keeps_it_whole(vault_repo: Any,
+                                                         tmp_path: Path) -> None:
+    """As a schedule's retention does (it judges its own snapshots only): a group member
+    outside the judged ones stays, so the judged members of its group stay too."""
+    from vault.app import Vault
+    from vault.config import load_config
+    from vault.operations.manage import apply_retention
+    from vault.repository.snapshot import Snapshot
+    from vault.retention import GROUP_REASON, RetentionPolicy
+
+    config, where = _group_config(tmp_path)
+    _set_state(where, 1)
+    backup(vault_repo, config, "--group", "app")
+    backup(vault_repo, config, "--source", "uploads")
+    vault = Vault(load_config(config))
+    try:
+        def uploads_only(snapshot: Snapshot) -> bool:
+            return snapshot.source.get("label") == "uploads"
+
+        plan = apply_retention(vault, RetentionPolicy(keep_tags=frozenset({"none"})),
+                               "host,paths", dry_run=False, select=uploads_only,
+                               allow_empty=True)
+    finally:
+        vault.close()
+    [member] = [d for d in plan.keep if d.snapshot.group_id]
+    assert member.reasons == [GROUP_REASON.format(group=member.snapshot.group_id)]
+    [alone] = plan.remove
+    assert alone.snapshot.group_id is None
+    left = vault_repo.query("snapshots").summary["snapshots"]
+    assert len(left) == 4 and all(s["group_id"] for s in left)
