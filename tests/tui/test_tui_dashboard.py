@@ -90,12 +90,17 @@ async def test_an_unreachable_queue_is_said_on_the_dashboard_and_the_journal_sti
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = Path(vault_env.env["VAULT_CONFIG"])
-    config.write_text(config.read_text() + f'\n[queue]\nurl = "redis://127.0.0.1:{port}/0"\n')
+    secret = config.with_name("redis.pass")  # a Redis queue needs a password
+    secret.write_text("not-checked: nothing listens\n")
+    secret.chmod(0o600)
+    config.write_text(config.read_text() + f'\n[queue]\nurl = "redis://127.0.0.1:{port}/0"\n'
+                      f'password = {{ file = "{secret}" }}\n')
     app = make_app()
     async with app.run_test(size=SMALL) as pilot:
         await wait_for(lambda: "unreachable" in str(
             app.screen.query_one("#workers", Static).render()), pilot)
         assert str(port) in str(app.screen.query_one("#workers", Static).render())
+        assert "no password" not in str(app.screen.query_one("#workers", Static).render())
         assert _rows(app)[0][:3] == ["docs", "files", "completed"]
         await pilot.press("b")  # queueing fails: a one-line error in a modal, no crash
         await wait_for(lambda: isinstance(app.screen, ErrorModal), pilot)
