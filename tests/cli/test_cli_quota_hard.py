@@ -89,3 +89,52 @@ def test_a_backup_stops_before_the_quota_and_the_next_reuses_its_packs(
     assert (out / "b.bin").read_bytes() == new_file.read_bytes()
     fs.assert_same_tree(src, out, include_root=False)
     assert vault_repo.json("verify", "--read-data").code == 0
+
+
+def test_a_database_backup_stops_before_the_quota_too(vault_repo, tmp_path: Path) -> None:
+    """A source's estimate is what its previous snapshot stored: a database that grew
+    a lot passes it, and the hard quota stops the backup; raised, the next one reuses."""
+    import os
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)")
+        conn.execute("INSERT INTO blobs (body) VALUES (?)", (os.urandom(200_000),))
+    conn.close()
+    url = f"sqlite://{db}"
+    write_config(vault_repo, 40 * MiB)
+    vault_repo.backup(url)
+    with sqlite3.connect(db) as conn:  # grows by 14 MiB of data that does not compress
+        conn.executemany("INSERT INTO blobs (body) VALUES (?)",
+                         [(os.urandom(MiB),) for _ in range(14)])
+    conn.close()
+    used = stored_size(vault_repo.env.repo)
+    quota = used + 10 * MiB
+    write_config(vault_repo, quota)
+
+    with SizeWatcher(vault_repo.env.repo) as watcher:
+        stopped = vault_repo.json("backup", url)
+    assert stopped.code == 1 and stopped.last["error"] == "QuotaReached", stopped.last
+    assert watcher.peak <= quota, (watcher.peak, quota)
+    kept = stored_size(vault_repo.env.repo) - used
+    assert kept >= 4 * MiB, kept
+
+    write_config(vault_repo, 80 * MiB)
+    summary = vault_repo.backup(url)
+    assert summary["status"] == "completed"
+    bytes_new = vault_repo.events("BackupCompleted")[-1]["payload"]["bytes_new"]
+    assert bytes_new <= 15 * MiB - kept, (bytes_new, kept)
+    out = tmp_path / "restored.db"
+    vault_repo.restore(summary["snapshot_id"][:8], "--target", out)
+    assert _rows(out) == _rows(db) and len(_rows(db)) == 15
+
+
+def _rows(path: Path) -> list[tuple[int, bytes]]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT id, body FROM blobs ORDER BY id").fetchall()
+    finally:
+        conn.close()
