@@ -229,12 +229,13 @@ def test_a_message_vault_did_not_write_is_dropped_once_with_its_reason(
     with sqlite3.connect(tmp_path / "state" / "queue.db") as db:
         db.execute("INSERT INTO task (queue, data, priority) VALUES ('vault', ?, 9)", (raw,))
     assert queue.waiting_ids() == {"good"} and seen == []  # a look journals nothing
-    assert queue.huey.dequeue() is None  # dropped, not raised into the consumer
+    # dropped (not raised into the consumer), and the job behind it taken at once
+    assert queue.huey.dequeue().id == "good"
     [rejection] = seen
     assert (rejection.where, rejection.size_bytes) == ("queue", len(raw))
     assert rejection.sha256 == hashlib.sha256(raw).hexdigest() and why in rejection.reason
-    assert queue.huey.dequeue().id == "good"  # and gone: the next message is the job
-    assert _raw_rows(tmp_path, "task") == []
+    assert queue.huey.dequeue() is None and _raw_rows(tmp_path, "task") == []
+    assert len(seen) == 1  # journaled once
 
 
 def test_a_cancel_revokes_as_json_and_a_forged_revocation_is_dropped(tmp_path: Path) -> None:

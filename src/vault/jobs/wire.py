@@ -177,8 +177,13 @@ class GuardedHuey(Huey):  # type: ignore[misc]  # huey is untyped
         return self._registry.create_task(message)
 
     def dequeue(self) -> Task | None:
-        data = self.storage.dequeue()
-        return None if data is None else self._take(data, "queue")
+        # Past rejected messages at once: a flood of them must not delay a real job by
+        # the consumer's idle sleep each.
+        while (data := self.storage.dequeue()) is not None:
+            task = self._take(data, "queue")
+            if task is not None:
+                return task
+        return None
 
     def read_schedule(self, timestamp: datetime | None = None) -> list[Task]:
         due = self.storage.read_schedule(timestamp or self._get_timestamp())
