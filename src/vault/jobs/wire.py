@@ -122,7 +122,7 @@ class JobMessageSerializer(Serializer):  # type: ignore[misc]  # huey is untyped
             wire = {"format": REVOCATION_FORMAT, "once": bool(once),
                     "until": until.isoformat() if until else None}
         else:
-            raise TypeError(f"vault's queue carries job messages only, not {type(data)}")
+            raise TypeError(f"vault's queue carries jobs and revocations, not {type(data)}")
         return json.dumps(wire, separators=(",", ":")).encode()
 
     def _job(self, message: Message) -> dict[str, Any]:
