@@ -127,7 +127,7 @@ class FileRestorer:
             if entry is None or item.action not in (*_WRITES, "skip"):
                 continue
             node = entry.node
-            if not self._claim(entry.rel, item.action):
+            if not self._claim(entry.rel, item):
                 continue
             if node.type == "dir":
                 self._dirs.append((os.path.join(self.target, entry.rel), node))
@@ -145,17 +145,18 @@ class FileRestorer:
                 self._existed.add(dest)
             self._plan_leaf(dest, node, renamed=item.action == "rename")
 
-    def _claim(self, rel: str, action: str) -> bool:
+    def _claim(self, rel: str, item: PlannedItem) -> bool:
         """Whether `rel` is the first entry to land on its path (compared as bytes: the
         plan's names are, but a renamed entry's suffix may meet another entry's name)."""
-        if action == "skip":
+        if item.action == "skip":
             return True
         dest = os.path.join(self.target, rel)
-        if action == "rename":
+        if item.action == "rename":
             dest += self.files_plan.rename_suffix
         raw = os.fsencode(dest)
         if raw in self._taken:
-            self._problem(dest, "refused: another entry of the snapshot lands on this path")
+            self._failed_item(item, dest, "refused: another entry of the snapshot lands "
+                                          "on this path")
             return False
         self._taken.add(raw)
         return True
