@@ -66,6 +66,10 @@ class SpecialFileSource(UsageError):
     """{path} is a {kind}, not a file or directory: refused, as it would be stored as an empty file (a FIFO or device is read with --read-special; a socket never)"""  # noqa: E501
 
 
+class SafetyCopyImpossible(UsageError):
+    """restoring into {target} would overwrite or delete what it holds, and repository {repo} cannot be written to keep the safety copy that undoes it: nothing was changed; restore into an empty directory, or give --no-safety-copy"""  # noqa: E501
+
+
 class ConfigError(VaultError):
     """{detail}"""
 

@@ -128,6 +128,34 @@ def test_restore_from_a_full_repository_with_a_full_state_directory(
     assert {j["kind"]: j["status"] for j in jobs}["restore"] == "completed"
 
 
+def test_destructive_restore_from_a_full_repository_needs_no_safety_copy(
+        incident_vault, fs, tmp_path: Path) -> None:
+    """The safety copy of what a destructive restore overwrites would go into the full
+    repository: refused before anything changes, unless --no-safety-copy."""
+    vault = incident_vault
+    src = _source(fs, tmp_path)
+    vault.backup(src)
+    target = tmp_path / "live"
+    vault.restore(f"latest:{src}", "--target", target)
+    (target / "notes.txt").write_text("damaged in the incident")
+    _fill(vault.repo_mnt)
+    repo_before = fs.dir_digest(vault.env.repo)
+
+    refused = vault.run("restore", f"latest:{src}", "--target", target, "--mode",
+                        "overwrite", "--yes")
+    assert refused.returncode == 2, refused.stderr
+    assert "--no-safety-copy" in refused.stderr and "nothing was changed" in refused.stderr
+    assert (target / "notes.txt").read_text() == "damaged in the incident"
+    assert vault.events("RestoreFailed")[-1]["payload"]["error_kind"] == \
+        "SafetyCopyImpossible"
+
+    done = vault.run("restore", f"latest:{src}", "--target", target, "--mode", "overwrite",
+                     "--yes", "--no-safety-copy")
+    assert done.returncode == 0, done.stderr
+    fs.assert_same_tree(src, target, include_root=False)
+    assert fs.dir_digest(vault.env.repo) == repo_before
+
+
 def test_read_only_repository_restores_but_respects_an_exclusive_lock(
         incident_vault, fs, tmp_path: Path) -> None:
     from vault.repository.lock import LockInfo, _new_lock

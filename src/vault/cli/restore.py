@@ -91,6 +91,9 @@ from vault.units import human_bytes
               help="Go ahead with a destructive restore (one that overwrites or deletes "
                    "what the target holds) without asking. Without it a terminal asks you "
                    "to type the target's name; a script is refused (exit 2).")
+@click.option("--no-safety-copy", "no_safety_copy", is_flag=True,
+              help="Files: keep no safety copy of what a destructive restore overwrites "
+                   "or deletes (no undo); for a repository that is full or read-only.")
 @latest_options
 @output_options
 @pass_state
@@ -100,7 +103,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
             only: tuple[str, ...], query: str | None, at: str | None, entity: str | None,
             new_ids: bool, rename: tuple[str, ...], settings: bool, queued: bool,
             yes: bool, pick_source: str | None, pick_path: str | None,
-            pick_host: str | None) -> None:
+            pick_host: str | None, no_safety_copy: bool) -> None:
     """Restore SNAPSHOT (`latest`, an id, or `ID:sub/dir`) into --target.
 
     `latest` is the newest snapshot of one source: with several sources in the
@@ -163,7 +166,8 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
                          includes=list(include), excludes=list(exclude),
                          overwrite=overwrite,  # type: ignore[arg-type]
                          dry_run=dry_run, mode=mode,
-                         on_conflict=on_conflict)  # type: ignore[arg-type]
+                         on_conflict=on_conflict,  # type: ignore[arg-type]
+                         safety_copy=not no_safety_copy)
     req.policy()  # a contradictory combination is a usage error before anything runs
     if queued:
         _queue(state, req, yes)

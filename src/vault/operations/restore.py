@@ -18,7 +18,7 @@ from typing import Any
 
 from vault.app import Vault
 from vault.config import RestoreConfig
-from vault.errors import SnapshotNotFound, UsageError
+from vault.errors import SafetyCopyImpossible, SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.readonly_lock import read_only_lock
@@ -201,7 +201,7 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
                        include=req.includes, exclude=req.excludes,
                        options={"overwrite": req.overwrite, "mode": policy.mode,
                                 "on_conflict": policy.on_conflict})
-    with run, read_only_lock(vault, repo, operation="restore"):
+    with run, read_only_lock(vault, repo, operation="restore") as lock:
         run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
         planned = plan()
         refuse_conflicts(planned)  # before anything is written
@@ -216,6 +216,8 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
                 _confirm(req, target, planned.plan, confirmed=confirmed)
             undo = None
             if req.safety_copy and planned.plan.destructive:
+                if lock is None:  # the repository cannot be written: nor the copy
+                    raise SafetyCopyImpossible(repo=repo.location, target=target)
                 undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
             progress = MultiReporter(reporter, run.progress())
             restorer = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
