@@ -306,3 +306,17 @@ def test_a_clean_check_keeps_the_newest_anchors_and_the_segment_start(vault_repo
         assert check_journal_agreement(vault, repo).problems == []  # still agrees
     finally:
         vault.close()
+
+
+def test_vault_verify_checks_the_anchors_too(env: dict[str, str]) -> None:
+    seq, snapshot_id = completed(env)[-1]
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(journal_path(env)) + suffix).unlink(missing_ok=True)
+    result = vault(env, "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    # The verify's own events (requested, started) are the new journal's first rows.
+    assert re.search(rf"problem: journal ends at seq [1-5] but snapshot {snapshot_id[:8]} "
+                     rf"recorded head seq {seq}\n", result.stderr), result.stderr
+    recorded = rows(env, "SELECT payload FROM events WHERE type = 'JournalTamperingDetected'")
+    assert len(recorded) == 1
+    assert_tampering_alert(env, "journal ends at seq ")
