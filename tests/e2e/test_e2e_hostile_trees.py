@@ -197,3 +197,29 @@ def test_a_tree_as_deep_as_the_limit_restores(vault_repo: Any, open_repo: Any,
     listed = vault_repo.json("ls", "-R", snapshot_id)
     assert listed.code == 0, listed.last
     assert len(listed.summary["entries"]) == MAX_TREE_DEPTH
+
+
+def test_a_queued_restore_whose_latest_became_a_bomb_fails_in_the_worker(
+        vault_repo: Any, open_repo: Any, tmp_path: Path) -> None:
+    """`latest` was a harmless snapshot when the restore was queued (the command refuses a
+    bomb itself); by the time the worker runs it, `latest` is a bomb: the worker refuses
+    it (RestoreFailed, with the limit), writes nothing, and goes on."""
+    from vault.config import load_config
+    from vault.jobs.commands import JobCommand, RestoreArgs
+    from vault.jobs.tasks import execute
+
+    repo = open_repo()
+    saver = BlobSaver(repo)
+    _snapshot(repo, saver, [_file(saver, "a.txt", b"harmless")])
+    target = tmp_path / "target"
+    queued = vault_repo.json("restore", "latest", "-t", target, "--queue")
+    assert queued.code == 0, queued.last
+    _fan_out_bomb(repo, saver)
+
+    command = JobCommand(job_id=queued.summary["job_id"], repository=str(vault_repo.env.repo),
+                         args=RestoreArgs(snapshot_ref="latest", target=str(target)))
+    assert execute(command, load_config()) == "failed"
+    assert not target.exists()
+    [failed] = [e["payload"] for e in vault_repo.events("RestoreFailed")]
+    assert failed["error_kind"] == "TreeLimitExceeded"
+    assert "more than 100000000 entries below it" in failed["message"]
