@@ -223,3 +223,26 @@ def test_a_queued_restore_whose_latest_became_a_bomb_fails_in_the_worker(
     [failed] = [e["payload"] for e in vault_repo.events("RestoreFailed")]
     assert failed["error_kind"] == "TreeLimitExceeded"
     assert "more than 100000000 entries below it" in failed["message"]
+
+
+def test_verify_names_a_damaged_bomb_instead_of_tracing_every_path(
+        vault_repo: Any, open_repo: Any) -> None:
+    """The damage trace lists every path through a bad blob: of a bomb, it names the
+    limit instead (the bomb's only data blob is in a pack that went missing)."""
+    repo = open_repo()
+    first = BlobSaver(repo)
+    blob, _new = first.save(BlobType.DATA, b"x")
+    first.flush()
+    repo.load_index()
+    data_pack = repo.index.get(blob).pack_id
+    snapshot_id = _fan_out_bomb(repo, BlobSaver(repo))
+    repo.storage.remove("data", data_pack)
+
+    started = time.monotonic()
+    result = vault_repo.json("verify")
+    assert result.code == 1, (result.last, result.stderr)
+    assert time.monotonic() - started < 60
+    problems = result.summary["problems"]
+    assert any(p.startswith(f"snapshot {snapshot_id[:8]}: refused tree")
+               and "more than 100000000 entries below it" in p for p in problems), problems
+    assert any(data_pack[:12] in p and "missing" in p for p in problems), problems

@@ -28,6 +28,8 @@ from vault.repository.blob import BlobEntry
 from vault.repository.pack import PackFormatError, read_pack_entries
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
+from vault.repository.tree import TreeLimitExceeded
+from vault.repository.tree_limits import check_tree_limits
 from vault.units import parse_bytes
 
 
@@ -198,6 +200,11 @@ class Verifier:
         blobs (kept in the damage record, so a snapshot's status can follow repairs)."""
         for snap in snapshots:
             blobs: set[bytes] = set()
+            try:  # the trace walks every path: a hostile tree is named, not walked
+                check_tree_limits(self.repo, bytes.fromhex(snap.tree))
+            except TreeLimitExceeded as exc:
+                self.report.problems.append(f"snapshot {snap.short_id}: {exc.message}")
+                continue
             paths = list(self._damaged_paths(bytes.fromhex(snap.tree), "", blobs))
             if paths:
                 self.report.corrupted[snap.id] = paths
