@@ -172,5 +172,6 @@ def test_journal_filters_and_json(env: dict[str, str], busy_journal: Path) -> No
     assert len(limited) == 2 and limited[0]["seq"] < limited[1]["seq"]
     job = events[0]["payload"]["job_id"]
     stream = json.loads(vault(env, "journal", "--stream", job, "--json").stdout)["events"]
-    assert [e["type"] for e in stream][:2] == ["BackupRequested", "BackupStarted"]
+    assert [e["type"] for e in stream][:3] == ["BackupRequested", "JobClaimed",
+                                               "BackupStarted"]
     assert stream[-1]["type"] == "BackupCompleted"

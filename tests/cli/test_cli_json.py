@@ -51,9 +51,10 @@ def test_a_backup_job_in_the_journal(vault_repo, src: Path) -> None:
     job = summary["job_id"]
     stream = vault_repo.json("journal", "--stream", job).summary["events"]
     types = [e["type"] for e in stream]
-    assert types[0] == "BackupRequested" and types[1] == "BackupStarted"
+    # JobClaimed: the inline job names its process (a killed one is marked interrupted)
+    assert types[:3] == ["BackupRequested", "JobClaimed", "BackupStarted"]
     assert types[-1] == "BackupCompleted"
-    assert set(types[2:-1]) <= {"BackupProgressed"}
+    assert set(types[3:-1]) <= {"BackupProgressed"}
     assert [e["stream_version"] for e in stream] == list(range(1, len(stream) + 1))
     requested, completed = stream[0]["payload"], stream[-1]["payload"]
     assert requested["paths"] == [str(src)] and requested["tags"] == ["t1"]
