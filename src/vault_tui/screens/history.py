@@ -326,7 +326,8 @@ class HistoryScreen(VaultScreen[list[SnapshotRow]]):
 
 class ExportModal(ModalScreen[tuple[Path, Path | None] | None]):
     """Where to export the chosen snapshots (one `<source>-<id>.vault` file each), and an
-    optional passphrase file to encrypt them with (as `vault export --password-file`)."""
+    optional passphrase file to encrypt them with (as `vault export --password-file`);
+    without one they are encrypted with the repository's passphrase."""
 
     CSS_PATH = "history.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -341,7 +342,8 @@ class ExportModal(ModalScreen[tuple[Path, Path | None] | None]):
             yield Static("Directory (one file per snapshot):", markup=False)
             yield Input(str(Path.cwd()), id="export-dir")
             yield Static("Passphrase file to encrypt with (optional):", markup=False)
-            yield Input(id="export-password-file", placeholder="none: not encrypted")
+            yield Input(id="export-password-file",
+                        placeholder="none: the repository's passphrase")
             with Horizontal(classes="buttons"):
                 yield Button("Export", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")
