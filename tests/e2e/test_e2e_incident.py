@@ -97,7 +97,7 @@ def test_restore_from_a_full_repository_with_a_full_state_directory(
     assert "could not write the journal" in done.stderr
     assert "Traceback" not in done.stderr
 
-    for args in (("snapshots",), ("ls", snapshot_id[:8], str(src)),
+    for args in (("snapshots",), ("jobs",), ("ls", snapshot_id[:8], str(src)),
                  ("dump", snapshot_id[:8], str(src / "notes.txt"))):
         assert vault.run(*args).returncode == 0, args
     assert vault.run("dump", snapshot_id[:8], str(src / "notes.txt")).stdout == \

@@ -15,15 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vault.journal.readonly import connect_read_only
+
 _ACTIVE = ("requested", "queued", "running")
 _FINISHED = ("completed", "partial", "failed", "interrupted")
 
 
 @contextmanager
 def _read_only(journal_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = connect_read_only(journal_path)
     try:
-        conn.row_factory = sqlite3.Row
         yield conn
     finally:
         conn.close()

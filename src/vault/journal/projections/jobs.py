@@ -42,6 +42,7 @@ from vault.journal.events import (
     canonical_json,
 )
 from vault.journal.projections.base import Handler, TableProjection, upsert
+from vault.journal.readonly import connect_read_only
 
 _ACTIVE = "jobs.status IN ('requested', 'queued', 'running')"
 _WAITING = "jobs.status IN ('requested', 'queued')"
@@ -261,9 +262,8 @@ def read_jobs(journal_path: Path, *, statuses: list[str] | None = None,
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = connect_read_only(journal_path)
     try:
-        conn.row_factory = sqlite3.Row
         return [dict(row) for row in conn.execute(sql, params)]
     finally:
         conn.close()

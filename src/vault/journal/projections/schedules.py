@@ -32,6 +32,7 @@ from vault.journal.events import (
     canonical_json,
 )
 from vault.journal.projections.base import Handler, TableProjection
+from vault.journal.readonly import connect_read_only
 
 
 def _later(old: str | None, new: str | None) -> str | None:
@@ -185,9 +186,8 @@ class SchedulesProjection(TableProjection):
 
 def read_schedule_rows(journal_path: Path) -> list[dict[str, Any]]:
     """Every row of the `schedules` table, by name, read on a read-only connection."""
-    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = connect_read_only(journal_path)
     try:
-        conn.row_factory = sqlite3.Row
         return [dict(row) for row in conn.execute("SELECT * FROM schedules ORDER BY name")]
     finally:
         conn.close()
