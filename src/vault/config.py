@@ -487,6 +487,18 @@ class Retention(_Strict):
     keep_tags: list[Tag] = []
 
 
+_SUBSET = re.compile(r"\d+(\.\d+)?%|\d+/\d+|rotate/\d+|\d+(\.\d+)?\s*[kmgt]?i?b?",
+                     re.IGNORECASE)
+
+
+def _read_data_subset(value: str) -> str:
+    if not _SUBSET.fullmatch(value.strip()):
+        raise ValueError(f"{value!r}: expected N%, n/t, rotate/T or a size (10G)")
+    if value.startswith("rotate/") and int(value.split("/")[1]) < 1:
+        raise ValueError(f"{value!r}: rotate/T needs T >= 1")
+    return value.strip()
+
+
 class Schedule(_Strict):
     name: Name
     cron: Annotated[str, AfterValidator(_cron)]
@@ -501,6 +513,21 @@ class Schedule(_Strict):
     #: their space comes back without anyone running prune
     prune: bool = False
     notify: list[str] = []
+    #: back up its sources (false: a verify-only schedule)
+    backup: bool = True
+    #: queue a `vault verify` in each run, reading `read_data_subset` of the packs
+    #: (`rotate/T`: a different T-th each day, the whole repository every T days)
+    verify: bool = False
+    read_data_subset: Annotated[str, AfterValidator(_read_data_subset)] | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Schedule:
+        if not self.backup and not self.verify:
+            raise _fail(("backup",), "a schedule with backup = false must verify "
+                                     "(verify = true), or it does nothing")
+        if self.read_data_subset is not None and not self.verify:
+            raise _fail(("read_data_subset",), "read_data_subset needs verify = true")
+        return self
 
 
 class EmailNotification(_Strict):

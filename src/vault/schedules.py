@@ -158,6 +158,8 @@ class ScheduleView:
     missed_total: int
     retention: dict[str, Any] | None = None  # its own rules; None: [retention] applies
     prune: bool = False  # a prune is queued after its retention forgot snapshots
+    backup: bool = True  # false: a verify-only schedule
+    verify: str | None = None  # what its verify reads ("structure", "all", a subset)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,7 +169,8 @@ class ScheduleView:
             "next_run": utc_text(self.next_run) if self.next_run else None,
             "last_run_at": utc_text(self.last_run_at) if self.last_run_at else None,
             "last_result": self.last_result, "missed_total": self.missed_total,
-            "retention": self.retention, "prune": self.prune,
+            "retention": self.retention, "prune": self.prune, "backup": self.backup,
+            "verify": self.verify,
         }
 
 
@@ -187,7 +190,8 @@ def views(schedules: list[EffectiveSchedule], now: datetime) -> list[ScheduleVie
             origin=item.origin, sources=s.sources, tags=s.tags, catch_up=s.catch_up,
             next_run=None if s.paused else next_run(s.cron, s.timezone, since),
             last_run_at=item.last_run_at, last_result=item.last_result,
-            missed_total=item.missed_total, prune=s.prune,
+            missed_total=item.missed_total, prune=s.prune, backup=s.backup,
+            verify=(s.read_data_subset or "structure") if s.verify else None,
             retention=None if s.retention is None else {
                 rule: value for rule, value in s.retention.model_dump(mode="json").items()
                 if value not in (None, [])}))

@@ -93,11 +93,19 @@ def list_schedules(state: CliState) -> None:
               help="After downtime, run once for the missed runs.")
 @click.option("--prune/--no-prune", default=False, show_default=True,
               help="Queue a prune after its retention forgot snapshots (frees their space).")
+@click.option("--verify", is_flag=True,
+              help="Queue a `vault verify` in each run (a damage found is a failure notice).")
+@click.option("--read-data-subset", metavar="SPEC",
+              help="What the verify reads: N%, n/t, a size, or rotate/T (a different T-th "
+                   "each day: every pack every T days). Needs --verify.")
+@click.option("--no-backup", is_flag=True,
+              help="Back nothing up: a verify-only schedule (with --verify).")
 @retention_options
 @output_options
 @pass_state
 def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str, ...],
-        tags: tuple[str, ...], catch_up: bool, prune: bool, keep_last: int | None,
+        tags: tuple[str, ...], catch_up: bool, prune: bool, verify: bool,
+        read_data_subset: str | None, no_backup: bool, keep_last: int | None,
         keep_hourly: int | None, keep_daily: int | None, keep_weekly: int | None,
         keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
         keep_tag: tuple[str, ...]) -> None:
@@ -109,7 +117,8 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
         definition = Schedule.model_validate({
             "name": name, "cron": cron, "timezone": timezone, "sources": list(sources),
             "tags": list(tags), "catch_up": catch_up, "retention": retention,
-            "prune": prune})
+            "prune": prune, "verify": verify, "read_data_subset": read_data_subset,
+            "backup": not no_backup})
     except ValueError as exc:  # pydantic's ValidationError: one line per problem
         raise _invalid(exc) from None
     now = datetime.now(UTC)

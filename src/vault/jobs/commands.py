@@ -109,6 +109,7 @@ class VerifyArgs(_Frozen):
     kind: Literal["verify"] = "verify"
     read_data: bool = False
     subset: str | None = None
+    schedule: str | None = None  # the schedule that queued it (its notices name it)
 
     def describe(self) -> str:
         return "read data" + (f" ({self.subset})" if self.subset else "") \

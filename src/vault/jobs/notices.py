@@ -34,7 +34,13 @@ def job_notice(command: JobCommand, stream: list[ev.RecordedEvent],
                            bytes_new=event.bytes_new, bytes_stored=event.bytes_stored,
                            duration_seconds=event.duration_seconds,
                            problems=len(event.errors))
-        elif isinstance(event, ev.RestoreCompleted | ev.VerifyCompleted):
+        elif isinstance(event, ev.VerifyCompleted):
+            # Damage found is what a scheduled verify exists to tell: a failure notice.
+            trigger = "success" if event.ok else "failure"
+            details.update(problems=len(event.problems), bytes_read=event.bytes_read)
+            if not event.ok:
+                details["error"] = "; ".join(event.problems[:3])
+        elif isinstance(event, ev.RestoreCompleted):
             trigger = "success"
         elif isinstance(event, ev.PruneCompleted):
             trigger = "success"
@@ -47,13 +53,19 @@ def job_notice(command: JobCommand, stream: list[ev.RecordedEvent],
         else:
             continue
         word = {"success": "completed", "partial": "partial", "failure": "failed"}[trigger]
+        if isinstance(event, ev.VerifyCompleted) and not event.ok:
+            word = f"found damage ({len(event.problems)} problem(s)): run `vault repair`"
         return Notice(trigger, f"{command.kind} of {command.args.describe()} {word}",
                       details, job_id=command.job_id, schedule=schedule)
     return None
 
 
 def schedule_of(command: JobCommand) -> str | None:
-    """The schedule a job was queued by: its backups carry the tag `schedule:NAME`."""
+    """The schedule a job was queued by: its backups carry the tag `schedule:NAME`, its
+    verify names it."""
+    named = getattr(command.args, "schedule", None)
+    if named:
+        return str(named)
     tags = getattr(command.args, "tags", [])
     names = [tag.removeprefix("schedule:") for tag in tags if tag.startswith("schedule:")]
     return names[0] if names else None

@@ -35,7 +35,7 @@ from vault.app import Vault
 from vault.config import VaultConfig
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobrun import new_job_id
-from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs
+from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, VerifyArgs
 from vault.jobs.queue import JobQueue, queued_events
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -107,29 +107,46 @@ def prepare_run(config: VaultConfig, item: EffectiveSchedule, *, due: datetime, 
                 now: datetime, catch_up: bool = False, manual: bool = False,
                 config_path: Path | None = None,
                 overrides: dict[str, Any] | None = None) -> PreparedRun:
-    """The jobs of one run: a backup per source of the schedule, in one group."""
+    """The jobs of one run: a backup per source of the schedule, in one group, and a
+    verify when the schedule asks for one."""
     schedule = item.schedule
     group_id = f"group-{uuid.uuid4().hex[:16]}"
     error = None
+    sources: list[str] = []
     try:
-        sources = [source.name for source in config.sources_for(schedule)]
-        if not sources:
-            error = "the schedule has no source to back up (configure [[sources]])"
+        if schedule.backup:
+            sources = [source.name for source in config.sources_for(schedule)]
+            if not sources:
+                error = "the schedule has no source to back up (configure [[sources]])"
     except VaultError as exc:  # e.g. a source named by a `vault schedule add` was removed
         sources, error = [], exc.message
     tags = sorted({*schedule.tags, schedule_tag(schedule.name)})
+    where = {"repository": config.repository.url,
+             "config_path": str(config_path.resolve()) if config_path else None,
+             "overrides": dict(overrides or {})}
     commands = [JobCommand(
         job_id=new_job_id("backup"),
         args=BackupArgs(paths=[], tags=tags, force=schedule.backup_type == "full",
                         source=source, group_id=group_id, group_time=utc_text(now)),
-        repository=config.repository.url,
-        config_path=str(config_path.resolve()) if config_path else None,
-        overrides=dict(overrides or {})) for source in sources]
+        **where) for source in sources]
+    if schedule.verify and error is None:
+        subset = verify_subset(schedule.read_data_subset, due)
+        commands.append(JobCommand(job_id=new_job_id("verify"), args=VerifyArgs(
+            read_data=subset is not None, subset=subset, schedule=schedule.name), **where))
     event = ev.ScheduleRunQueued(
         name=schedule.name, due=utc_text(due), run_key=key,
         job_ids=[c.job_id for c in commands], sources=sources, group_id=group_id,
         catch_up=catch_up, manual=manual)
     return PreparedRun(event, commands, error)
+
+
+def verify_subset(spec: str | None, due: datetime) -> str | None:
+    """The `--read-data-subset` of a scheduled verify: `rotate/T` becomes `n/T` with n
+    from the run's day, so T daily runs read every pack once; anything else as given."""
+    if spec is None or not spec.startswith("rotate/"):
+        return spec
+    total = int(spec.split("/")[1])
+    return f"{due.date().toordinal() % total + 1}/{total}"
 
 
 def enqueue_run(queue: JobQueue, run: PreparedRun) -> None:

@@ -74,7 +74,9 @@ def run_repair(vault: Vault, req: RepairRequest) -> RepairReport:
     try:
         with repository_lock(vault, repo, exclusive=True, operation=f"repair {req.target}"):
             repo.reload_index()
+            reached(f"repair-{req.target}", "locked")
             _REPAIRS[req.target](vault, repo, req, report)
+            reached(f"repair-{req.target}", "done")
     except VaultError as exc:
         journal.append(report.job_id, ev.RepairFailed(
             job_id=report.job_id, target=req.target, error_kind=exc.kind,

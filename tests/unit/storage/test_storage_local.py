@@ -24,7 +24,8 @@ def local(tmp_path: Path) -> LocalStorage:
 
 def test_create_makes_the_whole_layout(local: LocalStorage) -> None:
     top = sorted(p.name for p in local.root.iterdir())
-    assert top == ["condemned", "data", "index", "keys", "locks", "snapshots"]
+    assert top == ["anchors", "condemned", "damaged", "data", "index", "keys", "locks",
+                   "snapshots"]
     fan_out = sorted(p.name for p in (local.root / "data").iterdir())
     assert fan_out == [f"{i:02x}" for i in range(256)]
 
