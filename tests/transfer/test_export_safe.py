@@ -358,3 +358,41 @@ def test_an_application_zip_imports_as_databases_settings_and_files(
     assert got == files
     (scratch,) = [p for p in vault_repo.env.root.rglob("scratch") if p.is_dir()]
     assert list(scratch.iterdir()) == []  # the private copies of the settings are gone
+
+
+def test_a_typed_repository_passphrase_is_asked_for_once(vault_repo: VaultCLI,
+                                                         tmp_path: Path) -> None:
+    """At a terminal the repository's passphrase opens the repository and keys the
+    export: typed once, not twice."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text(FILE_TEXT)
+    vault_repo.backup(tmp_path / "d")
+    out = tmp_path / "typed.vault"
+    env = {k: v for k, v in vault_repo.env.env.items() if k != "VAULT_PASSWORD"}
+    main, side = pty.openpty()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("vault")), "export", "latest",
+                             "-o", str(out)], stdin=side, stdout=side, stderr=side, env=env,
+                            cwd=tmp_path)
+    os.close(side)
+    seen, answered, deadline = b"", 0, time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([main], [], [], 0.2)[0]:
+            try:
+                seen += os.read(main, 4096)
+            except OSError:
+                break
+        if seen.count(b"passphrase:") > answered:
+            os.write(main, vault_repo.env.password.encode() + b"\r")
+            answered += 1
+    proc.wait(timeout=60)
+    os.close(main)
+    assert proc.returncode == 0, seen
+    assert answered == 1, seen
+    assert vault_repo.json("import", out, "--dry-run").code == 0  # keyed by that passphrase

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from vault.app import Vault
 from vault.cli.common import latest_options, pinned_ref, reporter_for, snapshot_criteria
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import EXIT_PARTIAL, UsageError, VaultError
@@ -21,6 +22,24 @@ from vault.transfer.writer import ExportKey
 from vault.units import human_bytes
 
 WHAT = "export passphrase"
+
+
+def _prompting_once(state: CliState) -> Vault:
+    """The vault, its passphrase prompt remembering what was typed: the repository's
+    passphrase opens the repository and (by default) keys the export, asked for once."""
+    vault = state.vault()
+    opts = vault.passphrase_options
+    ask = opts.prompt
+    if ask is not None:
+        typed: list[str] = []
+
+        def once() -> str:
+            if not typed:
+                typed.append(ask())
+            return typed[0]
+
+        opts.prompt = once
+    return vault
 
 
 def _file_passphrase(password_file: Path | None,
@@ -90,7 +109,7 @@ def export_cmd(state: CliState, snapshot: str, output: Path, password_file: Path
     file; a settings snapshot's sealed secrets are re-sealed for the file.
     """
     out = state.output()
-    vault = state.vault()
+    vault = _prompting_once(state)
     if snapshot not in {g.name for g in vault.config.groups} and not snapshot.startswith(
             "group-"):  # one snapshot: `latest` means one source's (docs/cli.md)
         _, snapshot = pinned_ref(vault.repository(), snapshot,
@@ -174,6 +193,7 @@ def import_cmd(state: CliState, file: Path, fmt: str, password_file: Path | None
     nothing is extracted.
     """
     out = state.output()
+    _prompting_once(state)
     prepared = prepare_import(file, fmt, _file_passphrase(password_file, password_command),
                               _asker(state), as_app=as_app)
     preview = prepared.preview
