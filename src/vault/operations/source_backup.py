@@ -18,7 +18,7 @@ from vault.app import Vault
 from vault.backup_items import ItemArchiver
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.backup import BackupOutcome, completed_event
+from vault.operations.backup import BackupOutcome, completed_event, saved_by_job
 from vault.operations.common import check_free_space, repository_lock
 from vault.operations.group_capture import HeldCapture, capture_context, held_capture
 from vault.operations.group_capture import RepositorySealer as RepositorySealer  # re-export
@@ -73,6 +73,10 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
                        source_type=source.type, source=req.label, group_id=req.group_id)
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
+        earlier = saved_by_job(repo, job_id) if req.held is None else None
+        if earlier is not None:  # a retried job whose snapshot an earlier attempt saved
+            run.complete(completed_event(run.job_id, repo, earlier))
+            return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
         repo.recover_unindexed_packs()
         # Packs found gone are remembered: their blobs are stored again from the source.
         repo.save_found_damage("backup", run.job_id)
