@@ -15,6 +15,7 @@ anchors before it. `vault status` alerts on it (and on lost snapshots) without t
 from __future__ import annotations
 
 import contextlib
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -88,10 +89,10 @@ def lost_message(snapshot_id: str, seq: int) -> str:
 
 
 def journal_ref(vault: Vault) -> str:
-    """Which journal an anchor belongs to: the OS user, host and journal file. A journal
-    deleted and recreated in place keeps its name, so its anchors still apply."""
-    actor = vault.journal.actor
-    return f"{actor.user}@{actor.host}:{vault.config.journal_path().resolve()}"
+    """Which journal an anchor belongs to: the host and the journal file. A journal
+    deleted and recreated in place keeps its name, so its anchors still apply. (Not the
+    OS user: `$USER` differs between cron, sudo and a login for the same file.)"""
+    return f"{socket.gethostname()}:{vault.config.journal_path().resolve()}"
 
 
 def anchor_head(vault: Vault, repo: Repository, reason: str, *,

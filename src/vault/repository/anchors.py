@@ -7,7 +7,7 @@ journal's head `(seq, hash)` at a moment: every snapshot commit writes one, and 
 every verify. Without the repository key nobody can forge or edit one, so a later journal
 must still hold that row with that hash (docs/journal.md#anchors).
 
-`journal` names the journal an anchor belongs to (OS user, host and journal path): a
+`journal` names the journal an anchor belongs to (host and journal path): a
 repository shared by several hosts holds anchors of several journals, and each is only
 compared with its own. `segment_seq` is set on the anchor written when tampering was
 recorded: it opens a fresh segment, and the anchors written before it are settled.
@@ -33,7 +33,7 @@ ANCHOR_VERSION = 1
 @dataclass
 class JournalAnchor:
     created: str  # UTC, ISO 8601: the order of one journal's anchors
-    journal: str  # user@host:/path/of/journal.db
+    journal: str  # host:/path/of/journal.db
     head_seq: int
     head_hash: str
     reason: str  # "snapshot", "verify" or "tampering"
