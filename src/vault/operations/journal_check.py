@@ -18,6 +18,7 @@ import contextlib
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from vault.app import Vault
 from vault.errors import VaultError
@@ -40,6 +41,7 @@ from vault.repository.anchors import (
 )
 from vault.repository.repository import Repository
 from vault.status_report import Alert
+from vault.storage.base import Storage
 
 #: how long `vault status` shows a recorded tampering
 TAMPERING_ALERT_WINDOW = timedelta(days=7)
@@ -130,8 +132,10 @@ def check_journal(vault: Vault, repo: Repository | None) -> JournalCheck:
 
 def _check_anchors(check: JournalCheck, vault: Vault, repo: Repository) -> None:
     path = vault.config.journal_path()
-    head_seq = vault.journal.head_seq()
+    # Anchors before the head: one a running backup writes meanwhile is then either not
+    # loaded or below the head read after it, never above a head read too early.
     anchors = current_anchors(load_anchors(repo, journal_ref(vault)))
+    head_seq = vault.journal.head_seq()
     check.anchors, check.anchors_checked = anchors, len(anchors)
     for anchor in sorted(anchors, key=lambda a: a.head_seq, reverse=True):
         if anchor.head_seq == 0:
@@ -151,10 +155,22 @@ def _check_anchors(check: JournalCheck, vault: Vault, repo: Repository) -> None:
 
 
 def _check_snapshots(check: JournalCheck, vault: Vault, repo: Repository) -> None:
-    present = {info.name for info in repo.storage.list("snapshots")}
-    recorded = recorded_snapshots(vault.config.journal_path(), repo.id)
-    check.lost_snapshots = {sid: seq for sid, seq in recorded.items() if sid not in present}
-    check.unseen_snapshots = sorted(present - set(recorded))
+    check.lost_snapshots, check.unseen_snapshots = compare_snapshots(
+        vault.config.journal_path(), repo.id, repo.storage)
+
+
+def compare_snapshots(journal_path: Path, repo_id: str,
+                      storage: Storage) -> tuple[dict[str, int], list[str]]:
+    """(lost: {id: seq the journal recorded it made}, unseen ids) — needs no key.
+
+    The journal is read before the listing, so a backup committing meanwhile is at worst
+    unseen (a note), and again after it only for the lost, so a `forget` journaled
+    meanwhile does not count as a loss either."""
+    before = recorded_snapshots(journal_path, repo_id)
+    present = {info.name for info in storage.list("snapshots")}
+    after = recorded_snapshots(journal_path, repo_id) if before.keys() - present else before
+    lost = {sid: seq for sid, seq in before.items() if sid not in present and sid in after}
+    return lost, sorted(present - before.keys() - after.keys())
 
 
 def record_check(vault: Vault, repo: Repository | None, check: JournalCheck) -> None:
@@ -224,9 +240,7 @@ def journal_alerts(vault: Vault, repo_id: str, now: datetime) -> list[Alert]:
             kind="journal_tampered", subject="journal",
             message=f"journal tampering detected {at:%Y-%m-%d %H:%M} (seq {row['seq']}): "
                     f"{findings[0]}"))
-    present = {info.name for info in vault.storage.list("snapshots")}
-    lost = {sid: seq for sid, seq in recorded_snapshots(path, repo_id).items()
-            if sid not in present}
+    lost = compare_snapshots(path, repo_id, vault.storage)[0]
     for sid, seq in list(lost.items())[:_LOST_ALERTS]:
         alerts.append(Alert(kind="snapshot_missing", subject=sid[:8],
                             message=lost_message(sid, seq)))
