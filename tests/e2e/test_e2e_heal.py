@@ -142,3 +142,17 @@ def test_repair_packs_and_snapshots_end_in_a_healthy_repository(
         "RepairStarted", "RepairCompleted", "SnapshotRepaired")}
     assert events["SnapshotRepaired"]["original_id"] == first
     assert events["RepairCompleted"]["target"] == "snapshots"
+
+
+def test_a_restore_that_meets_damage_remembers_it(vault, flipped, fs, tmp_path: Path) -> None:
+    """No verify ran: the restore finds the bad chunk, records it, and the next backup
+    stores it again (so the snapshot is whole again)."""
+    src, first = flipped["src"], flipped["first"]
+    failed = vault.json("restore", first, "--target", tmp_path / "out")
+    assert failed.code == 3
+    assert _statuses(vault) == {first: "corrupted"}
+    healed = vault.backup(src)
+    assert 0 < healed["bytes_new"] < 4 * MiB
+    target = tmp_path / "again"
+    vault.restore(first, "--target", target)
+    fs.assert_same_tree(src, fs.restored_path(target, src))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from vault.app import Vault
-from vault.errors import NotEnoughSpace
+from vault.errors import NotEnoughSpace, VaultError
 from vault.journal.events import StaleLockRemoved
 from vault.quota import free_space_reserve
 from vault.repository.lock import RepositoryLock
@@ -42,3 +42,21 @@ def check_free_space(vault: Vault, repo: Repository, need: int) -> None:
         raise NotEnoughSpace(where=repo.location,
                              need=f"{human_bytes(need)} + {human_bytes(reserve)} reserve",
                              have=human_bytes(free))
+
+
+def record_read_damage(repo: Repository, found_by: str, job_id: str, snapshot_id: str,
+                       paths: list[str]) -> str | None:
+    """Remember the bad copies and missing packs this session's reads met (a restore, a
+    dump), so no backup reuses them and `snapshot_id` shows as corrupted. Returns a
+    warning when the repository cannot be written (read-only, full): the damage is then
+    found again by the next verify."""
+    found = repo.found_damage
+    blobs = sorted(found.blobs)
+    if not blobs and not found.packs:
+        return None
+    snapshots = {snapshot_id: {"paths": paths, "blobs": blobs}} if blobs else {}
+    try:
+        repo.save_found_damage(found_by, job_id, snapshots)
+    except VaultError as exc:
+        return f"the damage found could not be recorded in the repository: {exc.message}"
+    return None

@@ -21,6 +21,7 @@ from vault.config import RestoreConfig
 from vault.errors import SafetyCopyImpossible, SnapshotNotFound, UsageError
 from vault.jobrun import JobRun
 from vault.journal import events as ev
+from vault.operations.common import record_read_damage
 from vault.operations.readonly_lock import read_only_lock
 from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
@@ -223,6 +224,10 @@ def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
             restorer = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
                                     threads=req.threads)
             stats = write_or_roll_back(vault, run.job_id, undo, restorer.run)
+            unrecorded = record_read_damage(repo, "restore", run.job_id, snapshot.id,
+                                            [p.path for p in stats.problems])
+            if unrecorded:
+                warnings.append({"kind": "damage_not_recorded", "detail": unrecorded})
         except BaseException:
             hooks.post("failed")  # the writers come back either way
             raise

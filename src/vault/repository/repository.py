@@ -279,6 +279,7 @@ class Repository:
             sealed = self.storage.load("data", entry.pack_id, entry.offset, entry.length)
         except ObjectNotFound as exc:
             self.note_damaged_pack(entry.pack_id, "missing")
+            self.note_damaged_copy(blob_id, entry.pack_id, "pack missing")
             raise IntegrityError(what=f"pack {entry.pack_id[:12]}", repo=self.location,
                                  detail="missing") from exc
         try:

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vault.errors import IntegrityError, VaultError
+from vault.errors import IntegrityError, ObjectNotFound, VaultError
 from vault.progress import ProgressCounter
 from vault.repository.blob import BlobEntry
 from vault.repository.repository import Repository
@@ -318,6 +318,10 @@ class FileRestorer:
             try:
                 data = memoryview(self.repo.storage.load("data", pack_id, start, end - start))
             except VaultError as exc:
+                if isinstance(exc, ObjectNotFound):  # remembered: see repository/damage.py
+                    self.repo.note_damaged_pack(pack_id, "missing")
+                    for entry, _targets in group:
+                        self.repo.note_damaged_copy(entry.blob_id, pack_id, "pack missing")
                 self._fail_files([t[0] for _, ts in group for t in ts], exc.message)
                 continue
             for entry, targets in group:
@@ -329,6 +333,7 @@ class FileRestorer:
         try:
             plain = self.repo.open_blob(entry, sealed)
         except IntegrityError as exc:
+            self.repo.note_damaged_copy(entry.blob_id, entry.pack_id, str(exc.fields["detail"]))
             self._fail_files([t[0] for t in targets], exc.message)
             return
         zero = len(plain) >= 4096 and plain.count(0) == len(plain)
