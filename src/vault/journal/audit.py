@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vault.errors import JournalError
 from vault.journal.chain import GENESIS_HASH, ChainVerification, verify_rows
+from vault.journal.readonly import connect_read_only
 
 TAMPERING_EVENT = "JournalTamperingDetected"
 _COLUMNS = ("seq, stream_id, stream_version, type, schema_version, payload, recorded_at, "
@@ -22,10 +23,8 @@ def _read_only(journal_path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection (the caller has opened the journal, so it exists); SQLite
     failures become JournalError, which the CLI knows how to show."""
     try:
-        conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True,
-                               timeout=30)
+        conn = connect_read_only(journal_path)  # also on a full or read-only disk
         try:
-            conn.row_factory = sqlite3.Row
             yield conn
         finally:
             conn.close()
