@@ -156,3 +156,40 @@ def test_a_restore_that_meets_damage_remembers_it(vault, flipped, fs, tmp_path: 
     target = tmp_path / "again"
     vault.restore(first, "--target", target)
     fs.assert_same_tree(src, fs.restored_path(target, src))
+
+
+def test_the_history_follows_damage_repairs_and_a_clean_verify(vault, flipped, fs) -> None:
+    """The TUI history reads the journal's snapshots projection: corrupted after the
+    verify, the repaired copy listed as repaired, the original forgotten; a healed
+    snapshot goes back to completed once a verify finds nothing wrong."""
+    from vault_tui.data.history import read_snapshots
+
+    src = flipped["src"]
+    made = vault.backup(src, "--force")["snapshot_id"]  # a snapshot this journal knows
+    assert vault.json("verify", "--read-data").code == 1
+
+    def history() -> dict[str, str]:
+        return {row.snapshot_id: row.status for row in read_snapshots(vault.env.journal_path)}
+
+    assert history() == {made: "corrupted"}
+    vault.json("repair", "packs")
+    fixed = vault.json("repair", "snapshots", "--forget").summary["repaired"]
+    assert history() == {made: "forgotten", fixed[made]: "repaired"}
+
+    healed = vault.backup(src)["snapshot_id"]
+    assert vault.json("verify", "--read-data").code == 0
+    assert history()[healed] == "completed" and history()[fixed[made]] == "repaired"
+
+
+def test_a_healed_snapshot_is_completed_again_in_the_history(vault, flipped) -> None:
+    from vault_tui.data.history import read_snapshots
+
+    src = flipped["src"]
+    made = vault.backup(src, "--force")["snapshot_id"]
+    assert vault.json("verify", "--read-data").code == 1
+    vault.backup(src)  # stores the damaged chunk again: `made` is whole again
+    vault.json("repair", "packs")  # drops the bad copy: nothing is damaged any more
+    assert vault.json("verify", "--read-data").code == 0
+    rows = {row.snapshot_id: row.status for row in read_snapshots(vault.env.journal_path)}
+    assert rows[made] == "completed"
+    assert vault.run("status", "--check").returncode == 0

@@ -19,7 +19,7 @@ from vault_tui.data.filters import parse_filter_text, parse_moment
 from vault_tui.data.journal import read_only
 
 #: what the projection's CHECK allows; `forgotten` ones are hidden unless asked for
-STATUSES = ("completed", "partial", "corrupted", "forgotten")
+STATUSES = ("completed", "partial", "corrupted", "repaired", "forgotten")
 #: the orders the screen offers (each ties on the snapshot time, then the id)
 SORTS = ("date", "size", "name")
 

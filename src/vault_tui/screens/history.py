@@ -36,7 +36,8 @@ COLUMNS = (("mark", " "), ("date", "date"), ("name", "source/paths"), ("type", "
            ("status", "status"), ("size", "size"), ("new", "new"), ("tags", "tags"),
            ("id", "id"))
 #: the theme colour of a snapshot's status (NO_COLOR shows the word alone)
-STATUS_COLOUR = {"partial": "warning", "corrupted": "error", "forgotten": "text-muted"}
+STATUS_COLOUR = {"partial": "warning", "corrupted": "error", "repaired": "warning",
+                 "forgotten": "text-muted"}
 MARK = "●"
 
 

@@ -82,5 +82,5 @@ def test_many_processes_opening_a_fresh_journal_migrate_it_once(journal_path: Pa
     rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version")
     assert rows.fetchall() == [(1, "events"), (2, "projections"), (3, "job_queue"),
                                 (4, "snapshot_sources"), (5, "schedules"),
-                                (6, "prune_jobs")]
+                                (6, "prune_jobs"), (7, "snapshot_repairs")]
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (8,)

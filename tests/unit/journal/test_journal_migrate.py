@@ -30,7 +30,7 @@ def test_migrations_live_at_the_top_of_the_checkout() -> None:
     assert MIGRATIONS_DIR == REPO_ROOT / "migrations"
     assert [(m.version, m.name) for m in discover()] == [
         (1, "events"), (2, "projections"), (3, "job_queue"), (4, "snapshot_sources"),
-        (5, "schedules"), (6, "prune_jobs"),
+        (5, "schedules"), (6, "prune_jobs"), (7, "snapshot_repairs"),
     ]
 
 
@@ -41,7 +41,7 @@ def test_a_new_journal_records_each_step_once(alice: Actor, journal_path: Path) 
     recorded = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
     assert [(v, n) for v, n, _ in recorded] == [
         (1, "events"), (2, "projections"), (3, "job_queue"), (4, "snapshot_sources"),
-        (5, "schedules"), (6, "prune_jobs")]
+        (5, "schedules"), (6, "prune_jobs"), (7, "snapshot_repairs")]
     assert all(at.startswith("20") for _, _, at in recorded)
     assert apply_migrations(conn) == []
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

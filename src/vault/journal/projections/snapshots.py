@@ -1,7 +1,10 @@
 """The `snapshots` table: every snapshot a backup job recorded, and what became of it.
 
-Only snapshots this journal saw created get a row; a SnapshotCorrupted or SnapshotForgotten
-about a snapshot made elsewhere changes nothing here (the event itself is still in the log).
+Only snapshots this journal saw created get a row (and the repaired copies of those, from
+SnapshotRepaired); a SnapshotCorrupted or SnapshotForgotten about a snapshot made elsewhere
+changes nothing here (the event itself is still in the log). A verify that finds nothing
+wrong puts every `corrupted` snapshot of its repository back to what its backup recorded
+(`backup_status`): the damage was healed (docs/repair.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from vault.journal.events import (
     RecordedEvent,
     SnapshotCorrupted,
     SnapshotForgotten,
+    SnapshotRepaired,
+    VerifyCompleted,
     canonical_json,
 )
 from vault.journal.projections.base import Handler, TableProjection, upsert
@@ -31,6 +36,7 @@ def _completed(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
         "paths": canonical_json(event.paths),
         "tags": canonical_json(event.tags),
         "status": event.status,
+        "backup_status": event.status,
         "backup_type": event.backup_type,
         "parent": event.parent,
         "files": event.files_new + event.files_changed + event.files_unmodified,
@@ -61,6 +67,27 @@ def _forgotten(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
     _set_status(conn, recorded.event.snapshot_id, "forgotten")
 
 
+def _repaired(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    """The repaired copy gets the original's row (same time, paths, source)."""
+    event = recorded.event
+    assert isinstance(event, SnapshotRepaired)
+    conn.execute(
+        """INSERT OR REPLACE INTO snapshots
+           SELECT ?, repo_id, ?, snapshot_time, host, paths, tags, 'repaired',
+                  backup_status, backup_type, parent, files, dirs, bytes_raw, 0, 0,
+                  duration_seconds, ?, source_type, source, group_id
+           FROM snapshots WHERE snapshot_id = ?""",
+        (event.snapshot_id, event.job_id, recorded.seq, event.original_id))
+
+
+def _verified(conn: sqlite3.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, VerifyCompleted)
+    if event.ok:
+        conn.execute("UPDATE snapshots SET status = backup_status "
+                     "WHERE repo_id = ? AND status = 'corrupted'", (event.repo_id,))
+
+
 class SnapshotsProjection(TableProjection):
     name = "snapshots"
     tables = ("snapshots",)
@@ -73,8 +100,9 @@ class SnapshotsProjection(TableProjection):
     host             TEXT NOT NULL,
     paths            TEXT NOT NULL,
     tags             TEXT NOT NULL,
-    status           TEXT NOT NULL
-                     CHECK (status IN ('completed', 'partial', 'corrupted', 'forgotten')),
+    status           TEXT NOT NULL CHECK (status IN
+                     ('completed', 'partial', 'corrupted', 'forgotten', 'repaired')),
+    backup_status    TEXT NOT NULL CHECK (backup_status IN ('completed', 'partial')),
     backup_type      TEXT NOT NULL CHECK (backup_type IN ('full', 'incremental')),
     parent           TEXT,
     files            INTEGER NOT NULL,
@@ -96,4 +124,6 @@ class SnapshotsProjection(TableProjection):
             BackupCompleted: _completed,
             SnapshotCorrupted: _corrupted,
             SnapshotForgotten: _forgotten,
+            SnapshotRepaired: _repaired,
+            VerifyCompleted: _verified,
         }
