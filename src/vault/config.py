@@ -247,6 +247,9 @@ class RepositoryConfig(_Strict):
     # Free space a backup leaves on the repository's volume besides its estimate; None:
     # 1/32 of the volume, between 1 and 64 MiB (docs/config.md#free-space).
     free_space_reserve: ByteSize | None = None
+    # A killed save leaves a temp file; backup and prune remove those older than this
+    # (well above the longest save: the file's time moves while it is written).
+    temp_file_lease: Duration = timedelta(hours=1)
 
 
 class JournalConfig(_Strict):

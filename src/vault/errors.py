@@ -145,6 +145,18 @@ class SnapshotNotFound(RepositoryError):
     """no snapshot matches {ref!r} in repository {repo}"""
 
 
+class RepositoryConfigDamaged(RepositoryError):
+    """repository config at {repo} is damaged: {detail} (put back the file `config` from a copy of the repository: it holds no secret; docs/repair.md)"""  # noqa: E501
+
+
+class SnapshotDamaged(RepositoryError):
+    """snapshot {snapshot} in repository {repo} is damaged ({detail}) and cannot be read; see docs/repair.md"""  # noqa: E501
+
+
+class PacksMissing(RepositoryError):
+    """{count} pack(s) the index names are missing from repository {repo} ({packs}): prune refuses to go on; run `vault repair index` first (docs/repair.md)"""  # noqa: E501
+
+
 class NotEnoughSpace(RepositoryError):
     """not enough space in {where}: need ~{need}, have {have}"""
 

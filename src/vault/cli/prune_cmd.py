@@ -52,6 +52,8 @@ def prune(state: CliState, max_unused: str, dry_run: bool, queued: bool) -> None
     if r.packs_rescued:
         out.line(f"{r.packs_rescued} condemned pack(s) put back in the index "
                  "(a snapshot saved meanwhile uses them)")
+    if r.temp_files_removed:
+        out.line(f"removed {r.temp_files_removed} temp file(s) left by killed saves")
     if r.condemned_pending:
         out.line(f"{r.condemned_pending} condemned pack(s) "
                  f"({human_bytes(r.condemned_pending_bytes)}) wait for operations that "
@@ -64,7 +66,8 @@ def prune(state: CliState, max_unused: str, dry_run: bool, queued: bool) -> None
                 estimated_bytes_freed=r.estimated_bytes_freed,
                 blobs_removed=r.blobs_removed, packs_rescued=r.packs_rescued,
                 packs_recovered=r.packs_recovered, condemned_pending=r.condemned_pending,
-                condemned_pending_bytes=r.condemned_pending_bytes)
+                condemned_pending_bytes=r.condemned_pending_bytes,
+                temp_files_removed=r.temp_files_removed)
 
 
 def _freed(nbytes: int) -> str:

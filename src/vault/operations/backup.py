@@ -15,7 +15,7 @@ from vault.files_cache import FilesCache
 from vault.filters import PathFilter
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import check_free_space, repository_lock
+from vault.operations.common import check_free_space, remove_temp_debris, repository_lock
 from vault.operations.journal_check import anchor_snapshot
 from vault.operations.quota import (
     check_quota,
@@ -133,6 +133,7 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
             run.complete(completed_event(run.job_id, repo, earlier))
             return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
         repo.recover_unindexed_packs()
+        remove_temp_debris(vault, repo)  # what killed backups were writing
         # Packs found gone are remembered: their blobs are stored again from the source.
         repo.save_found_damage("backup", run.job_id)
         parent = find_parent(repo, paths)

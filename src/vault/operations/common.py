@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from vault.app import Vault
-from vault.errors import NotEnoughSpace, VaultError
+from vault.errors import NotEnoughSpace, StorageError, VaultError
 from vault.journal.events import StaleLockRemoved
 from vault.quota import free_space_reserve
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
+from vault.storage.base import LeavesTempFiles
 from vault.units import human_bytes
 
 
@@ -42,6 +43,23 @@ def check_free_space(vault: Vault, repo: Repository, need: int) -> None:
         raise NotEnoughSpace(where=repo.location,
                              need=f"{human_bytes(need)} + {human_bytes(reserve)} reserve",
                              have=human_bytes(free))
+
+
+def remove_temp_debris(vault: Vault, repo: Repository) -> int:
+    """Remove the temp files killed saves left behind, once older than
+    `repository.temp_file_lease` (docs/storage.md#debris); returns how many. Removing the
+    temp file of a save that is still running only makes that save fail (its rename finds
+    nothing), never a committed object go. A failure here is housekeeping, not the
+    operation's: it becomes a warning."""
+    storage = repo.storage
+    if not isinstance(storage, LeavesTempFiles):
+        return 0
+    lease = vault.config.repository.temp_file_lease.total_seconds()
+    try:
+        return len(storage.cleanup_temp_files(max_age_seconds=lease))
+    except StorageError as exc:
+        vault.warn(f"could not remove leftover temp files: {exc.message}")
+        return 0
 
 
 def record_read_damage(repo: Repository, found_by: str, job_id: str, snapshot_id: str,

@@ -14,10 +14,16 @@ from vault.app import Vault
 from vault.errors import RepositoryLocked
 from vault.jobrun import JobRun
 from vault.journal import events as ev
-from vault.operations.common import repository_lock
+from vault.operations.common import remove_temp_debris, repository_lock
 from vault.operations.quota import record_storage_usage
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
-from vault.repository.gc import Collector, PrunePlan, pack_usage, plan_prune
+from vault.repository.gc import (
+    Collector,
+    PrunePlan,
+    pack_usage,
+    plan_prune,
+    refuse_missing_packs,
+)
 from vault.repository.lock import RepositoryLock, list_locks
 from vault.repository.repository import Repository
 
@@ -45,6 +51,7 @@ class PruneReport:
     condemned_pending: int = 0
     condemned_pending_bytes: int = 0
     packs_recovered: int = 0
+    temp_files_removed: int = 0  # killed saves' debris, past repository.temp_file_lease
     job_id: str | None = None
 
     @property
@@ -96,6 +103,7 @@ def run_prune(vault: Vault, req: PruneRequest, reporter: ProgressReporter,
         repo.load_index()
         if repo.index_errors:
             raise repo.index_errors[0]
+        temp_files = remove_temp_debris(vault, repo)
         collector = Collector(
             repo, job_id=run.job_id, pack_size=vault.config.repository.pack_size_mib << 20,
             live_locks=_live_locks(repo, lock), check_lock=lock.check,
@@ -103,6 +111,7 @@ def run_prune(vault: Vault, req: PruneRequest, reporter: ProgressReporter,
         plan = collector.run(req.max_unused)
         report = _finish(_report(plan, len(collector.scanner.seen_snapshots), False),
                          collector, run.job_id)
+        report.temp_files_removed = temp_files
         run.complete(_completed(repo, report, time.monotonic() - started))
     record_storage_usage(vault, repo)
     return report
@@ -110,15 +119,18 @@ def run_prune(vault: Vault, req: PruneRequest, reporter: ProgressReporter,
 
 def _dry_run(vault: Vault, repo: Repository, req: PruneRequest,
              reporter: ProgressReporter) -> PruneReport:
-    """Plan only: no lock, no journal, nothing written."""
+    """Plan only: no lock, no journal, nothing written (missing packs refused all the
+    same, but not recorded)."""
     repo.load_index()
+    recovered = repo.unindexed_packs()
+    refuse_missing_packs(repo, None)
     collector = Collector(repo, job_id="dry-run", pack_size=0, live_locks=set,
                           check_lock=lambda: None, progress=_counters(reporter))
     used = collector.scan(rescue=False)
     plan = plan_prune(pack_usage(repo.index, used).values(), req.max_unused)
     report = _report(plan, len(collector.scanner.seen_snapshots), True)
     report.condemned_pending, report.condemned_pending_bytes = collector.pending()
-    report.packs_recovered = len(repo.unindexed_packs())
+    report.packs_recovered = len(recovered)
     return report
 
 

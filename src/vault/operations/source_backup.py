@@ -19,7 +19,7 @@ from vault.backup_items import ItemArchiver
 from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, completed_event, saved_by_job
-from vault.operations.common import check_free_space, repository_lock
+from vault.operations.common import check_free_space, remove_temp_debris, repository_lock
 from vault.operations.group_capture import HeldCapture, capture_context, held_capture
 from vault.operations.group_capture import RepositorySealer as RepositorySealer  # re-export
 from vault.operations.group_capture import sealer_for as sealer_for  # re-export
@@ -78,6 +78,7 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
             run.complete(completed_event(run.job_id, repo, earlier))
             return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
         repo.recover_unindexed_packs()
+        remove_temp_debris(vault, repo)  # what killed backups were writing
         # Packs found gone are remembered: their blobs are stored again from the source.
         repo.save_found_damage("backup", run.job_id)
         parent = find_source_parent(repo, req.label, source.type)

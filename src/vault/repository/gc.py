@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from vault.errors import ObjectNotFound, UsageError
+from vault.errors import ObjectNotFound, PacksMissing, UsageError
 from vault.progress import ProgressCounter
 from vault.repository.blob import BlobEntry, BlobType
 from vault.repository.condemned import (
@@ -145,6 +145,21 @@ def plan_prune(usage: Iterable[PackUsage], max_unused: float) -> PrunePlan:
 # --- executing ----------------------------------------------------------------------------
 
 
+def refuse_missing_packs(repo: Repository, job_id: str | None) -> None:
+    """Refuse to collect over an index that names packs storage no longer holds (as
+    restic's prune does): the plan would count them as kept, and their loss would go
+    unnoticed. They are recorded as damage first (unless `job_id` is None: a dry run
+    writes nothing), so the next backup stores their data again; `vault repair index`
+    takes them out of the index. Call after `repo.unindexed_packs()` listed storage."""
+    missing = repo.missing_packs
+    if not missing:
+        return
+    if job_id is not None:
+        repo.save_found_damage("prune", job_id)
+    shown = ", ".join(p[:12] for p in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    raise PacksMissing(count=len(missing), repo=repo.location, packs=shown)
+
+
 @dataclass
 class CollectStats:
     packs_written: int = 0
@@ -175,6 +190,7 @@ class Collector:
         """Every step, in order; the plan says what this run condemned."""
         self.finish_switches()
         self.stats.packs_recovered = self.repo.recover_unindexed_packs()
+        refuse_missing_packs(self.repo, self.job_id)
         used = self.scan()
         plan = plan_prune(pack_usage(self.repo.index, used).values(), max_unused)
         self.switch_index(plan, self.repack(plan))

@@ -90,11 +90,22 @@ class UsageScanner:
             entry = lookup.in_condemned(blob_id)
             if entry is None:
                 raise IntegrityError(what=f"blob {blob_id.hex()[:12]}",
-                                     repo=self.repo.location,
-                                     detail="used by a snapshot but in no pack; "
-                                            "run `vault verify`")
+                                     repo=self.repo.location, detail=self._lost(blob_id))
             packs.add(entry.pack_id)
         return packs
+
+
+    def _lost(self, blob_id: bytes) -> str:
+        """Why prune stops at a used blob no healthy copy holds. A damaged copy may still
+        be partly readable: prune never deletes it, `vault repair packs` salvages it."""
+        damage = self.repo.damage
+        reason = damage.reason(blob_id)
+        if reason is None and damage.bad_packs:  # a whole pack's blobs are left out
+            reason = f"the damage records name {len(damage.bad_packs)} pack(s) gone or unreadable"
+        if reason is None:
+            return "used by a snapshot but in no pack; run `vault verify`"
+        return (f"used by a snapshot, and its only copy is damaged ({reason}); prune "
+                "stops here: run `vault repair packs`, then `vault repair snapshots`")
 
 
 def load_fresh_index(repo: Repository) -> MasterIndex:

@@ -18,7 +18,8 @@ from vault.errors import (
     IntegrityError,
     ObjectNotFound,
     RepositoryExists,
-    RepositoryNotFound,
+    SnapshotDamaged,
+    SnapshotNotFound,
     UnsupportedFormat,
     UsageError,
     WrongPassphrase,
@@ -33,6 +34,7 @@ from vault.repository.damage import load_records as load_damage_records
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index, encode_index
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
+from vault.repository.repo_config import FORMAT_VERSION, read_config
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
 from vault.repository.snapshot_ref import SnapshotCriteria, holds_in_paths, resolve_snapshot
 from vault.repository.tree import (
@@ -45,7 +47,6 @@ from vault.repository.tree import (
 from vault.repository.tree_limits import check_tree_limits
 from vault.storage.base import Storage
 
-FORMAT_VERSION = 1
 #: FastCDC's limits (pyfastcdc refuses a maximum chunk, 4 x average, above 16 MiB)
 MIN_CHUNK_AVG = 64 << 10
 MAX_CHUNK_AVG = 4 << 20
@@ -73,6 +74,8 @@ class Repository:
         #: blobs the snapshot being built relies on (stored or deduplicated); checked
         #: against condemned packs when the snapshot is saved (see condemned.py)
         self.pinned_blobs: set[bytes] = set()
+        #: indexed packs storage did not hold at the last `unindexed_packs` listing
+        self.missing_packs: list[str] = []
 
     # --- opening ------------------------------------------------------------------
 
@@ -210,9 +213,10 @@ class Repository:
         self.load_index()
         condemned = condemned_packs(load_records(self))
         stored = {p.name for p in self.storage.list("data")}
-        for pack_id in self.index.pack_sizes:
-            if (pack_id not in stored and pack_id not in condemned
-                    and pack_id not in self.damage.bad_packs):
+        self.missing_packs = sorted(p for p in self.index.pack_sizes
+                                    if p not in stored and p not in condemned)
+        for pack_id in self.missing_packs:
+            if pack_id not in self.damage.bad_packs:
                 self.note_damaged_pack(pack_id, "missing")
         return sorted(p for p in stored if not self.index.has_pack(p) and p not in condemned)
 
@@ -388,8 +392,19 @@ class Repository:
         """`latest`, a full id, or a unique id prefix (at least 4 characters), narrowed by
         `criteria`. `latest` is the newest snapshot of one source, or the newest holding
         `criteria.path`; never a restore's safety copy (vault.repository.snapshot_ref)."""
-        return resolve_snapshot(self.snapshots(), ref, criteria or SnapshotCriteria(),
-                                self.holds_path, self.location)
+        snapshots, damaged = self.load_snapshots()
+        try:
+            return resolve_snapshot(snapshots, ref, criteria or SnapshotCriteria(),
+                                    self.holds_path, self.location)
+        except SnapshotNotFound:
+            # An id (prefix) that only a damaged snapshot file matches: say so, rather
+            # than that no snapshot matches.
+            named = [s for s in damaged if len(ref) >= 4 and s.startswith(ref)]
+            if len(named) == 1:
+                raise SnapshotDamaged(snapshot=named[0][:8], repo=self.location,
+                                      detail=str(damaged[named[0]].fields["detail"])
+                                      ) from None
+            raise
 
     def holds_path(self, snapshot: Snapshot, path: str) -> bool:
         """Whether `path` (absolute) is a file or directory in the snapshot's tree."""
@@ -420,22 +435,6 @@ class Repository:
             yield path, node
             if node.type == "dir" and node.subtree:
                 yield from self._walk(node.subtree, path)
-
-
-def read_config(storage: Storage) -> dict[str, Any]:
-    try:
-        config: dict[str, Any] = json.loads(storage.load("config", "config"))
-    except ObjectNotFound as exc:
-        raise RepositoryNotFound(repo=storage.location) from exc
-    except ValueError as exc:
-        raise IntegrityError(what="config", repo=storage.location, detail=str(exc)) from exc
-    if config.get("format") != "vault-repository":
-        raise RepositoryNotFound(repo=storage.location)
-    version = int(config.get("version", 0))
-    if version > FORMAT_VERSION:
-        raise UnsupportedFormat(repo=storage.location, version=version,
-                                supported=FORMAT_VERSION)
-    return config
 
 
 def list_key_files(storage: Storage) -> list[KeyFile]:

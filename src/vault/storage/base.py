@@ -13,7 +13,7 @@ separator, "..", or a hidden temp-file prefix into the layout.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, get_args, runtime_checkable
 
@@ -100,6 +100,18 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LeavesTempFiles(Protocol):
+    """An optional capability: a backend whose saves write a temp file first (local
+    directories, SFTP) and so can leave one behind when the process is killed. Backup and
+    prune call it (``isinstance(storage, LeavesTempFiles)``); a backend whose uploads are
+    atomic by themselves (S3) has no such debris and does not implement it."""
+
+    def cleanup_temp_files(self, max_age_seconds: float) -> Sequence[object]:
+        """Remove temp files older than ``max_age_seconds``; return what was removed."""
+        ...
 
 
 def validate_kind(kind: str, where: str) -> ObjectKind:
