@@ -9,7 +9,7 @@ from pathlib import Path
 from vault.errors import UsageError
 from vault.filters import read_exclude_file
 from vault.jobs.commands import JobArgs, PruneArgs, VerifyArgs
-from vault.jobs.submit import SubmittedJob, backup_job_args, submit_job
+from vault.jobs.submit import SubmittedJob, backup_job_args, submit_job, submit_jobs
 from vault.operations.backup import BackupRequest
 from vault.operations.group_backup import plan_targets
 from vault_tui.context import TuiContext
@@ -36,7 +36,9 @@ def backup_now(ctx: TuiContext, source_names: list[str] | None = None) -> list[S
     request = BackupRequest(paths=[], excludes=excludes,
                             exclude_larger_than=defaults.exclude_larger_than,
                             one_file_system=defaults.one_file_system, tags=list(defaults.tags))
-    return [submit(ctx, args) for args in backup_job_args(plan, request, None)]
+    jobs: list[JobArgs] = list(backup_job_args(plan, request, None))
+    with ctx.vault() as vault:  # a group in one go: the worker captures it together
+        return submit_jobs(vault, jobs, config_path=ctx.config_path, overrides=ctx.overrides)
 
 
 def verify_repository(ctx: TuiContext, read_data: bool = False) -> SubmittedJob:

@@ -213,12 +213,24 @@ def _estimate(state: CliState, plan: list[BackupTarget], req: BackupRequest) -> 
 
 def _enqueue(state: CliState, plan: list[BackupTarget], req: BackupRequest,
              group: str | None, *, dry_run: bool, estimate: bool) -> None:
-    """One queued job per target; several share a group id and time."""
+    """One queued job per target; several share a group id and time, and are queued in
+    one go so the worker captures them together (docs/jobs.md#groups)."""
     from vault.cli.jobs_cmd import enqueue, refuse_with_queue
-    from vault.jobs.submit import backup_job_args
+    from vault.jobs.submit import backup_job_args, submit_jobs
 
     refuse_with_queue(True, dry_run=dry_run, estimate=estimate)
-    for args in backup_job_args(plan, req, group):
-        enqueue(state, args)
+    jobs = backup_job_args(plan, req, group)
+    if len(jobs) == 1 and jobs[0].group_id is None:
+        enqueue(state, jobs[0])
+        return
+    submitted = submit_jobs(state.vault(), list(jobs), config_path=state.config_path,
+                            overrides=state.overrides)
+    out = state.output()
+    for job in submitted:
+        out.line(f"queued {job.summary} as job {job.job_id}")
+        out.record("job", job_id=job.job_id, kind=job.kind, summary=job.summary)
+    out.info(f"group {jobs[0].group_id}: the worker captures its members together")
+    out.summary(group_id=jobs[0].group_id, job_ids=[j.job_id for j in submitted],
+                kind="backup", status="queued", queue=submitted[0].queue)
 
 COMMANDS = [backup]

@@ -168,14 +168,22 @@ class JobQueue:
 
     def submit(self, journal: Journal, command: JobCommand, *, delay: float = 0) -> str:
         """Journal the request (first attempt) and `JobQueued`, then enqueue; the job id."""
-        journal.append_many(queued_events(command, delay=delay))
-        try:
-            self.enqueue(command, delay=delay)
-        except Exception as exc:  # a broken queue: the job must not sit "queued" forever
-            journal.append(command.job_id, _FAILED[command.kind](
-                job_id=command.job_id, error_kind="QueueUnavailable", message=str(exc)))
-            raise QueueUnavailable(str(exc), where=self.where) from exc
+        self.submit_many(journal, [command], delay=delay)
         return command.job_id
+
+    def submit_many(self, journal: Journal, commands: list[JobCommand], *,
+                    delay: float = 0) -> None:
+        """`submit` for several jobs: all journaled in one transaction, then enqueued."""
+        journal.append_many([item for command in commands
+                             for item in queued_events(command, delay=delay)])
+        for index, command in enumerate(commands):
+            try:
+                self.enqueue(command, delay=delay)
+            except Exception as exc:  # a broken queue: jobs must not sit "queued" forever
+                journal.append_many([(c.job_id, _FAILED[c.kind](
+                    job_id=c.job_id, error_kind="QueueUnavailable", message=str(exc)))
+                    for c in commands[index:]])
+                raise QueueUnavailable(str(exc), where=self.where) from exc
 
     def enqueue(self, command: JobCommand, *, delay: float = 0) -> None:
         """Put the message on the queue (no journal event): the Huey task id is the job id."""

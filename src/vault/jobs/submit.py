@@ -33,14 +33,24 @@ def submit_job(vault: Vault, args: JobArgs, *, config_path: Path | None,
     """Journal the request, queue the job and return its id (the worker takes it from
     there). The command names the config file and overrides the front end resolved, and the
     repository it resolved, so the worker opens exactly the same one."""
-    command = JobCommand(
+    [job] = submit_jobs(vault, [args], config_path=config_path, overrides=overrides)
+    return job
+
+
+def submit_jobs(vault: Vault, jobs: list[JobArgs], *, config_path: Path | None,
+                overrides: Mapping[str, Any]) -> list[SubmittedJob]:
+    """Submit several jobs at once (a group's backups): all are journaled as queued in one
+    transaction before the first message is sent, so the worker that takes the first
+    finds every member of its group in the journal (`vault.jobs.claims`)."""
+    commands = [JobCommand(
         job_id=new_job_id(args.kind), args=args, repository=vault.storage.location,
         config_path=str(config_path.resolve()) if config_path else None,
         overrides={**overrides, "repository.url": vault.config.repository.url})
+        for args in jobs]
     queue = JobQueue.from_config(vault.config)
-    job_id = queue.submit(vault.journal, command)
-    return SubmittedJob(job_id=job_id, kind=command.kind, summary=command.summary(),
-                        queue=queue.where)
+    queue.submit_many(vault.journal, commands)
+    return [SubmittedJob(job_id=command.job_id, kind=command.kind, summary=command.summary(),
+                         queue=queue.where) for command in commands]
 
 
 def backup_job_args(plan: list[BackupTarget], req: BackupRequest,

@@ -2,15 +2,16 @@
 
 Thin on purpose. The task claims the job in the journal (so a cancelled, finished or
 already-taken job is skipped), then calls `run_backup` / `run_restore` / `run_verify`
-exactly as the CLI would inline. Whatever the operation raises is journaled as the job's
-failure, never retried by Huey: retries after a dead worker are `vault.jobs.worker`'s call.
+exactly as the CLI would inline. A backup of a group claims the group's other queued
+members with it and runs them together, each as its own job, as `vault backup --group`
+does inline (`vault.jobs.claims`). Whatever the operation raises is journaled as the
+job's failure, never retried by Huey: retries after a dead worker are
+`vault.jobs.worker`'s call.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,22 @@ from huey.api import Task, TaskWrapper
 
 from vault.app import Vault
 from vault.config import VaultConfig, load_config
-from vault.errors import StaleStreamVersion, VaultError
+from vault.errors import VaultError
+from vault.inline_jobs import process_start_time as process_start_time  # re-export
+from vault.jobs.claims import claim, claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, RestoreArgs, VerifyArgs
 from vault.jobs.notices import schedule_of, send_job_notice
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.operations.backup import completed_event, run_backup
-from vault.operations.group_backup import run_target, target_for, url_target
+from vault.operations.group_backup import (
+    BackupTarget,
+    MemberJob,
+    back_up_together,
+    run_target,
+    target_for,
+    url_target,
+)
 from vault.operations.prune import PruneRequest, run_prune
 from vault.operations.restore import run_restore
 from vault.operations.restore_undo import run_undo
@@ -40,9 +50,6 @@ log = logging.getLogger("vault.jobs")
 
 _FAILED = {"backup": ev.BackupFailed, "restore": ev.RestoreFailed, "verify": ev.VerifyFailed,
            "prune": ev.PruneFailed}
-_TERMINAL = (ev.BackupCompleted, ev.BackupFailed, ev.RestoreCompleted, ev.RestoreFailed,
-             ev.VerifyCompleted, ev.VerifyFailed, ev.PruneCompleted, ev.PruneFailed,
-             ev.JobCancelled)
 
 
 def register(huey: Huey, own_config: VaultConfig | None = None) -> TaskWrapper:
@@ -57,16 +64,6 @@ def register(huey: Huey, own_config: VaultConfig | None = None) -> TaskWrapper:
     wrapper: TaskWrapper = huey.task(context=True, name=TASK_NAME)(run_job)
     assert huey._registry.task_to_string(wrapper.task_class) == REGISTERED_TASK
     return wrapper
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks after boot (Linux), or None where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    return int(stat.rpartition(")")[2].split()[19])
 
 
 def execute(command: JobCommand, own_config: VaultConfig | None = None) -> str:
@@ -85,43 +82,22 @@ def execute(command: JobCommand, own_config: VaultConfig | None = None) -> str:
         return "failed"
     vault = Vault(config)
     try:
-        if not claim(vault.journal, command):
+        claimed = claim_with_group(vault.journal, command)
+        if not claimed:
             log.info("job %s: already cancelled, taken or finished; skipped", command.job_id)
             return "skipped"
-        log.info("job %s: running %s (attempt %d)", command.job_id, command.summary(),
-                 command.attempt)
-        result = _run(vault, command)
-        send_job_notice(vault, command, schedule_of(command))
-        return result
+        for member in claimed:
+            log.info("job %s: running %s (attempt %d)", member.job_id, member.summary(),
+                     member.attempt)
+        if len(claimed) == 1:
+            results = {command.job_id: _run(vault, command)}
+        else:
+            results = _run_group(vault, claimed)
+        for member in claimed:
+            send_job_notice(vault, member, schedule_of(member))
+        return results[command.job_id]
     finally:
         vault.close()
-
-
-def claim(journal: Journal, command: JobCommand) -> bool:
-    """Journal `JobClaimed` unless the job is cancelled, finished or taken by another worker.
-
-    The append names the stream version it read, so of two workers (or a worker and
-    `vault jobs cancel`) racing for the same job exactly one wins.
-    """
-    while True:
-        stream = journal.stream(command.job_id)
-        if any(_settles(r.event, command.attempt) for r in stream):
-            return False
-        try:
-            journal.append(command.job_id, ev.JobClaimed(
-                job_id=command.job_id, kind=command.kind, attempt=command.attempt,
-                host=socket.gethostname(), pid=os.getpid(),
-                pid_started=process_start_time(os.getpid())),
-                expected_version=stream[-1].stream_version if stream else 0)
-            return True
-        except StaleStreamVersion:
-            continue  # something else was appended meanwhile: look again
-
-
-def _settles(event: ev.Event, attempt: int) -> bool:
-    if isinstance(event, _TERMINAL):
-        return True
-    return isinstance(event, ev.JobClaimed) and event.attempt >= attempt
 
 
 def _run(vault: Vault, command: JobCommand) -> str:
@@ -134,10 +110,8 @@ def _run(vault: Vault, command: JobCommand) -> str:
             if args.source is None and args.source_url is None:
                 run_backup(vault, request, NullReporter(), job_id=job_id)
             else:
-                target = target_for(vault.config.source(args.source)) if args.source \
-                    else url_target(str(args.source_url))
-                run_target(vault, target, request, NullReporter(), request.group_id,
-                           request.group_time, job_id)
+                run_target(vault, _backup_target(vault, args), request, NullReporter(),
+                           request.group_id, request.group_time, job_id)
         elif isinstance(args, RestoreArgs):
             if args.undo_of is not None:
                 run_undo(vault, args.undo_of, job_id=job_id)
@@ -151,14 +125,59 @@ def _run(vault: Vault, command: JobCommand) -> str:
             run_prune(vault, PruneRequest(max_unused=args.max_unused), NullReporter(),
                       job_id=job_id)
     except Exception as exc:  # journaled here or by JobRun; the worker goes on
-        if not getattr(exc, "journaled", False):
-            kind = exc.kind if isinstance(exc, VaultError) else type(exc).__name__
-            vault.journal.append(job_id, _FAILED[command.kind](
-                job_id=job_id, error_kind=kind, message=str(exc)))
-        log.warning("job %s failed: %s", job_id, exc)
-        return "failed"
+        return _failed(vault, command, exc)
     log.info("job %s finished", job_id)
     return "completed"
+
+
+def _backup_target(vault: Vault, args: BackupArgs) -> BackupTarget:
+    if args.source is not None:
+        return target_for(vault.config.source(args.source))
+    if args.source_url is not None:
+        return url_target(args.source_url)
+    return BackupTarget(label=None, paths=args.paths)
+
+
+def _run_group(vault: Vault, commands: list[JobCommand]) -> dict[str, str]:
+    """Back up a group's claimed members together (`back_up_together`: every source's
+    capture opened at once, files streamed first), each under its own job id; what
+    happened to each, by job id. A member that fails, also before it starts (its source
+    gone from the config), fails alone; a retried member already saved is not run."""
+    results: dict[str, str] = {}
+    members: list[tuple[JobCommand, MemberJob]] = []
+    for command in commands:
+        assert isinstance(command.args, BackupArgs)  # only backups are claimed together
+        try:
+            if command.attempt > 1 and _already_saved(vault, command.job_id):
+                results[command.job_id] = "completed"
+                continue
+            target = _backup_target(vault, command.args)
+        except Exception as exc:  # this member only
+            results[command.job_id] = _failed(vault, command, exc)
+            continue
+        members.append((command, MemberJob(target, command.args.request(), command.job_id)))
+    if not members:
+        return results
+    request = members[0][1].base
+    outcomes = back_up_together(vault, [m for _, m in members], NullReporter(),
+                                request.group_id, request.group_time)
+    for (command, _), outcome in zip(members, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            results[command.job_id] = _failed(vault, command, outcome)
+        else:
+            log.info("job %s finished", command.job_id)
+            results[command.job_id] = "completed"
+    return results
+
+
+def _failed(vault: Vault, command: JobCommand, exc: Exception) -> str:
+    """Journal the job's failure unless its `JobRun` did; "failed"."""
+    if not getattr(exc, "journaled", False):
+        kind = exc.kind if isinstance(exc, VaultError) else type(exc).__name__
+        vault.journal.append(command.job_id, _FAILED[command.kind](
+            job_id=command.job_id, error_kind=kind, message=str(exc)))
+    log.warning("job %s failed: %s", command.job_id, exc)
+    return "failed"
 
 
 def _already_saved(vault: Vault, job_id: str) -> bool:

@@ -163,26 +163,21 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
     grouped = len(targets) > 1 or group_name is not None
     group_id = f"group-{uuid.uuid4().hex[:16]}" if grouped else None
     group_time = datetime.now(UTC) if grouped else None
-    captures = GroupCaptures(vault, {i: t.source for i, t in enumerate(targets)
-                                     if t.source is not None and grouped})
-    done: dict[int, TargetOutcome] = {}
-    try:
-        for index in streaming_order(targets):
-            target = targets[index]
-            job_id = job_ids[index] if job_ids else new_job_id("backup")
-            try:
-                outcome = run_target(vault, target, base, reporter, group_id, group_time,
-                                     job_id, held=captures.get(index))
-            except Exception as exc:  # journaled by the job; the other sources go on
-                if not grouped:
-                    raise
-                error = exc if isinstance(exc, VaultError) else OperationFailed(detail=str(exc))
-                done[index] = TargetOutcome(target, None, job_id, error)
-                continue
-            done[index] = TargetOutcome(target, outcome, job_id)
-    finally:
-        captures.close()
-    results = [done[index] for index in sorted(done)]
+    members = [MemberJob(target, base, job_ids[index] if job_ids else new_job_id("backup"))
+               for index, target in enumerate(targets)]
+    if grouped:
+        ran = back_up_together(vault, members, reporter, group_id, group_time)
+    else:  # one target, alone: its error is raised as it is
+        ran = [run_target(vault, m.target, base, reporter, None, None, m.job_id)
+               for m in members]
+    results: list[TargetOutcome] = []
+    for member, outcome in zip(members, ran, strict=True):
+        if isinstance(outcome, Exception):  # journaled by the job; the others went on
+            error = outcome if isinstance(outcome, VaultError) \
+                else OperationFailed(detail=str(outcome))
+            results.append(TargetOutcome(member.target, None, member.job_id, error))
+        else:
+            results.append(TargetOutcome(member.target, outcome, member.job_id))
     result = GroupOutcome(group_id, results)
     if group_id is not None:
         vault.journal.append(group_id, ev.BackupGroupCompleted(
@@ -193,6 +188,39 @@ def run_targets(vault: Vault, targets: list[BackupTarget], base: BackupRequest,
                 snapshot_id=r.outcome.snapshot.id if r.outcome and r.outcome.snapshot else None,
                 error=r.error.message if r.error else None) for r in results]))
     return result
+
+
+@dataclass
+class MemberJob:
+    """One target of a group, the options it is backed up with, and its job id."""
+
+    target: BackupTarget
+    base: BackupRequest
+    job_id: str
+
+
+def back_up_together(vault: Vault, members: list[MemberJob], reporter: ProgressReporter,
+                     group_id: str | None, group_time: datetime | None,
+                     ) -> list[BackupOutcome | Exception]:
+    """Back up a group's members, each as its own job, from one moment: every source's
+    capture is opened at once before any member streams, files members stream first. A
+    member that fails (its error journaled by its job) fails alone; the outcomes are
+    returned in the members' order. Used inline and by the worker for a queued group."""
+    captures = GroupCaptures(vault, {i: m.target.source for i, m in enumerate(members)
+                                     if m.target.source is not None})
+    outcomes: dict[int, BackupOutcome | Exception] = {}
+    try:
+        for index in streaming_order([m.target for m in members]):
+            member = members[index]
+            try:
+                outcomes[index] = run_target(vault, member.target, member.base, reporter,
+                                             group_id, group_time, member.job_id,
+                                             held=captures.get(index))
+            except Exception as exc:  # the job journaled it; the other members go on
+                outcomes[index] = exc
+    finally:
+        captures.close()
+    return [outcomes[index] for index in range(len(members))]
 
 
 def streaming_order(targets: list[BackupTarget]) -> list[int]:
