@@ -281,9 +281,10 @@ class FilesSourceConfig(_Strict):
 
 
 class SecretTableConfig(_Strict):
-    """One `[[sources.secret_tables]]` entry of a SQLite source: `secret_keys` applied to
-    the keys of a key/value table (`key_column`, `value_column`), else to its column names;
-    the matching cells are redacted or sealed in the stored copy (docs/sources.md)."""
+    """One `[[sources.secret_tables]]` entry of a SQLite or PostgreSQL source: `secret_keys`
+    applied to the keys of a key/value table (`key_column`, `value_column`), else to its
+    column names; the matching cells are redacted or sealed in the stored copy
+    (docs/sources.md). A PostgreSQL table is "table" or "schema.table"."""
 
     table: str = Field(min_length=1)
     key_column: str | None = None
@@ -333,6 +334,10 @@ class PostgresSourceConfig(_Strict):
     password: SecretRef | None = None
     tables: list[str] = []
     pg_dump_path: ConfigPath | None = None  # psql and pg_restore are looked up beside it
+    # Secrets inside the database, as for SQLite: redacted or sealed in the stored rows.
+    secret_tables: list[SecretTableConfig] = []
+    secrets: Literal["redact", "encrypt"] = "redact"
+    secret_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
     # Tables as application entities (counts and date ranges in each snapshot), as for
     # SQLite; `collection` is "table" or "schema.table".
     entities: list[EntityLevel] = []

@@ -34,6 +34,8 @@ from vault.sources.base import (
 )
 from vault.sources.entities import Entity, ordered
 from vault.sources.pg_client import PgClients, PsqlSession, find_clients, stream_output
+from vault.sources.pg_rows import python_codec
+from vault.sources.pg_secrets import plan_tables, protect_stream, revealed
 from vault.sources.pg_tools import (
     SCHEMA_ITEM,
     CopyRowCounter,
@@ -48,6 +50,8 @@ from vault.sources.pg_tools import (
     table_item_path,
 )
 from vault.sources.registry import register
+from vault.sources.settings_errors import SealerMissing
+from vault.sources.sqlite_secrets import SecretFields, secret_tables_from_config
 
 FORMAT = 1
 
@@ -95,9 +99,11 @@ class PostgresSource:
 
     def __init__(self, name: str, target: PgTarget, *, password_ref: SecretRef | None = None,
                  tables: list[str] | None = None, pg_dump_path: str | None = None,
-                 entities: tuple[Entity, ...] = ()) -> None:
+                 entities: tuple[Entity, ...] = (),
+                 secret_fields: SecretFields | None = None) -> None:
         self.name = name
         self.entities = entities
+        self.secret_fields = secret_fields
         self._target = target
         self._password_ref = password_ref
         self._tables = list(tables or [])
@@ -165,7 +171,33 @@ class PostgresSource:
                 meta["entities"] = [_entity_meta(session, e) for e in ordered(self.entities)]
             items = [SourceItem(SCHEMA_ITEM, stream_of(lambda: dump.schema(tables)))]
             items += [dump.table_item(entry) for entry in meta["tables"]]
+            if self.secret_fields is not None and self.secret_fields.tables:
+                items = self._protected(items, session, meta, context)
             yield Capture(items=items, meta=meta, taken_at=taken_at)
+
+    def _protected(self, items: list[SourceItem], session: PsqlSession, meta: dict[str, Any],
+                   context: CaptureContext) -> list[SourceItem]:
+        """The secret tables' items rewritten as they stream (pg_secrets): secret fields
+        redacted or sealed before a byte of them is stored."""
+        fields = self.secret_fields
+        assert fields is not None
+        if fields.mode == "encrypt" and context.sealer is None:
+            raise SealerMissing('secrets = "encrypt" needs the repository\'s secret sealer, '
+                                "and the capture has none", name=self.name)
+        plans = plan_tables(session.json, meta["tables"], fields)
+        meta["secret_fields"] = {"mode": fields.mode, "tables": plans}
+        by_item = {plan["item"]: plan for plan in plans}
+        codec = python_codec(meta)
+
+        def protected(item: SourceItem, plan: dict[str, Any]) -> SourceItem:
+            def parts() -> Iterator[bytes]:
+                with item.open() as stream:
+                    raw = iter(lambda: stream.read(1 << 20), b"")
+                    yield from protect_stream(raw, plan, fields, context.sealer, codec,
+                                              self.name)
+            return SourceItem(item.path, stream_of(parts), size_hint=item.size_hint)
+
+        return [protected(i, by_item[i.path]) if i.path in by_item else i for i in items]
 
     def _chosen(self, tables: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not self._tables:
@@ -177,8 +209,12 @@ class PostgresSource:
     # --- restore -------------------------------------------------------------------------
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
-        return postgresql_restore.restore(self.clients(), self.target(), stored, request,
-                                          self.entities)
+        clients, source = self.clients(), self.target()
+        # Sealed secrets opened, redacted ones given the target's live values (pg_secrets),
+        # read before the restore changes the target.
+        with revealed(clients, restore_target(source, request.target), stored,
+                      request.sealer, self.name) as whole:
+            return postgresql_restore.restore(clients, source, whole, request, self.entities)
 
     def for_target(self, request: SourceRestoreRequest) -> PostgresSource:
         """A source capturing what `request` would change in its target database (the
@@ -202,7 +238,8 @@ class PostgresSource:
                                  found.options)
                 password_ref = self._password_ref
         return PostgresSource(f"{self.name}@{found.dbname}", found, password_ref=password_ref,
-                              tables=tables, pg_dump_path=self._pg_dump_path)
+                              tables=tables, pg_dump_path=self._pg_dump_path,
+                              secret_fields=self.secret_fields)
 
 
 def _entity_meta(session: PsqlSession, entity: Entity) -> dict[str, Any]:
@@ -281,10 +318,13 @@ def from_config(entry: Any) -> PostgresSource:
     pg_dump_path = getattr(entry, "pg_dump_path", None)
     entities = tuple(Entity(e.name, e.collection, e.parent, e.key, e.date_field)
                      for e in getattr(entry, "entities", []))
+    fields = SecretFields(secret_tables_from_config(getattr(entry, "secret_tables", [])),
+                          getattr(entry, "secrets", "redact"),
+                          tuple(getattr(entry, "secret_keys", ())))
     return PostgresSource(entry.name, target, password_ref=entry.password,
                           tables=list(entry.tables),
                           pg_dump_path=str(pg_dump_path) if pg_dump_path else None,
-                          entities=entities)
+                          entities=entities, secret_fields=fields)
 
 
 def from_url(url: str) -> PostgresSource:
