@@ -24,13 +24,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))  # the servers' fixtures
 from pg_server import APP_USER, PgServer, missing_binary, running_server
 from test_group_capture import Writers
+from test_jobs_notify import hook  # noqa: F401  (the webhook fixture)
 from test_jobs_schedules import journal_as_added_at, payloads, wait_for
 from test_jobs_worker import MiB, Workers, follow, job_events, snapshots
 
 from vault.journal.projections.jobs import read_jobs
 
-pytestmark = pytest.mark.skipif(missing_binary() is not None,
-                                reason=f"PostgreSQL server binary missing: {missing_binary()}")
+needs_pg = pytest.mark.skipif(missing_binary() is not None,
+                              reason=f"PostgreSQL server binary missing: {missing_binary()}")
 
 MEMBERS = {"uploads", "app-db", "shop"}
 
@@ -159,6 +160,7 @@ def queue_group(vault: Any) -> list[str]:
     return list(result.summary["job_ids"])
 
 
+@needs_pg
 def test_a_queued_group_is_captured_at_one_moment(vault_repo: Any, workers: Workers,
                                                   fs: Any, tmp_path: Path,
                                                   pg: PgServer) -> None:
@@ -189,6 +191,7 @@ def test_a_queued_group_is_captured_at_one_moment(vault_repo: Any, workers: Work
     assert len(group_ids) == 1 and None not in group_ids
 
 
+@needs_pg
 def test_a_scheduled_group_run_is_captured_at_one_moment(vault_repo: Any, workers: Workers,
                                                          fs: Any, tmp_path: Path,
                                                          pg: PgServer) -> None:
@@ -230,6 +233,7 @@ def _wait_until_streaming(vault: Any, job_ids: list[str], timeout: float = 60) -
         time.sleep(0.005)
 
 
+@needs_pg
 @pytest.mark.slow
 def test_a_killed_workers_group_is_retried_together(vault_repo: Any, workers: Workers,
                                                     fs: Any, tmp_path: Path,
@@ -264,3 +268,62 @@ def test_a_killed_workers_group_is_retried_together(vault_repo: Any, workers: Wo
     listed = {j["job_id"]: j for j in vault_repo.query("jobs").summary["jobs"]}
     assert {(listed[j]["status"], listed[j]["attempt"]) for j in job_ids} == {
         ("completed", 2)}
+
+
+def test_a_member_that_cannot_be_captured_fails_alone_with_its_own_notice(
+        vault_repo: Any, workers: Workers, fs: Any, tmp_path: Path,
+        hook: Any) -> None:  # noqa: F811
+    url, received = hook
+    src, db = tmp_path / "docs", tmp_path / "app.db"
+    fs.write_random(src / "a.bin", 300_000, seed=7)
+    sqlite3.connect(db).close()
+    config = vault_repo.env.home / "config" / "vault" / "vault.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'''
+[[notifications]]
+type = "webhook"
+name = "ops"
+url = "{url}"
+on = ["success", "failure"]
+
+[[sources]]
+type = "files"
+name = "docs"
+paths = ["{src}"]
+
+[[sources]]
+type = "sqlite"
+name = "app-db"
+path = "{db}"
+
+[[groups]]
+name = "app"
+sources = ["docs", "app-db"]
+''')
+    queued = vault_repo.json("backup", "--queue", "--group", "app")
+    assert queued.code == 0, queued.last
+    docs_job, db_job = queued.summary["job_ids"]
+    db.unlink()  # gone by the time the worker captures the group
+    workers.start()
+    assert follow(vault_repo, docs_job, workers)["event"] == "BackupCompleted"
+    failed = follow(vault_repo, db_job, workers, expect=1)
+    assert failed["event"] == "BackupFailed" and str(db) in failed["payload"]["message"]
+
+    # taken together (one transaction), then the member whose source was gone failed alone
+    claims = [next(e["seq"] for e in job_events(vault_repo, j) if e["type"] == "JobClaimed")
+              for j in (docs_job, db_job)]
+    assert abs(claims[0] - claims[1]) == 1, claims
+    [taken] = snapshots(vault_repo)
+    assert (taken["job_id"], taken["source"]["label"]) == (docs_job, "docs")
+    out = tmp_path / "out"
+    vault_repo.restore(f"{taken['id']}:{src}", "--target", out)
+    fs.assert_same_tree(src, out, include_root=False)
+    listed = {j["job_id"]: j["status"] for j in vault_repo.query("jobs").summary["jobs"]}
+    assert (listed[docs_job], listed[db_job]) == ("completed", "failed")
+    wait_for(lambda: len(received) >= 2, "both notices", workers)
+    by_job = {body["job_id"]: body for body in received}
+    assert len(received) == 2
+    assert by_job[docs_job]["trigger"] == "success"
+    assert by_job[docs_job]["title"] == "backup of docs completed"
+    assert by_job[db_job]["trigger"] == "failure"
+    assert str(db) in by_job[db_job]["details"]["error"]
