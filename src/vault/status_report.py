@@ -223,3 +223,26 @@ def verify_alerts(state: VerifyState, max_age: timedelta, now: datetime) -> list
                            f"{what}, more than [verify] max_age "
                            f"{format_age(max_age)}: run `vault verify --read-data-subset`"))
     return found
+
+
+@dataclass(frozen=True)
+class OverdueSchedule:
+    """A schedule whose due time passed without a run (see `overdue_alerts`)."""
+
+    name: str
+    due_at: datetime
+
+
+#: a due run not queued after this long is overdue (a worker ticks every few seconds)
+OVERDUE_AFTER = timedelta(minutes=2)
+
+
+def overdue_alerts(overdue: Iterable[OverdueSchedule], workers_running: int,
+                   now: datetime) -> list[Alert]:
+    """Schedules due while no worker runs: nothing will back them up until one starts."""
+    if workers_running:
+        return []
+    return [Alert("schedule_due_no_worker", item.name,
+                  f"schedule {item.name} was due {format_age(now - item.due_at)} ago and no "
+                  "worker runs: start `vault worker`")
+            for item in overdue if now - item.due_at > OVERDUE_AFTER]

@@ -58,6 +58,11 @@ def test_damage_found_by_verify_shows_everywhere_and_is_never_reused(
     assert shown["damaged_paths"] == [str(src / "big.bin")]
     assert "corrupted" in vault.ok("snapshots").stdout
     assert vault.run("status", "--check").returncode == 1
+    listing = vault.json("ls", first, str(src))
+    assert listing.summary["status"] == "corrupted"
+    assert {e["path"]: e["damaged"] for e in listing.summary["entries"]} == {
+        str(src / "big.bin"): True, str(src / "small.txt"): False, str(src / "sub"): False}
+    assert f"{src / 'big.bin'}  [damaged]" in vault.ok("ls", first, str(src)).stdout
 
     # The next backup of the intact source reads big.bin again (the index no longer
     # trusts the bad copy, so the files cache's "unchanged" is not taken on faith) and

@@ -96,3 +96,40 @@ def test_a_schedule_that_cannot_verify_is_refused(vault_repo: Any, tmp_path: Pat
     config.write_text(f'[[schedules]]\nname = "x"\ncron = "0 4 * * *"\n{bad}\n')
     done = vault_repo.run("--config", config, "config", "check")
     assert done.returncode == 2, done.stdout + done.stderr
+
+
+def test_a_schedule_due_while_no_worker_runs_is_an_alert(vault_repo: Any, tmp_path: Path,
+                                                          fs: Any) -> None:
+    from datetime import timedelta
+
+    from test_jobs_schedules import files_config, journal_as_added_at, write_config
+    from test_jobs_worker import Workers
+
+    src = tmp_path / "src"
+    fs.write_random(src / "a.bin", 10_000, seed=1)
+    now = datetime.now(UTC)
+    due = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    write_config(vault_repo, files_config(src, f"""
+[[schedules]]
+name = "nightly"
+cron = "{due.minute} {due.hour} * * *"
+sources = ["docs"]
+"""))
+    journal_as_added_at(vault_repo, "nightly", now - timedelta(minutes=30))
+    status = vault_repo.json("status", "--check")
+    assert status.code == 1
+    [alert] = [a for a in status.summary["alerts"] if a["kind"] == "schedule_due_no_worker"]
+    assert alert["subject"] == "nightly" and "vault worker" in alert["message"]
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    workers = Workers(vault_repo, logs)
+    try:
+        workers.start("--schedule-every", "0.5")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not vault_repo.events("ScheduleRunCompleted"):
+            time.sleep(0.3)
+        kinds = {a["kind"] for a in vault_repo.json("status").summary["alerts"]}
+        assert "schedule_due_no_worker" not in kinds
+    finally:
+        workers.stop_all()

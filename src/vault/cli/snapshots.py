@@ -100,17 +100,23 @@ def ls(state: CliState, snapshot: str, path: str, recursive: bool,
     tree = resolve_subtree(repo, snap, base)
     entries = list(repo.walk(tree)) if recursive else [(n.name, n) for n in repo.load_tree(tree)]
     out = state.output()
+    damaged = set(corrupted_snapshots(repo).get(snap.id, []))
+    status = snapshot_status(snap.status, snap.tags, bool(damaged))
+    if damaged:
+        out.info(f"snapshot {snap.short_id} is corrupted: {len(damaged)} damaged path(s), "
+                 "marked [damaged] (docs/repair.md)")
     rows = []
     for rel, node in entries:
         full = f"{base.rstrip('/')}/{rel}"
         rows.append({"path": full, "type": node.type, "mode": node.mode, "size": node.size,
                      "mtime": datetime.fromtimestamp(node.mtime_ns / 1e9, UTC),
-                     "link_target": node.link_target})
+                     "link_target": node.link_target, "damaged": full in damaged})
         suffix = f" -> {node.link_target}" if node.type == "symlink" else ""
+        mark = "  [damaged]" if full in damaged else ""
         out.line(f"{_mode_string(node.mode)} {human_bytes(node.size):>10}  "
                  f"{datetime.fromtimestamp(node.mtime_ns / 1e9).strftime('%Y-%m-%d %H:%M')}  "
-                 f"{full}{'/' if node.type == 'dir' else ''}{suffix}")
-    out.summary(snapshot_id=snap.id, entries=rows)
+                 f"{full}{'/' if node.type == 'dir' else ''}{suffix}{mark}")
+    out.summary(snapshot_id=snap.id, status=status, entries=rows)
 
 
 def _show_entities(state: CliState, snap: Snapshot) -> None:

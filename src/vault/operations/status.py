@@ -34,10 +34,12 @@ from vault.status_report import (
     Alert,
     BackupAttempt,
     MissedRun,
+    OverdueSchedule,
     SourceState,
     VerifyState,
     all_alerts,
     last_per_source,
+    overdue_alerts,
     verify_alerts,
 )
 from vault.worker_presence import WorkerPresence, live_workers
@@ -100,9 +102,30 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
     missed = _missed_runs(vault, now)
     report.verify = _verify_state(journal_path, report.repo_id)
     report.alerts = (all_alerts(report.sources, report.jobs, report.usage, missed, now)
-                     + verify_alerts(report.verify, vault.config.verify.max_age, now))
+                     + verify_alerts(report.verify, vault.config.verify.max_age, now)
+                     + overdue_alerts(_overdue_schedules(vault, now), len(report.workers),
+                                      now))
     report.alerts += journal_alerts(vault, report.repo_id, now)
     return report
+
+
+def _overdue_schedules(vault: Vault, now: datetime) -> list[OverdueSchedule]:
+    """Active schedules whose next due time after their last run (or their start) has
+    passed: a worker would have queued them."""
+    from vault.journal.projections.schedules import read_schedule_rows
+    from vault.scheduler import next_run
+    from vault.schedules import effective_schedules
+
+    found = []
+    for item in effective_schedules(vault.config, read_schedule_rows(vault.config.journal_path()),
+                                    now):
+        if item.schedule.paused:
+            continue
+        due = next_run(item.schedule.cron, item.schedule.timezone,
+                       item.last_due or item.created_at)
+        if due <= now:
+            found.append(OverdueSchedule(item.schedule.name, due))
+    return found
 
 
 def _verify_state(journal_path: Path, repo_id: str) -> VerifyState:
