@@ -71,7 +71,7 @@ class Vault:
 
     @cached_property
     def storage(self) -> Storage:
-        return open_storage(self.config.repository.url)
+        return open_storage(self.config.repository.url, self.config.repository)
 
     @property
     def cache_dir(self) -> Path:

@@ -231,6 +231,20 @@ def _fail(loc: tuple[str | int, ...], message: str) -> ValidationError:
     return ValidationError.from_exception_data("vault.toml", [error])
 
 
+class S3Config(_Strict):
+    """`[repository.s3]`: how to reach an `s3://bucket/prefix` repository. Unset keys come
+    from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_REGION, ...)."""
+
+    endpoint: Annotated[str, AfterValidator(lambda url: _url(url, "http", "https"))] | None = None
+    region: str | None = None
+    # Path-style requests (http://host/bucket/key), which MinIO, rclone and most
+    # self-hosted servers need; AWS itself prefers virtual-hosted style.
+    path_style: bool | None = None
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
+    session_token: SecretRef | None = None
+
+
 class RepositoryConfig(_Strict):
     url: Annotated[str, AfterValidator(_repository_url)] = Field(
         default_factory=lambda: str(paths.default_repository_path())
@@ -250,6 +264,7 @@ class RepositoryConfig(_Strict):
     # A killed save leaves a temp file; backup and prune remove those older than this
     # (well above the longest save: the file's time moves while it is written).
     temp_file_lease: Duration = timedelta(hours=1)
+    s3: S3Config | None = None
 
 
 class JournalConfig(_Strict):

@@ -26,6 +26,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from vault.errors import (
@@ -47,6 +48,9 @@ from vault.storage.base import (
 )
 from vault.storage.registry import register
 from vault.units import human_bytes
+
+if TYPE_CHECKING:
+    from vault.config import RepositoryConfig
 
 TEMP_PREFIX = ".tmp-"
 DIR_MODE = 0o700
@@ -354,7 +358,7 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
-def open_local(url: str) -> Storage:
+def open_local(url: str, settings: RepositoryConfig | None = None) -> Storage:
     """Factory for plain paths ("/srv/repo", "repo") and ``file://`` URLs."""
     if "://" not in url:
         return LocalStorage(url)

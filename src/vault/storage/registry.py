@@ -1,11 +1,15 @@
 """Pick a storage backend from a repository URL, as restic's ``location`` registry does.
 
-``open_storage("/srv/repo")``, ``open_storage("file:///srv/repo")`` and, later,
-``open_storage("sftp://host/path")`` all go through here. Each adapter module calls
+``open_storage("/srv/repo")``, ``open_storage("file:///srv/repo")`` and
+``open_storage("s3://bucket/prefix", settings)`` all go through here. Each adapter module calls
 ``register(scheme, factory)`` when imported; the adapters that ship with vault are listed
 in ``_ADAPTER_MODULES`` and imported on first use. Adding a backend therefore means: write
 the module (importing its client library inside the factory, so ``vault`` stays light),
 add it to that tuple, and add a harness to the contract suite — nothing else changes.
+
+A factory receives the URL and the ``[repository]`` settings (or None): what a backend needs
+besides the URL — an endpoint, secret references for its credentials — lives there, because
+a URL is shown in messages and must never carry a secret.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import TYPE_CHECKING
 from vault.errors import UsageError
 
 if TYPE_CHECKING:
+    from vault.config import RepositoryConfig
     from vault.storage.base import Storage
 
-StorageFactory = Callable[[str], "Storage"]
+StorageFactory = Callable[[str, "RepositoryConfig | None"], "Storage"]
 
 # Importing a module here must stay cheap: heavy client libraries (paramiko, boto3) are
 # imported inside each module's factory, not at its top.
-_ADAPTER_MODULES: tuple[str, ...] = ("vault.storage.local",)
+_ADAPTER_MODULES: tuple[str, ...] = ("vault.storage.local", "vault.storage.s3")
 
 # Plain paths belong to the local backend, registered under this scheme.
 LOCAL_SCHEME = "file"
@@ -36,7 +41,7 @@ _adapters_loaded = False
 
 
 def register(scheme: str, factory: StorageFactory) -> None:
-    """Make ``scheme://...`` URLs open with ``factory(url)``.
+    """Make ``scheme://...`` URLs open with ``factory(url, settings)``.
 
     Registering a scheme twice with different factories is refused: silently replacing a
     backend would route a repository's writes somewhere nobody chose.
@@ -65,8 +70,12 @@ def scheme_of(url: str) -> str:
     return match.group(1).lower() if match else LOCAL_SCHEME
 
 
-def open_storage(url: str) -> Storage:
-    """Open the repository storage that ``url`` names; UsageError for unknown schemes."""
+def open_storage(url: str, settings: RepositoryConfig | None = None) -> Storage:
+    """Open the repository storage that ``url`` names; UsageError for unknown schemes.
+
+    ``settings`` is the ``[repository]`` table (endpoints, credential references) for
+    backends that need more than the URL; None means the backend's defaults and the
+    environment."""
     if not url:
         raise UsageError("no repository location given")
     _load_adapters()
@@ -76,7 +85,7 @@ def open_storage(url: str) -> Storage:
         # The URL itself stays out of the message: it may carry credentials.
         known = ", ".join(sorted(_factories))
         raise UsageError(f"unknown storage scheme {scheme!r} (known: {known})")
-    return factory(url)
+    return factory(url, settings)
 
 
 def _load_adapters() -> None:

