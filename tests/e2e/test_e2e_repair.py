@@ -111,6 +111,8 @@ def test_damage_ends_in_a_healthy_repository(vault, healthy, fs, open_repo, tmp_
     found = vault.json("verify", "--read-data")
     assert found.code == 1, case
     assert found.summary["problems"]
+    if case == "damaged pack header":  # its blobs read fine: no file is called damaged
+        assert found.summary["corrupted"] == {}
 
     # What the repair would lose, before any backup heals it: exactly the files whose
     # data is gone, nothing that is fine.
@@ -168,3 +170,33 @@ def test_a_loss_no_backup_heals_is_reported_and_repaired(vault, healthy, fs, ope
                 path.read_bytes().startswith(restored.read_bytes())
         else:
             assert restored.read_bytes() == path.read_bytes()
+
+
+def test_verify_checks_a_files_recorded_size_against_its_content(vault, healthy,
+                                                                 open_repo) -> None:
+    """A snapshot whose tree says big.bin has one byte more than its chunks hold (a bug
+    or a forgery) fails verify, naming the file and both sizes."""
+    from vault.repository.blob import BlobType
+    from vault.repository.saver import BlobSaver
+    from vault.repository.tree import encode_tree
+
+    repo = open_repo()
+    original = repo.load_snapshot(healthy["first"])
+    saver = BlobSaver(repo)
+
+    def lying(tree_id: bytes) -> bytes:
+        nodes = repo.load_tree(tree_id)
+        for node in nodes:
+            if node.name == "big.bin":
+                node.size += 1
+            elif node.subtree:
+                node.subtree = lying(node.subtree)
+        return saver.save(BlobType.TREE, encode_tree(nodes))[0]
+
+    forged = original.model_copy(update={"tree": lying(bytes.fromhex(original.tree)).hex()})
+    saver.flush()
+    repo.save_snapshot(forged)
+    found = vault.json("verify")
+    assert found.code == 1
+    [problem] = found.summary["problems"]
+    assert "'big.bin' records 4194305 bytes but its content holds 4194304" in problem
