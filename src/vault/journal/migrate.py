@@ -1,4 +1,8 @@
-"""Apply the numbered SQL files in the repository's top-level `migrations/` directory.
+"""Apply the numbered SQL files shipped as the package data `vault/migrations/`.
+
+They live in the repository's top-level `migrations/`; `src/vault/migrations` is a symlink
+to it, so a source checkout (editable install) and a wheel both find them with
+`importlib.resources`, without any path into the checkout.
 
 Like sqlite-utils' `Migrations`: files run in version order, each in its own transaction,
 and each is recorded in `schema_migrations` in that same transaction, so a crash leaves
@@ -13,12 +17,12 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from vault.errors import JournalError
 
-# src/vault/journal/migrate.py -> parents[3] is the checkout root holding `migrations/`.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+MIGRATIONS_DIR: Traversable = files("vault") / "migrations"
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -35,7 +39,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 class Migration:
     version: int
     name: str
-    path: Path
+    path: Traversable
 
     def statements(self) -> list[str]:
         return split_statements(self.path.read_text(encoding="utf-8"))
@@ -65,17 +69,18 @@ def _has_code(sql: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines())
 
 
-def discover(directory: Path | None = None) -> list[Migration]:
+def discover(directory: Traversable | None = None) -> list[Migration]:
     """The migrations in `directory`, checked to be numbered 1..N without gaps."""
     directory = directory or MIGRATIONS_DIR
     if not directory.is_dir():
         raise JournalError(
             path=str(directory),
-            detail="migrations directory not found (vault must be installed from a "
-            "source checkout, e.g. `pip install -e .`)",
+            detail="migrations directory not found (a vault package without its "
+            "vault/migrations data: reinstall vault)",
         )
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
+    sql_files = [p for p in directory.iterdir() if p.name.endswith(".sql")]
+    for path in sorted(sql_files, key=lambda p: p.name):
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise JournalError(path=str(path), detail="migration files are named NNNN_name.sql")
@@ -95,7 +100,8 @@ def applied_versions(conn: sqlite3.Connection) -> set[int]:
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
-def apply_migrations(conn: sqlite3.Connection, directory: Path | None = None) -> list[int]:
+def apply_migrations(conn: sqlite3.Connection,
+                     directory: Traversable | None = None) -> list[int]:
     """Bring the schema up to date; returns the versions this call applied.
 
     `conn` must be in autocommit mode (`isolation_level=None`) with no open transaction.

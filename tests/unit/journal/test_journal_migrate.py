@@ -27,8 +27,14 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
 
 
 def test_migrations_live_at_the_top_of_the_checkout() -> None:
-    assert MIGRATIONS_DIR == REPO_ROOT / "migrations"
-    assert [(m.version, m.name) for m in discover()] == [
+    """The package data `vault/migrations` is the checkout's top-level `migrations/` (a
+    symlink), file for file and byte for byte; the wheel test checks the built package."""
+    top_level = sorted((REPO_ROOT / "migrations").glob("*.sql"))
+    assert Path(str(MIGRATIONS_DIR)).resolve() == (REPO_ROOT / "migrations").resolve()
+    found = discover()
+    assert [m.path.name for m in found] == [p.name for p in top_level]
+    assert [m.path.read_bytes() for m in found] == [p.read_bytes() for p in top_level]
+    assert [(m.version, m.name) for m in found][:7] == [
         (1, "events"), (2, "projections"), (3, "job_queue"), (4, "snapshot_sources"),
         (5, "schedules"), (6, "prune_jobs"), (7, "snapshot_repairs"),
     ]
