@@ -13,7 +13,7 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import pytest
 import s3_harness
 from s3_harness import install_hint
 
-from storage_servers import S3Server, moto_missing, moto_s3, rclone_binary, rclone_s3
+from storage_servers import S3Server
 from vault.errors import NotEnoughSpace, ObjectNotFound, RepositoryExists, StorageError
 from vault.storage import KINDS, ObjectKind, Storage, known_schemes, open_storage
 from vault.storage.local import TEMP_PREFIX, LocalStorage
@@ -116,19 +116,6 @@ HARNESSES: dict[str, Harness] = {
         for server in ("moto", "rclone")
     },
 }
-
-
-@pytest.fixture(scope="session")
-def s3_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S3Server]]:
-    """Both S3 servers, started once per session (and only if an S3 test runs)."""
-    started: dict[str, S3Server] = {}
-    with ExitStack() as stack:
-        if moto_missing() is None:
-            started["moto"] = stack.enter_context(moto_s3())
-        if rclone_binary() is not None:
-            root = tmp_path_factory.mktemp("rclone-s3")
-            started["rclone"] = stack.enter_context(rclone_s3(root / "served", root))
-        yield started
 
 
 @pytest.fixture(params=sorted(HARNESSES))

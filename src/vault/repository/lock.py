@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from vault.actor import current_actor
 from vault.errors import ObjectNotFound, RepositoryError, RepositoryLocked, StorageError
-from vault.storage.base import Storage
+from vault.storage.base import ConditionalCreate, Storage
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def _new_lock(exclusive: bool, operation: str, lease_seconds: float) -> LockInfo
 def _try_once(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) -> list[LockInfo]:
     """Write our lock, sweep stale ones, and return live conflicts (ours then removed)."""
     try:
-        storage.save("locks", mine.lock_id, mine.to_json())
+        _save_new_lock(storage, mine)
         conflicts = _sweep(storage, mine, removed)
     except BaseException:
         # Never leave our own lock behind on the way out; the original error matters more
@@ -384,6 +384,17 @@ def _try_once(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) ->
     if conflicts:
         _remove_quietly(storage, mine.lock_id)
     return conflicts
+
+
+def _save_new_lock(storage: Storage, mine: LockInfo) -> None:
+    """Write our new lock object, with a create-only PUT where the server enforces one, so
+    a lock is never written over an object that is already there (whatever wrote it)."""
+    if isinstance(storage, ConditionalCreate) and storage.enforces_conditional_put():
+        if not storage.save_new("locks", mine.lock_id, mine.to_json()):
+            raise StorageError(where=storage.location,
+                               detail=f"lock {mine.lock_id[:8]} already exists")
+        return
+    storage.save("locks", mine.lock_id, mine.to_json())
 
 
 def _sweep(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) -> list[LockInfo]:

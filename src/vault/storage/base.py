@@ -114,6 +114,20 @@ class LeavesTempFiles(Protocol):
         ...
 
 
+@runtime_checkable
+class ConditionalCreate(Protocol):
+    """A backend that can store an object only if its name is free (``If-None-Match: *``
+    on S3). Servers may silently ignore the condition, so callers ask
+    ``enforces_conditional_put()`` (a probe, remembered) before relying on it."""
+
+    def save_new(self, kind: ObjectKind, name: str,
+                 data: bytes | bytearray | memoryview) -> bool:
+        """Store ``data`` unless an object has that name; False (nothing written) if one has."""
+        ...
+
+    def enforces_conditional_put(self) -> bool: ...
+
+
 def validate_kind(kind: str, where: str) -> ObjectKind:
     """Return ``kind`` typed as an ObjectKind, or refuse it."""
     for known in KINDS:

@@ -57,6 +57,8 @@ _S3_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 # HTTP answers that a second attempt can cure: throttling, timeouts, server trouble.
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NO_SPACE_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "EntityTooLarge"})
+# Where the conditional-write probe puts its throw-away object: not a kind, never listed.
+_PROBE_DIR = "probe"
 
 
 @dataclass(frozen=True)
@@ -288,29 +290,34 @@ class S3Storage:
         Servers that ignore the condition (rclone serve s3, older MinIO) overwrite instead:
         ``enforces_conditional_put`` tells which kind this is.
         """
-        from obstore.exceptions import AlreadyExistsError, PreconditionError
-
-        key = self._key(kind, name)
         view = memoryview(data).cast("B")
         try:
-            self._obstore.put(self._store, key, view, mode="create")
-        except (AlreadyExistsError, PreconditionError):
-            return False
+            return self._put_if_absent(self._key(kind, name), view)
         except Exception as exc:
             raise self._translate(exc, f"save {kind}/{name}", view.nbytes) from exc
+
+    def _put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            self._obstore.put(self._store, key, data, mode="create")
+        except (AlreadyExistsError, PreconditionError):
+            return False
         return True
 
     def enforces_conditional_put(self) -> bool:
-        """Whether the server refuses a create-only PUT over an existing object (probed
-        once per process with a throw-away lock-kind object, then remembered)."""
+        """Whether the server refuses a create-only PUT over an existing object: probed
+        once per process with a throw-away object outside every kind (so no listing of
+        locks ever sees it), then remembered."""
         with self._probe_lock:
             if self._conditional_put is None:
-                probe = os.urandom(32).hex()
-                self.save_new("locks", probe, b"conditional put probe")
+                key = f"{_PROBE_DIR}/{os.urandom(16).hex()}"
                 try:
-                    self._conditional_put = not self.save_new("locks", probe, b"again")
-                finally:
-                    self.remove("locks", probe)
+                    self._put_if_absent(key, b"conditional put probe")
+                    self._conditional_put = not self._put_if_absent(key, b"again")
+                    self._obstore.delete(self._store, key)
+                except Exception as exc:
+                    raise self._translate(exc, "probe conditional writes") from exc
             return self._conditional_put
 
     def remove(self, kind: ObjectKind, name: str) -> None:

@@ -1,0 +1,23 @@
+"""Servers the contract suites run against, started once per session when a test asks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from storage_servers import S3Server, moto_missing, moto_s3, rclone_binary, rclone_s3
+
+
+@pytest.fixture(scope="session")
+def s3_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S3Server]]:
+    """Both S3 servers, started once per session (and only if an S3 test runs)."""
+    started: dict[str, S3Server] = {}
+    with ExitStack() as stack:
+        if moto_missing() is None:
+            started["moto"] = stack.enter_context(moto_s3())
+        if rclone_binary() is not None:
+            root = tmp_path_factory.mktemp("rclone-s3")
+            started["rclone"] = stack.enter_context(rclone_s3(root / "served", root))
+        yield started

@@ -1,0 +1,97 @@
+"""Repository locks on S3, between clients that share nothing but the bucket (as two hosts
+would): conditional creates where the server enforces them, the list-and-check protocol
+everywhere, stale locks of a dead host removed by their lease."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import obstore
+import pytest
+
+from storage_servers import BUCKET, S3Server
+from vault.errors import RepositoryLocked
+from vault.repository.lock import LockInfo, RepositoryLock, list_locks
+from vault.storage.base import ConditionalCreate
+from vault.storage.s3 import S3Settings, S3Storage
+
+SERVERS = ["moto", "rclone"]
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> S3Server:
+    if request.param not in s3_servers:
+        pytest.skip(f"{request.param} cannot be installed here (scripts/test.sh installs it)")
+    return s3_servers[request.param]
+
+
+def client(server: S3Server, prefix: str) -> S3Storage:
+    """A separate client (its own connection pool and probe), as on another host."""
+    return S3Storage(S3Settings(bucket=BUCKET, prefix=prefix, endpoint=server.endpoint,
+                                region="us-east-1", access_key_id=server.access_key,
+                                secret_access_key=server.secret_key))
+
+
+def all_keys(storage: S3Storage) -> list[str]:
+    return sorted(str(m["path"]) for chunk in obstore.list(storage._store) for m in chunk)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"locks-{secrets.token_hex(6)}"
+
+
+def test_the_probe_tells_which_servers_enforce_conditional_puts(server: S3Server,
+                                                               prefix: str) -> None:
+    storage = client(server, prefix)
+    assert isinstance(storage, ConditionalCreate)
+    assert storage.enforces_conditional_put() is server.enforces_conditional_put
+    assert all_keys(storage) == []  # the probe object is gone again
+
+    assert storage.save_new("locks", "aa01", b"first") is True
+    second = storage.save_new("locks", "aa01", b"second")
+    if server.enforces_conditional_put:
+        assert second is False
+        assert storage.load("locks", "aa01") == b"first"
+    else:  # the server ignored If-None-Match and overwrote: what the probe predicted
+        assert storage.load("locks", "aa01") == b"second"
+
+
+def test_an_exclusive_lock_keeps_out_a_client_on_another_host(server: S3Server,
+                                                             prefix: str) -> None:
+    here, there = client(server, prefix), client(server, prefix)
+    with RepositoryLock.acquire(here, exclusive=True, operation="prune") as held:
+        with pytest.raises(RepositoryLocked) as refused:
+            RepositoryLock.acquire(there, exclusive=False, operation="backup")
+        assert held.info.host in str(refused.value)
+        assert [info.lock_id for info in list_locks(there)] == [held.info.lock_id]
+    with RepositoryLock.acquire(there, exclusive=True, operation="forget") as later:
+        assert [info.lock_id for info in list_locks(here)] == [later.info.lock_id]
+    assert all_keys(here) == []
+
+
+def test_shared_locks_of_two_clients_coexist(server: S3Server, prefix: str) -> None:
+    one, two = client(server, prefix), client(server, prefix)
+    with RepositoryLock.acquire(one, exclusive=False, operation="backup") as a, \
+            RepositoryLock.acquire(two, exclusive=False, operation="backup") as b:
+        assert {i.lock_id for i in list_locks(one)} == {a.info.lock_id, b.info.lock_id}
+    assert list_locks(one) == []
+
+
+def test_a_dead_hosts_lock_expires_by_its_lease(server: S3Server, prefix: str) -> None:
+    storage = client(server, prefix)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    dead = LockInfo(lock_id=secrets.token_hex(32), exclusive=True, host="gone.example",
+                    pid=4242, user="backup", created=long_ago, heartbeat=long_ago,
+                    lease_seconds=300.0, operation="backup", pid_namespace=None)
+    storage.save("locks", dead.lock_id, dead.to_json())
+    alive = replace(dead, lock_id=secrets.token_hex(32), heartbeat=datetime.now(UTC))
+    with RepositoryLock.acquire(storage, exclusive=False, operation="backup") as held:
+        assert [info.lock_id for info in held.stale_removed] == [dead.lock_id]
+        assert not storage.exists("locks", dead.lock_id)
+    storage.save("locks", alive.lock_id, alive.to_json())
+    with pytest.raises(RepositoryLocked):
+        RepositoryLock.acquire(storage, exclusive=False, operation="backup")
+    assert [info.lock_id for info in list_locks(storage)] == [alive.lock_id]
