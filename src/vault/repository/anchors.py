@@ -15,13 +15,10 @@ recorded: it opens a fresh segment, and the anchors written before it are settle
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vault.errors import ObjectNotFound
-from vault.repository.crypto import DecryptionFailed, storage_id
+from vault.repository.records import load_docs, remove_doc, save_doc
 
 if TYPE_CHECKING:
     from vault.repository.repository import Repository
@@ -57,15 +54,12 @@ class JournalAnchor:
 
 
 def save_anchor(repo: Repository, anchor: JournalAnchor) -> str:
-    data = repo.cipher.seal(json.dumps(anchor.to_doc(), sort_keys=True).encode(), _AAD)
-    anchor.name = storage_id(data)
-    repo.storage.save("anchors", anchor.name, data)
+    anchor.name = save_doc(repo, "anchors", _AAD, anchor.to_doc())
     return anchor.name
 
 
 def remove_anchor(repo: Repository, anchor: JournalAnchor) -> None:
-    with contextlib.suppress(ObjectNotFound):
-        repo.storage.remove("anchors", anchor.name)
+    remove_doc(repo, "anchors", anchor.name)
 
 
 def load_anchors(repo: Repository, journal: str) -> list[JournalAnchor]:
@@ -75,18 +69,13 @@ def load_anchors(repo: Repository, journal: str) -> list[JournalAnchor]:
     is skipped, as is a newer vault's; it proves nothing either way.
     """
     anchors = []
-    for info in repo.storage.list("anchors"):
-        try:
-            sealed = repo.storage.load("anchors", info.name)
-            if storage_id(sealed) != info.name:
-                raise DecryptionFailed("name does not match content hash")
-            doc = json.loads(repo.cipher.open(sealed, _AAD))
-            if int(doc["version"]) > ANCHOR_VERSION or doc["journal"] != journal:
-                continue
-            anchor = _from_doc(doc, info.name)
-        except (ObjectNotFound, DecryptionFailed, ValueError, KeyError, TypeError):
+    for name, doc in load_docs(repo, "anchors", _AAD, ANCHOR_VERSION):
+        if doc.get("journal") != journal:
             continue
-        anchors.append(anchor)
+        try:
+            anchors.append(_from_doc(doc, name))
+        except (ValueError, KeyError, TypeError):
+            continue
     return sorted(anchors, key=lambda a: (a.created, a.head_seq, a.name))
 
 

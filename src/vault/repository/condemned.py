@@ -16,15 +16,13 @@ write, so a snapshot never keeps relying on a pack that is about to go.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import IntegrityError, ObjectNotFound
 from vault.repository.blob import BlobEntry
-from vault.repository.crypto import DecryptionFailed, storage_id
+from vault.repository.records import load_docs, remove_doc, save_doc
 
 if TYPE_CHECKING:
     from vault.repository.repository import Repository
@@ -53,9 +51,7 @@ class CondemnedRecord:
 
 
 def save_record(repo: Repository, record: CondemnedRecord) -> str:
-    data = repo.cipher.seal(json.dumps(record.to_doc(), sort_keys=True).encode(), _AAD)
-    record.name = storage_id(data)
-    repo.storage.save("condemned", record.name, data)
+    record.name = save_doc(repo, "condemned", _AAD, record.to_doc())
     return record.name
 
 
@@ -66,8 +62,7 @@ def replace_record(repo: Repository, old: CondemnedRecord, new: CondemnedRecord)
 
 
 def remove_record(repo: Repository, record: CondemnedRecord) -> None:
-    with contextlib.suppress(ObjectNotFound):
-        repo.storage.remove("condemned", record.name)
+    remove_doc(repo, "condemned", record.name)
 
 
 def load_records(repo: Repository) -> list[CondemnedRecord]:
@@ -77,22 +72,15 @@ def load_records(repo: Repository) -> list[CondemnedRecord]:
     them eligible for recovery into the index (never for deletion).
     """
     records = []
-    for info in repo.storage.list("condemned"):
+    for name, doc in load_docs(repo, "condemned", _AAD, RECORD_VERSION):
         try:
-            sealed = repo.storage.load("condemned", info.name)
-            if storage_id(sealed) != info.name:
-                raise DecryptionFailed("name does not match content hash")
-            doc = json.loads(repo.cipher.open(sealed, _AAD))
-            if int(doc["version"]) > RECORD_VERSION:
-                continue  # a newer vault's record: leave it to that vault
             record = CondemnedRecord(
                 created=str(doc["created"]), job_id=str(doc["job_id"]),
                 packs={str(k): int(v) for k, v in doc["packs"].items()},
                 old_index=[str(n) for n in doc["old_index"]],
                 locks=None if doc["locks"] is None else [str(n) for n in doc["locks"]],
-                name=info.name)
-        except (ObjectNotFound, DecryptionFailed, ValueError, KeyError, TypeError,
-                AttributeError):
+                name=name)
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
         records.append(record)
     return sorted(records, key=lambda r: (r.created, r.name))

@@ -18,15 +18,12 @@ removed, so a crash leaves both (their union), never none.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from vault.errors import ObjectNotFound
-from vault.repository.crypto import DecryptionFailed, storage_id
+from vault.repository.records import load_docs, remove_doc, save_doc
 
 if TYPE_CHECKING:
     from vault.repository.repository import Repository
@@ -138,32 +135,22 @@ class Damage:
 
 
 def save_record(repo: Repository, record: DamageRecord) -> str:
-    data = repo.cipher.seal(json.dumps(record.to_doc(), sort_keys=True).encode(), _AAD)
-    record.name = storage_id(data)
-    repo.storage.save("damaged", record.name, data)
+    record.name = save_doc(repo, "damaged", _AAD, record.to_doc())
     return record.name
 
 
 def remove_record(repo: Repository, record: DamageRecord) -> None:
-    with contextlib.suppress(ObjectNotFound):
-        repo.storage.remove("damaged", record.name)
+    remove_doc(repo, "damaged", record.name)
 
 
 def load_records(repo: Repository) -> list[DamageRecord]:
     """Every readable record, oldest first. An unreadable record is skipped (and its
     damage found again by the next verify)."""
     records = []
-    for info in repo.storage.list("damaged"):
+    for name, doc in load_docs(repo, "damaged", _AAD, RECORD_VERSION):
         try:
-            sealed = repo.storage.load("damaged", info.name)
-            if storage_id(sealed) != info.name:
-                raise DecryptionFailed("name does not match content hash")
-            doc = json.loads(repo.cipher.open(sealed, _AAD))
-            if int(doc["version"]) > RECORD_VERSION:
-                continue  # a newer vault's record: leave it to that vault
-            records.append(DamageRecord.from_doc(doc, info.name))
-        except (ObjectNotFound, DecryptionFailed, ValueError, KeyError, TypeError,
-                AttributeError, IndexError):
+            records.append(DamageRecord.from_doc(doc, name))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             continue
     return sorted(records, key=lambda r: (r.created, r.name))
 
