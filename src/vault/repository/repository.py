@@ -34,7 +34,8 @@ from vault.repository.damage import load_records as load_damage_records
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index, encode_index
 from vault.repository.keys import KeyFile, parse_key_file, unwrap_master_key, wrap_master_key
 from vault.repository.pack import PackFormatError, header_length, parse_header, trailer_size
-from vault.repository.repo_config import FORMAT_VERSION, read_config
+from vault.repository.repo_config import FORMAT_VERSION as FORMAT_VERSION  # re-exported
+from vault.repository.repo_config import read_config as read_config  # re-exported
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
 from vault.repository.snapshot_ref import SnapshotCriteria, holds_in_paths, resolve_snapshot
 from vault.repository.tree import (
