@@ -397,6 +397,24 @@ def _extended_json_query(value: Any) -> dict[str, Any]:
 MongoQuery = Annotated[dict[str, Any], BeforeValidator(_extended_json_query)]
 
 
+class SecretCollectionConfig(_Strict):
+    """One `[[sources.secret_collections]]` entry of a MongoDB source ("coll" or
+    "db.coll"): `secret_keys` applied to the keys of a key/value collection (`key_field`,
+    `value_field`), else to field names and dotted paths at any depth; the matching values
+    are redacted or sealed in the stored documents (docs/sources.md)."""
+
+    collection: str = Field(min_length=1)
+    key_field: str | None = None
+    value_field: str | None = None
+
+    @model_validator(mode="after")
+    def _both_fields_or_neither(self) -> SecretCollectionConfig:
+        if (self.key_field is None) != (self.value_field is None):
+            raise _fail(("key_field",), "give both key_field and value_field (a key/value "
+                        "collection), or neither (fields whose names match secret_keys)")
+        return self
+
+
 class MongoSourceConfig(_Strict):
     type: Literal["mongodb"]
     name: Name
@@ -410,6 +428,11 @@ class MongoSourceConfig(_Strict):
     until: datetime | None = None
     password: SecretRef | None = None
     entities: list[EntityLevel] = []
+    # Secrets inside documents, as for SQLite/PostgreSQL tables: redacted or sealed in the
+    # stored copy, never in the application's database.
+    secret_collections: list[SecretCollectionConfig] = []
+    secrets: Literal["redact", "encrypt"] = "redact"
+    secret_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
 
     @model_validator(mode="after")
     def _date_range_is_ordered(self) -> MongoSourceConfig:

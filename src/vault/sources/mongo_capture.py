@@ -113,9 +113,11 @@ def capture(client: MongoClient[Any], source: MongoSource,
         }
         if source.entities:
             meta["entities"] = [_entity_meta(e, None) for e in source.entities]
+        protectors = _protectors(source, context, collections, meta)
         items: list[SourceItem] = []
         for database, info in collections:
-            items += _items(client, source, session, database, info, entity_ids, meta)
+            items += _items(client, source, session, database, info, entity_ids, meta,
+                            protectors.get(f"{database}.{info['name']}"))
         yield Capture(items, meta)
     finally:
         if session is not None:
@@ -133,9 +135,26 @@ def _pin_snapshot(client: MongoClient[Any], session: ClientSession,
         client[found[0]][found[1]].find_one({}, {"_id": 1}, session=session)
 
 
+def _protectors(source: MongoSource, context: CaptureContext,
+                collections: list[tuple[str, dict[str, Any]]], meta: dict[str, Any]
+                ) -> dict[str, Callable[[bytes], bytes]]:
+    """"db.coll" -> what replaces the secrets of its documents (mongo_secrets)."""
+    if source.secrets is None:
+        return {}
+    from vault.sources.mongo_secrets import plan_collections, protector
+
+    captured = [f"{database}.{info['name']}" for database, info in collections
+                if info.get("type", "collection") != "view"]
+    plans = plan_collections(source.secrets, captured, source.filters.entity is not None)
+    meta["secret_fields"] = {"mode": source.secrets.mode, "collections": plans}
+    return {plan["collection"]: protector(plan, source.secrets.mode, context.sealer,
+                                          source.name) for plan in plans}
+
+
 def _items(client: MongoClient[Any], source: MongoSource, session: ClientSession | None,
            database: str, info: dict[str, Any], entity_ids: dict[str, list[Any]],
-           meta: dict[str, Any]) -> list[SourceItem]:
+           meta: dict[str, Any], protect: Callable[[bytes], bytes] | None = None
+           ) -> list[SourceItem]:
     name = info["name"]
     full_name = f"{database}.{name}"
     metadata = _opener(source, lambda: _metadata(client, database, info))
@@ -159,7 +178,7 @@ def _items(client: MongoClient[Any], source: MongoSource, session: ClientSession
         try:
             with server_errors(source.where):
                 for document in cursor:
-                    raw = document.raw
+                    raw = document.raw if protect is None else protect(document.raw)
                     stats.add(raw, date_fields)
                     piece += raw
                     if len(piece) >= _PIECE:

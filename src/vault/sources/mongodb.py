@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from vault.config import MongoSourceConfig
     from vault.secrets import SecretRef
+    from vault.sources.mongo_secrets import LiveFields, SecretDocuments
 
 __all__ = ["MongoSource", "from_config", "from_url"]
 
@@ -46,8 +47,10 @@ class MongoSource:
 
     def __init__(self, name: str, url: str, *, password: SecretRef | None = None,
                  url_password: str | None = None, filters: MongoFilters | None = None,
-                 entities: tuple[Entity, ...] = ()) -> None:
+                 entities: tuple[Entity, ...] = (),
+                 secrets: SecretDocuments | None = None) -> None:
         self.name = name
+        self.secrets = secrets  # secret fields redacted or sealed in the stored copy
         self.url = url  # may hold a user name; never a password (that is `password`)
         self.password_ref = password
         self._url_password = url_password  # an ad-hoc URL's own password, kept out of url
@@ -60,7 +63,7 @@ class MongoSource:
         filters = dataclasses.replace(self.filters, entity=EntitySelection(entity, ids))
         return MongoSource(self.name, self.url, password=self.password_ref,
                            url_password=self._url_password, filters=filters,
-                           entities=self.entities)
+                           entities=self.entities, secrets=self.secrets)
 
     def for_target(self, request: SourceRestoreRequest,
                    stored: StoredItems | None = None) -> MongoSource:
@@ -82,7 +85,7 @@ class MongoSource:
         except PlanError as exc:
             raise MongoRestoreRefused(detail=str(exc)) from None
         return MongoSource(self.name, url, password=self.password_ref,
-                           url_password=password, filters=filters)
+                           url_password=password, filters=filters, secrets=self.secrets)
 
     def describe(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "url": self.where,
@@ -115,8 +118,31 @@ class MongoSource:
 
     def restore(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
         from vault.sources.mongo_restore import restore
+        from vault.sources.mongo_secrets import revealed
 
-        return restore(self, stored, request)
+        # Sealed secrets opened, redacted ones given the target's live values
+        # (mongo_secrets), read before the restore writes anything.
+        with revealed(stored, lambda plans: self._live_secrets(stored, request, plans),
+                      request.sealer, self.name) as whole:
+            return restore(self, whole, request)
+
+    def _live_secrets(self, stored: StoredItems, request: SourceRestoreRequest,
+                      plans: list[dict[str, Any]]) -> dict[str, LiveFields]:
+        from vault.sources.mongo_plan import PlanError, plan_restore
+        from vault.sources.mongo_secrets import live_fields
+
+        try:
+            plan = plan_restore(stored.paths(), target=request.target, only=request.only,
+                                query=request.query, entities=self.entities)
+        except PlanError:
+            return {}  # the restore itself refuses it, with the reason
+        targets = {c.source.full_name: c.target for c in plan.collections}
+        client = self.connect(plan.target_url)
+        try:
+            with server_errors(display_url(plan.target_url or self.url)):
+                return live_fields(client, targets, plans)
+        finally:
+            client.close()
 
     @contextmanager
     def _client(self) -> Iterator[MongoClient[Any]]:
@@ -158,7 +184,20 @@ def from_config(entry: MongoSourceConfig) -> MongoSource:
         for e in entry.entities
     )
     return MongoSource(entry.name, entry.url, password=entry.password, filters=filters,
-                       entities=entities)
+                       entities=entities, secrets=_secret_documents(entry, default_database))
+
+
+def _secret_documents(entry: MongoSourceConfig,
+                      default_database: str | None) -> SecretDocuments | None:
+    from vault.sources.mongo_secrets import SecretCollection, SecretDocuments
+
+    if not entry.secret_collections:
+        return None
+    return SecretDocuments(
+        tuple(SecretCollection(_qualified(c.collection, default_database, entry.name),
+                               c.key_field, c.value_field)
+              for c in entry.secret_collections),
+        entry.secrets, tuple(entry.secret_keys))
 
 
 def _qualified(collection: str, default_database: str | None, source: str) -> str:
@@ -167,7 +206,7 @@ def _qualified(collection: str, default_database: str | None, source: str) -> st
     if default_database is None:
         from vault.errors import ConfigError
 
-        raise ConfigError(f"source {source}: write entity collection {collection!r} as "
+        raise ConfigError(f"source {source}: write collection {collection!r} as "
                           "'db.coll' (the source does not name exactly one database)")
     return f"{default_database}.{collection}"
 
