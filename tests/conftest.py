@@ -1,8 +1,10 @@
 """Shared fixtures: an isolated vault environment per test and the real `vault` command.
 
-Everything lives under `tmp_path`, so tests run in parallel under pytest-xdist. Nothing
-here is autouse: tests that run vault ask for `vault_env` (directly or through `run_vault`
-or `vault`), and the rest of the suite sees the untouched environment.
+Everything lives under `tmp_path`, so tests run in parallel under pytest-xdist. The one
+autouse fixture runs every test in its own `tmp_path` (never in the checkout; and
+`checkout_guard` fails the run if a file appeared there anyway). Tests that run vault ask
+for `vault_env` (directly or through `run_vault` or `vault`), and the rest of the suite
+sees the untouched environment.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any
 
 import pytest
 
+from checkout_guard import pytest_sessionfinish, pytest_sessionstart
+
+__all__ = ["pytest_sessionfinish", "pytest_sessionstart"]  # hooks, found here by pytest
+
 VAULT_BIN = Path(sys.executable).with_name("vault")
 PASSWORD = "correct horse battery staple 7f3a"
 #: scrypt N for tests (keys.py honours VAULT_KDF_N >= 1024); the default costs ~0.1 s a try
@@ -27,6 +33,13 @@ FAST_KDF_N = "1024"
 
 
 # --- the environment ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test (or the code it runs) writes beside the working directory lands in
+    its tmp_path, not in the checkout the suite was started from."""
+    monkeypatch.chdir(tmp_path)
 
 
 @dataclass
