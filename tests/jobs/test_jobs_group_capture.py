@@ -44,7 +44,7 @@ class App:
                  schedule: str = "") -> None:
         self.vault, self.pg = vault, pg
         self.files, self.db = root / "uploads", root / "app.db"
-        for i in range(12):  # read, chunked and encrypted after the captures open
+        for i in range(16):  # read, chunked and encrypted after the captures open
             fs.write_random(self.files / f"part{i}.bin", 12 * MiB, seed=60 + i)
         with sqlite3.connect(self.db) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
