@@ -142,3 +142,83 @@ def _wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path) -
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"rclone serve s3 did not answer on {endpoint}")
+
+
+# --- OpenSSH sshd ----------------------------------------------------------------------
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@dataclass(frozen=True)
+class SshServer:
+    port: int
+    user: str
+    #: a HOME whose .ssh holds known_hosts (this server's key) and the client's id_ed25519
+    home: Path
+    host_key_line: str
+
+    def url(self, path: Path) -> str:
+        return f"sftp://{self.user}@127.0.0.1:{self.port}{path}"
+
+
+def sshd_missing() -> str | None:
+    if not SSHD.exists() or shutil.which("ssh-keygen") is None:
+        return "OpenSSH's sshd is not installed (apt-get install openssh-server; " \
+               "scripts/test.sh does)"
+    if os.geteuid() != 0:
+        return "sshd must run as root to log users in"
+    return None
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vault-test",
+                    "-f", str(path)], check=True, stdin=subprocess.DEVNULL)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@contextmanager
+def sshd(state: Path) -> Iterator[SshServer]:
+    """OpenSSH's sshd on 127.0.0.1 at a free port, with a temporary host key; root logs in
+    with a temporary key (the tests run as root). SFTP is the in-process internal-sftp."""
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+    host_pub = _keygen(state / "host_ed25519")
+    home = state / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    client_pub = _keygen(home / ".ssh" / "id_ed25519")
+    (state / "authorized_keys").write_text(client_pub + "\n")
+    port = free_port()
+    host_key_line = f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}"
+    (home / ".ssh" / "known_hosts").write_text(host_key_line + "\n")
+    config = state / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {state / 'host_ed25519'}\n"
+        f"PidFile {state / 'sshd.pid'}\nAuthorizedKeysFile {state / 'authorized_keys'}\n"
+        # pytest's temp dirs sit under /tmp (world-writable), which StrictModes refuses
+        "StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+        "LogLevel ERROR\n")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege-separation dir
+    log = (state / "sshd.log").open("wb")
+    process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process, state / "sshd.log")
+        yield SshServer(port=port, user="root", home=home, host_key_line=host_key_line)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"sshd exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"sshd did not listen on port {port}")

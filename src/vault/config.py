@@ -245,6 +245,16 @@ class S3Config(_Strict):
     session_token: SecretRef | None = None
 
 
+class SftpConfig(_Strict):
+    """`[repository.sftp]`: how to log in to an `sftp://user@host:port/path` repository.
+    Unset: ~/.ssh/known_hosts, the ssh agent and ~/.ssh/id_* keys, as ssh does."""
+
+    known_hosts: ConfigPath | None = None
+    identity_file: ConfigPath | None = None
+    key_passphrase: SecretRef | None = None
+    password: SecretRef | None = None
+
+
 class RepositoryConfig(_Strict):
     url: Annotated[str, AfterValidator(_repository_url)] = Field(
         default_factory=lambda: str(paths.default_repository_path())
@@ -265,6 +275,7 @@ class RepositoryConfig(_Strict):
     # (well above the longest save: the file's time moves while it is written).
     temp_file_lease: Duration = timedelta(hours=1)
     s3: S3Config | None = None
+    sftp: SftpConfig | None = None
 
 
 class JournalConfig(_Strict):

@@ -7,7 +7,15 @@ from contextlib import ExitStack
 
 import pytest
 
-from storage_servers import S3Server, moto_missing, moto_s3, rclone_binary, rclone_s3
+from storage_servers import (
+    S3Server,
+    SshServer,
+    moto_missing,
+    moto_s3,
+    rclone_binary,
+    rclone_s3,
+    sshd,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +29,10 @@ def s3_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
             root = tmp_path_factory.mktemp("rclone-s3")
             started["rclone"] = stack.enter_context(rclone_s3(root / "served", root))
         yield started
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """OpenSSH's sshd on loopback, started once per session when an SFTP test runs."""
+    with sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

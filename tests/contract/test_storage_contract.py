@@ -21,10 +21,11 @@ import pytest
 import s3_harness
 from s3_harness import install_hint
 
-from storage_servers import S3Server
+from storage_servers import S3Server, SshServer, sshd_missing
 from vault.errors import NotEnoughSpace, ObjectNotFound, RepositoryExists, StorageError
 from vault.storage import KINDS, ObjectKind, Storage, known_schemes, open_storage
 from vault.storage.local import TEMP_PREFIX, LocalStorage
+from vault.storage.sftp import SftpStorage
 
 MiB = 1024 * 1024
 
@@ -49,8 +50,22 @@ class Harness:
 
 
 def _local_root(storage: Storage) -> Path:
+    if isinstance(storage, SftpStorage):  # the test's sshd serves this machine's disk
+        return Path(str(storage.root))
     assert isinstance(storage, LocalStorage)
     return storage.root
+
+
+def _sftp_url(path: Path) -> str:
+    # The harness fixture exports the port of the session's sshd (and a HOME whose .ssh
+    # holds its known_hosts entry and the client key, which the backend finds as ssh does).
+    return f"sftp://root@127.0.0.1:{os.environ['TEST_SSHD_PORT']}{path}"
+
+
+@contextmanager
+def _sftp_tiny_target(tmp_path: Path) -> Iterator[str]:
+    with _local_tiny_target(tmp_path) as path:
+        yield _sftp_url(Path(path))
 
 
 def _local_leftovers(storage: Storage) -> list[str]:
@@ -104,6 +119,13 @@ HARNESSES: dict[str, Harness] = {
         permission_problems=_local_permission_problems,
         tiny_target=_local_tiny_target,
     ),
+    "sftp": Harness(
+        make_url=lambda tmp: _sftp_url(tmp / "repo"),
+        leftovers=_local_leftovers,
+        plant_temp=_local_plant_temp,
+        permission_problems=_local_permission_problems,
+        tiny_target=_sftp_tiny_target,
+    ),
     **{
         f"s3-{server}": Harness(
             make_url=s3_harness.make_url,
@@ -129,6 +151,14 @@ def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             pytest.skip(f"{server_name} cannot be installed here: {install_hint(server_name)}")
         for name, value in servers[server_name].env().items():
             monkeypatch.setenv(name, value)
+    if request.param == "sftp":
+        missing = sshd_missing()
+        if missing is not None:
+            pytest.skip(missing)
+        server: SshServer = request.getfixturevalue("ssh_server")
+        monkeypatch.setenv("HOME", str(server.home))
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        monkeypatch.setenv("TEST_SSHD_PORT", str(server.port))
     return chosen
 
 
