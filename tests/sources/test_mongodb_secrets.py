@@ -147,6 +147,14 @@ def test_secret_fields_are_protected_in_the_stored_documents_and_restored_as_doc
     if mode == "encrypt":
         assert now == original
 
+    # Another collection alone: the safety copy taken first holds no secret collection.
+    with mongo_server.client() as client:
+        client[chat]["messages"].delete_many({"_id": {"$gte": 30}})
+    only = vault_repo.json("--config", config, "restore", "--yes", snap, "--only", "messages",
+                           "--mode", "overwrite")
+    assert only.code == 0, only.last
+    assert _all_raw(mongo_server, chat)["messages"] == original["messages"]
+
 
 def _split(data: bytes) -> list[bytes]:
     import io

@@ -150,6 +150,13 @@ def test_secret_fields_are_protected_in_the_stored_rows_and_restored_as_document
     if mode == "encrypt":
         assert now == original
 
+    # Another table alone: the safety copy taken first holds no secret table, and works.
+    server.psql("DELETE FROM notes WHERE id > 40", db)
+    only = vault_repo.json("--config", config, "restore", "--yes", snap, "--only", "notes",
+                           "--mode", "replace", env=env)
+    assert only.code == 0, only.last
+    assert _rows(server, db)["notes"] == original["notes"]
+
 
 def test_a_secret_column_that_cannot_hold_the_marker_fails_the_backup(
         vault_repo: Any, tmp_path: Path, server: PgServer) -> None:

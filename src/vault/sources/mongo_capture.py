@@ -145,7 +145,8 @@ def _protectors(source: MongoSource, context: CaptureContext,
 
     captured = [f"{database}.{info['name']}" for database, info in collections
                 if info.get("type", "collection") != "view"]
-    plans = plan_collections(source.secrets, captured, source.filters.entity is not None)
+    plans = plan_collections(source.secrets, captured,
+                             source.filters.entity is not None or source.secrets_optional)
     meta["secret_fields"] = {"mode": source.secrets.mode, "collections": plans}
     return {plan["collection"]: protector(plan, source.secrets.mode, context.sealer,
                                           source.name) for plan in plans}

@@ -73,14 +73,15 @@ class SecretDocuments:
 
 
 def plan_collections(secrets: SecretDocuments, captured: Sequence[str],
-                     entity_selected: bool) -> list[dict[str, Any]]:
+                     only_present: bool) -> list[dict[str, Any]]:
     """The meta entry of each named collection the capture holds. A named collection the
     capture lacks is an error (a misspelt name would leave the real one unprotected),
-    except in a selective entity backup, which holds only the entity's collections."""
+    unless `only_present`: a selective entity backup (only the entity's collections) or
+    an undo copy of a restore's target (which may lack it)."""
     plans = []
     for spec in secrets.collections:
         if spec.collection not in captured:
-            if entity_selected:
+            if only_present:
                 continue
             raise MongoSecretCollectionMissing(name=spec.collection,
                                                known=", ".join(captured[:20]) or "none")

@@ -48,9 +48,12 @@ class MongoSource:
     def __init__(self, name: str, url: str, *, password: SecretRef | None = None,
                  url_password: str | None = None, filters: MongoFilters | None = None,
                  entities: tuple[Entity, ...] = (),
-                 secrets: SecretDocuments | None = None) -> None:
+                 secrets: SecretDocuments | None = None,
+                 secrets_optional: bool = False) -> None:
         self.name = name
         self.secrets = secrets  # secret fields redacted or sealed in the stored copy
+        # An undo copy of a restore's target protects the named collections it has.
+        self.secrets_optional = secrets_optional
         self.url = url  # may hold a user name; never a password (that is `password`)
         self.password_ref = password
         self._url_password = url_password  # an ad-hoc URL's own password, kept out of url
@@ -85,7 +88,8 @@ class MongoSource:
         except PlanError as exc:
             raise MongoRestoreRefused(detail=str(exc)) from None
         return MongoSource(self.name, url, password=self.password_ref,
-                           url_password=password, filters=filters, secrets=self.secrets)
+                           url_password=password, filters=filters, secrets=self.secrets,
+                           secrets_optional=True)
 
     def describe(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "url": self.where,

@@ -36,6 +36,7 @@ from vault.sources.pg_rows import copy_columns, ident, literal, python_codec, un
 from vault.sources.pg_tools import (
     PgDatabaseMissing,
     PgTarget,
+    PgUnknownTable,
     TableRef,
     classify_failure,
     conninfo,
@@ -71,14 +72,21 @@ class PgSecretColumnMissing(UsageError):
 
 
 def plan_tables(query: Callable[[str], Any], tables: list[dict[str, Any]],
-                fields: SecretFields) -> list[dict[str, Any]]:
+                fields: SecretFields, *, only_present: bool = False) -> list[dict[str, Any]]:
     """Each named table's entry: its item, the secret columns and how to find its rows.
-    `query(sql)` answers one jsonb value in the capture's snapshot."""
+    `query(sql)` answers one jsonb value in the capture's snapshot. A named table the
+    capture lacks is an error (a misspelt name would leave the real one unprotected),
+    unless `only_present` (an undo copy of a restore's target, which may lack it)."""
     refs = [TableRef(t["schema"], t["name"]) for t in tables]
     matcher = SecretMatcher(fields.patterns)
     plans = []
     for spec in fields.tables:
-        (ref,) = select_tables(refs, [spec.table])  # an unknown name is a usage error
+        try:
+            (ref,) = select_tables(refs, [spec.table])
+        except PgUnknownTable:
+            if only_present:
+                continue
+            raise
         entry = tables[refs.index(ref)]
         columns = query(_COLUMNS_SQL.format(table=literal(f"{ident(ref.schema)}."
                                                           f"{ident(ref.name)}")))

@@ -100,10 +100,13 @@ class PostgresSource:
     def __init__(self, name: str, target: PgTarget, *, password_ref: SecretRef | None = None,
                  tables: list[str] | None = None, pg_dump_path: str | None = None,
                  entities: tuple[Entity, ...] = (),
-                 secret_fields: SecretFields | None = None) -> None:
+                 secret_fields: SecretFields | None = None,
+                 secret_tables_optional: bool = False) -> None:
         self.name = name
         self.entities = entities
         self.secret_fields = secret_fields
+        # An undo copy of a restore's target protects the named tables it has.
+        self._secret_tables_optional = secret_tables_optional
         self._target = target
         self._password_ref = password_ref
         self._tables = list(tables or [])
@@ -184,7 +187,8 @@ class PostgresSource:
         if fields.mode == "encrypt" and context.sealer is None:
             raise SealerMissing('secrets = "encrypt" needs the repository\'s secret sealer, '
                                 "and the capture has none", name=self.name)
-        plans = plan_tables(session.json, meta["tables"], fields)
+        plans = plan_tables(session.json, meta["tables"], fields,
+                            only_present=self._secret_tables_optional)
         meta["secret_fields"] = {"mode": fields.mode, "tables": plans}
         by_item = {plan["item"]: plan for plan in plans}
         codec = python_codec(meta)
@@ -239,7 +243,7 @@ class PostgresSource:
                 password_ref = self._password_ref
         return PostgresSource(f"{self.name}@{found.dbname}", found, password_ref=password_ref,
                               tables=tables, pg_dump_path=self._pg_dump_path,
-                              secret_fields=self.secret_fields)
+                              secret_fields=self.secret_fields, secret_tables_optional=True)
 
 
 def _entity_meta(session: PsqlSession, entity: Entity) -> dict[str, Any]:
