@@ -189,3 +189,31 @@ def test_half_a_key_value_pair_is_a_config_error(vault_repo: Any, tmp_path: Path
     result = vault_repo.run("--config", config, "config", "check")
     assert result.returncode == 2 and "give both key_field and value_field" in (
         result.stderr + result.stdout), result.stderr
+
+
+def test_sealed_values_moved_to_another_repository_restore_as_redacted(
+        vault_repo: Any, tmp_path: Path,
+        mongo_server: MongoServer, mongo_db: str) -> None:  # noqa: F811
+    """An export carries sealed values as they are; the other repository's key does not
+    open them, so they restore like redacted ones (documented: the sealed string stays)."""
+    chat = f"{mongo_db}chat"
+    _fill(mongo_server, chat)
+    original = _all_raw(mongo_server, chat)
+    config = _config(tmp_path, mongo_server.db_url(chat), "encrypt")
+    backed_up = vault_repo.json("--config", config, "backup", "--source", "chat")
+    assert backed_up.code == 0, backed_up.last
+    out = tmp_path / "db.vault"
+    assert vault_repo.json("export", backed_up.summary["snapshot_id"], "-o", out).code == 0
+    other = {"VAULT_REPOSITORY": str(tmp_path / "repo2"), "VAULT_PASSWORD": "other pw 77"}
+    vault_repo.ok("init", env=other)
+    imported = vault_repo.json("import", out, env={
+        **other, "VAULT_EXPORT_PASSWORD": vault_repo.env.password})
+    assert imported.code == 0, imported.stderr
+    fresh = f"{chat}_other"
+    restored = vault_repo.json("restore", imported.summary["snapshot_id"], "--target",
+                               mongo_server.db_url(fresh), env=other)
+    assert restored.code == 0, restored.last
+    got = _all_raw(mongo_server, fresh)
+    assert got["messages"] == original["messages"]
+    assert str(_setting(mongo_server, fresh, "openai_api_key")).startswith(SEALED_PREFIX)
+    assert _setting(mongo_server, fresh, "retries") == 3

@@ -174,3 +174,35 @@ def test_a_secret_column_that_cannot_hold_the_marker_fails_the_backup(
     assert vault_repo.json("snapshots").summary["snapshots"] == []
     failed = vault_repo.events("BackupFailed")[-1]["payload"]
     assert "pin_token" in failed["message"], failed
+
+
+def test_sealed_fields_moved_to_another_repository_restore_as_redacted(
+        vault_repo: Any, tmp_path: Path, server: PgServer) -> None:
+    """An export carries a table's sealed fields as they are; the other repository's key
+    does not open them, so they restore like redacted ones: the marker (documented)."""
+    db = server.create_database(f"shop_{os.getpid()}_{next(_names)}")
+    server.psql(SCHEMA, db, user=APP_USER)
+    original = _rows(server, db)
+    config = _config(tmp_path, server, db, "encrypt")
+    env = {"SHOP_PG_PASSWORD": server.app_password}
+    backed_up = vault_repo.json("--config", config, "backup", "--source", "shop", env=env)
+    assert backed_up.code == 0, backed_up.last
+    out = tmp_path / "db.vault"
+    assert vault_repo.json("export", backed_up.summary["snapshot_id"], "-o", out).code == 0
+    other = {"VAULT_REPOSITORY": str(tmp_path / "repo2"), "VAULT_PASSWORD": "other pw 77"}
+    vault_repo.ok("init", env=other)
+    imported = vault_repo.json("import", out, env={
+        **other, "VAULT_EXPORT_PASSWORD": vault_repo.env.password})
+    assert imported.code == 0, imported.stderr
+    # Created first: without a configured source the target URL is the source, and a
+    # restore connects to it to create a missing database (a limit outside this test).
+    fresh = server.create_database(f"{db}_other")
+    restored = vault_repo.json("restore", imported.summary["snapshot_id"], "--target",
+                               server.url(fresh, password=server.app_password), env=other)
+    assert restored.code == 0, restored.last
+    got = _rows(server, fresh)
+    assert got["notes"] == original["notes"]
+    assert _value(server, fresh, "SELECT value #>> '{}' FROM cfg.settings WHERE key = "
+                  "'openai_api_key'") == REDACTED_TEXT
+    assert _value(server, fresh, "SELECT value FROM cfg.settings WHERE key = 'retries'") == "3"
+    assert _value(server, fresh, "SELECT api_token FROM users WHERE id = 1") == REDACTED_TEXT
