@@ -187,6 +187,11 @@ def test_a_queued_group_is_captured_at_one_moment(vault_repo: Any, workers: Work
         claimers.add(next(e for e in job_events(vault_repo, job_id)
                           if e["type"] == "JobClaimed")["payload"]["pid"])
     assert claimers == {workers.procs[0].pid}
+    for name in ("app-db", "shop"):  # stored after the files: their jobs said they waited
+        kinds = [(e["type"], e["payload"].get("phase"))
+                 for e in job_events(vault_repo, members[name]["job_id"])]
+        assert kinds.index(("BackupProgressed", "waiting")) \
+            < kinds.index(("BackupStarted", None)), kinds
     group_ids = {s["group_id"] for s in members.values()}
     assert len(group_ids) == 1 and None not in group_ids
 

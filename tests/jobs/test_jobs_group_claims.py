@@ -5,6 +5,7 @@ in which the messages sit; nothing runs)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from vault.jobrun import new_job_id
 from vault.jobs.claims import claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand
 from vault.jobs.queue import JobQueue
+from vault.jobs.waiting import WaitingMembers
 from vault.journal import Journal
 from vault.journal import events as ev
+from vault.journal.projections.jobs import read_jobs
 
 
 @pytest.fixture
@@ -104,3 +107,26 @@ def test_two_workers_taking_two_members_at_once_claim_the_group_once(
     assert len(winners) == 1, results
     assert sorted(c.job_id for c in winners[0]) == sorted(m.job_id for m in members)
     assert all(len(claims(app, m.job_id)) == 1 for m in members)
+
+
+def test_members_waiting_for_their_turn_say_so_until_it_comes(app: Vault,
+                                                             tmp_path: Path) -> None:
+    queue = JobQueue.from_config(app.config)
+    first, second = member(app, tmp_path / "x", "group-a"), member(app, tmp_path / "y", "group-a")
+    queue.submit_many(app.journal, [first, second])
+    claim_with_group(app.journal, first)
+
+    def waiting(job_id: str) -> int:
+        return sum(1 for r in app.journal.stream(job_id)
+                   if isinstance(r.event, ev.BackupProgressed) and r.event.phase == "waiting")
+
+    with WaitingMembers(app.journal, [first.job_id, second.job_id], interval=0.05):
+        time.sleep(0.3)
+        app.journal.append(first.job_id, ev.BackupStarted(job_id=first.job_id,
+                                                          repo_id="r", parent=None))
+        marked = waiting(first.job_id)
+        time.sleep(0.3)
+    assert marked >= 2 and waiting(first.job_id) == marked  # none after its turn came
+    assert waiting(second.job_id) > marked
+    [row] = read_jobs(app.config.journal_path(), job_id=second.job_id)
+    assert (row["status"], row["phase"], row["started_at"]) == ("running", "waiting", None)

@@ -25,6 +25,7 @@ from vault.inline_jobs import process_start_time as process_start_time  # re-exp
 from vault.jobs.claims import claim, claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, RestoreArgs, VerifyArgs
 from vault.jobs.notices import schedule_of, send_job_notice
+from vault.jobs.waiting import WaitingMembers
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.operations.backup import completed_event, run_backup
@@ -159,8 +160,9 @@ def _run_group(vault: Vault, commands: list[JobCommand]) -> dict[str, str]:
     if not members:
         return results
     request = members[0][1].base
-    outcomes = back_up_together(vault, [m for _, m in members], NullReporter(),
-                                request.group_id, request.group_time)
+    with WaitingMembers(vault.journal, [m.job_id for _, m in members]):
+        outcomes = back_up_together(vault, [m for _, m in members], NullReporter(),
+                                    request.group_id, request.group_time)
     for (command, _), outcome in zip(members, outcomes, strict=True):
         if isinstance(outcome, Exception):
             results[command.job_id] = _failed(vault, command, outcome)
