@@ -69,6 +69,23 @@ class SecretDocuments:
     patterns: tuple[str, ...]
 
 
+class _Matcher(SecretMatcher):
+    """A SecretMatcher that remembers its answers: documents of a collection repeat the
+    same field paths, and the globs are the cost of a capture of a secret collection."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        super().__init__(patterns)
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def is_secret(self, key: object, path: str) -> bool:
+        found = self._seen.get((str(key), path))
+        if found is None:
+            if len(self._seen) > 100_000:  # array indexes in paths: keep it bounded
+                self._seen.clear()
+            found = self._seen[(str(key), path)] = super().is_secret(key, path)
+        return found
+
+
 # --- capture ---------------------------------------------------------------------------------
 
 
@@ -98,7 +115,7 @@ def protector(plan: dict[str, Any], mode: str, sealer: SecretSealer | None,
     if mode == "encrypt" and sealer is None:
         raise SealerMissing('secrets = "encrypt" needs the repository\'s secret sealer, and '
                             "the capture has none", name=name)
-    matcher = SecretMatcher(plan["patterns"])
+    matcher = _Matcher(plan["patterns"])
 
     def hidden(kind: int, value: bytes) -> Element:
         plan["fields"] += 1
@@ -147,7 +164,13 @@ LiveFields = dict[Any, dict[str, Element]]
 def _identity(raw: bytes, plan: Mapping[str, Any]) -> Any:
     if plan["key_field"] is not None:
         return _key_of(raw, plan["key_field"])
-    return value_key(decode_document(raw).get("_id"))
+    for kind, field, value, value_end in elements(raw):
+        if field == "_id":  # decoded alone: the rest of the document is not needed
+            alone = bytes([kind]) + b"_id\x00" + raw[value:value_end]
+            document = decode_document((len(alone) + 5).to_bytes(4, "little") + alone
+                                       + b"\x00")
+            return value_key(document["_id"])
+    return None
 
 
 def live_fields(client: MongoClient[Any], targets: Mapping[str, str],
@@ -163,7 +186,7 @@ def live_fields(client: MongoClient[Any], targets: Mapping[str, str],
             continue
         database, _, name = target.partition(".")
         collection = client[database].get_collection(name, codec_options=RAW_OPTIONS)
-        matcher = SecretMatcher(plan["patterns"])
+        matcher = _Matcher(plan["patterns"])
         fields: LiveFields = {}
         for document in collection.find({}):
             raw: bytes = document.raw
@@ -189,10 +212,16 @@ def revealer(plan: dict[str, Any], live: LiveFields | None, sealer: SecretSealer
              name: str) -> Callable[[bytes], bytes]:
     """A function from a stored document to the same with its secrets put back: sealed
     ones opened, redacted ones the target's live value where it has one."""
-    matcher = SecretMatcher(plan["patterns"])
+    matcher = _Matcher(plan["patterns"])
 
     def reveal(raw: bytes) -> bytes:
-        known = (live or {}).get(_identity(raw, plan), {})
+        known: dict[str, Element] | None = None
+
+        def live_value(dotted: str) -> Element | None:
+            nonlocal known
+            if known is None:  # looked up once, and only for a document with a marker
+                known = live.get(_identity(raw, plan), {}) if live else {}
+            return known.get(dotted)
 
         def visit(kind: int, field: str, dotted: str, value: bytes) -> Element | None:
             if kind != STRING or not _may_hide(plan, matcher, field, dotted):
@@ -200,7 +229,7 @@ def revealer(plan: dict[str, Any], live: LiveFields | None, sealer: SecretSealer
             text = read_string(value)
             opened = _opened(text, sealer, name) if text.startswith(SEALED_PREFIX) else None
             if opened is None and (text == REDACTED_TEXT or text.startswith(SEALED_PREFIX)):
-                opened = known.get(dotted)
+                opened = live_value(dotted)
             return opened
 
         changed = rewrite(raw, visit, descend=plan["key_field"] is None)
