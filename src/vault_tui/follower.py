@@ -16,6 +16,8 @@ from pathlib import Path
 
 from textual.message import Message
 
+from vault.sqlite_readonly import open_read_only
+
 #: seconds between two looks at the journal (the issue asks for 250-500 ms)
 POLL_SECONDS = 0.3
 
@@ -82,8 +84,7 @@ class JournalFollower:
     def _connect(self) -> sqlite3.Connection | None:
         if not self.journal_path.exists():
             return None
-        uri = self.journal_path.resolve().as_uri() + "?mode=ro"
-        return sqlite3.connect(uri, uri=True, timeout=5, check_same_thread=True)
+        return open_read_only(self.journal_path, timeout=5, check_same_thread=True)
 
     def _look(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()

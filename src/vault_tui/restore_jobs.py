@@ -10,7 +10,6 @@ These functions run in worker threads.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from vault.operations.restore_checks import warning_text
 from vault.operations.restore_undo import undoable
 from vault.operations.source_restore import run_source_restore
 from vault.progress import NullReporter
+from vault.sqlite_readonly import open_read_only
 from vault_tui.actions import submit
 from vault_tui.context import TuiContext
 from vault_tui.data.restore_plan import SnapshotChoice
@@ -129,7 +129,7 @@ def job_state(ctx: TuiContext, journal: Path, job_id: str) -> RestoreJobState | 
 
 def _kept(journal: Path, snapshot_id: str) -> bool:
     """Whether the snapshot is still there as far as the journal knows (not forgotten)."""
-    conn = sqlite3.connect(journal.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = open_read_only(journal, timeout=30)
     try:
         row = conn.execute("SELECT status FROM snapshots WHERE snapshot_id = ?",
                            (snapshot_id,)).fetchone()

@@ -11,16 +11,17 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from vault.sqlite_readonly import open_read_only
+
 
 def connect_read_only(journal_path: Path, *, timeout: float = 30) -> sqlite3.Connection:
     """A `query_only` connection with `sqlite3.Row` rows; raises what sqlite3 raises."""
-    uri = journal_path.resolve().as_uri()
-    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout)
+    conn = open_read_only(journal_path, timeout=timeout)
     try:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.OperationalError:
         conn.close()
-        conn = sqlite3.connect(uri + "?immutable=1", uri=True)
+        conn = open_read_only(journal_path, immutable=True)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA query_only = ON")
     return conn

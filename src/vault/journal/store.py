@@ -42,6 +42,7 @@ from vault.journal.migrate import apply_migrations
 from vault.journal.projections import PROJECTIONS, lagging, replay, save_checkpoint
 from vault.journal.spool import JournalSpool, SpooledRow, replay_spool
 from vault.paths import ensure_private_dir
+from vault.sqlite_readonly import open_read_only, read_only_uri
 
 _COLUMNS = (
     "seq, stream_id, stream_version, type, schema_version, payload, recorded_at, actor, "
@@ -99,8 +100,7 @@ class Journal:
         if not self.path.exists():
             raise error
         try:
-            self._conn = sqlite3.connect(self.path.resolve().as_uri() + "?immutable=1",
-                                         uri=True, isolation_level=None)
+            self._conn = open_read_only(self.path, immutable=True, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._check_initialized()
         except (sqlite3.Error, JournalError):
@@ -112,7 +112,7 @@ class Journal:
         if self.readonly:
             if not self.path.exists():
                 raise JournalError(path=str(self.path), detail="no journal here")
-            target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+            target, uri = read_only_uri(self.path), True
         else:
             _create_private(self.path)
             target, uri = str(self.path), False

@@ -19,6 +19,7 @@ from typing import Any
 from vault.sources.settings_errors import SettingsTableError, SettingsUnreadable
 from vault.sources.settings_files import NEW_FILE_MODE, undo_path
 from vault.sources.settings_merge import ABSENT, MergeResult, same_value
+from vault.sqlite_readonly import open_read_only
 
 __all__ = ["SettingsTable", "TableImport"]
 
@@ -54,8 +55,7 @@ class SettingsTable:
         if not os.path.exists(self.database):
             raise SettingsUnreadable("no such file", path=self.database)
         try:
-            connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True,
-                                         timeout=BUSY_TIMEOUT_S)
+            connection = open_read_only(self.database, timeout=BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise SettingsUnreadable(str(exc), path=self.database) from None
         try:
@@ -78,7 +78,7 @@ class SettingsTable:
 
     def size_estimate(self) -> int | None:
         try:
-            connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)
+            connection = open_read_only(self.database)
             try:
                 sql = (f"SELECT sum(length({_quote(self.key_column)}) + "
                        f"coalesce(length({_quote(self.value_column)}), 0)) "

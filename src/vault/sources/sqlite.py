@@ -56,6 +56,7 @@ from vault.sources.sqlite_secrets import (
     revealed,
     secret_tables_from_config,
 )
+from vault.sqlite_readonly import open_read_only
 
 __all__ = ["CopyMethod", "SqliteSource", "source_from_config", "source_from_url"]
 
@@ -255,7 +256,7 @@ def _vacuum_into(conn: sqlite3.Connection, target: Path) -> None:
 
 def copy_facts(copy_path: Path) -> dict[str, Any]:
     """What the snapshot records about the copy: sizes, format and rows per table."""
-    conn = sqlite3.connect(f"{copy_path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+    conn = open_read_only(copy_path, isolation_level=None)
     try:
         return {"page_size": int(pragma(conn, "page_size")),
                 "page_count": int(pragma(conn, "page_count")),

@@ -19,6 +19,7 @@ from typing import Any
 
 from vault.errors import JournalError
 from vault.journal.chain import format_time
+from vault.sqlite_readonly import open_read_only
 from vault_tui.data.filters import parse_filter_text, parse_moment
 from vault_tui.data.summaries import event_level, event_summary
 
@@ -37,8 +38,7 @@ def read_only(journal_path: Path) -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     try:
-        conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True,
-                               timeout=30)
+        conn = open_read_only(journal_path, timeout=30)
     except sqlite3.Error as exc:
         raise JournalError(path=str(journal_path), detail=str(exc)) from exc
     try:

@@ -17,7 +17,6 @@ MongoDB restore reads back as an ObjectId).
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 from vault.sources.base import StoredItems
 from vault.sources.entities import Entity
+from vault.sqlite_readonly import open_read_only
 
 __all__ = ["Record", "RecordPage", "RecordReader", "entities_of", "record_reader"]
 
@@ -115,7 +115,7 @@ class SqliteRecords:
         from vault.sources.sqlite_db import quote
         from vault.sources.sqlite_entities import key_column
 
-        conn = sqlite3.connect(f"{self._database().as_uri()}?mode=ro", uri=True)
+        conn = open_read_only(self._database())
         try:
             table = quote(entity.collection)
             key = key_column(conn, entity.collection)

@@ -26,6 +26,7 @@ from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node, same_name
 from vault.restore.items import SnapshotItems
 from vault.sources.entities import Entity, EntityNode, entity_tree, subtree
+from vault.sqlite_readonly import open_read_only
 from vault.units import human_bytes
 from vault_tui.data.restore_plan import Mark, SnapshotChoice
 from vault_tui.data.restore_records import (
@@ -66,7 +67,7 @@ def snapshot_choices(journal_path: Path) -> list[SnapshotChoice]:
     safety copies (tag `pre-restore`) are left out: undo reaches them."""
     if not journal_path.exists():
         return []
-    conn = sqlite3.connect(journal_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = open_read_only(journal_path, timeout=30)
     try:
         rows = conn.execute(
             "SELECT snapshot_id, snapshot_time, source_type, source, paths, tags, bytes_raw,"
