@@ -34,6 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vault import paths
 from vault.config_check import (
+    RESTIC_LOCATION,
     Problem,
     layer_environment,
     layer_overrides,
@@ -201,6 +202,8 @@ def _url(value: str, *schemes: str) -> str:
 
 def _repository_url(value: str) -> str:
     # Any scheme: the storage registry decides which ones exist (plugins add their own).
+    if RESTIC_LOCATION.match(value):
+        return value  # the storage registry accepts or refuses it, with the known schemes
     return _url(value) if _SCHEME.match(value) else str(_absolute_path(Path(value)))
 
 

@@ -393,6 +393,10 @@ FLAG_ORIGIN = "command line"
 _PATH_KEYS = {("repository", "url"), ("state_dir",), ("cache_dir",), ("journal", "path")}
 _PATH_KEYS |= {("backup", "exclude_file")}
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# restic's spelling of a remote repository ("s3:https://host/bucket/prefix",
+# "sftp:user@host:/srv/repo"): never a local path, so never made one (a directory named
+# "s3:https:" in the current directory would look like an off-site backup).
+RESTIC_LOCATION = re.compile(r"(s3|sftp|rest|b2|azure|gs|swift|rclone):(?!//)", re.IGNORECASE)
 
 
 def read_text(path: Path) -> str:
@@ -444,7 +448,8 @@ def layer_overrides(
 
 
 def set_key(data: dict[str, Any], path: tuple[str, ...], value: Any, *, origin: str) -> None:
-    local = isinstance(value, str | os.PathLike) and not _URL.match(os.fspath(value))
+    local = isinstance(value, str | os.PathLike) and not (
+        _URL.match(os.fspath(value)) or RESTIC_LOCATION.match(os.fspath(value)))
     if path in _PATH_KEYS and local:
         value = os.path.abspath(os.path.expanduser(value))
     node = data

@@ -115,3 +115,19 @@ def test_secret_ref_credentials_stay_out_of_journal_output_and_config(
     texts += [p.read_bytes().decode("latin-1") for p in state.rglob("*") if p.is_file()]
     for text in texts:
         assert moto.secret_key not in text
+
+
+def test_restics_spelling_reaches_the_server_and_never_makes_a_local_directory(
+    vault, moto: S3Server, tmp_path: Path
+) -> None:
+    prefix = f"restic-form-{secrets.token_hex(4)}"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    location = f"s3:{moto.endpoint}/{BUCKET}/{prefix}"
+    done = vault.run("-r", location, "init", env=moto.env(), cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert "config" in _keys(moto, prefix)
+    refused = vault.run("-r", "b2:bucket:repo", "init", env=moto.env(), cwd=cwd)
+    assert refused.returncode == 2, refused.stderr
+    assert "unknown storage scheme 'b2' (known: file, s3, sftp)" in refused.stderr
+    assert list(cwd.iterdir()) == []

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from vault.config_check import RESTIC_LOCATION
 from vault.errors import UsageError
 
 if TYPE_CHECKING:
@@ -67,8 +68,10 @@ def known_schemes() -> list[str]:
 
 
 def scheme_of(url: str) -> str:
-    """The URL's scheme; plain paths (absolute or relative) are local files."""
-    match = _SCHEME_RE.match(url)
+    """The URL's scheme; plain paths (absolute or relative) are local files. restic's
+    spellings (``s3:https://host/bucket``, ``sftp:user@host:/path``, ``b2:bucket``) name
+    their backend, so they are never mistaken for a relative path."""
+    match = _SCHEME_RE.match(url) or RESTIC_LOCATION.match(url)
     return match.group(1).lower() if match else LOCAL_SCHEME
 
 

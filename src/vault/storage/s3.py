@@ -93,9 +93,26 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def from_restic_form(url: str) -> tuple[str, str | None]:
+    """restic's ``s3:https://host:9000/bucket/prefix`` (or ``s3:host/bucket/prefix``, https
+    implied) as ``("s3://bucket/prefix", "https://host:9000")``; other URLs unchanged."""
+    if not url.lower().startswith("s3:") or url.startswith("s3://"):
+        return url, None
+    rest = url[3:]
+    if not rest.lower().startswith(("http://", "https://")):
+        rest = "https://" + rest
+    parts = urlsplit(rest)
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        raise UsageError("restic-style s3: location needs a host and no credentials: "
+                         "s3:https://host/bucket/prefix")
+    return f"s3://{parts.path.lstrip('/')}", f"{parts.scheme}://{parts.netloc}"
+
+
 def settings_from(url: str, config: S3Config | None,
                   env: Mapping[str, str] | None = None) -> S3Settings:
-    """The URL plus ``[repository.s3]``, falling back to the AWS environment for the rest."""
+    """The URL plus ``[repository.s3]``, falling back to the AWS environment for the rest.
+    An endpoint in a restic-style URL wins over the config's."""
+    url, url_endpoint = from_restic_form(url)
     bucket, prefix = parse_s3_url(url)
     env = os.environ if env is None else env
 
@@ -107,7 +124,7 @@ def settings_from(url: str, config: S3Config | None,
     return S3Settings(
         bucket=bucket,
         prefix=prefix,
-        endpoint=(config and config.endpoint)
+        endpoint=url_endpoint or (config and config.endpoint)
         or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
         region=(config and config.region)
         or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

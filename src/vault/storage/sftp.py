@@ -73,8 +73,19 @@ class SftpSettings:
     password: Secret | None = None
 
 
+def from_restic_form(url: str) -> str:
+    """restic's ``sftp:user@host:/srv/repo`` as ``sftp://user@host/srv/repo``."""
+    if not url.lower().startswith("sftp:") or url.lower().startswith("sftp://"):
+        return url
+    target, colon, path = url[5:].partition(":")
+    if not colon or not path.startswith("/"):
+        raise UsageError("restic-style sftp: location needs an absolute path: "
+                         "sftp:user@host:/srv/repo (or sftp://user@host:port/srv/repo)")
+    return f"sftp://{target}{path}"
+
+
 def settings_from(url: str, config: SftpConfig | None) -> SftpSettings:
-    parts = urlsplit(url)
+    parts = urlsplit(from_restic_form(url))
     if parts.password is not None:
         raise UsageError("an sftp:// URL must not contain a password; use "
                          "[repository.sftp] password = { env | file | command }")

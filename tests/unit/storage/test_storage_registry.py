@@ -56,7 +56,9 @@ def test_empty_location_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     ("url", "scheme"),
     [("/srv/repo", "file"), ("repo", "file"), ("c:relative", "file"),
-     ("file:///x", "file"), ("SFTP://h/p", "sftp"), ("s3+https://b/p", "s3+https")],
+     ("file:///x", "file"), ("SFTP://h/p", "sftp"), ("s3+https://b/p", "s3+https"),
+     ("s3:http://host:9000/bucket/repo", "s3"), ("sftp:u@h:/srv/repo", "sftp"),
+     ("b2:bucket:path", "b2"), ("s3x:relative", "file")],
 )  # fmt: skip
 def test_scheme_of(url: str, scheme: str) -> None:
     assert scheme_of(url) == scheme
@@ -84,3 +86,33 @@ def test_a_registered_scheme_receives_the_full_url(memo_scheme: list[str]) -> No
 def test_registering_a_taken_scheme_is_refused(memo_scheme: list[str]) -> None:
     with pytest.raises(ValueError, match="already registered"):
         register("memo", lambda url, settings: LocalStorage(url))
+
+
+def test_restic_style_locations_open_their_backend_not_a_local_directory() -> None:
+    from vault.storage.s3 import S3Storage
+    from vault.storage.sftp import SftpStorage
+
+    s3 = open_storage("s3:http://127.0.0.1:9000/bucket/some/repo")
+    assert isinstance(s3, S3Storage)
+    assert (s3.settings.bucket, s3.settings.prefix) == ("bucket", "some/repo")
+    assert s3.settings.endpoint == "http://127.0.0.1:9000"
+    sftp = open_storage("sftp:backup@nas.example:/srv/repo")
+    try:
+        assert isinstance(sftp, SftpStorage)
+        assert sftp.location == "sftp://backup@nas.example:22/srv/repo"
+    finally:
+        sftp.close()
+
+
+@pytest.mark.parametrize("location", ["b2:bucket:repo", "rest:http://host:8000/",
+                                      "azure:container:/repo"])
+def test_restic_locations_of_backends_vault_lacks_are_refused(location: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        open_storage(location)
+    assert str(caught.value).startswith("unknown storage scheme")
+    assert "(known: file, s3, sftp" in str(caught.value)
+
+
+def test_a_relative_sftp_path_in_restic_form_is_refused() -> None:
+    with pytest.raises(UsageError, match="absolute path"):
+        open_storage("sftp:backup@nas.example:repo")
