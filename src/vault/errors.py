@@ -150,7 +150,7 @@ class RepositoryConfigDamaged(RepositoryError):
 
 
 class SnapshotDamaged(RepositoryError):
-    """snapshot {snapshot} in repository {repo} is damaged ({detail}) and cannot be read; see docs/repair.md"""  # noqa: E501
+    """snapshot {snapshot} in repository {repo} is damaged ({detail}) and cannot be read; `vault forget {snapshot}` removes it (docs/repair.md)"""  # noqa: E501
 
 
 class PacksMissing(RepositoryError):

@@ -152,7 +152,7 @@ def test_no_config_or_another_tools_is_still_no_repository(vault, tmp_path) -> N
 # --- a damaged snapshot file -------------------------------------------------------------
 
 
-def test_a_damaged_snapshot_file_is_named_by_restore_ls_and_dump(
+def test_a_damaged_snapshot_file_is_named_by_restore_ls_and_dump_and_forgotten(
         vault_repo, fs, tmp_path: Path) -> None:
     vault = vault_repo
     src = tmp_path / "src"
@@ -177,3 +177,16 @@ def test_a_damaged_snapshot_file_is_named_by_restore_ls_and_dump(
     assert "no snapshot matches" in vault.run("ls", "0000ffff").stderr
     done = vault.run("dump", intact, src / "sub" / "f.txt")
     assert (done.returncode, done.stdout) == (0, "kept\n")
+
+    # What the message says to do works: forget takes the damaged file's id; then the
+    # repository is whole again (prune, which refused next to it, runs).
+    assert vault.run("prune").returncode == 1
+    dry = vault.ok("forget", "--dry-run", damaged[:8])
+    assert f"would remove snapshot {damaged[:8]} (damaged: " in dry.stdout
+    assert stored.exists()
+    gone = vault.json("forget", damaged[:8])
+    assert gone.summary["removed"] == [damaged]
+    assert not stored.exists()
+    assert [e["payload"]["snapshot_id"] for e in vault.events("SnapshotForgotten")] == [damaged]
+    assert vault.json("prune").code == 0
+    assert [s["id"] for s in vault.json("snapshots").summary["snapshots"]] == [intact]

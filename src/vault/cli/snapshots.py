@@ -226,10 +226,12 @@ def forget(state: CliState, snapshot_ids: tuple[str, ...], keep_last: int | None
     if snapshot_ids:
         if any(v is not None for v in keep.values()) or keep_within or keep_tag:
             raise UsageError("give snapshot ids or --keep-* rules, not both")
-        targets = ([state.vault().repository().find_snapshot(r) for r in snapshot_ids]
+        targets = (manage.forget_targets(state.vault().repository(), list(snapshot_ids))
                    if dry_run else manage.forget_snapshots(state.vault(), list(snapshot_ids)))
         for s in targets:
-            out.line(f"{'would remove' if dry_run else 'removed'} snapshot {s.short_id}")
+            damaged = f" (damaged: {s.damaged})" if s.damaged else ""
+            out.line(f"{'would remove' if dry_run else 'removed'} snapshot {s.short_id}"
+                     f"{damaged}")
         out.summary(removed=[s.id for s in targets], dry_run=dry_run)
         return
     policy = _policy(state, keep, keep_within, keep_tag)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vault.app import Vault
+from vault.errors import SnapshotDamaged
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.quota import record_storage_usage
@@ -81,11 +82,36 @@ def _find_key(repo: Repository, ref: str) -> str:
     return matches[0]
 
 
+@dataclass(frozen=True)
+class ForgetTarget:
+    """A snapshot `vault forget` removes: a readable one, or a damaged snapshot file named
+    by its id (which nothing else can remove, and which stops prune while it is there)."""
+
+    id: str
+    damaged: str | None = None  # why its file does not open
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+def forget_targets(repo: Repository, refs: list[str]) -> list[ForgetTarget]:
+    """What `refs` name, damaged snapshot files included (by id or id prefix)."""
+    targets = []
+    for ref in refs:
+        try:
+            targets.append(ForgetTarget(repo.find_snapshot(ref).id))
+        except SnapshotDamaged as exc:
+            targets.append(ForgetTarget(str(exc.fields["snapshot_id"]),
+                                        damaged=str(exc.fields["detail"])))
+    return targets
+
+
 def forget_snapshots(vault: Vault, refs: list[str], reason: str = "forgotten on request"
-                     ) -> list[Snapshot]:
+                     ) -> list[ForgetTarget]:
     """Remove snapshot objects; their data stays until garbage collection reclaims it."""
     repo = vault.repository()
-    targets = [repo.find_snapshot(r) for r in refs]
+    targets = forget_targets(repo, refs)
     with repository_lock(vault, repo, exclusive=True, operation="forget"):
         for snap in targets:
             repo.remove_snapshot(snap.id)

@@ -402,7 +402,8 @@ class Repository:
             # than that no snapshot matches.
             named = [s for s in damaged if len(ref) >= 4 and s.startswith(ref)]
             if len(named) == 1:
-                raise SnapshotDamaged(snapshot=named[0][:8], repo=self.location,
+                raise SnapshotDamaged(snapshot=named[0][:8], snapshot_id=named[0],
+                                      repo=self.location,
                                       detail=str(damaged[named[0]].fields["detail"])
                                       ) from None
             raise
