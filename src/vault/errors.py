@@ -166,7 +166,7 @@ class QuotaExceeded(RepositoryError):
 
 
 class QuotaReached(RepositoryError):
-    """backup stopped at the quota ({quota}): {used} used + {written} written, kept; {todo}"""
+    """writing stopped at the quota ({quota}): {used} used + {written} written, kept; {todo}"""
 
     todo_text: ClassVar[str] = ("raise repository.quota, or forget and prune, then back up "
                                 "again: what was written is reused")

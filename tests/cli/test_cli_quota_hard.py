@@ -67,7 +67,7 @@ def test_a_backup_stops_before_the_quota_and_the_next_reuses_its_packs(
         done = vault_repo.run("backup", src)
     assert done.returncode == 1, done.stderr
     err = done.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("vault: error: backup stopped at "
+    assert len(err.splitlines()) == 1 and err.startswith("vault: error: writing stopped at "
                                                          "the quota (16.0 MiB): "), err
     assert "MiB used + " in err and "MiB written, kept; raise repository.quota" in err, err
     assert watcher.peak <= quota, (watcher.peak, quota)
@@ -138,3 +138,26 @@ def _rows(path: Path) -> list[tuple[int, bytes]]:
         return conn.execute("SELECT id, body FROM blobs ORDER BY id").fetchall()
     finally:
         conn.close()
+
+
+def test_an_import_stops_before_the_quota_too(vault_repo, fs, tmp_path: Path) -> None:
+    """`vault import` of a foreign tar is held to the quota pack by pack, as a backup:
+    its estimate (the archive's size) fits, the sealed packs do not."""
+    import tarfile
+
+    src = tmp_path / "src"
+    for i in range(3):
+        fs.write_random(src / f"f{i}.bin", 4 * MiB, seed=40 + i)
+    archive = tmp_path / "app.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(src, arcname="src")
+    used = stored_size(vault_repo.env.repo)
+    quota = used + 12 * MiB + (32 << 10)  # the raw data fits; packs + reserve do not
+    write_config(vault_repo, quota)
+    with SizeWatcher(vault_repo.env.repo) as watcher:
+        done = vault_repo.run("import", archive)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("vault: error: writing stopped at the quota")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert watcher.peak <= quota
+    assert vault_repo.events("SnapshotImported") == []

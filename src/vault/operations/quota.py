@@ -62,6 +62,16 @@ def quota_guard(vault: Vault, repo: Repository) -> QuotaGuard | None:
     return QuotaGuard(used=stored_bytes(repo.storage), quota=quota, repo=repo.location)
 
 
+def writing_saver(vault: Vault, repo: Repository, estimated_new: int) -> BlobSaver:
+    """The saver of an operation that adds data (an import): the quota checked first on
+    the estimate, then on every pack it writes (wrap the writing in
+    `keeping_written_packs`)."""
+    check_quota(vault, repo, estimated_new)
+    cfg = vault.config.repository
+    return BlobSaver(repo, compression_level=cfg.compression_level,
+                     pack_size=cfg.pack_size_mib << 20, budget=quota_guard(vault, repo))
+
+
 @contextmanager
 def keeping_written_packs(saver: BlobSaver) -> Iterator[None]:
     """A backup stopped by the quota indexes the packs it wrote before it fails, so the

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 
 from vault.app import Vault
 from vault.operations.common import repository_lock
-from vault.operations.quota import check_quota
+from vault.operations.quota import keeping_written_packs, writing_saver
 from vault.operations.source_backup import sealer_for
 from vault.progress import ProgressCounter, ProgressReporter
 from vault.repository.blob import BlobType
@@ -106,13 +106,11 @@ def import_export(vault: Vault, export: ExportFile, meta: dict[str, Any],
                               if "trees" in counts and "blobs" in counts else None)
     with repository_lock(vault, repo, exclusive=False, operation="import") as lock:
         repo.load_index()
-        check_quota(vault, repo, bytes_raw)
-        cfg = vault.config.repository
-        saver = BlobSaver(repo, compression_level=cfg.compression_level,
-                          pack_size=cfg.pack_size_mib << 20)
-        new_ids = _store_records(export, saver, counter, lambda data: reseal_document(
-            data, _export_sealer(export).unseal, sealer_for(repo).seal))
-        saver.flush()
+        saver = writing_saver(vault, repo, bytes_raw)
+        with keeping_written_packs(saver):
+            new_ids = _store_records(export, saver, counter, lambda data: reseal_document(
+                data, _export_sealer(export).unseal, sealer_for(repo).seal))
+            saver.flush()
         counter.finish()
         group = _new_group(meta.get("group"))
         snapshots = []

@@ -26,10 +26,9 @@ from vault.backup_items import ItemArchiver
 from vault.errors import UsageError
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
-from vault.operations.quota import check_quota
+from vault.operations.quota import keeping_written_packs, writing_saver
 from vault.progress import ProgressCounter, ProgressReporter
 from vault.repository.repository import vault_version
-from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot
 from vault.sources.base import SourceItem
 from vault.transfer import mongodump, pgdump
@@ -238,12 +237,10 @@ def _import_archive(vault: Vault, prepared: PreparedImport, reporter: ProgressRe
     try:
         with repository_lock(vault, repo, exclusive=False, operation="import") as lock:
             repo.load_index()
-            check_quota(vault, repo, plan.bytes_total)
-            cfg = vault.config.repository
-            saver = BlobSaver(repo, compression_level=cfg.compression_level,
-                              pack_size=cfg.pack_size_mib << 20)
-            result = ItemArchiver(saver, counter).store(archive.items(plan))
-            saver.flush()
+            saver = writing_saver(vault, repo, plan.bytes_total)
+            with keeping_written_packs(saver):
+                result = ItemArchiver(saver, counter).store(archive.items(plan))
+                saver.flush()
             snapshot = Snapshot(
                 time=datetime.now(UTC), host=socket.gethostname(), user=_user(),
                 uid=os.getuid(), paths=[absolute], tags=sorted(set(tags)),
@@ -322,12 +319,10 @@ def _save_source_snapshot(vault: Vault, reporter: ProgressReporter, tags: list[s
                               items_total=len(items))
     with repository_lock(vault, repo, exclusive=False, operation="import") as lock:
         repo.load_index()
-        check_quota(vault, repo, bytes_total)
-        cfg = vault.config.repository
-        saver = BlobSaver(repo, compression_level=cfg.compression_level,
-                          pack_size=cfg.pack_size_mib << 20)
-        result = ItemArchiver(saver, counter).store(items)
-        saver.flush()
+        saver = writing_saver(vault, repo, bytes_total)
+        with keeping_written_packs(saver):
+            result = ItemArchiver(saver, counter).store(items)
+            saver.flush()
         snapshot = Snapshot(
             time=datetime.now(UTC), host=socket.gethostname(), user=_user(),
             uid=os.getuid(), paths=[label], tags=sorted(set(tags)), tree=result.tree.hex(),

@@ -27,7 +27,7 @@ def test_packs_are_admitted_until_the_next_would_pass_the_quota() -> None:
         guard.admit(2 * MiB, 10)  # 8 + 2 + 2 MiB + index + commit allowance > 12 MiB
     assert raised.value.fields["written"] == "2.0 MiB"
     assert raised.value.message.startswith(
-        "backup stopped at the quota (12.0 MiB): 8.0 MiB used + 2.0 MiB written, kept; ")
+        "writing stopped at the quota (12.0 MiB): 8.0 MiB used + 2.0 MiB written, kept; ")
     assert guard.written == 2 * MiB + 10 * INDEX_BYTES_PER_BLOB  # the refused pack not
     with pytest.raises(QuotaReached):
         guard.admit(1, 1)  # once stopped, nothing more is admitted
