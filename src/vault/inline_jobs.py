@@ -14,24 +14,16 @@ import logging
 import os
 import socket
 import sqlite3
-from pathlib import Path
 
 from vault.errors import JournalError
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
+from vault.processes import claimant_alive, process_start_time
+
+__all__ = ["claimant_gone", "inline_claim", "mark_killed_inline_jobs", "process_start_time"]
 
 log = logging.getLogger(__name__)
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks after boot (Linux), or None where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    return int(stat.rpartition(")")[2].split()[19])
 
 
 def inline_claim(job_id: str, kind: ev.JobKind) -> ev.JobClaimed:
@@ -42,18 +34,9 @@ def inline_claim(job_id: str, kind: ev.JobKind) -> ev.JobClaimed:
 
 
 def claimant_gone(claim: ev.JobClaimed) -> bool:
-    """Whether the claiming process has certainly ended (only judged on its own host)."""
-    if claim.host != socket.gethostname():
-        return False
-    try:
-        os.kill(claim.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    started = process_start_time(claim.pid)
-    # The same pid started at another time is another process: ours is gone.
-    return claim.pid_started is not None and started is not None and started != claim.pid_started
+    """Whether the claiming process has certainly ended (only judged on its own host; the
+    rule, the same as a worker's, is `vault.processes`')."""
+    return not claimant_alive(claim.host, claim.pid, claim.pid_started)
 
 
 def mark_killed_inline_jobs(journal: Journal) -> list[str]:

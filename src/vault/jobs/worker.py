@@ -32,12 +32,12 @@ from typing import Any
 
 from huey.consumer import ConsumerStopped
 
+from vault import processes
 from vault.config import VaultConfig
 from vault.errors import StaleStreamVersion
 from vault.jobs.commands import JobCommand
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY, ScheduleRunner
-from vault.jobs.tasks import process_start_time
 from vault.jobs.wire import Rejection
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -67,17 +67,9 @@ class WorkerOptions:
 
 
 def claimant_alive(claim: ev.JobClaimed) -> bool:
-    """Is the process that claimed the job still running? True when we cannot tell."""
-    if claim.host != socket.gethostname():
-        return True  # another host's worker: no way to look from here
-    try:
-        os.kill(claim.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, but another user's process
-    started = process_start_time(claim.pid)
-    return claim.pid_started is None or started is None or started == claim.pid_started
+    """Is the process that claimed the job still running? True when we cannot tell
+    (`vault.processes` has the rule: pid and start time, zombies ended)."""
+    return processes.claimant_alive(claim.host, claim.pid, claim.pid_started)
 
 
 def recover_interrupted(journal: Journal, queue: JobQueue,

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from vault.errors import JournalError
 from vault.journal.events import JournalSpoolReplayed
+from vault.processes import process_alive
 
 if TYPE_CHECKING:
     from vault.journal.store import Journal
@@ -75,18 +76,6 @@ def _private_dir(path: Path) -> bool:
         return False
     return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
             and not info.st_mode & 0o077)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JournalSpool:
@@ -217,8 +206,8 @@ def _finished(name: str) -> bool:
     """Whether the process named in a spool file's name is gone (so it may be replayed)."""
     base, _, replayer = name.partition(_REPLAYING)
     if replayer:
-        return replayer.isdigit() and not _pid_alive(int(replayer))
+        return replayer.isdigit() and not process_alive(int(replayer))
     if not base.endswith(_SUFFIX):
         return False
     parts = base.removesuffix(_SUFFIX).split("-")
-    return len(parts) == 4 and parts[2].isdigit() and not _pid_alive(int(parts[2]))
+    return len(parts) == 4 and parts[2].isdigit() and not process_alive(int(parts[2]))

@@ -34,18 +34,20 @@ from typing import Any, Literal
 
 from vault.actor import current_actor
 from vault.errors import ObjectNotFound, RepositoryError, RepositoryLocked, StorageError
+from vault.processes import process_alive, process_start_time, this_pid_namespace
 from vault.storage.base import ConditionalCreate, Storage
 
 log = logging.getLogger(__name__)
 
 LockState = Literal["active", "stale", "unreadable"]
-#: answers "is this pid alive on this host?"; tests pass a table's answer instead
-ProcessProbe = Callable[[int], bool]
+#: answers "is this pid (started at that time, if known) alive on this host?"; tests pass
+#: a table's answer instead
+ProcessProbe = Callable[[int, int | None], bool]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON_FIELDS = (
     "lock_id", "exclusive", "host", "pid", "user", "created", "heartbeat",
-    "lease_seconds", "operation", "pid_namespace",
+    "lease_seconds", "operation", "pid_namespace", "pid_started",
 )  # fmt: skip
 
 
@@ -69,6 +71,9 @@ class LockInfo:
     #: the pid namespace the pid belongs to; two containers may share a host name but a
     #: pid from one means nothing in the other, so the pid probe needs both to match
     pid_namespace: str | None = None
+    #: the holder's start time (clock ticks after boot), so a reused pid is not taken
+    #: for the holder; None where unknown (no /proc, or a lock from an older vault)
+    pid_started: int | None = None
     state: LockState = "active"
 
     @property
@@ -100,6 +105,7 @@ class LockInfo:
             lease_seconds=float(_typed(record, "lease_seconds", (int, float))),
             operation=_typed(record, "operation", str),
             pid_namespace=_optional_str(record, "pid_namespace"),
+            pid_started=_optional_int(record, "pid_started"),
         )
 
 
@@ -118,6 +124,10 @@ def _optional_str(record: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _optional_int(record: dict[str, Any], key: str) -> int | None:
+    return None if record.get(key) is None else _typed(record, key, int)
+
+
 def _parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -133,31 +143,6 @@ def _unreadable(lock_id: str) -> LockInfo:
 # --- judging staleness ------------------------------------------------------------------
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` names a live process on this host (zombies count as dead)."""
-    if pid <= 0:
-        return False  # kill(0) / kill(-1) would probe process groups, not a process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists; it just belongs to another user
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) S ...": comm may contain spaces or ")", so split at the last ")".
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(0) succeeding is the best we know
-
-
-def this_pid_namespace() -> str | None:
-    try:
-        return str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        return None
-
-
 def is_stale(
     info: LockInfo,
     now: datetime,
@@ -170,7 +155,8 @@ def is_stale(
 
     Stale when the heartbeat is older than the lease (the holder stopped beating: dead,
     frozen or cut off), or when the holder ran on this host, in this pid namespace, and
-    its process is gone. Pure apart from ``pid_alive``, which tests replace.
+    its process is gone (`vault.processes`: a reused pid is not the holder). Pure apart
+    from ``pid_alive``, which tests replace.
     A heartbeat in the future (clock skew) is never stale by age.
     """
     if info.state == "unreadable":
@@ -178,7 +164,7 @@ def is_stale(
     if now - info.heartbeat > timedelta(seconds=info.lease_seconds):
         return True
     same_processes = info.host == this_host and info.pid_namespace == this_pid_namespace
-    return same_processes and not pid_alive(info.pid)
+    return same_processes and not pid_alive(info.pid, info.pid_started)
 
 
 # --- reading locks ----------------------------------------------------------------------
@@ -238,6 +224,8 @@ class RepositoryLock:
         self._lost_reason: str | None = None
         self._last_beat = time.monotonic()
         self._released = False
+        #: our lock object's version tag where writes can be conditional (S3's ETag)
+        self._version: str | None = None
         self._thread = threading.Thread(
             target=self._beat, name=f"vault-lock-{info.lock_id[:8]}", daemon=True
         )
@@ -263,9 +251,10 @@ class RepositoryLock:
         removed: dict[str, LockInfo] = {}
         while True:
             mine = replace(mine, heartbeat=_utcnow())
-            conflicts = _try_once(storage, mine, removed)
+            conflicts, version = _try_once(storage, mine, removed)
             if not conflicts:
                 lock = cls(storage, mine, beat, list(removed.values()))
+                lock._version = version
                 lock._thread.start()
                 return lock
             remaining = deadline - time.monotonic()
@@ -291,6 +280,8 @@ class RepositoryLock:
 
     def _refresh(self) -> bool:
         """Rewrite the heartbeat; False once the lock is lost and beating must stop."""
+        if self._version is not None:
+            return self._refresh_conditionally()
         try:
             if not self.storage.exists("locks", self.info.lock_id):
                 # Someone judged us stale (we were frozen past the lease) and removed the
@@ -303,6 +294,25 @@ class RepositoryLock:
             log.warning("lock %s: heartbeat failed: %s", self.info.lock_id[:8], exc)
             if time.monotonic() - self._last_beat > self.info.lease_seconds:
                 return self._lose(f"no heartbeat for longer than the lease: {exc}")
+        return True
+
+    def _refresh_conditionally(self) -> bool:
+        """Rewrite the heartbeat only if the object is still the one we wrote (If-Match):
+        one request, and no window in which a lock removed as stale could be written back
+        (which the exists-then-save of other backends leaves open)."""
+        assert isinstance(self.storage, ConditionalCreate) and self._version is not None
+        beat = replace(self.info, heartbeat=_utcnow())
+        try:
+            version = self.storage.replace_if_version(
+                "locks", beat.lock_id, beat.to_json(), self._version)
+        except StorageError as exc:
+            log.warning("lock %s: heartbeat failed: %s", self.info.lock_id[:8], exc)
+            if time.monotonic() - self._last_beat > self.info.lease_seconds:
+                return self._lose(f"no heartbeat for longer than the lease: {exc}")
+            return True
+        if version is None:
+            return self._lose("another process removed or replaced it as stale")
+        self.info, self._version, self._last_beat = beat, version, time.monotonic()
         return True
 
     def _lose(self, reason: str) -> bool:
@@ -367,13 +377,17 @@ def _new_lock(exclusive: bool, operation: str, lease_seconds: float) -> LockInfo
         lease_seconds=float(lease_seconds),
         operation=operation,
         pid_namespace=this_pid_namespace(),
+        pid_started=process_start_time(os.getpid()),
     )
 
 
-def _try_once(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) -> list[LockInfo]:
-    """Write our lock, sweep stale ones, and return live conflicts (ours then removed)."""
+def _try_once(
+    storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]
+) -> tuple[list[LockInfo], str | None]:
+    """Write our lock, sweep stale ones, and return live conflicts (ours then removed) and
+    our lock object's version tag (None where the backend has no conditional writes)."""
     try:
-        _save_new_lock(storage, mine)
+        version = _save_new_lock(storage, mine)
         conflicts = _sweep(storage, mine, removed)
     except BaseException:
         # Never leave our own lock behind on the way out; the original error matters more
@@ -383,18 +397,21 @@ def _try_once(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) ->
         raise
     if conflicts:
         _remove_quietly(storage, mine.lock_id)
-    return conflicts
+    return conflicts, version
 
 
-def _save_new_lock(storage: Storage, mine: LockInfo) -> None:
+def _save_new_lock(storage: Storage, mine: LockInfo) -> str | None:
     """Write our new lock object, with a create-only PUT where the server enforces one, so
-    a lock is never written over an object that is already there (whatever wrote it)."""
+    a lock is never written over an object that is already there (whatever wrote it).
+    Returns the object's version tag there, for the heartbeat's conditional rewrites."""
     if isinstance(storage, ConditionalCreate) and storage.enforces_conditional_put():
-        if not storage.save_new("locks", mine.lock_id, mine.to_json()):
+        version = storage.save_new("locks", mine.lock_id, mine.to_json())
+        if version is None:
             raise StorageError(where=storage.location,
                                detail=f"lock {mine.lock_id[:8]} already exists")
-        return
+        return version
     storage.save("locks", mine.lock_id, mine.to_json())
+    return None
 
 
 def _sweep(storage: Storage, mine: LockInfo, removed: dict[str, LockInfo]) -> list[LockInfo]:
