@@ -6,7 +6,9 @@ records the plan in one journal transaction:
 
 * a due run: `ScheduleRunQueued` on stream `schedule-run-<run key>` at expected_version=0
   and, in the same transaction, the request and `JobQueued` of one backup job per source
-  of the schedule (sharing a group id and time); the queue messages are sent after it;
+  of the schedule (sharing a group id and time); the queue messages are sent after it,
+  and the worker that takes the first claims the others with it and captures them
+  together (`vault.jobs.claims`);
 * missed due times (no worker was running): `ScheduleRunMissed` on
   `schedule-missed-<key>`; with `catch_up` the same transaction queues one run for them;
 * due times that passed while paused: `ScheduleRunSkipped` on `schedule-skipped-<key>`.
