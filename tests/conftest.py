@@ -28,6 +28,10 @@ __all__ = ["pytest_sessionfinish", "pytest_sessionstart"]  # hooks, found here b
 
 VAULT_BIN = Path(sys.executable).with_name("vault")
 PASSWORD = "correct horse battery staple 7f3a"
+#: run a command as root without the capabilities that let root read or search any file
+#: whatever its mode: still root (so it reaches the checkout's venv, even from a clone in
+#: a 0700 directory) but refused what another user's 0600 file or 0700 directory refuses
+WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
 #: scrypt N for tests (keys.py honours VAULT_KDF_N >= 1024); the default costs ~0.1 s a try
 FAST_KDF_N = "1024"
 
@@ -111,11 +115,11 @@ def _run(
     cwd: Path | None = None,
     binary: bool = False,
     timeout: float = 300,
-    user: str | None = None,
+    unprivileged: bool = False,
 ) -> subprocess.CompletedProcess[Any]:
     argv = [str(VAULT_BIN), *(os.fspath(a) if isinstance(a, Path) else a for a in args)]
-    if user is not None:
-        argv = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *argv]
+    if unprivileged:  # as root, but bound by file modes like any user (see WITHOUT_DAC)
+        argv = [*WITHOUT_DAC, *argv]
     full_env = {**venv.env, **(env or {})}
     full_env = {k: v for k, v in full_env.items() if v is not None}
     if isinstance(input, str) and binary:
