@@ -64,6 +64,27 @@ def test_prune_refuses_a_missing_pack_records_it_and_says_what_to_do(
         fs.assert_same_tree(src, out, include_root=False)
 
 
+def test_the_issue_sequence_backup_force_then_prune(vault_repo, fs, tmp_path: Path) -> None:
+    """Delete a pack, `backup --force` (records it, stores the data again), prune: prune
+    used to exit 0 counting the missing pack as kept; it refuses now, until the index is
+    repaired, and then both snapshots restore."""
+    vault = vault_repo
+    a, b, first, _second, gone = _two_backups(vault, fs, tmp_path)
+    gone.unlink()
+    healed = vault.backup(b, "--force")["snapshot_id"]
+    assert len(_damage_records(vault.env.repo)) == 1  # the backup's
+    done = vault.json("prune")
+    assert (done.code, done.last["error"]) == (1, "PacksMissing"), done.last
+    assert len(_damage_records(vault.env.repo)) == 1  # known already: no second record
+
+    vault.ok("repair", "index")
+    assert vault.json("prune").code == 0
+    for name, (snapshot, src) in {"a": (first, a), "b": (healed, b)}.items():
+        out = tmp_path / f"out-{name}"
+        vault.restore(f"{snapshot}:{src}", "--target", out)
+        fs.assert_same_tree(src, out, include_root=False)
+
+
 def test_prune_keeps_a_damaged_pack_a_snapshot_still_needs(
         vault_repo, fs, tmp_path: Path) -> None:
     """A truncated pack is recorded by verify; its blobs before the cut can still be
