@@ -21,7 +21,6 @@ from huey.api import Task, TaskWrapper
 from vault.app import Vault
 from vault.config import VaultConfig, load_config
 from vault.errors import VaultError
-from vault.inline_jobs import process_start_time as process_start_time  # re-export
 from vault.jobs.claims import claim, claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, RestoreArgs, VerifyArgs
 from vault.jobs.notices import schedule_of, send_job_notice
@@ -42,6 +41,7 @@ from vault.operations.restore import run_restore
 from vault.operations.restore_undo import run_undo
 from vault.operations.source_restore import run_source_restore
 from vault.operations.verify import run_verify
+from vault.processes import process_start_time as process_start_time  # re-export
 from vault.progress import NullReporter
 
 TASK_NAME = "vault.run_job"
