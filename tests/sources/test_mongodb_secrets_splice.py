@@ -53,8 +53,8 @@ def test_every_type_comes_back_byte_for_byte_or_as_the_marker(unlocked_repo: Any
     from vault.operations.group_capture import sealer_for
 
     sealer = sealer_for(unlocked_repo)
-    plan = {"collection": "d.c", "key_field": None, "value_field": None,
-            "patterns": list(DEFAULT_SECRET_KEYS), "fields": 0}
+    plan: dict[str, Any] = {"collection": "d.c", "key_field": None, "value_field": None,
+                            "patterns": list(DEFAULT_SECRET_KEYS), "fields": 0}
     originals = _documents()
     stored = [protector(plan, mode, sealer, "chat")(raw) for raw in originals]
     # password, token, auth_key, api_token; undefined_secret (only a null is left as it
@@ -76,8 +76,8 @@ def test_every_type_comes_back_byte_for_byte_or_as_the_marker(unlocked_repo: Any
 def test_redacted_values_take_the_live_documents_values_exactly() -> None:
     from vault.sources.mongo_secrets import _identity, _Matcher, _secret_elements
 
-    plan = {"collection": "d.c", "key_field": None, "value_field": None,
-            "patterns": list(DEFAULT_SECRET_KEYS), "fields": 0}
+    plan: dict[str, Any] = {"collection": "d.c", "key_field": None, "value_field": None,
+                            "patterns": list(DEFAULT_SECRET_KEYS), "fields": 0}
     originals = _documents()
     stored = [protector(plan, "redact", None, "chat")(raw) for raw in originals]
     matcher = _Matcher(plan["patterns"])
