@@ -144,9 +144,11 @@ def test_no_config_or_another_tools_is_still_no_repository(vault, tmp_path) -> N
     assert (code, err) == (1, f"vault: error: no vault repository at {vault.env.repo} "
                               "(create one with `vault init`)")
     vault.env.repo.mkdir()
-    (vault.env.repo / "config").write_bytes(b"[repository]\nversion = 1\n")  # borg's, say
-    code, err = _config_said(vault)
-    assert code == 1 and "no vault repository at" in err, err
+    for foreign in (b"[repository]\nversion = 1\n",  # borg's
+                    b"\x8f\x02\xa7\x11 sealed \x00\xff"):  # restic's is encrypted
+        (vault.env.repo / "config").write_bytes(foreign)
+        code, err = _config_said(vault)
+        assert code == 1 and "no vault repository at" in err, err
 
 
 # --- a damaged snapshot file -------------------------------------------------------------
