@@ -5,6 +5,7 @@ everywhere, stale locks of a dead host removed by their lease."""
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ import pytest
 
 from storage_servers import BUCKET, S3Server
 from vault.errors import RepositoryLocked
-from vault.repository.lock import LockInfo, RepositoryLock, list_locks
+from vault.repository.lock import LockInfo, LockLost, RepositoryLock, list_locks
 from vault.storage.base import ConditionalCreate
 from vault.storage.s3 import S3Settings, S3Storage
 
@@ -50,11 +51,19 @@ def test_the_probe_tells_which_servers_enforce_conditional_puts(server: S3Server
     assert storage.enforces_conditional_put() is server.enforces_conditional_put
     assert all_keys(storage) == []  # the probe object is gone again
 
-    assert storage.save_new("locks", "aa01", b"first") is True
+    first = storage.save_new("locks", "aa01", b"first")
+    assert first is not None
     second = storage.save_new("locks", "aa01", b"second")
     if server.enforces_conditional_put:
-        assert second is False
+        assert second is None
         assert storage.load("locks", "aa01") == b"first"
+        # If-Match: the version we wrote may be replaced, a stale one may not
+        third = storage.replace_if_version("locks", "aa01", b"third", first)
+        assert third is not None and storage.load("locks", "aa01") == b"third"
+        assert storage.replace_if_version("locks", "aa01", b"late", first) is None
+        storage.remove("locks", "aa01")
+        assert storage.replace_if_version("locks", "aa01", b"back", third) is None
+        assert not storage.exists("locks", "aa01")
     else:  # the server ignored If-None-Match and overwrote: what the probe predicted
         assert storage.load("locks", "aa01") == b"second"
 
@@ -95,3 +104,23 @@ def test_a_dead_hosts_lock_expires_by_its_lease(server: S3Server, prefix: str) -
     with pytest.raises(RepositoryLocked):
         RepositoryLock.acquire(storage, exclusive=False, operation="backup")
     assert [info.lock_id for info in list_locks(storage)] == [alive.lock_id]
+
+
+def test_a_lock_removed_as_stale_is_lost_and_never_written_back(server: S3Server,
+                                                               prefix: str) -> None:
+    holder, other = client(server, prefix), client(server, prefix)
+    lock = RepositoryLock.acquire(holder, exclusive=True, operation="prune",
+                                  lease_seconds=30, heartbeat_seconds=0.1)
+    try:
+        assert (lock._version is not None) is server.enforces_conditional_put
+        other.remove("locks", lock.info.lock_id)  # as a client that judged it stale would
+        deadline = time.monotonic() + 10
+        while not lock.lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.lost
+        with pytest.raises(LockLost):
+            lock.check()
+        time.sleep(0.3)  # a few more heartbeat periods: nothing may bring it back
+        assert not other.exists("locks", lock.info.lock_id)
+    finally:
+        lock.release()

@@ -116,13 +116,21 @@ class LeavesTempFiles(Protocol):
 
 @runtime_checkable
 class ConditionalCreate(Protocol):
-    """A backend that can store an object only if its name is free (``If-None-Match: *``
-    on S3). Servers may silently ignore the condition, so callers ask
-    ``enforces_conditional_put()`` (a probe, remembered) before relying on it."""
+    """A backend with conditional writes: store an object only if its name is free
+    (``If-None-Match: *`` on S3), replace it only if it is still the version we wrote
+    (``If-Match: <etag>``). Servers may silently ignore conditions, so callers ask
+    ``enforces_conditional_put()`` (a probe, remembered) before relying on them."""
 
     def save_new(self, kind: ObjectKind, name: str,
-                 data: bytes | bytearray | memoryview) -> bool:
-        """Store ``data`` unless an object has that name; False (nothing written) if one has."""
+                 data: bytes | bytearray | memoryview) -> str | None:
+        """Store ``data`` unless an object has that name: the new object's version tag,
+        or None (nothing written) if one has."""
+        ...
+
+    def replace_if_version(self, kind: ObjectKind, name: str,
+                           data: bytes | bytearray | memoryview, version: str) -> str | None:
+        """Replace the object only if it is still ``version``: the new version tag, or None
+        (nothing written) if it was removed or replaced meanwhile."""
         ...
 
     def enforces_conditional_put(self) -> bool: ...

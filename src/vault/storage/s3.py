@@ -21,11 +21,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from vault.errors import (
     NotEnoughSpace,
@@ -33,9 +31,7 @@ from vault.errors import (
     RepositoryExists,
     StorageError,
     TransientStorageError,
-    UsageError,
 )
-from vault.secrets import Secret, SecretRef, resolve_secret
 from vault.storage.base import (
     CONFIG_NAME,
     ObjectInfo,
@@ -46,12 +42,12 @@ from vault.storage.base import (
     validate_range,
 )
 from vault.storage.registry import register
+from vault.storage.s3_settings import S3Settings, from_restic_form, parse_s3_url, settings_from
 from vault.units import human_bytes
 
 if TYPE_CHECKING:
-    from vault.config import RepositoryConfig, S3Config
+    from vault.config import RepositoryConfig
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _STATUS = re.compile(r"status code: (\d{3})")
 _S3_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 # HTTP answers that a second attempt can cure: throttling, timeouts, server trouble.
@@ -59,83 +55,6 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NO_SPACE_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "EntityTooLarge"})
 # Where the conditional-write probe puts its throw-away object: not a kind, never listed.
 _PROBE_DIR = "probe"
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where and how to reach the bucket, secrets resolved (never shown: ``Secret``)."""
-
-    bucket: str
-    prefix: str
-    endpoint: str | None = None
-    region: str | None = None
-    path_style: bool | None = None
-    access_key_id: Secret | None = None
-    secret_access_key: Secret | None = None
-    session_token: Secret | None = None
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix"); refuse anything else."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise UsageError("an s3:// URL must not contain credentials; use [repository.s3] "
-                         "secret references or the AWS environment")
-    if parts.query or parts.fragment:
-        raise UsageError("an s3:// URL takes no query; set the endpoint, region and "
-                         "path_style in [repository.s3]")
-    bucket = parts.hostname or ""
-    if _BUCKET.fullmatch(bucket) is None:
-        raise UsageError(f"not a valid S3 bucket name in the URL: {bucket!r}")
-    prefix = unquote(parts.path).strip("/")
-    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
-        raise UsageError(f"the S3 prefix {prefix!r} has an empty, '.' or '..' part")
-    return bucket, prefix
-
-
-def from_restic_form(url: str) -> tuple[str, str | None]:
-    """restic's ``s3:https://host:9000/bucket/prefix`` (or ``s3:host/bucket/prefix``, https
-    implied) as ``("s3://bucket/prefix", "https://host:9000")``; other URLs unchanged."""
-    if not url.lower().startswith("s3:") or url.startswith("s3://"):
-        return url, None
-    rest = url[3:]
-    if not rest.lower().startswith(("http://", "https://")):
-        rest = "https://" + rest
-    parts = urlsplit(rest)
-    if parts.username is not None or parts.password is not None or not parts.hostname:
-        raise UsageError("restic-style s3: location needs a host and no credentials: "
-                         "s3:https://host/bucket/prefix")
-    return f"s3://{parts.path.lstrip('/')}", f"{parts.scheme}://{parts.netloc}"
-
-
-def settings_from(url: str, config: S3Config | None,
-                  env: Mapping[str, str] | None = None) -> S3Settings:
-    """The URL plus ``[repository.s3]``, falling back to the AWS environment for the rest.
-    An endpoint in a restic-style URL wins over the config's."""
-    url, url_endpoint = from_restic_form(url)
-    bucket, prefix = parse_s3_url(url)
-    env = os.environ if env is None else env
-
-    def secret(ref: SecretRef | None, what: str, variable: str) -> Secret | None:
-        if ref is not None:
-            return resolve_secret(ref, f"S3 {what}", env=env)
-        return Secret(env[variable]) if env.get(variable) else None
-
-    return S3Settings(
-        bucket=bucket,
-        prefix=prefix,
-        endpoint=url_endpoint or (config and config.endpoint)
-        or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
-        region=(config and config.region)
-        or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        path_style=config.path_style if config else None,
-        access_key_id=secret(config.access_key_id if config else None, "access key id",
-                             "AWS_ACCESS_KEY_ID"),
-        secret_access_key=secret(config.secret_access_key if config else None, "secret access key",
-                                 "AWS_SECRET_ACCESS_KEY"),
-        session_token=secret(config.session_token if config else None, "session token",
-                             "AWS_SESSION_TOKEN"),
-    )
 
 
 def _make_store(settings: S3Settings) -> Any:
@@ -301,26 +220,39 @@ class S3Storage:
             raise self._translate(exc, f"save {kind}/{name}", view.nbytes) from exc
 
     def save_new(self, kind: ObjectKind, name: str,
-                 data: bytes | bytearray | memoryview) -> bool:
-        """Save only if no object has that name (``If-None-Match: *``); False if one has.
+                 data: bytes | bytearray | memoryview) -> str | None:
+        """Save only if no object has that name (``If-None-Match: *``): its ETag, or None
+        if one has.
 
         Servers that ignore the condition (rclone serve s3, older MinIO) overwrite instead:
         ``enforces_conditional_put`` tells which kind this is.
         """
+        return self._put_if(kind, name, data, "create")
+
+    def replace_if_version(self, kind: ObjectKind, name: str,
+                           data: bytes | bytearray | memoryview, version: str) -> str | None:
+        """Replace only if the object's ETag is still ``version`` (``If-Match``): the new
+        ETag, or None if it was removed or replaced meanwhile."""
+        return self._put_if(kind, name, data, {"e_tag": version})
+
+    def _put_if(self, kind: ObjectKind, name: str, data: bytes | bytearray | memoryview,
+                mode: Any) -> str | None:
         view = memoryview(data).cast("B")
         try:
-            return self._put_if_absent(self._key(kind, name), view)
+            return self._put_conditionally(self._key(kind, name), view, mode)
         except Exception as exc:
             raise self._translate(exc, f"save {kind}/{name}", view.nbytes) from exc
 
-    def _put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+    def _put_conditionally(self, key: str, data: bytes | memoryview, mode: Any) -> str | None:
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            self._obstore.put(self._store, key, data, mode="create")
+            result = self._obstore.put(self._store, key, data, mode=mode)
         except (AlreadyExistsError, PreconditionError):
-            return False
-        return True
+            return None
+        # A server that sends no ETag cannot be asked for If-Match later; "" still means
+        # "created", and replace_if_version("") is refused by any server that checks.
+        return str(result.get("e_tag") or "")
 
     def enforces_conditional_put(self) -> bool:
         """Whether the server refuses a create-only PUT over an existing object: probed
@@ -330,8 +262,9 @@ class S3Storage:
             if self._conditional_put is None:
                 key = f"{_PROBE_DIR}/{os.urandom(16).hex()}"
                 try:
-                    self._put_if_absent(key, b"conditional put probe")
-                    self._conditional_put = not self._put_if_absent(key, b"again")
+                    self._put_conditionally(key, b"conditional put probe", "create")
+                    again = self._put_conditionally(key, b"again", "create")
+                    self._conditional_put = again is None
                     self._obstore.delete(self._store, key)
                 except Exception as exc:
                     raise self._translate(exc, "probe conditional writes") from exc
@@ -424,4 +357,5 @@ def open_s3(url: str, settings: RepositoryConfig | None = None) -> Storage:
 
 register("s3", open_s3)
 
-__all__ = ["S3Settings", "S3Storage", "open_s3", "parse_s3_url", "settings_from"]
+__all__ = ["S3Settings", "S3Storage", "from_restic_form", "open_s3", "parse_s3_url",
+           "settings_from"]
