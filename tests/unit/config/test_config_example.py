@@ -47,7 +47,7 @@ def test_example_loads_cleanly() -> None:
 
     assert {s.type for s in config.sources} == {"files", "sqlite", "postgresql", "mongodb",
                                                 "settings"}  # fmt: skip
-    assert [s.name for s in config.schedules] == ["nightly", "hourly-chat"]
+    assert [s.name for s in config.schedules] == ["nightly", "hourly-chat", "check"]
     assert {n.type for n in config.notifications} == {"email", "webhook"}
     mongo = next(s for s in config.sources if s.type == "mongodb")
     assert [(e.collection, e.parent) for e in mongo.entities] == [
