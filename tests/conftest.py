@@ -23,15 +23,12 @@ from typing import Any
 import pytest
 
 from checkout_guard import pytest_sessionfinish, pytest_sessionstart
+from privileges import WITHOUT_DAC
 
 __all__ = ["pytest_sessionfinish", "pytest_sessionstart"]  # hooks, found here by pytest
 
 VAULT_BIN = Path(sys.executable).with_name("vault")
 PASSWORD = "correct horse battery staple 7f3a"
-#: run a command as root without the capabilities that let root read or search any file
-#: whatever its mode: still root (so it reaches the checkout's venv, even from a clone in
-#: a 0700 directory) but refused what another user's 0600 file or 0700 directory refuses
-WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
 #: scrypt N for tests (keys.py honours VAULT_KDF_N >= 1024); the default costs ~0.1 s a try
 FAST_KDF_N = "1024"
 

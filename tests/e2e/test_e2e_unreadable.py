@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WITHOUT_DAC
+from privileges import WITHOUT_DAC
 
 #: the owner of the files vault must not read (any uid but root's would do)
 try:

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, _isolated_env, assert_same_tree, write_random
-
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # ~10 s to build, a few more to install and run
@@ -70,7 +68,7 @@ def _venv_with(wheel: Path, venv: Path) -> Path:
     return venv / "bin"
 
 
-def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
+def test_the_wheel_ships_every_migration(tmp_path: Path, vault_env, fs) -> None:
     wheel = _build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         shipped = {Path(n).name: archive.read(n) for n in archive.namelist()
@@ -81,9 +79,7 @@ def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
     bin_dir = _venv_with(wheel, tmp_path / "venv")
     work = tmp_path / "work"
     work.mkdir()
-    home, repo = tmp_path / "home", tmp_path / "repo"
-    home.mkdir()
-    env = _isolated_env({"PATH": "/usr/bin:/bin"}, home, repo, PASSWORD)
+    env = {**vault_env.env, "PATH": "/usr/bin:/bin"}  # home and repository in tmp_path
     where = _run(bin_dir / "python", "-c", "import sys, vault, vault.journal.migrate as m; "
                  "print(vault.__file__); print(m.MIGRATIONS_DIR); print(*sys.path, sep='\\n')",
                  cwd=work, env=env).stdout.splitlines()
@@ -91,8 +87,8 @@ def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
     assert not any(line.startswith(str(CHECKOUT / "src")) for line in where), where
 
     source = tmp_path / "data"
-    files = [write_random(source / "a.bin", 300_000, seed=1),
-             write_random(source / "nested" / "b.bin", 70_000, seed=2)]
+    files = [fs.write_random(source / "a.bin", 300_000, seed=1),
+             fs.write_random(source / "nested" / "b.bin", 70_000, seed=2)]
     vault = str(bin_dir / "vault")
     _run(vault, "init", cwd=work, env=env)
     _run(vault, "backup", source, cwd=work, env=env)
@@ -100,7 +96,7 @@ def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
     _run(vault, "restore", f"latest:{source}", "--target", target, cwd=work, env=env)
     for original in files:  # `latest:<dir>` restores the directory's contents
         assert (target / original.relative_to(source)).read_bytes() == original.read_bytes()
-    assert_same_tree(source, target, include_root=False)
+    fs.assert_same_tree(source, target, include_root=False)
     verified = _run(vault, "journal", "verify", "--json", cwd=work, env=env)
     summary = json.loads(verified.stdout.splitlines()[-1])
     assert (summary["ok"], summary["repository_checked"]) == (True, True), summary
