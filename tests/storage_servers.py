@@ -13,9 +13,11 @@ throw-away values made per session; they go to vault only through the environmen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -156,9 +158,21 @@ class SshServer:
     #: a HOME whose .ssh holds known_hosts (this server's key) and the client's id_ed25519
     home: Path
     host_key_line: str
+    #: the listening sshd process; each connection is served by a child of it
+    pid: int = 0
 
     def url(self, path: Path) -> str:
         return f"sftp://{self.user}@127.0.0.1:{self.port}{path}"
+
+    def drop_connections(self) -> int:
+        """Kill (-9) the processes serving the open connections, as a server crash or a
+        reboot would; the listener stays up. Returns how many were killed."""
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)],
+                                  capture_output=True, text=True, check=False).stdout.split()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+        return len(children)
 
 
 def sshd_missing() -> str | None:
@@ -204,7 +218,8 @@ def sshd(state: Path) -> Iterator[SshServer]:
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         _wait_for_port(port, process, state / "sshd.log")
-        yield SshServer(port=port, user="root", home=home, host_key_line=host_key_line)
+        yield SshServer(port=port, user="root", home=home, host_key_line=host_key_line,
+                        pid=process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

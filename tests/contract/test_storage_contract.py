@@ -25,6 +25,7 @@ from storage_servers import S3Server, SshServer, sshd_missing
 from vault.errors import NotEnoughSpace, ObjectNotFound, RepositoryExists, StorageError
 from vault.storage import KINDS, ObjectKind, Storage, known_schemes, open_storage
 from vault.storage.local import TEMP_PREFIX, LocalStorage
+from vault.storage.retry import RetryingStorage
 from vault.storage.sftp import SftpStorage
 
 MiB = 1024 * 1024
@@ -50,6 +51,8 @@ class Harness:
 
 
 def _local_root(storage: Storage) -> Path:
+    if isinstance(storage, RetryingStorage):
+        storage = storage.inner
     if isinstance(storage, SftpStorage):  # the test's sshd serves this machine's disk
         return Path(str(storage.root))
     assert isinstance(storage, LocalStorage)

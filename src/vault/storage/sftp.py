@@ -343,12 +343,15 @@ class SftpStorage:
             return StorageError(where=self.location,
                                 detail=f"cannot {action}: login as {self.settings.user} "
                                        "refused (key, agent or password)")
-        if isinstance(exc, ssh.SFTPError) and need and self._out_of_space(need):
+        if (isinstance(exc, ssh.SFTPError) and need and not isinstance(
+                exc, (ssh.SFTPConnectionLost, ssh.SFTPNoConnection))
+                and self._out_of_space(need)):
             return NotEnoughSpace(where=self.location, need=human_bytes(need),
                                   have=human_bytes(self.free_space() or 0))
         detail = f"cannot {action}: {getattr(exc, 'reason', '') or exc or type(exc).__name__}"
         if isinstance(exc, (OSError, ssh.DisconnectError, ssh.ConnectionLost,
-                            ssh.SFTPConnectionLost, asyncio.TimeoutError, TimeoutError)):
+                            ssh.SFTPConnectionLost, ssh.SFTPNoConnection,
+                            ssh.ChannelOpenError, asyncio.TimeoutError, TimeoutError)):
             self._forget_connection()
             return TransientStorageError(where=self.location, detail=detail)
         return StorageError(where=self.location, detail=detail)
@@ -377,8 +380,12 @@ def _is_object_name(kind: ObjectKind, name: str) -> bool:
 
 
 def open_sftp(url: str, settings: RepositoryConfig | None = None) -> Storage:
-    """Factory for ``sftp://user@host:port/path``."""
-    return SftpStorage(settings_from(url, settings.sftp if settings else None))
+    """Factory for ``sftp://user@host:port/path``, wrapped in ``RetryingStorage``: an SSH
+    connection that drops (a server restart, a NAT timeout) is a transient error, and the
+    next attempt logs in again."""
+    from vault.storage.retry import RetryingStorage
+
+    return RetryingStorage(SftpStorage(settings_from(url, settings.sftp if settings else None)))
 
 
 register("sftp", open_sftp)

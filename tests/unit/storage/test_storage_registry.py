@@ -89,6 +89,7 @@ def test_registering_a_taken_scheme_is_refused(memo_scheme: list[str]) -> None:
 
 
 def test_restic_style_locations_open_their_backend_not_a_local_directory() -> None:
+    from vault.storage.retry import RetryingStorage
     from vault.storage.s3 import S3Storage
     from vault.storage.sftp import SftpStorage
 
@@ -98,7 +99,7 @@ def test_restic_style_locations_open_their_backend_not_a_local_directory() -> No
     assert s3.settings.endpoint == "http://127.0.0.1:9000"
     sftp = open_storage("sftp:backup@nas.example:/srv/repo")
     try:
-        assert isinstance(sftp, SftpStorage)
+        assert isinstance(sftp, RetryingStorage) and isinstance(sftp.inner, SftpStorage)
         assert sftp.location == "sftp://backup@nas.example:22/srv/repo"
     finally:
         sftp.close()
