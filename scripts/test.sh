@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Servers the tests start themselves on loopback, and tools they drive.
+# Servers the tests start themselves on loopback, and tools they drive. (The S3 servers,
+# moto and rclone serve s3, come from pip: the test extra in pyproject.toml.)
 packages=(postgresql redis-server openssh-server tmux restic util-linux)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv python3-dev)
 missing=()
