@@ -1,7 +1,7 @@
 """The session-end check: a run that leaves a file in the checkout fails and names it.
 
 The check looks at the checkout holding the conftest, so these tests copy the suite's
-conftest.py and checkout_guard.py into a project in tmp_path and run pytest there, in a
+conftest.py and its helper modules into a project in tmp_path and run pytest there, in a
 subprocess, alone and under xdist.
 """
 
@@ -40,8 +40,8 @@ def _project(tmp_path: Path, test_source: str) -> Path:
     project = tmp_path / "checkout"
     (project / "tests").mkdir(parents=True)
     (project / "pytest.ini").write_text("[pytest]\n")
-    for name in ("conftest.py", "checkout_guard.py"):
-        shutil.copy(TESTS / name, project / "tests" / name)
+    for module in TESTS.glob("*.py"):  # conftest.py and the plain modules it imports
+        shutil.copy(module, project / "tests" / module.name)
     (project / "tests" / "test_inner.py").write_text(test_source)
     return project
 
