@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import pytest
 from obstore.store import S3Store
 
 from storage_servers import BUCKET, S3Server, moto_missing, moto_s3
+
+VAULT_BIN = Path(sys.executable).with_name("vault")
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +135,45 @@ def test_restics_spelling_reaches_the_server_and_never_makes_a_local_directory(
     assert refused.returncode == 2, refused.stderr
     assert "unknown storage scheme 'b2' (known: file, s3, sftp)" in refused.stderr
     assert list(cwd.iterdir()) == []
+
+
+def test_two_clients_back_up_into_one_bucket_while_a_third_prunes(
+    vault_at, fs, moto: S3Server, tmp_path: Path
+) -> None:
+    """Separate processes with separate state directories (as on separate hosts) share
+    one S3 repository: both backups and the prune succeed, every snapshot restores
+    byte-identical, verify --read-data finds nothing wrong."""
+    env = {**moto.env(), "VAULT_REPOSITORY": f"s3://{BUCKET}/shared-{secrets.token_hex(4)}"}
+    one, two, pruner = (vault_at(tmp_path / name) for name in ("one", "two", "pruner"))
+    one.ok("init", env=env)
+    sources = []
+    for n in range(2):
+        src = tmp_path / f"src{n}"
+        src.mkdir()
+        for i in range(4):
+            (src / f"f{i}.bin").write_bytes(os.urandom(2 * 1024 * 1024 + n))
+        sources.append(src)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "gone.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    doomed = one.backup(old, env=env)["snapshot_id"]
+    assert one.json("forget", doomed, env=env).code == 0
+
+    def start(client, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(VAULT_BIN), *args, "--json"], text=True,
+                                env={**client.env.env, **env}, cwd=client.env.root,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    running = [start(one, "backup", str(sources[0])), start(two, "backup", str(sources[1])),
+               start(pruner, "prune")]
+    for process in running:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{process.args}: {out[-500:]} {err[-500:]}"
+
+    for n, src in enumerate(sources):
+        target = tmp_path / f"out{n}"
+        one.restore(f"latest:{src}", "--target", target, env=env)
+        fs.assert_same_tree(src, target, include_root=False)
+    verified = two.json("verify", "--read-data", env=env)
+    assert verified.code == 0, verified.last
