@@ -1,5 +1,5 @@
 """The whole CLI against OpenSSH's sshd on loopback: init, backup, restore byte-identical,
-verify --read-data; an unknown host key is refused with a clear error."""
+verify --read-data, forget + prune; an unknown host key is refused with a clear error."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ def test_init_backup_restore_verify_over_sftp(vault, fs, ssh_server: SshServer,
     fs.assert_same_tree(src, fs.restored_path(target, src))
     verified = vault.json("--config", config, "verify", "--read-data", env=env)
     assert verified.code == 0, verified.last
+
+    (src / "deep" / "random.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    second = vault.json("--config", config, "backup", src, env=env)
+    assert second.code == 0, second.last
+    forgot = vault.json("--config", config, "forget", done.summary["snapshot_id"], env=env)
+    assert forgot.code == 0, forgot.last
+    pruned = vault.json("--config", config, "prune", env=env)
+    assert pruned.code == 0, pruned.last
+    again = tmp_path / "again"
+    vault.json("--config", config, "restore", "latest", "--target", again, env=env)
+    fs.assert_same_tree(src, fs.restored_path(again, src))
+    assert vault.json("--config", config, "verify", "--read-data", env=env).code == 0
     assert not list(remote.rglob(".tmp-*"))
 
 
