@@ -5,7 +5,7 @@ The wheel is built from a copy of the sources (setuptools writes `build/` and an
 `*.egg-info` beside what it builds, and the checkout stays untouched), by pip in its
 isolated build environment (it fetches the build backend from the package index). It is
 installed into a fresh venv that has no path to the checkout's `src/`. The runtime
-dependencies come from the running interpreter's site-packages through a `.pth` line; a
+dependencies come from the running interpreter's site-packages through `.pth` lines; a
 path added that way is searched for modules but its own `.pth` files (the checkout's
 editable install among them) are not read, so `vault` can only come from the wheel.
 """
@@ -16,7 +16,6 @@ import json
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -63,8 +62,10 @@ def _venv_with(wheel: Path, venv: Path) -> Path:
          "--no-index", "--disable-pip-version-check", "-q", wheel, cwd=venv.parent)
     site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                 cwd=venv.parent).stdout.strip()
+    # every site-packages this interpreter sees (its venv's, and any a .pth added to it)
+    dependencies = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
     (Path(site) / "zz_vault_test_dependencies.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n")
+        "".join(f"{p}\n" for p in dependencies))
     return venv / "bin"
 
 
