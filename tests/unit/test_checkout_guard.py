@@ -52,6 +52,7 @@ def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=project, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow  # inner pytest runs: 5-30 s, depending on load
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["alone", "xdist"])
 def test_a_run_that_leaves_a_file_fails_and_names_it(tmp_path: Path, xdist: list[str]) -> None:
     project = _project(tmp_path, LEAVES_A_FILE)
@@ -64,6 +65,7 @@ def test_a_run_that_leaves_a_file_fails_and_names_it(tmp_path: Path, xdist: list
     assert not (project / "export.json").exists()
 
 
+@pytest.mark.slow
 def test_a_clean_run_passes_even_when_the_checkout_was_already_dirty(tmp_path: Path) -> None:
     project = _project(tmp_path, WRITES_NOTHING)
     (project / "notes-of-a-colleague.txt").write_text("untracked before the run")
