@@ -82,6 +82,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = [f"the test run left {len(left)} new path(s) in the checkout {CHECKOUT}:",
              *(f"  {path}" for path in left)]
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("=", "files left in the checkout", red=True)
         for line in lines:
             reporter.write_line(line)
