@@ -348,7 +348,7 @@ class Repository:
     def _save_snapshot_object(self, snapshot: Snapshot) -> str:
         # json with ASCII escapes, not pydantic's encoder: a path that is not valid UTF-8
         # (a lone surrogate in Python) must survive exactly, as \udcXX.
-        doc = json.dumps(snapshot.model_dump(mode="json"), ensure_ascii=True)
+        doc = json.dumps(snapshot.stored_doc(), ensure_ascii=True)
         data = self.cipher.seal(doc.encode(), _SNAPSHOT_AAD)
         snapshot.id = storage_id(data)
         self.storage.save("snapshots", snapshot.id, data)

@@ -74,6 +74,17 @@ class Snapshot(BaseModel):
     def short_id(self) -> str:
         return self.id[:8]
 
+    def stored_doc(self) -> dict[str, Any]:
+        """The document saved in the repository. Fields added to format 1 later are left
+        out while unset, so a snapshot that does not use them reads in an older vault of
+        the same format (which refuses fields it does not know)."""
+        unset = {name for name in LATER_FIELDS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset)
+
+
+#: optional fields added to snapshot format 1 after it shipped (see `stored_doc`)
+LATER_FIELDS = ("captured_at", "repaired_from", "repair")
+
 
 # --- what a snapshot holds --------------------------------------------------------------------
 # Options that change how a backup ran but not what it holds: they never split a selection.
