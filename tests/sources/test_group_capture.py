@@ -130,10 +130,13 @@ def test_group_members_are_captured_at_one_moment(vault_repo: Any, tmp_path: Pat
         print(f"\ncaptured_at spread {spread:.3f}s; files streamed {files_stream:.3f}s; "
               f"jobs started over {job_spread:.3f}s; "
               f"{ {n: round(t - min(captured.values()), 3) for n, t in captured.items()} }")
-        # The file tree is streamed first and takes seconds; the databases' points were
-        # taken before it, at the same moment as the tree's reading began.
-        assert files_stream > 1.0, files_stream
-        assert spread < min(1.0, files_stream / 2), (captured, files_stream)
+        # The file tree is streamed first; the databases' points were taken while it
+        # streamed (one after another, they would come after its end), although their
+        # jobs ran after it. An order, not a timing: it holds on a fast or a loaded machine.
+        files_end = _epoch(members["uploads"]["time"])
+        assert all(captured[db] < files_end for db in ("app-db", "shop")), \
+            (captured, files_end)
+        assert spread < files_stream, (captured, files_stream)
         assert job_spread > files_stream  # the databases' jobs ran after the files
 
         # Each database holds what was there at its recorded capture time: rows written
