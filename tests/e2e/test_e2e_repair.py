@@ -200,3 +200,19 @@ def test_verify_checks_a_files_recorded_size_against_its_content(vault, healthy,
     assert found.code == 1
     [problem] = found.summary["problems"]
     assert "'big.bin' records 4194305 bytes but its content holds 4194304" in problem
+
+
+def test_a_pack_nothing_can_locate_is_never_deleted(vault, healthy) -> None:
+    """Its header is damaged and no index file is left to say where its blobs are:
+    `repair index` says so, and `repair packs` (even when named) keeps the pack."""
+    pack = largest_pack(vault.env.repo)
+    _damage_pack_header(vault.env.repo)
+    _delete_index(vault.env.repo)
+    before = pack.read_bytes()
+    index = vault.json("repair", "index")
+    assert index.code == 0, index.stderr
+    assert any(pack.name[:12] in n and "left in place" in n for n in index.summary["notes"])
+    packs = vault.json("repair", "packs", pack.name)
+    assert packs.code == 0, packs.stderr
+    assert packs.summary["changes"]["packs_kept_unreadable"] == 1
+    assert pack.read_bytes() == before

@@ -124,8 +124,11 @@ def _repair_index(vault: Vault, repo: Repository, req: RepairRequest,
                      for n, why in sorted(done.index_files_damaged.items())]
     report.notes += [f"pack {p[:12]}: {why}, left out of the index"
                      for p, why in sorted(done.packs_dropped.items())]
-    report.notes += [f"pack {p[:12]}: header unreadable ({why}); run `vault repair packs`"
-                     for p, why in sorted(done.packs_unreadable.items())]
+    report.notes += [
+        f"pack {p[:12]}: header unreadable ({why}); " + (
+            "its index entries are kept: run `vault repair packs`" if p in done.packs else
+            "no index locates its blobs, so nothing can be read from it: left in place")
+        for p, why in sorted(done.packs_unreadable.items())]
     if req.dry_run:
         use_index(repo, done.packs)  # as the repair would leave it
     else:
@@ -143,7 +146,11 @@ def _repair_packs(vault: Vault, repo: Repository, req: RepairRequest,
                         step=_step("packs"))
     report.changes = {"packs_damaged": len(done.packs), "blobs_salvaged": done.blobs_salvaged,
                       "blobs_elsewhere": done.blobs_elsewhere, "blobs_lost": len(done.lost),
-                      "packs_written": done.packs_written, "packs_deleted": done.packs_deleted}
+                      "packs_written": done.packs_written, "packs_deleted": done.packs_deleted,
+                      "packs_kept_unreadable": len(done.unreadable)}
+    report.notes += [f"pack {p[:12]}: neither its header nor any index locates its blobs; "
+                     "kept as it is (nothing could be salvaged from it)"
+                     for p in done.unreadable]
     snapshots = repo.snapshots()
     repo.reload_index()  # the damaged packs out of it (or, in a dry run, back in)
     if req.dry_run:

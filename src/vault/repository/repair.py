@@ -161,6 +161,7 @@ class PackRepair:
     lost: set[bytes] = field(default_factory=set)  # no readable copy anywhere
     packs_written: int = 0
     packs_deleted: int = 0
+    unreadable: list[str] = field(default_factory=list)  # kept: no blob could be located
 
 
 def damaged_packs(repo: Repository, extra: Iterable[str] = ()) -> list[str]:
@@ -177,12 +178,15 @@ def repair_packs(repo: Repository, targets: list[str], *, dry_run: bool,
     raw = read_index_files(repo)
     result = PackRepair(packs=targets)
     doomed = set(targets)
-    # "Elsewhere" means: a healthy copy in a pack that stays.
-    use_index(repo, {p: v for p, v in raw.packs.items() if p not in doomed})
+    stored = {info.name for info in repo.storage.list("data")}
+    # "Elsewhere" means: a healthy copy in a pack that stays and is there.
+    use_index(repo, {p: v for p, v in raw.packs.items() if p not in doomed and p in stored})
     saver = BlobSaver(repo, pack_size=pack_size, dry_run=dry_run)
     salvaged: set[bytes] = set()
     for pack_id in targets:
+        located = 0
         for entry, data in _readable_blobs(repo, pack_id, raw):
+            located += 1
             if entry.blob_id in repo.index or entry.blob_id in salvaged:
                 result.blobs_elsewhere += 1
             elif data is None:
@@ -190,6 +194,11 @@ def repair_packs(repo: Repository, targets: list[str], *, dry_run: bool,
             else:
                 saver.save(entry.blob_type, data, entry.blob_id)
                 salvaged.add(entry.blob_id)
+        if not located and pack_id in stored:
+            # Neither its header nor any index file says where its blobs are: nothing
+            # was read from it, so it is kept (never delete what could not be examined).
+            result.unreadable.append(pack_id)
+    doomed -= set(result.unreadable)
     result.blobs_salvaged = len(salvaged)
     result.lost -= salvaged
     if dry_run:
@@ -200,7 +209,7 @@ def repair_packs(repo: Repository, targets: list[str], *, dry_run: bool,
     raw = read_index_files(repo)  # now with the salvage's own index file
     kept = {p: v for p, v in raw.packs.items() if p not in doomed}
     replace_index(repo, kept, raw.files, step)
-    for n, pack_id in enumerate(targets):
+    for n, pack_id in enumerate(p for p in targets if p in doomed):
         if n == 1:
             step("packs-deleting")
         with contextlib.suppress(ObjectNotFound):
