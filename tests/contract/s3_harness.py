@@ -6,13 +6,14 @@ points the standard AWS environment at the one a test runs against.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import obstore
-import pytest
+from full_s3_proxy import full_after
 from obstore.store import S3Store
 
 from storage_servers import BUCKET
@@ -84,8 +85,12 @@ def permission_problems(storage: Storage) -> list[str]:
 
 @contextmanager
 def tiny_target(tmp_path: Path) -> Iterator[str]:
-    pytest.skip("an S3 server cannot be filled up here: moto keeps objects in memory with "
-                "no limit, and rclone serve s3 on a full disk answers a bare '500 "
-                "InternalError' that no client can tell from other faults (vault reports "
-                "a temporary storage error); a server's 507 maps to NotEnoughSpace")
-    yield ""  # pragma: no cover
+    """The test's server behind a proxy that answers 507 once 2 MiB are stored: how an
+    S3-compatible server with a quota says it is full (moto has no limit of its own)."""
+    upstream = os.environ["AWS_ENDPOINT_URL"]
+    with full_after(upstream, 2 << 20) as endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            yield make_url(tmp_path)
+        finally:
+            os.environ["AWS_ENDPOINT_URL"] = upstream

@@ -104,17 +104,17 @@ def _refuse_special(path: str, read_special: bool) -> None:
         raise SpecialFileSource(path=path, kind=kind)
 
 
-def saved_by_job(repo: Repository, job_id: str | None) -> Snapshot | None:
+def saved_by_job(snapshots: list[Snapshot], job_id: str | None) -> Snapshot | None:
     """The snapshot an earlier attempt of this job saved, if any: a retry reports it
     instead of saving a duplicate (the attempt may have failed after saving it)."""
     if job_id is None:
         return None
-    return next((s for s in repo.snapshots() if s.job_id == job_id), None)
+    return next((s for s in snapshots if s.job_id == job_id), None)
 
 
-def find_parent(repo: Repository, paths: list[str]) -> Snapshot | None:
+def find_parent(snapshots: list[Snapshot], paths: list[str]) -> Snapshot | None:
     host = socket.gethostname()
-    same = [s for s in repo.snapshots() if s.host == host and sorted(s.paths) == sorted(paths)]
+    same = [s for s in snapshots if s.host == host and sorted(s.paths) == sorted(paths)]
     return same[-1] if same else None
 
 
@@ -129,14 +129,15 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
                        source=req.label, group_id=req.group_id)
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
-        if (earlier := saved_by_job(repo, job_id)) is not None:
+        snapshots = repo.snapshots()  # read once: the retry check and the parent
+        if (earlier := saved_by_job(snapshots, job_id)) is not None:
             run.complete(completed_event(run.job_id, repo, earlier))
             return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
         repo.recover_unindexed_packs()
         remove_temp_debris(vault, repo)  # what killed backups were writing
         # Packs found gone are remembered: their blobs are stored again from the source.
         repo.save_found_damage("backup", run.job_id)
-        parent = find_parent(repo, paths)
+        parent = find_parent(snapshots, paths)
         run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
                                     parent=parent.id if parent else None))
         archiver = _archiver(vault, repo, req,
@@ -150,8 +151,9 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         # by what recent snapshots added per byte read. Checked before any pack exists;
         # then the guard admits every pack, so the quota is never passed.
         if vault.config.repository.quota is not None:
-            check_quota(vault, repo, recent_growth(repo).stored_for(archiver.bytes_to_read))
-            archiver.saver.budget = quota_guard(vault, repo)
+            used = check_quota(vault, repo,
+                               recent_growth(repo).stored_for(archiver.bytes_to_read))
+            archiver.saver.budget = quota_guard(vault, repo, used)
         with keeping_written_packs(archiver.saver):
             result = archiver.store()
             archiver.saver.flush()

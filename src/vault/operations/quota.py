@@ -42,34 +42,39 @@ def storage_usage(vault: Vault, storage: Storage) -> StorageUsage:
                         warn_percent=cfg.warn_at)
 
 
-def check_quota(vault: Vault, repo: Repository, estimated_new: int) -> None:
-    """Raise QuotaExceeded when `estimated_new` more bytes would pass the quota."""
+def check_quota(vault: Vault, repo: Repository, estimated_new: int) -> int | None:
+    """Raise QuotaExceeded when `estimated_new` more bytes would pass the quota; the
+    stored size it measured (None without a quota), for `quota_guard`."""
     quota = vault.config.repository.quota
     if quota is None:
-        return
+        return None
     used = stored_bytes(repo.storage)
     if would_exceed(used, estimated_new, quota):
         raise QuotaExceeded(repo=repo.location, used=human_bytes(used),
                             new=human_bytes(estimated_new), quota=human_bytes(quota))
+    return used
 
 
-def quota_guard(vault: Vault, repo: Repository) -> QuotaGuard | None:
+def quota_guard(vault: Vault, repo: Repository, used: int | None = None) -> QuotaGuard | None:
     """The hard quota for one backup's saver (None without a quota): every pack is
-    admitted against the stored size measured now (docs/config.md#quotas)."""
+    admitted against the stored size (`used` as `check_quota` just measured it, or
+    measured now: one listing, docs/config.md#quotas)."""
     quota = vault.config.repository.quota
     if quota is None:
         return None
-    return QuotaGuard(used=stored_bytes(repo.storage), quota=quota, repo=repo.location)
+    if used is None:
+        used = stored_bytes(repo.storage)
+    return QuotaGuard(used=used, quota=quota, repo=repo.location)
 
 
 def writing_saver(vault: Vault, repo: Repository, estimated_new: int) -> BlobSaver:
     """The saver of an operation that adds data (an import): the quota checked first on
     the estimate, then on every pack it writes (wrap the writing in
     `keeping_written_packs`)."""
-    check_quota(vault, repo, estimated_new)
+    used = check_quota(vault, repo, estimated_new)
     cfg = vault.config.repository
     return BlobSaver(repo, compression_level=cfg.compression_level,
-                     pack_size=cfg.pack_size_mib << 20, budget=quota_guard(vault, repo))
+                     pack_size=cfg.pack_size_mib << 20, budget=quota_guard(vault, repo, used))
 
 
 @contextmanager

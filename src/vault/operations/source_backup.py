@@ -31,7 +31,7 @@ from vault.operations.quota import (
     record_storage_usage,
 )
 from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
-from vault.repository.repository import Repository, vault_version
+from vault.repository.repository import vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot
 from vault.sources.base import Source
@@ -57,9 +57,10 @@ class SourceBackupRequest:
         return record
 
 
-def find_source_parent(repo: Repository, label: str, source_type: str) -> Snapshot | None:
+def find_source_parent(snapshots: list[Snapshot], label: str,
+                       source_type: str) -> Snapshot | None:
     host = socket.gethostname()
-    same = [s for s in repo.snapshots()
+    same = [s for s in snapshots
             if s.host == host and s.paths == [label] and s.source.get("type") == source_type]
     return same[-1] if same else None
 
@@ -73,7 +74,8 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
                        source_type=source.type, source=req.label, group_id=req.group_id)
     with run, repository_lock(vault, repo, exclusive=False, operation="backup") as lock:
         repo.load_index()
-        earlier = saved_by_job(repo, job_id) if req.held is None else None
+        snapshots = repo.snapshots()  # read once: the retry check and the parent
+        earlier = saved_by_job(snapshots, job_id) if req.held is None else None
         if earlier is not None:  # a retried job whose snapshot an earlier attempt saved
             run.complete(completed_event(run.job_id, repo, earlier))
             return BackupOutcome(run.job_id, earlier, earlier.summary, earlier.errors)
@@ -81,7 +83,7 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         remove_temp_debris(vault, repo)  # what killed backups were writing
         # Packs found gone are remembered: their blobs are stored again from the source.
         repo.save_found_damage("backup", run.job_id)
-        parent = find_source_parent(repo, req.label, source.type)
+        parent = find_source_parent(snapshots, req.label, source.type)
         run.record(ev.BackupStarted(job_id=run.job_id, repo_id=repo.id,
                                     parent=parent.id if parent else None))
         cfg = vault.config.repository
@@ -96,8 +98,7 @@ def run_source_backup(vault: Vault, req: SourceBackupRequest, reporter: Progress
         # from one backup to the next; a first backup may store all of it.
         expected = expected_stored_bytes(parent, estimate.bytes)
         check_free_space(vault, repo, expected)
-        check_quota(vault, repo, expected)
-        saver.budget = quota_guard(vault, repo)
+        saver.budget = quota_guard(vault, repo, check_quota(vault, repo, expected))
         with keeping_written_packs(saver), \
                 held_capture(source, context, problems, req.held) as held:
             assert held.capture is not None  # an unopened capture raised its error
@@ -150,7 +151,7 @@ def estimate_source(vault: Vault, source: Source, label: str) -> SourceEstimateR
     (a database changes at about the same rate from one backup to the next)."""
     found = source.estimate()
     repo = vault.repository()
-    previous = find_source_parent(repo, label, source.type)
+    previous = find_source_parent(repo.snapshots(), label, source.type)
     if previous is None:
         expected, basis = found.bytes or 0, "first backup: everything is new"
     else:
