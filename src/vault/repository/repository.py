@@ -52,6 +52,8 @@ from vault.storage.base import Storage
 MIN_CHUNK_AVG = 64 << 10
 MAX_CHUNK_AVG = 4 << 20
 _SNAPSHOT_AAD = b"vault-snapshot-v1"
+#: listings of the index tried when a prune replaces index files during the load
+_INDEX_LOAD_ATTEMPTS = 5
 
 
 class Repository:
@@ -158,13 +160,25 @@ class Repository:
             # Damage records first: the index leaves out every copy they name.
             for record in load_damage_records(self):
                 self.damage.add(record)
-            for info in self.storage.list("index"):
+            for attempt in range(_INDEX_LOAD_ATTEMPTS):
                 try:
-                    self._merge_index_file(info.name)
-                except IntegrityError as exc:
-                    self.index_errors.append(exc)
+                    self._merge_listed_index_files()
+                    break
+                except ObjectNotFound:
+                    # A prune replaced the index while we read it (its new files are
+                    # written before the old ones go): list again, from scratch.
+                    if attempt == _INDEX_LOAD_ATTEMPTS - 1:
+                        raise
+                    self.index, self.index_errors = MasterIndex(self.damage), []
             self._index_loaded = True
         return self.index
+
+    def _merge_listed_index_files(self) -> None:
+        for info in self.storage.list("index"):
+            try:
+                self._merge_index_file(info.name)
+            except IntegrityError as exc:
+                self.index_errors.append(exc)
 
     def _merge_index_file(self, name: str) -> None:
         try:
@@ -189,9 +203,14 @@ class Repository:
         """Merge index files written since the index was loaded (by other processes)."""
         self.load_index()
         new = [i.name for i in self.storage.list("index") if i.name not in self.index.index_files]
+        merged = 0
         for name in new:
-            self._merge_index_file(name)
-        return len(new)
+            try:
+                self._merge_index_file(name)
+            except ObjectNotFound:
+                continue  # written and replaced by a prune since the listing
+            merged += 1
+        return merged
 
     def write_index(self, packs: dict[str, tuple[int, list[BlobEntry]]]) -> str:
         data = encode_index(self.cipher, packs)
@@ -387,6 +406,8 @@ class Repository:
                 snaps.append(self.load_snapshot(info.name))
             except IntegrityError as exc:
                 damaged[info.name] = exc
+            except ObjectNotFound:
+                continue  # forgotten by another process since the listing
         return sorted(snaps, key=lambda s: (s.time, s.id)), damaged
 
     def find_snapshot(self, ref: str, criteria: SnapshotCriteria | None = None) -> Snapshot:

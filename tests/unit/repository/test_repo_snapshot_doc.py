@@ -27,3 +27,4 @@ def test_set_later_fields_are_stored_and_read_back() -> None:
     doc = repaired.stored_doc()
     assert set(LATER_FIELDS) <= set(doc)
     assert Snapshot.model_validate(doc) == repaired
+
