@@ -144,6 +144,17 @@ def validate_kind(kind: str, where: str) -> ObjectKind:
     raise InvalidObjectName(where=where, name="", kind=kind, reason=f"kinds are {KINDS}")
 
 
+def object_dir(kind: ObjectKind, name: str) -> tuple[str, ...]:
+    """The folders (relative to the repository root) that hold object `name` of `kind`,
+    the one layout every backend uses: `config` at the root, data fanned out by the first
+    two characters of the name (`data/ab/`), every other kind in a folder of its name."""
+    if kind == "config":
+        return ()
+    if kind == "data":
+        return ("data", name[:2])
+    return (kind,)
+
+
 def validate_name(kind: ObjectKind, name: str, where: str) -> None:
     """Refuse any name that is not a lowercase hex id (or "config" for the config kind).
 

@@ -43,6 +43,7 @@ from vault.storage.base import (
     ObjectInfo,
     ObjectKind,
     Storage,
+    object_dir,
     validate_name,
     validate_range,
 )
@@ -75,11 +76,7 @@ class LocalStorage:
     # --- layout ---------------------------------------------------------------------
 
     def _dir(self, kind: ObjectKind, name: str) -> Path:
-        if kind == "config":
-            return self.root
-        if kind == "data":
-            return self.root / "data" / name[:2]
-        return self.root / kind
+        return self.root.joinpath(*object_dir(kind, name))
 
     def _path(self, kind: ObjectKind, name: str) -> Path:
         validate_name(kind, name, self.location)

@@ -37,6 +37,7 @@ from vault.storage.base import (
     ObjectInfo,
     ObjectKind,
     Storage,
+    object_dir,
     validate_kind,
     validate_name,
     validate_range,
@@ -99,11 +100,7 @@ class S3Storage:
 
     def _key(self, kind: ObjectKind, name: str) -> str:
         validate_name(kind, name, self.location)
-        if kind == "config":
-            return CONFIG_NAME
-        if kind == "data":
-            return f"data/{name[:2]}/{name}"
-        return f"{kind}/{name}"
+        return "/".join((*object_dir(kind, name), name))
 
     def create(self) -> None:
         if self.exists("config", CONFIG_NAME):

@@ -46,6 +46,7 @@ from vault.storage.base import (
     ObjectInfo,
     ObjectKind,
     Storage,
+    object_dir,
     validate_kind,
     validate_name,
     validate_range,
@@ -166,11 +167,7 @@ class SftpStorage:
     # --- layout ---------------------------------------------------------------------
 
     def _dir(self, kind: ObjectKind, name: str) -> PurePosixPath:
-        if kind == "config":
-            return self.root
-        if kind == "data":
-            return self.root / "data" / name[:2]
-        return self.root / kind
+        return self.root.joinpath(*object_dir(kind, name))
 
     def _path(self, kind: ObjectKind, name: str) -> str:
         validate_name(kind, name, self.location)
