@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from vault.errors import UsageError
-from vault.filters import read_exclude_file
 from vault.jobs.commands import JobArgs, PruneArgs, VerifyArgs
 from vault.jobs.submit import SubmittedJob, backup_job_args, submit_job, submit_jobs
 from vault.operations.backup import BackupRequest
 from vault.operations.group_backup import plan_targets
+from vault.planning.filters import read_exclude_file
 from vault_tui.context import TuiContext
 
 

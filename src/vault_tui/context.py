@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault.app import PassphraseOptions, Vault
-from vault.config import VaultConfig, load_config
+from vault.config.model import VaultConfig, load_config
 from vault.errors import SecretUnavailable, WrongPassphrase
 from vault.repository.repository import Repository
+from vault.runtime.app import PassphraseOptions, Vault
 
 
 class PassphraseNeeded(Exception):

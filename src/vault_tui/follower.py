@@ -16,7 +16,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from vault.sqlite_readonly import open_read_only
+from vault.foundation.sqlite_readonly import open_read_only
 
 #: seconds between two looks at the journal (the issue asks for 250-500 ms)
 POLL_SECONDS = 0.3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from vault.units import human_bytes
+from vault.foundation.units import human_bytes
 
 __all__ = ["age", "duration", "human_bytes", "rate"]
 

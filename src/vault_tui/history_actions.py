@@ -3,7 +3,7 @@ journal's hash chain.
 
 Forget and export are short repository operations that `vault forget` and `vault export`
 run inline, not jobs a worker runs; the TUI runs them the same way, in one of its worker
-threads, through the same core functions (vault.operations.manage, vault.transfer.export),
+threads, through the same core functions (vault.operations.manage, vault.operations.export),
 so they are journaled exactly as the CLI journals them (SnapshotForgotten,
 SnapshotExported, CommandFailed when they fail). Verifying the snapshots' data is a job:
 the screen queues it for `vault worker` (vault_tui.actions). Nothing here imports Textual.
@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vault.app import Vault
+from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.errors import UsageError, VaultError
+from vault.foundation.progress import NullReporter
 from vault.operations import manage
-from vault.progress import NullReporter
-from vault.secrets import Secret, SecretRef, resolve_secret
-from vault.transfer.export import repository_key, run_export
+from vault.operations.export import repository_key, run_export
+from vault.runtime.app import Vault
 from vault.transfer.writer import ExportKey
 from vault_tui.context import TuiContext
 from vault_tui.data.history import SnapshotRow

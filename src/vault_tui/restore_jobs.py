@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from vault.foundation.progress import NullReporter
+from vault.foundation.sqlite_readonly import open_read_only
 from vault.jobs.commands import RestoreArgs
 from vault.jobs.submit import SubmittedJob
 from vault.journal import events as ev
@@ -22,8 +24,6 @@ from vault.operations.restore import run_restore
 from vault.operations.restore_checks import warning_text
 from vault.operations.restore_undo import undoable
 from vault.operations.source_restore import run_source_restore
-from vault.progress import NullReporter
-from vault.sqlite_readonly import open_read_only
 from vault_tui.actions import submit
 from vault_tui.context import TuiContext
 from vault_tui.data.restore_plan import SnapshotChoice

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vault.config import Retention
+from vault.config.model import Retention
 from vault.errors import ConfigError
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import run_now
-from vault.retention import RetentionPolicy
-from vault.schedules import find_schedule, pause_schedule, resume_schedule, set_schedule_retention
+from vault.planning.retention import RetentionPolicy
+from vault.runtime.effective_schedules import (
+    find_schedule,
+    pause_schedule,
+    resume_schedule,
+    set_schedule_retention,
+)
 from vault_tui.context import TuiContext
 
 

@@ -184,7 +184,7 @@ def test_a_command_imports_only_what_it_needs() -> None:
     code = ("import sys; from vault.cli.main import cli; import click;"
             "cli.get_command(click.Context(cli), 'status');"
             "print(' '.join(sorted(m for m in ('huey', 'redis', 'textual', 'vault_tui',"
-            " 'vault.transfer.importer', 'vault.jobs.worker') if m in sys.modules)))")
+            " 'vault.operations.importer', 'vault.jobs.worker') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == ""

@@ -263,8 +263,7 @@ def test_a_clean_check_keeps_the_newest_anchors_and_the_segment_start(vault_repo
     """Through the Python API: one anchor per backup ever made would make every check
     load them all; a clean check keeps the newest KEEP_ANCHORS, and never the anchor that
     opened the current segment (the settled anchors before it would count again)."""
-    from vault.app import Vault
-    from vault.config import load_config
+    from vault.config.model import load_config
     from vault.journal.events import CommandFailed
     from vault.operations.journal_check import (
         KEEP_ANCHORS,
@@ -275,6 +274,7 @@ def test_a_clean_check_keeps_the_newest_anchors_and_the_segment_start(vault_repo
         record_check,
     )
     from vault.repository.anchors import load_anchors
+    from vault.runtime.app import Vault
 
     vault = Vault(load_config(None))
     try:

@@ -183,8 +183,8 @@ def test_a_snapshot_missing_a_pack_is_refused_before_writing(vault_repo: Any, sr
 
 def test_a_snapshot_from_an_older_vault_restores_with_a_warning_record(
         vault_repo: Any, src: Path, snapshot: str, tmp_path: Path) -> None:
-    from vault.app import Vault
-    from vault.config import load_config
+    from vault.config.model import load_config
+    from vault.runtime.app import Vault
 
     vault = Vault(load_config())
     try:

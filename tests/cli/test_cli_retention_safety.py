@@ -165,11 +165,11 @@ def test_a_policy_judging_part_of_a_group_keeps_it_whole(vault_repo: Any,
                                                          tmp_path: Path) -> None:
     """As a schedule's retention does (it judges its own snapshots only): a group member
     outside the judged ones stays, so the judged members of its group stay too."""
-    from vault.app import Vault
-    from vault.config import load_config
+    from vault.config.model import load_config
     from vault.operations.manage import apply_retention
+    from vault.planning.retention import GROUP_REASON, RetentionPolicy
     from vault.repository.snapshot import Snapshot
-    from vault.retention import GROUP_REASON, RetentionPolicy
+    from vault.runtime.app import Vault
 
     config, where = _group_config(tmp_path)
     _set_state(where, 1)

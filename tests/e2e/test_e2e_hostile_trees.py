@@ -204,7 +204,7 @@ def test_a_queued_restore_whose_latest_became_a_bomb_fails_in_the_worker(
     """`latest` was a harmless snapshot when the restore was queued (the command refuses a
     bomb itself); by the time the worker runs it, `latest` is a bomb: the worker refuses
     it (RestoreFailed, with the limit), writes nothing, and goes on."""
-    from vault.config import load_config
+    from vault.config.model import load_config
     from vault.jobs.commands import JobCommand, RestoreArgs
     from vault.jobs.tasks import execute
 

@@ -222,10 +222,10 @@ def test_backup_saved_while_the_journal_fills_up(incident_vault, fs,
 
 def _run_backup_job(vault, job_id: str, path: Path) -> str:
     """run_backup in this process with the job id of an earlier attempt."""
-    from vault.app import Vault
-    from vault.config import load_config
+    from vault.config.model import load_config
+    from vault.foundation.progress import NullReporter
     from vault.operations.backup import BackupRequest, run_backup
-    from vault.progress import NullReporter
+    from vault.runtime.app import Vault
 
     saved = {k: os.environ.get(k) for k in vault.env.env}
     os.environ.update(vault.env.env)

@@ -134,7 +134,7 @@ def test_a_job_queued_without_yes_refuses_a_plan_that_became_destructive(
     (target / "f.txt").write_text("written meanwhile\n")
     (target / "other.txt").write_text("also\n")
 
-    from vault.config import load_config
+    from vault.config.model import load_config
     from vault.jobs.commands import RestoreArgs
 
     command = JobCommand(job_id=job_id, repository=str(vault_repo.env.repo), args=RestoreArgs(

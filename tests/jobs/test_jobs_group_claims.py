@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.app import Vault
-from vault.config import load_config
-from vault.jobrun import new_job_id
+from vault.config.model import load_config
 from vault.jobs.claims import claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand
 from vault.jobs.queue import JobQueue
@@ -21,6 +19,8 @@ from vault.jobs.waiting import WaitingMembers
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import new_job_id
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_a_queued_backup_notifies_success_and_failure(vault_repo: Any, tmp_path:
 
 def test_a_prune_job_is_told_as_done_or_failed(tmp_path: Path) -> None:
     """The notice of a queued prune comes from its stream like any job's."""
-    from vault.actor import Actor
+    from vault.foundation.actor import Actor
     from vault.jobs.commands import JobCommand, PruneArgs
     from vault.jobs.notices import job_notice
     from vault.journal import Journal

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from vault.app import Vault
-from vault.config import load_config
-from vault.jobrun import new_job_id
+from vault.config.model import load_config
 from vault.jobs.commands import BackupArgs, JobCommand, RestoreArgs, VerifyArgs
 from vault.jobs.queue import JobNotCancellable, JobQueue
 from vault.jobs.tasks import claim, execute, process_start_time
 from vault.jobs.worker import recover_interrupted, requeue_lost
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import new_job_id
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from test_jobs_worker import MiB, Workers, snapshots, stored_bytes
 
-from vault.config import load_config
+from vault.config.model import load_config
 from vault.journal import Journal
 from vault.journal import events as ev
-from vault.schedules import definition_of, schedule_stream, utc_text
+from vault.runtime.effective_schedules import definition_of, schedule_stream, utc_text
 
 
 @pytest.fixture

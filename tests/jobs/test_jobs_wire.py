@@ -23,14 +23,14 @@ import pytest
 from test_jobs_worker import REDIS_PASSWORD, Workers, follow, queue_backup, use_redis_queue
 from test_jobs_worker import redis_url as redis_url  # the fixture, for the Redis case
 
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
+from vault.foundation.paths import SharedWritable
 from vault.jobs.commands import BackupArgs, JobCommand
 from vault.jobs.queue import InsecureQueue, JobQueue, check_redis_queue, queued_events
 from vault.jobs.tasks import REGISTERED_TASK
 from vault.jobs.wire import JOB_FORMAT, Rejection
 from vault.jobs.worker import requeue_lost
 from vault.journal import Journal
-from vault.paths import SharedWritable
 
 PARTS = ("queue", "schedule", "revocation")
 

@@ -29,7 +29,7 @@ from notify_servers import (
     make_tls_files,
 )
 
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
 from vault.journal import Journal
 
 

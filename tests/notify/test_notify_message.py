@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from vault.config import EmailNotification
+from vault.config.model import EmailNotification
 from vault.notify import Notice
 from vault.notify.message import (
     email_body,

@@ -14,7 +14,7 @@ from pymongo import UpdateOne
 
 from conftest import NewBytes
 from vault.sources.base import capture_to_memory
-from vault.sources.mongodb import from_url
+from vault.sources.mongodb.source import from_url
 
 DOCUMENTS = 100_000
 

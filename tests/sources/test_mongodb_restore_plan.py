@@ -17,12 +17,12 @@ from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F4
 from test_mongodb_entities import chat_source, make_chat
 
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
-from vault.sources.mongo_restore import (
+from vault.sources.mongodb.restore import (
     MongoRestoreRefused,
     RestoreConflicts,
     RestoreTargetNotEmpty,
 )
-from vault.sources.mongodb import from_url
+from vault.sources.mongodb.source import from_url
 
 WHEN = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 

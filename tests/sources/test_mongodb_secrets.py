@@ -13,7 +13,7 @@ from bson import Binary, Decimal128, Int64, ObjectId, decode
 from mongo_helpers import raw_documents
 from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
 
-from vault.sources.sqlite_secrets import REDACTED_TEXT, SEALED_PREFIX
+from vault.sources.sqlite.secrets import REDACTED_TEXT, SEALED_PREFIX
 
 SECRET_KEY = "sk-live-mongo-0a1b2c"
 SMTP_PASSWORD = "hunter2-mongo-Zq81"
@@ -159,7 +159,7 @@ def test_secret_fields_are_protected_in_the_stored_documents_and_restored_as_doc
 def _split(data: bytes) -> list[bytes]:
     import io
 
-    from vault.sources.mongo_bson import iter_raw_documents
+    from vault.sources.mongodb.bson_items import iter_raw_documents
 
     return list(iter_raw_documents(io.BytesIO(data), "test"))
 

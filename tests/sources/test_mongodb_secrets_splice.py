@@ -11,9 +11,9 @@ import bson
 import pytest
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
-from vault.config import DEFAULT_SECRET_KEYS
-from vault.sources.mongo_secrets import protector, revealer
-from vault.sources.sqlite_secrets import REDACTED_TEXT, SEALED_PREFIX
+from vault.config.model import DEFAULT_SECRET_KEYS
+from vault.sources.mongodb.secrets import protector, revealer
+from vault.sources.sqlite.secrets import REDACTED_TEXT, SEALED_PREFIX
 
 
 def _element(kind: int, name: str, value: bytes) -> bytes:
@@ -74,7 +74,7 @@ def test_every_type_comes_back_byte_for_byte_or_as_the_marker(unlocked_repo: Any
 
 
 def test_redacted_values_take_the_live_documents_values_exactly() -> None:
-    from vault.sources.mongo_secrets import _identity, _Matcher, _secret_elements
+    from vault.sources.mongodb.secrets import _identity, _Matcher, _secret_elements
 
     plan: dict[str, Any] = {"collection": "d.c", "key_field": None, "value_field": None,
                             "patterns": list(DEFAULT_SECRET_KEYS), "fields": 0}

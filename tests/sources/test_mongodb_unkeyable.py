@@ -15,8 +15,8 @@ from bson.raw_bson import RawBSONDocument
 from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
 
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
-from vault.sources.mongo_restore import MongoRestoreRefused
-from vault.sources.mongodb import from_url
+from vault.sources.mongodb.restore import MongoRestoreRefused
+from vault.sources.mongodb.source import from_url
 
 T0 = dt.datetime(2024, 5, 1, 12, 0)
 READINGS = [

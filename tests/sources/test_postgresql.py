@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from pg_server import APP_USER, PgServer, free_port, missing_binary, running_server
 
-from vault.secrets import SecretRef
+from vault.config.secrets import SecretRef
 from vault.sources.base import CaptureContext, SourceRestoreRequest, capture_to_memory
-from vault.sources.pg_tools import (
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import (
     PgAuthFailed,
     PgClientNotFound,
     PgTarget,
@@ -21,7 +22,6 @@ from vault.sources.pg_tools import (
     PgUnreachable,
     PostgresError,
 )
-from vault.sources.postgresql import PostgresSource
 from vault.sources.registry import source_from_url
 
 _names = itertools.count()

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from pg_server import APP_USER, PG_BIN, PgServer, missing_binary, running_server
 
-from vault.secrets import SecretRef
+from vault.config.secrets import SecretRef
 from vault.sources.base import MemoryStoredItems, capture_to_memory
-from vault.sources.pg_client import client_env
-from vault.sources.pg_tools import PgTarget, conninfo
-from vault.sources.postgresql import PostgresSource
+from vault.sources.postgresql.client import client_env
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import PgTarget, conninfo
 
 NewBytes = Callable[[MemoryStoredItems, MemoryStoredItems], int]  # conftest's fixture
 ROWS = 1_000_000

@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 from pg_server import APP_USER, PgServer, missing_binary, running_server
 
+from vault.config.secrets import SecretRef
 from vault.errors import UsageError
-from vault.secrets import SecretRef
 from vault.sources.base import MemoryStoredItems, SourceRestoreRequest, capture_to_memory
 from vault.sources.entities import Entity
-from vault.sources.pg_entities import (
+from vault.sources.postgresql.entities import (
     PgEntityInTarget,
     PgEntityNotFound,
     PgEntityTableUnfit,
     PgNewIdsRefused,
 )
-from vault.sources.pg_tools import PgTarget
-from vault.sources.postgresql import PostgresSource
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import PgTarget
 
 _names = itertools.count()
 

@@ -14,13 +14,13 @@ from vault.sources.entities import (
     entities_from_meta,
     entity_selection_of,
 )
-from vault.sources.pg_entities import (
+from vault.sources.postgresql.entities import (
     PgEntityNotFound,
     PgEntityTableUnfit,
     entity_scope,
 )
-from vault.sources.pg_rows import CopyBlock, data_lines
-from vault.sources.pg_tools import TableRef
+from vault.sources.postgresql.rows_plan import CopyBlock, data_lines
+from vault.sources.postgresql.tools import TableRef
 
 PROJECTS, SESSIONS, MESSAGES = (TableRef("public", "projects"), TableRef("app", "sessions"),
                                 TableRef("public", "messages"))

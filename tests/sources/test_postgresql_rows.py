@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from pg_server import APP_USER, PgServer, missing_binary, running_server
 
-from vault.secrets import SecretRef
+from vault.config.secrets import SecretRef
 from vault.sources.base import MemoryStoredItems, SourceRestoreRequest, capture_to_memory
-from vault.sources.pg_rows import (
+from vault.sources.postgresql.rows_plan import (
     PgCannotRename,
     PgRowConflicts,
     PgTableMissing,
 )
-from vault.sources.pg_tools import PgTarget, PostgresError
-from vault.sources.postgresql import PostgresSource
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import PgTarget, PostgresError
 
 _names = itertools.count()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vault.sources.pg_rows import (
+from vault.sources.postgresql.rows_plan import (
     CopyBlock,
     PgBadTableItem,
     copy_columns,

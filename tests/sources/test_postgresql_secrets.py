@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pg_server import APP_USER, PgServer, missing_binary, running_server
 
-from vault.sources.pg_secrets import PgSecretColumnType
-from vault.sources.sqlite_secrets import REDACTED_TEXT, SEALED_PREFIX
+from vault.sources.postgresql.secrets import PgSecretColumnType
+from vault.sources.sqlite.secrets import REDACTED_TEXT, SEALED_PREFIX
 
 pytestmark = pytest.mark.skipif(missing_binary() is not None,
                                 reason=f"PostgreSQL server binary missing: {missing_binary()}")

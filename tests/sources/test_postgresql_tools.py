@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vault.secrets import Secret
-from vault.sources.pg_tools import (
+from vault.config.secrets import Secret
+from vault.sources.postgresql.tools import (
     CopyRowCounter,
     PgAuthFailed,
     PgBadUrl,

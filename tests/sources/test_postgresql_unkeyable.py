@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from pg_server import APP_USER, PgServer, missing_binary, running_server
 
-from vault.secrets import SecretRef
+from vault.config.secrets import SecretRef
 from vault.sources.base import MemoryStoredItems, SourceRestoreRequest, capture_to_memory
-from vault.sources.pg_entities import PgEntityTableUnfit
-from vault.sources.pg_rows import NO_PRIMARY_KEY
-from vault.sources.pg_tools import PgTarget
-from vault.sources.postgresql import PostgresSource
+from vault.sources.postgresql.entities import PgEntityTableUnfit
+from vault.sources.postgresql.rows_plan import NO_PRIMARY_KEY
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import PgTarget
 
 _names = itertools.count()
 

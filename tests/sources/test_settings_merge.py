@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from vault.sources.settings_codec import REDACTED, Sealed, canonical_bytes, decode, encode
-from vault.sources.settings_merge import ABSENT, merge_settings, same_value
-from vault.sources.settings_secrets import DEFAULT_SECRET_KEYS, SecretMatcher, protect, unseal
+from vault.sources.settings.codec import REDACTED, Sealed, canonical_bytes, decode, encode
+from vault.sources.settings.merge import ABSENT, merge_settings, same_value
+from vault.sources.settings.secrets import DEFAULT_SECRET_KEYS, SecretMatcher, protect, unseal
 
 # --- merge --------------------------------------------------------------------------------
 

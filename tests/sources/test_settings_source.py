@@ -20,10 +20,10 @@ from vault.sources.base import (
     capture_to_memory,
 )
 from vault.sources.registry import source_from_config
-from vault.sources.settings import ITEM, SettingsSource
-from vault.sources.settings_errors import SealerMissing, SettingsMalformed, SettingsUnreadable
-from vault.sources.settings_formats import parse_settings
-from vault.sources.settings_merge import same_value
+from vault.sources.settings.errors import SealerMissing, SettingsMalformed, SettingsUnreadable
+from vault.sources.settings.formats import parse_settings
+from vault.sources.settings.merge import same_value
+from vault.sources.settings.source import ITEM, SettingsSource
 
 
 class AesGcmSealer:
@@ -413,7 +413,7 @@ def test_a_missing_table_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_registry_builds_the_source_from_config(tmp_path: Path) -> None:
-    from vault.config import VaultConfig
+    from vault.config.model import VaultConfig
 
     path = write_sample(tmp_path, "config.yaml")
     config = VaultConfig.model_validate(

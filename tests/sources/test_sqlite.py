@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from vault.config import SqliteSourceConfig
+from vault.config.model import SqliteSourceConfig
 from vault.errors import OperationFailed, UsageError
 from vault.sources.base import (
     CaptureContext,
@@ -25,8 +25,7 @@ from vault.sources.base import (
     capture_to_memory,
 )
 from vault.sources.registry import source_from_config, source_from_url
-from vault.sources.sqlite import SqliteSource
-from vault.sources.sqlite_db import (
+from vault.sources.sqlite.db import (
     BusyPolicy,
     SqliteInUse,
     SqliteLocked,
@@ -37,6 +36,7 @@ from vault.sources.sqlite_db import (
     SqliteTargetExists,
     backoff_delays,
 )
+from vault.sources.sqlite.source import SqliteSource
 
 SCHEMA = """
 CREATE TABLE kinds (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vault.sources.base import CaptureContext, MemoryStoredItems, capture_to_memory
-from vault.sources.sqlite import CopyMethod, SqliteSource
+from vault.sources.sqlite.source import CopyMethod, SqliteSource
 
 NewBytes = Callable[[MemoryStoredItems, MemoryStoredItems], int]  # the conftest fixture
 MIB = 1 << 20

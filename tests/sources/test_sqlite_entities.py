@@ -17,9 +17,9 @@ from vault.errors import UsageError
 from vault.sources.base import CaptureContext, MemoryStoredItems, SourceRestoreRequest
 from vault.sources.base import capture_to_memory as capture_items
 from vault.sources.entities import Entity
-from vault.sources.sqlite import SqliteSource
-from vault.sources.sqlite_db import SqliteConflicts, SqliteNewIdsRefused, SqliteTargetExists
-from vault.sources.sqlite_entity_scope import SqliteEntityNotFound
+from vault.sources.sqlite.db import SqliteConflicts, SqliteNewIdsRefused, SqliteTargetExists
+from vault.sources.sqlite.entity_scope import SqliteEntityNotFound
+from vault.sources.sqlite.source import SqliteSource
 
 SCHEMA = """
 CREATE TABLE projects (id INTEGER PRIMARY KEY, title TEXT);

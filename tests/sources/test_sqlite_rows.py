@@ -14,8 +14,7 @@ import pytest
 
 from vault.sources.base import CaptureContext, MemoryStoredItems, SourceRestoreRequest
 from vault.sources.base import capture_to_memory as capture_items
-from vault.sources.sqlite import SqliteSource
-from vault.sources.sqlite_db import (
+from vault.sources.sqlite.db import (
     BusyPolicy,
     SqliteConflicts,
     SqliteConstraint,
@@ -24,8 +23,9 @@ from vault.sources.sqlite_db import (
     SqliteTableMismatch,
     SqliteTargetExists,
 )
-from vault.sources.sqlite_rowplan import TableSides, plan_rows
-from vault.sources.sqlite_rows import TableRows, TableShape, fingerprint, key_text
+from vault.sources.sqlite.rowplan import TableSides, plan_rows
+from vault.sources.sqlite.rows import TableRows, TableShape, fingerprint, key_text
+from vault.sources.sqlite.source import SqliteSource
 
 SCHEMA = """
 CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, v, note TEXT);

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vault.sources.sqlite_secrets import REDACTED_TEXT, SEALED_PREFIX
+from vault.sources.sqlite.secrets import REDACTED_TEXT, SEALED_PREFIX
 
 SECRET_KEY = "sk-live-0a1b2c3d4e5f"
 TOKEN = "tok-users-998877"

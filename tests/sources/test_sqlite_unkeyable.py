@@ -16,8 +16,8 @@ from vault.restore.plan import plan_whole
 from vault.sources.base import CaptureContext, SourceRestoreRequest
 from vault.sources.base import capture_to_memory as capture_items
 from vault.sources.entities import Entity
-from vault.sources.sqlite import SqliteSource
-from vault.sources.sqlite_db import SqliteTableMismatch
+from vault.sources.sqlite.db import SqliteTableMismatch
+from vault.sources.sqlite.source import SqliteSource
 from vault_tui.data.restore_plan import plan_rows
 
 SCHEMA = """

@@ -32,10 +32,10 @@ from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F4
 from pg_server import PG_BIN, PgServer, missing_binary, running_server
 
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
-from vault.sources.mongodb import from_url
-from vault.sources.pg_tools import PgTarget
-from vault.sources.postgresql import PostgresSource
-from vault.transfer.mongodump import crc64_update, id_sort_key
+from vault.sources.mongodb.mongodump import crc64_update, id_sort_key
+from vault.sources.mongodb.source import from_url
+from vault.sources.postgresql.source import PostgresSource
+from vault.sources.postgresql.tools import PgTarget
 
 VaultCLI = Any
 

@@ -40,11 +40,9 @@ from typing import Any
 
 import pytest
 
-from vault.actor import Actor
-from vault.app import PassphraseOptions, Vault
-from vault.config import load_config
+from vault.config.model import load_config
 from vault.errors import VaultError
-from vault.jobrun import JobRun
+from vault.foundation.actor import Actor
 from vault.journal import events as ev
 from vault.operations.backup import completed_event
 from vault.operations.manage import init_repository
@@ -55,6 +53,8 @@ from vault.repository.repository import Repository
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot, SnapshotSummary
 from vault.repository.tree import Node, encode_tree
+from vault.runtime.app import PassphraseOptions, Vault
+from vault.runtime.jobrun import JobRun
 
 #: where the snapshot tests' vault lives (fixed: the dashboard shows the repository)
 ROOT = Path("/tmp/vault-tui-snapshots")

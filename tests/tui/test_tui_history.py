@@ -174,7 +174,7 @@ async def _click_header(app: Any, pilot: Any, key: str) -> None:
 
 
 def _human(n: int) -> str:
-    from vault.units import human_bytes
+    from vault.foundation.units import human_bytes
 
     return human_bytes(n)
 

@@ -184,7 +184,7 @@ def test_read_job_lists_a_long_jobs_newest_events_and_counts_the_rest(
 
 
 def _human(n: int) -> str:
-    from vault.units import human_bytes
+    from vault.foundation.units import human_bytes
 
     return human_bytes(n)
 

@@ -19,7 +19,7 @@ from restore_helpers import make_chat
 from vault.errors import UsageError
 from vault.sources.base import CaptureContext, SourceRestoreRequest, capture_to_memory
 from vault.sources.entities import Entity
-from vault.sources.sqlite import SqliteSource
+from vault.sources.sqlite.source import SqliteSource
 from vault_tui.data.restore_plan import (
     Mark,
     RestoreOptions,
@@ -212,9 +212,9 @@ def pg() -> Iterator[PgServer]:
 
 def test_postgresql_records_are_the_rows_of_the_stored_copy_blocks(pg: PgServer,
                                                                    tmp_path: Path) -> None:
-    from vault.secrets import SecretRef
-    from vault.sources.pg_tools import PgTarget
-    from vault.sources.postgresql import PostgresSource
+    from vault.config.secrets import SecretRef
+    from vault.sources.postgresql.source import PostgresSource
+    from vault.sources.postgresql.tools import PgTarget
 
     db = pg.create_database(f"tuichat_{os.getpid()}_{next(_names)}")
     pg.psql(PG_SCHEMA, db, user=APP_USER)
@@ -249,8 +249,8 @@ def test_mongodb_records_are_the_stored_documents(mongo_server: MongoServer,  # 
                                                   mongo_db: str) -> None:  # noqa: F811
     from bson import ObjectId
 
-    from vault.config import MongoSourceConfig
-    from vault.sources.mongodb import from_config
+    from vault.config.model import MongoSourceConfig
+    from vault.sources.mongodb.source import from_config
 
     database = f"{mongo_db}_chat"
     projects = [ObjectId() for _ in range(3)]

@@ -31,8 +31,8 @@ from restore_helpers import (
 from textual.widgets import Checkbox, Input, Select
 from tui_helpers import LARGE, SMALL, wait_for
 
+from vault.foundation.units import human_bytes
 from vault.journal import events as ev
-from vault.units import human_bytes
 from vault_tui.data.restore_plan import report_rows
 from vault_tui.screens.modals import ConfirmModal, ErrorModal, TypedConfirmModal
 

@@ -16,7 +16,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 from tui_helpers import LARGE, SMALL, wait_for
 
-from vault.units import human_bytes
+from vault.foundation.units import human_bytes
 from vault_tui.screens.modals import ErrorModal, PassphraseModal
 from vault_tui.screens.settings import NewKeyModal, SettingsScreen
 

@@ -1,5 +1,5 @@
-"""One liveness rule (`vault.processes`) for locks, worker claims and inline claims, judged
-on real processes: this one, a running child, a zombie, a reaped child, a reused pid."""
+"""One liveness rule (`vault.foundation.processes`) for locks, worker claims and inline claims,
+judged on real processes: this one, a running child, a zombie, a reaped child, a reused pid."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vault.inline_jobs import claimant_gone, inline_claim
+from vault.foundation.processes import (
+    proc_stat,
+    process_alive,
+    process_start_time,
+    this_pid_namespace,
+)
 from vault.jobs.worker import claimant_alive
 from vault.journal import events as ev
-from vault.processes import proc_stat, process_alive, process_start_time, this_pid_namespace
 from vault.repository.lock import LockInfo, is_stale
+from vault.runtime.inline_jobs import claimant_gone, inline_claim
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
 

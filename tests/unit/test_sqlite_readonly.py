@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from vault.foundation.sqlite_readonly import open_read_only, read_only_uri
 from vault.journal.readonly import connect_read_only
-from vault.sources.settings_table import SettingsTable
-from vault.sqlite_readonly import open_read_only, read_only_uri
+from vault.sources.settings.table import SettingsTable
 
 #: a database's name -> the file a hand-built URI opens instead (SQLite decodes `%23`)
 DECOYS = {"settings#2.db": "settings", "settings?mode=ro.db": "settings",

@@ -11,7 +11,7 @@ from vault.cli.common import parse_entity_option, reporter_for
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import format_duration
 from vault.errors import EXIT_PARTIAL, UsageError
-from vault.filters import read_exclude_file
+from vault.foundation.units import human_bytes, parse_bytes
 from vault.operations.backup import BackupOutcome, BackupRequest, estimate_backup, run_backup
 from vault.operations.group_backup import (
     BackupTarget,
@@ -21,7 +21,7 @@ from vault.operations.group_backup import (
     select_entity,
 )
 from vault.operations.source_backup import estimate_source
-from vault.units import human_bytes, parse_bytes
+from vault.planning.filters import read_exclude_file
 
 
 def _request(state: CliState, paths: tuple[str, ...], exclude: tuple[str, ...],
@@ -215,7 +215,7 @@ def _enqueue(state: CliState, plan: list[BackupTarget], req: BackupRequest,
              group: str | None, *, dry_run: bool, estimate: bool) -> None:
     """One queued job per target; several share a group id and time, and are queued in
     one go so the worker captures them together (docs/jobs.md#groups)."""
-    from vault.cli.jobs_cmd import enqueue, refuse_with_queue
+    from vault.cli.jobs import enqueue, refuse_with_queue
     from vault.jobs.submit import backup_job_args, submit_jobs
 
     refuse_with_queue(True, dry_run=dry_run, estimate=estimate)

@@ -10,7 +10,7 @@ import click
 
 from vault.cli.output import Output
 from vault.errors import UsageError
-from vault.progress import NullReporter, ProgressReporter
+from vault.foundation.progress import NullReporter, ProgressReporter
 from vault.repository.snapshot_ref import SnapshotCriteria
 
 if TYPE_CHECKING:

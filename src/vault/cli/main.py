@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import click
 
 from vault import __version__
-from vault.app import PassphraseOptions, Vault
 from vault.cli.output import Output
-from vault.config import VaultConfig, load_config
+from vault.config.model import VaultConfig, load_config
 from vault.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, JournalError, VaultError
-from vault.paths import SharedWritable
+from vault.foundation.paths import SharedWritable
+from vault.runtime.app import PassphraseOptions, Vault
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,19 +144,19 @@ def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
 #: runs or lists its help, so `vault status` does not pay for `vault import`
 COMMAND_MODULES = {
     "init": "repo", "stats": "repo", "key": "repo", "locks": "repo",
-    "status": "status_cmd",
+    "status": "status",
     "backup": "backup",
     "restore": "restore", "dump": "restore",
     "snapshots": "snapshots", "ls": "snapshots", "diff": "snapshots", "forget": "snapshots",
     "verify": "verify",
-    "prune": "prune_cmd",
-    "repair": "repair_cmd",
-    "worker": "jobs_cmd", "jobs": "jobs_cmd",
-    "schedule": "schedule_cmd",
-    "journal": "journal_cmd",
-    "config": "config_cmd",
-    "notify": "notify_cmd",
-    "export": "transfer_cmd", "import": "transfer_cmd",
+    "prune": "prune",
+    "repair": "repair",
+    "worker": "jobs", "jobs": "jobs",
+    "schedule": "schedule",
+    "journal": "journal",
+    "config": "config",
+    "notify": "notify",
+    "export": "transfer", "import": "transfer",
 }
 
 

@@ -14,8 +14,8 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from vault.progress import ProgressUpdate
-from vault.units import human_bytes
+from vault.foundation.progress import ProgressUpdate
+from vault.foundation.units import human_bytes
 
 
 def _default(value: object) -> object:

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from vault.cli.main import CliState, output_options, pass_state
+from vault.config.secrets import SecretRef, resolve_secret
 from vault.errors import SecretUnavailable, UsageError
+from vault.foundation.units import human_bytes
 from vault.operations import manage
 from vault.repository.lock import list_locks
 from vault.repository.repository import read_config
-from vault.secrets import SecretRef, resolve_secret
-from vault.units import human_bytes
 
 
 def _new_passphrase(state: CliState, file: Path | None, what: str) -> str:

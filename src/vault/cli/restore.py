@@ -22,14 +22,14 @@ from vault.cli.common import (
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output
 from vault.errors import EXIT_PARTIAL, SnapshotNotFound, UsageError
+from vault.foundation.progress import NullReporter
+from vault.foundation.units import human_bytes
 from vault.operations.restore import RestoreOutcome, RestoreRequest, run_restore, split_ref
 from vault.operations.restore_checks import Confirm
-from vault.progress import NullReporter
 from vault.restore.dump import dump_file
 from vault.restore.plan import RestorePlan
 from vault.restore.report import COUNTS, RestoreReport
 from vault.sources.entities import check_copy_mode, field_values
-from vault.units import human_bytes
 
 
 @click.command()
@@ -183,7 +183,7 @@ def restore(state: CliState, snapshot: str, paths: tuple[str, ...], target: str 
 
 
 def _queue(state: CliState, req: RestoreRequest, yes: bool) -> None:
-    from vault.cli.jobs_cmd import absolute, enqueue, refuse_with_queue
+    from vault.cli.jobs import absolute, enqueue, refuse_with_queue
     from vault.jobs.commands import RestoreArgs
 
     refuse_with_queue(True, dry_run=req.dry_run)
@@ -301,7 +301,7 @@ def _undo(state: CliState, job_id: str, *, queued: bool = False) -> None:
     from vault.operations.restore_undo import undo_restore, undoable
 
     if queued:  # a restore job of its own, run by the worker (as the TUI's undo)
-        from vault.cli.jobs_cmd import enqueue
+        from vault.cli.jobs import enqueue
         from vault.jobs.commands import RestoreArgs
 
         mark = undoable(state.vault(), job_id)  # nothing to undo: refused now
@@ -462,7 +462,7 @@ def _queue_source(state: CliState, req: Any, kind: object, name: str, yes: bool)
     """Queue a database restore; a destructive one is confirmed (or refused) now."""
     from dataclasses import replace as copy_with
 
-    from vault.cli.jobs_cmd import enqueue, refuse_with_queue
+    from vault.cli.jobs import enqueue, refuse_with_queue
     from vault.jobs.commands import RestoreArgs
     from vault.operations.source_restore import run_source_restore
 

@@ -11,12 +11,12 @@ import click
 from vault.cli.common import latest_options, parse_time, pinned_ref, snapshot_criteria
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import UsageError
+from vault.foundation.units import human_bytes
 from vault.operations import manage
 from vault.operations.restore import resolve_subtree, split_ref
+from vault.planning.retention import Decision, RetentionPolicy, parse_keep_within
 from vault.repository.damage import corrupted_snapshots, snapshot_status
 from vault.repository.snapshot import Snapshot
-from vault.retention import Decision, RetentionPolicy, parse_keep_within
-from vault.units import human_bytes
 
 
 def _snapshot_json(s: Snapshot, corrupted: dict[str, list[str]] | None = None

@@ -7,8 +7,8 @@ import click
 from vault.cli.common import reporter_for
 from vault.cli.main import CliState, output_options, pass_state
 from vault.errors import EXIT_FAILED
+from vault.foundation.units import human_bytes
 from vault.operations.verify import run_verify
-from vault.units import human_bytes
 
 
 @click.command()
@@ -24,7 +24,7 @@ def verify(state: CliState, read_data: bool, read_data_subset: str | None,
     """Verify the repository. Exit 1 when anything is damaged; damaged snapshots and the
     file paths they lose are listed and marked corrupted in the journal."""
     if queued:
-        from vault.cli.jobs_cmd import enqueue
+        from vault.cli.jobs import enqueue
         from vault.jobs.commands import VerifyArgs
 
         enqueue(state, VerifyArgs(read_data=read_data or read_data_subset is not None,

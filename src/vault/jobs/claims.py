@@ -16,11 +16,11 @@ import os
 import socket
 
 from vault.errors import StaleStreamVersion
+from vault.foundation.processes import process_start_time
 from vault.jobs.commands import BackupArgs, JobCommand
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.processes import process_start_time
 
 _TERMINAL = (ev.BackupCompleted, ev.BackupFailed, ev.RestoreCompleted, ev.RestoreFailed,
              ev.VerifyCompleted, ev.VerifyFailed, ev.PruneCompleted, ev.PruneFailed,

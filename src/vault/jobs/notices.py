@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vault.app import Vault
 from vault.jobs.commands import JobCommand
 from vault.journal import events as ev
 from vault.notify import Notice, notify
 from vault.notify.notice import Trigger
+from vault.runtime.app import Vault
 
 log = logging.getLogger("vault.jobs")
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
+from vault.config.secrets import resolve_secret
 from vault.errors import OperationFailed, StaleStreamVersion, UsageError
+from vault.foundation.paths import ensure_private_dir, refuse_shared_writable
 from vault.jobs.commands import JobCommand
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.paths import ensure_private_dir, refuse_shared_writable
-from vault.secrets import resolve_secret
 
 if TYPE_CHECKING:  # huey (and redis with it) is imported when a queue is opened: a
     # command that never queues anything starts without them

@@ -1,7 +1,7 @@
 """The worker's scheduler loop: turn due schedules into queued backup jobs, exactly once.
 
 Every `SCHEDULE_EVERY` seconds `ScheduleRunner.tick` plans each schedule in effect
-(`vault.scheduler.due_runs`, from the newest due time the journal has handled) and
+(`vault.planning.schedule_due.due_runs`, from the newest due time the journal has handled) and
 records the plan in one journal transaction:
 
 * a due run: `ScheduleRunQueued` on stream `schedule-run-<run key>` at expected_version=0
@@ -33,25 +33,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from vault.app import Vault
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
 from vault.errors import StaleStreamVersion, VaultError
-from vault.jobrun import new_job_id
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, VerifyArgs
 from vault.jobs.queue import JobQueue, queued_events
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
 from vault.operations.manage import apply_retention
+from vault.planning.retention import RetentionPolicy
+from vault.planning.schedule_due import DEFAULT_GRACE, DuePlan, due_runs, run_key
 from vault.repository.snapshot import Snapshot
-from vault.retention import RetentionPolicy
-from vault.scheduler import DEFAULT_GRACE, DuePlan, due_runs, run_key
-from vault.schedules import (
+from vault.runtime.app import Vault
+from vault.runtime.effective_schedules import (
     EffectiveSchedule,
     load_schedules,
     schedule_tag,
     utc_text,
 )
+from vault.runtime.jobrun import new_job_id
 
 #: how often the worker plans the schedules, in seconds
 SCHEDULE_EVERY = 5.0

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vault.app import Vault
 from vault.errors import UsageError
-from vault.jobrun import new_job_id
 from vault.jobs.commands import BackupArgs, JobArgs, JobCommand
 from vault.jobs.queue import JobQueue
 from vault.operations.backup import BackupRequest
 from vault.operations.group_backup import BackupTarget
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import new_job_id
 
 
 @dataclass(frozen=True)

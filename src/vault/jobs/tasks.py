@@ -18,9 +18,10 @@ from typing import Any
 from huey import Huey
 from huey.api import Task, TaskWrapper
 
-from vault.app import Vault
-from vault.config import VaultConfig, load_config
+from vault.config.model import VaultConfig, load_config
 from vault.errors import VaultError
+from vault.foundation.processes import process_start_time as process_start_time  # re-export
+from vault.foundation.progress import NullReporter
 from vault.jobs.claims import claim, claim_with_group
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, RestoreArgs, VerifyArgs
 from vault.jobs.notices import schedule_of, send_job_notice
@@ -41,8 +42,7 @@ from vault.operations.restore import run_restore
 from vault.operations.restore_undo import run_undo
 from vault.operations.source_restore import run_source_restore
 from vault.operations.verify import run_verify
-from vault.processes import process_start_time as process_start_time  # re-export
-from vault.progress import NullReporter
+from vault.runtime.app import Vault
 
 TASK_NAME = "vault.run_job"
 #: the name Huey's registry knows the task by (module + name): the only one a message names

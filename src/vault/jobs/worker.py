@@ -32,9 +32,10 @@ from typing import Any
 
 from huey.consumer import ConsumerStopped
 
-from vault import processes
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
 from vault.errors import StaleStreamVersion
+from vault.foundation import processes
+from vault.foundation.paths import ensure_private_dir
 from vault.jobs.commands import JobCommand
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY, ScheduleRunner
@@ -42,8 +43,7 @@ from vault.jobs.wire import Rejection
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.paths import ensure_private_dir
-from vault.worker_presence import BEAT_EVERY, PresenceFile
+from vault.runtime.worker_presence import BEAT_EVERY, PresenceFile
 
 #: how often a running worker looks for jobs of dead workers, in seconds
 RECOVER_EVERY = 30.0
@@ -68,7 +68,7 @@ class WorkerOptions:
 
 def claimant_alive(claim: ev.JobClaimed) -> bool:
     """Is the process that claimed the job still running? True when we cannot tell
-    (`vault.processes` has the rule: pid and start time, zombies ended)."""
+    (`vault.foundation.processes` has the rule: pid and start time, zombies ended)."""
     return processes.claimant_alive(claim.host, claim.pid, claim.pid_started)
 
 

@@ -24,8 +24,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from vault.actor import Actor
 from vault.errors import UnknownEventType
+from vault.foundation.actor import Actor
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from vault.sqlite_readonly import open_read_only
+from vault.foundation.sqlite_readonly import open_read_only
 
 
 def connect_read_only(journal_path: Path, *, timeout: float = 30) -> sqlite3.Connection:

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import JournalError
+from vault.foundation.processes import process_alive
 from vault.journal.events import JournalSpoolReplayed
-from vault.processes import process_alive
 
 if TYPE_CHECKING:
     from vault.journal.store import Journal

@@ -21,8 +21,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vault.actor import Actor, current_actor
 from vault.errors import JournalError, StaleStreamVersion
+from vault.foundation.actor import Actor, current_actor
+from vault.foundation.paths import ensure_private_dir
+from vault.foundation.sqlite_readonly import open_read_only, read_only_uri
 from vault.journal.chain import (
     GENESIS_HASH,
     ChainVerification,
@@ -41,8 +43,6 @@ from vault.journal.events import (
 from vault.journal.migrate import apply_migrations
 from vault.journal.projections import PROJECTIONS, lagging, replay, save_checkpoint
 from vault.journal.spool import JournalSpool, SpooledRow, replay_spool
-from vault.paths import ensure_private_dir
-from vault.sqlite_readonly import open_read_only, read_only_uri
 
 _COLUMNS = (
     "seq, stream_id, stream_version, type, schema_version, payload, recorded_at, actor, "

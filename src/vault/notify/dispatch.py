@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from vault.config import EmailNotification, Notification, VaultConfig, WebhookNotification
+from vault.config.model import EmailNotification, Notification, VaultConfig, WebhookNotification
+from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.errors import VaultError
 from vault.journal import Journal
 from vault.journal.events import NotificationFailed, NotificationSent
@@ -22,7 +23,6 @@ from vault.notify.notice import Delivery, Notice, Trigger
 from vault.notify.retry import DeliveryError, Outcome, with_retries
 from vault.notify.smtp import build_email, send_email
 from vault.notify.webhook import post_webhook
-from vault.secrets import Secret, SecretRef, resolve_secret
 
 log = logging.getLogger("vault.notify")
 

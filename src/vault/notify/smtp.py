@@ -13,12 +13,12 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from vault.config import EmailNotification
+from vault.config.model import EmailNotification
+from vault.config.secrets import Secret
 from vault.notify.message import email_body, email_subject
 from vault.notify.notice import Notice
 from vault.notify.retry import DeliveryError, TransientDeliveryError
 from vault.notify.tls import describe_tls_error, os_reason, tls_context
-from vault.secrets import Secret
 
 
 def build_email(target: EmailNotification, notice: Notice, *, host: str,

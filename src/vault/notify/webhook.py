@@ -17,11 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vault import __version__
-from vault.config import WebhookNotification
+from vault.config.model import WebhookNotification
+from vault.config.secrets import Secret
 from vault.notify.message import signature
 from vault.notify.retry import DeliveryError, TransientDeliveryError
 from vault.notify.tls import describe_tls_error, os_reason, tls_context
-from vault.secrets import Secret
 
 #: how much of a response is read (and thrown away) so the connection ends cleanly
 RESPONSE_READ_LIMIT = 64 * 1024

@@ -8,12 +8,10 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from vault.app import Vault
-from vault.backup import Archiver, BackupOptions, special_kind
+from vault.backup.files import Archiver, BackupOptions, special_kind
+from vault.backup.files_cache import FilesCache
 from vault.errors import SpecialFileSource, UsageError
-from vault.files_cache import FilesCache
-from vault.filters import PathFilter
-from vault.jobrun import JobRun
+from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import check_free_space, remove_temp_debris, repository_lock
 from vault.operations.journal_check import anchor_snapshot
@@ -23,11 +21,13 @@ from vault.operations.quota import (
     quota_guard,
     record_storage_usage,
 )
-from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
-from vault.quota import GrowthRatios, growth_ratios
+from vault.planning.filters import PathFilter
+from vault.planning.quota import GrowthRatios, growth_ratios
 from vault.repository.repository import Repository, vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot, SnapshotSummary
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 
 
 @dataclass
@@ -235,7 +235,7 @@ def estimate_backup(vault: Vault, req: BackupRequest) -> BackupEstimate:
     rest, the ratios of recent snapshots (new ÷ read, stored ÷ new, read bytes per second)
     turn bytes to read into bytes to store and seconds.
     """
-    from vault.progress import NullReporter
+    from vault.foundation.progress import NullReporter
 
     repo = vault.repository()
     repo.load_index()

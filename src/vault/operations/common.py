@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from vault.app import Vault
 from vault.errors import NotEnoughSpace, StorageError, VaultError
+from vault.foundation.units import human_bytes
 from vault.journal.events import StaleLockRemoved
-from vault.quota import free_space_reserve
+from vault.planning.quota import free_space_reserve
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
+from vault.runtime.app import Vault
 from vault.storage.base import LeavesTempFiles
-from vault.units import human_bytes
 
 
 @contextmanager

@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from vault.app import Vault
-from vault.config import FilesSourceConfig, SourceConfig, VaultConfig
+from vault.config.model import FilesSourceConfig, SourceConfig, VaultConfig
 from vault.errors import OperationFailed, UsageError, VaultError
-from vault.jobrun import new_job_id
+from vault.foundation.progress import ProgressReporter
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, BackupRequest, run_backup
 from vault.operations.group_capture import GroupCaptures, HeldCapture
 from vault.operations.source_backup import SourceBackupRequest, run_source_backup
-from vault.progress import ProgressReporter
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import new_job_id
 from vault.sources.base import EntitySelectable, Source
 from vault.sources.registry import is_source_url, source_from_config, source_from_url
 

@@ -20,9 +20,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from vault.app import Vault
 from vault.repository.repository import Repository
 from vault.repository.snapshot import FileProblem
+from vault.runtime.app import Vault
 from vault.sources.base import Capture, CaptureContext, SecretSealer, Source
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vault.app import Vault
 from vault.errors import VaultError
 from vault.journal.audit import (
     TAMPERING_EVENT,
@@ -32,6 +31,7 @@ from vault.journal.audit import (
 from vault.journal.chain import ChainVerification, format_time
 from vault.journal.events import JournalTamperingDetected, SnapshotForgotten
 from vault.journal.queries import events_of_type, parse_time
+from vault.planning.status_report import Alert
 from vault.repository.anchors import (
     JournalAnchor,
     current_anchors,
@@ -40,7 +40,7 @@ from vault.repository.anchors import (
     save_anchor,
 )
 from vault.repository.repository import Repository
-from vault.status_report import Alert
+from vault.runtime.app import Vault
 from vault.storage.base import Storage
 
 #: how long `vault status` shows a recorded tampering

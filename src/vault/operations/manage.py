@@ -9,17 +9,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from vault.app import Vault
 from vault.errors import SnapshotDamaged
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.quota import record_storage_usage
+from vault.planning.retention import RetentionPlan, RetentionPolicy, SnapshotRef, apply_policy
 from vault.repository.keys import KeyFile
 from vault.repository.repository import FORMAT_VERSION, Repository, list_key_files
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
 from vault.repository.tree_limits import check_tree_limits
-from vault.retention import RetentionPlan, RetentionPolicy, SnapshotRef, apply_policy
+from vault.runtime.app import Vault
 
 #: which snapshots a retention policy may judge
 SnapshotFilter = Callable[[Snapshot], bool]
@@ -147,7 +147,7 @@ def apply_retention(vault: Vault, policy: RetentionPolicy, group_by: str,
     The plan is made again under the exclusive lock, so a snapshot saved meanwhile is
     judged too (and never removed unseen). `select` limits the policy to some snapshots
     (a schedule's own); the others are neither judged nor removed. Unless `allow_empty`,
-    the newest complete snapshot of each source stays (see vault.retention).
+    the newest complete snapshot of each source stays (see vault.planning.retention).
     """
     repo = vault.repository()
     if dry_run:

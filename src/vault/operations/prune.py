@@ -10,13 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vault.app import Vault
 from vault.errors import RepositoryLocked
-from vault.jobrun import JobRun
+from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import remove_temp_debris, repository_lock
 from vault.operations.quota import record_storage_usage
-from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.gc import (
     Collector,
     PrunePlan,
@@ -26,6 +24,8 @@ from vault.repository.gc import (
 )
 from vault.repository.lock import RepositoryLock, list_locks
 from vault.repository.repository import Repository
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Quotas in the operations: measure the stored size, refuse a backup that would pass the
 quota, and journal StorageLow / StorageRecovered when usage crosses `warn_at`.
 
-The decisions are vault.quota's pure functions; this module does the listing and the
+The decisions are vault.planning.quota's pure functions; this module does the listing and the
 journal I/O. `record_storage_usage` is the one place a storage event is born: whatever
 should react to low storage (notifications) hooks its return value.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from vault.app import Vault
 from vault.errors import QuotaExceeded, QuotaReached
+from vault.foundation.units import human_bytes
 from vault.journal import events as ev
-from vault.quota import (
+from vault.planning.quota import (
     LastStorageEvent,
     QuotaGuard,
     StorageUsage,
@@ -23,8 +23,8 @@ from vault.quota import (
 )
 from vault.repository.repository import Repository
 from vault.repository.saver import BlobSaver
+from vault.runtime.app import Vault
 from vault.storage.base import ObjectKind, Storage
-from vault.units import human_bytes
 
 #: what counts against the quota: the repository's data, not its keys, locks or config
 STORED_KINDS: tuple[ObjectKind, ...] = ("data", "index", "snapshots")
@@ -126,8 +126,8 @@ def record_storage_usage(vault: Vault, repo: Repository
     if event is not None:
         vault.journal.append(f"repository-{repo.id}", event)
     if isinstance(event, ev.StorageLow) and vault.config.notifications:
+        from vault.foundation.units import human_bytes
         from vault.notify import Notice, notify
-        from vault.units import human_bytes
 
         notify(vault.config, vault.journal, Notice(
             "low_storage",

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from vault.app import Vault
 from vault.errors import (
     NotEnoughSpace,
     ObjectNotFound,
@@ -21,6 +20,7 @@ from vault.journal.events import LockSkipped
 from vault.operations.common import repository_lock
 from vault.repository.lock import RepositoryLock, list_locks
 from vault.repository.repository import Repository
+from vault.runtime.app import Vault
 
 
 @contextmanager

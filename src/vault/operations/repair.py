@@ -13,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vault.app import Vault
 from vault.errors import VaultError
-from vault.jobrun import new_job_id
+from vault.foundation.progress import NullReporter, ProgressCounter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.failpoints import reached
 from vault.operations.verify import Verifier
-from vault.progress import NullReporter, ProgressCounter
 from vault.repository.repair import (
     damaged_packs,
     repair_index,
@@ -38,6 +36,8 @@ from vault.repository.snapshot_repair import (
     needs_repair,
     repaired_copy,
 )
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import new_job_id
 
 Target = Literal["index", "packs", "snapshots"]
 Traced = dict[str, dict[str, list[str]]]  # snapshot id -> {"paths": [...], "blobs": [...]}

@@ -16,16 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.app import Vault
-from vault.config import RestoreConfig
+from vault.config.model import RestoreConfig
 from vault.errors import SafetyCopyImpossible, SnapshotNotFound, UsageError
-from vault.jobrun import JobRun
+from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import record_read_damage
 from vault.operations.readonly_lock import read_only_lock
 from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
-from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.snapshot_ref import SnapshotCriteria
@@ -42,6 +40,8 @@ from vault.restore.hooks import RestoreHooks
 from vault.restore.plan import MODES, Mode, OnConflict, RestorePlan
 from vault.restore.report import RestoreReport, build_report
 from vault.restore.selection import Selection
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 
 #: the first names of two modes (as database restores still spell them)
 _MODE_ALIASES: dict[str, Mode] = {"new": "new-target", "replace": "overwrite"}

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from vault.app import Vault
 from vault.errors import OperationFailed, UsageError
-from vault.jobrun import JobRun
+from vault.foundation.progress import NullReporter
 from vault.journal import events as ev
-from vault.progress import NullReporter
 from vault.restore.files_plan import FilesPlan
 from vault.restore.plan import RestorePlan
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 from vault.sources.base import Source, SourceRestoreRequest, StoredItems
 
 PRE_RESTORE_TAG = "pre-restore"

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vault.app import Vault
-from vault.backup_items import ItemArchiver
-from vault.jobrun import JobRun
+from vault.backup.items import ItemArchiver
+from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.backup import BackupOutcome, completed_event, saved_by_job
 from vault.operations.common import check_free_space, remove_temp_debris, repository_lock
@@ -30,10 +29,11 @@ from vault.operations.quota import (
     quota_guard,
     record_storage_usage,
 )
-from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.repository import vault_version
 from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import FileProblem, Snapshot
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 from vault.sources.base import Source
 
 

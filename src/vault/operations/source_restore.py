@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from vault.app import Vault
-from vault.config import RestoreConfig
+from vault.config.model import RestoreConfig
 from vault.errors import UsageError
-from vault.jobrun import JobRun
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
 from vault.operations.restore import reported_event
@@ -32,6 +30,8 @@ from vault.restore.hooks import RestoreHooks
 from vault.restore.items import SnapshotItems
 from vault.restore.plan import RestorePlan, default_on_conflict
 from vault.restore.report import build_report
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 from vault.sources.base import Source, SourceRestoreRequest, SourceRestoreResult
 from vault.sources.entities import check_copy_mode
 from vault.sources.registry import source_from_config, source_from_url

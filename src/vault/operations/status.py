@@ -1,7 +1,7 @@
 """`vault status`: gather what the dashboard shows from the repository's plain objects
 and the journal. Needs no passphrase and takes no lock, so monitoring can run it.
 
-The decisions (last backup per source, alerts) are vault.status_report's pure functions.
+The decisions (last backup per source, alerts) are vault.planning.status_report's pure functions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vault.app import Vault
 from vault.errors import RepositoryNotFound
 from vault.journal.chain import format_time
 from vault.journal.queries import (
@@ -25,10 +24,9 @@ from vault.journal.queries import (
 )
 from vault.operations.journal_check import journal_alerts
 from vault.operations.quota import last_storage_event, storage_usage
-from vault.quota import StorageUsage
-from vault.repository.repository import read_config
-from vault.scheduler import ScheduleState, UpcomingRun, upcoming
-from vault.status_report import (
+from vault.planning.quota import StorageUsage
+from vault.planning.schedule_due import ScheduleState, UpcomingRun, upcoming
+from vault.planning.status_report import (
     MISSED_WINDOW,
     ActiveJob,
     Alert,
@@ -42,7 +40,9 @@ from vault.status_report import (
     overdue_alerts,
     verify_alerts,
 )
-from vault.worker_presence import WorkerPresence, live_workers
+from vault.repository.repository import read_config
+from vault.runtime.app import Vault
+from vault.runtime.worker_presence import WorkerPresence, live_workers
 
 #: how many upcoming scheduled runs the dashboard lists
 NEXT_RUNS = 5
@@ -70,7 +70,7 @@ class StatusReport:
 def schedule_states(vault: Vault, now: datetime) -> list[ScheduleState]:
     """The schedules whose next runs the dashboard shows: vault.toml's and those added
     with `vault schedule add`, with their pause state and last run from the journal."""
-    from vault.schedules import read_schedules
+    from vault.runtime.effective_schedules import read_schedules
 
     return [ScheduleState(name=view.name, cron=view.cron, timezone=view.timezone,
                           paused=view.paused, catch_up=view.catch_up,
@@ -113,8 +113,8 @@ def _overdue_schedules(vault: Vault, now: datetime) -> list[OverdueSchedule]:
     """Active schedules whose next due time after their last run (or their start) has
     passed: a worker would have queued them."""
     from vault.journal.projections.schedules import read_schedule_rows
-    from vault.scheduler import next_run
-    from vault.schedules import effective_schedules
+    from vault.planning.schedule_due import next_run
+    from vault.runtime.effective_schedules import effective_schedules
 
     found = []
     for item in effective_schedules(vault.config, read_schedule_rows(vault.config.journal_path()),

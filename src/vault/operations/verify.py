@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from vault.app import Vault
 from vault.errors import IntegrityError, ObjectNotFound, UsageError, VaultError
-from vault.jobrun import JobRun
+from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.foundation.units import parse_bytes
 from vault.journal import events as ev
 from vault.operations.journal_check import check_journal_agreement
 from vault.operations.readonly_lock import read_only_lock
-from vault.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.repository.blob import BlobEntry
 from vault.repository.condemned import condemned_packs, load_records
 from vault.repository.pack import PackFormatError, read_pack_entries
@@ -31,7 +30,8 @@ from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import TreeLimitExceeded
 from vault.repository.tree_limits import check_tree_limits
-from vault.units import parse_bytes
+from vault.runtime.app import Vault
+from vault.runtime.jobrun import JobRun
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vault.errors import ObjectNotFound, PacksMissing, UsageError
-from vault.progress import ProgressCounter
+from vault.foundation.progress import ProgressCounter
 from vault.repository.blob import BlobEntry, BlobType
 from vault.repository.condemned import (
     CondemnedRecord,

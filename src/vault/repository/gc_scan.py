@@ -8,7 +8,7 @@ packs are exactly the ones to rescue.
 from __future__ import annotations
 
 from vault.errors import IntegrityError, ObjectNotFound
-from vault.progress import ProgressCounter
+from vault.foundation.progress import ProgressCounter
 from vault.repository.blob import BlobEntry
 from vault.repository.index import IndexFormatError, MasterIndex, decode_index
 from vault.repository.repository import Repository

@@ -32,9 +32,9 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
 
-from vault.actor import current_actor
 from vault.errors import ObjectNotFound, RepositoryError, RepositoryLocked, StorageError
-from vault.processes import process_alive, process_start_time, this_pid_namespace
+from vault.foundation.actor import current_actor
+from vault.foundation.processes import process_alive, process_start_time, this_pid_namespace
 from vault.storage.base import ConditionalCreate, Storage
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def is_stale(
 
     Stale when the heartbeat is older than the lease (the holder stopped beating: dead,
     frozen or cut off), or when the holder ran on this host, in this pid namespace, and
-    its process is gone (`vault.processes`: a reused pid is not the holder). Pure apart
+    its process is gone (`vault.foundation.processes`: a reused pid is not the holder). Pure apart
     from ``pid_alive``, which tests replace.
     A heartbeat in the future (clock skew) is never stale by age.
     """

@@ -28,7 +28,7 @@ class SaveStats:
 
 
 class PackBudget(Protocol):
-    """Admits each pack before it is written (vault.quota.QuotaGuard: the hard quota);
+    """Admits each pack before it is written (vault.planning.quota.QuotaGuard: the hard quota);
     raising stops the backup with nothing of that pack written."""
 
     def admit(self, pack_bytes: int, blobs: int) -> None: ...

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vault.errors import IntegrityError, ObjectNotFound, VaultError
-from vault.progress import ProgressCounter
+from vault.foundation.progress import ProgressCounter
 from vault.repository.blob import BlobEntry
 from vault.repository.repository import Repository
 from vault.repository.tree import Node

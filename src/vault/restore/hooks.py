@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from vault.config import RestoreConfig
+from vault.config.model import RestoreConfig
 from vault.errors import OperationFailed
 from vault.journal import events as ev
 

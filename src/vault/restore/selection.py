@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vault.filters import matches
+from vault.planning.filters import matches
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ ConfigFactory = Callable[[Any], Source]
 UrlFactory = Callable[[str], Source]
 
 _SOURCE_MODULES: tuple[str, ...] = (
-    "vault.sources.sqlite",
-    "vault.sources.postgresql",
-    "vault.sources.mongodb",
-    "vault.sources.settings",
+    "vault.sources.sqlite.source",
+    "vault.sources.postgresql.source",
+    "vault.sources.mongodb.source",
+    "vault.sources.settings.source",
 )
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -60,7 +60,7 @@ def known_types() -> list[str]:
 
 
 def source_from_config(entry: Any) -> Source:
-    """The source for one validated `[[sources]]` entry (a `vault.config.*SourceConfig`)."""
+    """The source for one validated `[[sources]]` entry (a `vault.config.model.*SourceConfig`)."""
     _load()
     found = _types.get(entry.type)
     if found is None:

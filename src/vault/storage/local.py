@@ -37,6 +37,7 @@ from vault.errors import (
     TransientStorageError,
     UsageError,
 )
+from vault.foundation.units import human_bytes
 from vault.storage.base import (
     CONFIG_NAME,
     KINDS,
@@ -48,10 +49,9 @@ from vault.storage.base import (
     validate_range,
 )
 from vault.storage.registry import register
-from vault.units import human_bytes
 
 if TYPE_CHECKING:
-    from vault.config import RepositoryConfig
+    from vault.config.model import RepositoryConfig
 
 TEMP_PREFIX = ".tmp-"
 DIR_MODE = 0o700

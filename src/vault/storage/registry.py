@@ -19,11 +19,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vault.config_check import RESTIC_LOCATION
+from vault.config.document import RESTIC_LOCATION
 from vault.errors import UsageError
 
 if TYPE_CHECKING:
-    from vault.config import RepositoryConfig
+    from vault.config.model import RepositoryConfig
     from vault.storage.base import Storage
 
 StorageFactory = Callable[[str, "RepositoryConfig | None"], "Storage"]

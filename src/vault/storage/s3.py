@@ -32,6 +32,7 @@ from vault.errors import (
     StorageError,
     TransientStorageError,
 )
+from vault.foundation.units import human_bytes
 from vault.storage.base import (
     CONFIG_NAME,
     ObjectInfo,
@@ -44,10 +45,9 @@ from vault.storage.base import (
 )
 from vault.storage.registry import register
 from vault.storage.s3_settings import S3Settings, from_restic_form, parse_s3_url, settings_from
-from vault.units import human_bytes
 
 if TYPE_CHECKING:
-    from vault.config import RepositoryConfig
+    from vault.config.model import RepositoryConfig
 
 _STATUS = re.compile(r"status code: (\d{3})")
 _S3_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")

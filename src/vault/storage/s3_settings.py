@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.errors import UsageError
-from vault.secrets import Secret, SecretRef, resolve_secret
 
 if TYPE_CHECKING:
-    from vault.config import S3Config
+    from vault.config.model import S3Config
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from vault.config.secrets import Secret, resolve_secret
 from vault.errors import (
     NotEnoughSpace,
     ObjectNotFound,
@@ -39,7 +40,7 @@ from vault.errors import (
     UsageError,
     VaultError,
 )
-from vault.secrets import Secret, resolve_secret
+from vault.foundation.units import human_bytes
 from vault.storage.base import (
     CONFIG_NAME,
     KINDS,
@@ -53,10 +54,9 @@ from vault.storage.base import (
 )
 from vault.storage.local import DIR_MODE, FILE_MODE, TEMP_PREFIX
 from vault.storage.registry import register
-from vault.units import human_bytes
 
 if TYPE_CHECKING:
-    from vault.config import RepositoryConfig, SftpConfig
+    from vault.config.model import RepositoryConfig, SftpConfig
 
 T = TypeVar("T")
 _CALL_TIMEOUT = 600.0  # one SFTP call (a 128 MiB pack on a slow link included)

@@ -1,2 +1,2 @@
-"""Moving snapshots between repositories (`vault export` / `vault import`) and importing
-foreign files (SQLite databases, tar and ZIP archives) as new snapshots. See docs/export.md."""
+"""Export files and foreign archives as formats: framing, reading, writing, tar/ZIP members.
+The operations that use them (`vault export`, `vault import`) live in `vault.operations`."""

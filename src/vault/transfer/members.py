@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vault.app import Vault
 from vault.errors import ConfigError
 from vault.operations.restore import split_ref
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node, encode_tree
 from vault.restore.point_in_time import group_at
+from vault.runtime.app import Vault
 from vault.sources.base import SecretSealer
-from vault.sources.settings import ITEM as SETTINGS_ITEM
-from vault.sources.settings_codec import canonical_bytes, decode, encode
-from vault.sources.settings_secrets import has_sealed, reseal
+from vault.sources.settings.codec import canonical_bytes, decode, encode
+from vault.sources.settings.secrets import has_sealed, reseal
+from vault.sources.settings.source import ITEM as SETTINGS_ITEM
 from vault.transfer.errors import ExportRefused
 
 #: a tree of a member: its id in the file, its nodes, and its body (None: the stored one)

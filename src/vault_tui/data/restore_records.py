@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from vault.foundation.sqlite_readonly import open_read_only
 from vault.sources.base import StoredItems
 from vault.sources.entities import Entity
-from vault.sqlite_readonly import open_read_only
 
 __all__ = ["Record", "RecordPage", "RecordReader", "entities_of", "record_reader"]
 
@@ -98,7 +98,7 @@ class SqliteRecords:
         self._workdir: Path | None = None
 
     def _database(self) -> Path:
-        from vault.sources.sqlite_stored import stored_item_path, write_item
+        from vault.sources.sqlite.stored import stored_item_path, write_item
 
         if self._workdir is None:
             self.scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -112,8 +112,8 @@ class SqliteRecords:
         return self._workdir / "copy.db"
 
     def records(self, entity: Entity, parent: tuple[str, Key] | None) -> RecordPage:
-        from vault.sources.sqlite_db import quote
-        from vault.sources.sqlite_entities import key_column
+        from vault.sources.sqlite.db import quote
+        from vault.sources.sqlite.entities import key_column
 
         conn = open_read_only(self._database())
         try:
@@ -145,13 +145,13 @@ class PostgresRecords:
         self.stored = stored
 
     def records(self, entity: Entity, parent: tuple[str, Key] | None) -> RecordPage:
-        from vault.sources.pg_rows import (
+        from vault.sources.postgresql.rows_plan import (
             CopyBlock,
             data_lines,
             python_codec,
             unescape_copy_field,
         )
-        from vault.sources.pg_tools import TableRef, select_tables
+        from vault.sources.postgresql.tools import TableRef, select_tables
 
         entries = {TableRef(str(t["schema"]), str(t["name"])): t
                    for t in self.stored.meta.get("tables") or []}
@@ -191,9 +191,9 @@ class MongoRecords:
         from bson import ObjectId
 
         from vault.sources.entities import id_candidates
-        from vault.sources.mongo_bson import decode_document, iter_raw_documents
-        from vault.sources.mongo_match import value_key, values_at
-        from vault.sources.mongo_selection import BSON_SUFFIX, item_path
+        from vault.sources.mongodb.bson_items import decode_document, iter_raw_documents
+        from vault.sources.mongodb.match import value_key, values_at
+        from vault.sources.mongodb.selection import BSON_SUFFIX, item_path
 
         database, _, name = entity.collection.partition(".")
         path = item_path(database, name, BSON_SUFFIX)

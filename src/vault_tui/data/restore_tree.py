@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vault.foundation.sqlite_readonly import open_read_only
+from vault.foundation.units import human_bytes
 from vault.operations.restore import resolve_subtree
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node, same_name
 from vault.restore.items import SnapshotItems
 from vault.sources.entities import Entity, EntityNode, entity_tree, subtree
-from vault.sqlite_readonly import open_read_only
-from vault.units import human_bytes
 from vault_tui.data.restore_plan import Mark, SnapshotChoice
 from vault_tui.data.restore_records import (
     Key,

@@ -9,10 +9,15 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from vault.config import Retention
+from vault.config.model import Retention
 from vault.journal.projections.schedules import read_schedule_rows
-from vault.retention import RetentionPolicy
-from vault.schedules import ScheduleInConfig, ScheduleView, effective_schedules, views
+from vault.planning.retention import RetentionPolicy
+from vault.runtime.effective_schedules import (
+    ScheduleInConfig,
+    ScheduleView,
+    effective_schedules,
+    views,
+)
 from vault_tui.context import TuiContext
 
 #: the retention form's fields, in the order it shows them: (key, label)

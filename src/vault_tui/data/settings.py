@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from vault.config import EmailNotification, Notification
+from vault.config.model import EmailNotification, Notification
 from vault.errors import RepositoryNotFound
 from vault.operations.manage import RepoStats, list_keys, repository_stats
 from vault.operations.quota import storage_usage
-from vault.quota import StorageUsage
+from vault.planning.quota import StorageUsage
 from vault.repository.repository import read_config
 from vault_tui.context import TuiContext
 

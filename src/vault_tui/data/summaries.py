@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vault.units import human_bytes
+from vault.foundation.units import human_bytes
 
 _ERROR_TYPES = {"JobInterrupted", "SnapshotCorrupted"}
 _WARN_TYPES = {"StorageLow", "ScheduleRunMissed", "JobCancelled", "ScheduleRunSkipped"}

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
 from vault.operations.status import StatusReport
-from vault.status_report import ActiveJob, worker_summary
+from vault.planning.status_report import ActiveJob, worker_summary
 from vault_tui import actions
 from vault_tui.data.status import Dashboard, dashboard
 from vault_tui.format import age, duration, human_bytes, rate

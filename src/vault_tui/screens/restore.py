@@ -18,9 +18,9 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from vault.errors import VaultError
+from vault.foundation.paths import ensure_private_dir
 from vault.jobs.commands import RestoreArgs
 from vault.operations.restore_checks import plan_changes
-from vault.paths import ensure_private_dir
 from vault_tui import restore_jobs
 from vault_tui.context import PassphraseNeeded
 from vault_tui.data.restore_plan import (

@@ -14,7 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from vault.config import Retention
+from vault.config.model import Retention
 from vault.errors import VaultError
 from vault_tui import schedule_actions
 from vault_tui.context import PassphraseNeeded

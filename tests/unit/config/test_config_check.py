@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vault.config import check_config_file, load_config
-from vault.config_check import Problem, key_lines
+from vault.config.document import Problem, key_lines
+from vault.config.model import check_config_file, load_config
 from vault.errors import ConfigError, ConfigInvalid
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from vault.config import VaultConfig, check_config_file, load_config
+from vault.config.model import VaultConfig, check_config_file, load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "vault.toml.example"

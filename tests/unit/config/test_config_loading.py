@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.config import load_config
+from vault.config.model import load_config
 from vault.errors import ConfigError, ConfigInvalid
 
 FILE = """\

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from vault import secrets
-from vault.config import VaultConfig
-from vault.errors import ConfigError, SecretUnavailable
-from vault.secrets import (
+from vault.config import secrets
+from vault.config.model import VaultConfig
+from vault.config.secrets import (
     PLAIN_TEXT_MESSAGE,
     Secret,
     SecretRef,
     repository_passphrase,
     resolve_secret,
 )
+from vault.errors import ConfigError, SecretUnavailable
 
 SECRET = "hunter2-s3cr3t"
 

@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 from pydantic import ValidationError
 
-from vault.config import (
+from vault.config.model import (
     CRON_PRESETS,
     MongoSourceConfig,
     Retention,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.actor import Actor
+from vault.foundation.actor import Actor
 from vault.journal import (
     BackupCompleted,
     BackupFailed,

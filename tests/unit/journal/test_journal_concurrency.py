@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vault.actor import Actor
+from vault.foundation.actor import Actor
 from vault.journal import Journal
 from vault.journal.migrate import discover
 
@@ -16,7 +16,7 @@ from vault.journal.migrate import discover
 WORKER = """
 import sys, time
 from pathlib import Path
-from vault.actor import Actor
+from vault.foundation.actor import Actor
 from vault.journal import BackupProgressed, Journal
 
 path, name, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])

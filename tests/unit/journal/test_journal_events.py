@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from vault.actor import Actor
 from vault.errors import UnknownEventType
+from vault.foundation.actor import Actor
 from vault.journal import (
     EVENT_TYPES,
     BackupRequested,

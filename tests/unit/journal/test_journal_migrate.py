@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vault.actor import Actor
 from vault.errors import JournalError
+from vault.foundation.actor import Actor
 from vault.journal import Journal
 from vault.journal.migrate import MIGRATIONS_DIR, apply_migrations, discover, split_statements
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from vault.actor import Actor
+from vault.foundation.actor import Actor
 from vault.journal import (
     PROJECTIONS,
     BackupProgressed,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vault.actor import Actor
 from vault.errors import JournalError, StaleStreamVersion
+from vault.foundation.actor import Actor
 from vault.journal import (
     GENESIS_HASH,
     BackupProgressed,

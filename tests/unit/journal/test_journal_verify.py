@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.actor import Actor
+from vault.foundation.actor import Actor
 from vault.journal import GENESIS_HASH, Event, Journal, JournalVerified
 from vault.journal.chain import chain_hash
 

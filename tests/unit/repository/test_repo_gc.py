@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from vault.errors import UsageError
-from vault.progress import NullReporter, ProgressCounter
+from vault.foundation.progress import NullReporter, ProgressCounter
 from vault.repository.blob import BlobEntry, BlobType
 from vault.repository.condemned import load_records
 from vault.repository.gc import (

@@ -14,9 +14,9 @@ from vault.sources.entities import check_copy_mode
 def test_the_core_refuses_a_copy_with_new_ids_that_would_overwrite(tmp_path: Path) -> None:
     """The rule lives in the core (every path: CLI, TUI, a queued job), not only in the
     front ends: run_source_restore refuses it before reading anything."""
-    from vault.app import Vault
-    from vault.config import load_config
+    from vault.config.model import load_config
     from vault.operations.source_restore import SourceRestore, run_source_restore
+    from vault.runtime.app import Vault
 
     config = load_config(None, overrides={"repository.url": str(tmp_path / "no-repo"),
                                           "state_dir": str(tmp_path / "state")})

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vault.retention import (
+from vault.planning.retention import (
     PRE_RESTORE_REASON,
     RetentionPlan,
     RetentionPolicy,

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vault.config import Retention
-from vault.repository.snapshot import Snapshot
-from vault.retention import (
+from vault.config.model import Retention
+from vault.planning.retention import (
     RetentionPolicy,
     SnapshotRef,
     apply_policy,
     format_duration,
     parse_keep_within,
 )
+from vault.repository.snapshot import Snapshot
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from vault.repository.snapshot import Snapshot
-from vault.retention import (
+from vault.planning.retention import (
     GROUP_REASON,
     LAST_COMPLETE_REASON,
     RetentionPlan,
@@ -24,6 +23,7 @@ from vault.retention import (
     SnapshotRef,
     apply_policy,
 )
+from vault.repository.snapshot import Snapshot
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 CASES_PER_BATCH = 60

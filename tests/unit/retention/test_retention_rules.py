@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vault.retention import (
+from vault.planning.retention import (
     EMPTY_POLICY_REASON,
     NOT_KEPT_REASON,
     PRE_RESTORE_REASON,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vault.retention import RetentionPolicy, SnapshotRef, apply_policy
+from vault.planning.retention import RetentionPolicy, SnapshotRef, apply_policy
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

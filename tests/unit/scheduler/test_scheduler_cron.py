@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from vault.config import CRON_PRESETS
+from vault.config.model import CRON_PRESETS
 from vault.errors import ConfigError
-from vault.scheduler import InvalidSchedule, cron_expression, next_run
+from vault.planning.schedule_due import InvalidSchedule, cron_expression, next_run
 
 
 def utc(

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vault.config import Schedule
-from vault.scheduler import (
+from vault.config.model import Schedule
+from vault.planning.schedule_due import (
     DEFAULT_GRACE,
     MISSED_LIMIT,
     DuePlan,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vault.scheduler import ScheduleState, UpcomingRun, run_key, upcoming
+from vault.planning.schedule_due import ScheduleState, UpcomingRun, run_key, upcoming
 
 
 def utc(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from vault.config import Retention, Schedule, VaultConfig
+from vault.config.model import Retention, Schedule, VaultConfig
 from vault.errors import UsageError
 from vault.journal import Journal
 from vault.journal import events as ev
-from vault.schedules import (
+from vault.runtime.effective_schedules import (
     ScheduleInConfig,
     ScheduleNotFound,
     add_schedule,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from huey import MemoryHuey
 
-from vault.config import Schedule, VaultConfig
+from vault.config.model import Schedule, VaultConfig
 from vault.errors import ConfigError, UsageError
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import ScheduleRunner, run_now
@@ -21,7 +21,7 @@ from vault.jobs.worker import requeue_lost
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.schedules import (
+from vault.runtime.effective_schedules import (
     add_schedule,
     find_schedule,
     pause_schedule,

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from vault.config import VaultConfig
+from vault.config.model import VaultConfig
 from vault.errors import QuotaReached
-from vault.quota import (
+from vault.planning.quota import (
     COMMIT_ALLOWANCE,
     INDEX_BYTES_PER_BLOB,
     QuotaGuard,

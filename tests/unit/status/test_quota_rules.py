@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from vault.config import VaultConfig, parse_percent
-from vault.quota import StorageUsage, growth_ratios, threshold_crossing, would_exceed
+from vault.config.model import VaultConfig, parse_percent
+from vault.planning.quota import StorageUsage, growth_ratios, threshold_crossing, would_exceed
 from vault.repository.snapshot import SnapshotSummary
 
 GiB = 1 << 30

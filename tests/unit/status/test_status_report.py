@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from vault.quota import StorageUsage
-from vault.status_report import (
+from vault.planning.quota import StorageUsage
+from vault.planning.status_report import (
     ActiveJob,
     BackupAttempt,
     MissedRun,

@@ -28,7 +28,7 @@ ALIVE = {4242: 5000}
 
 
 def probe(pid: int, started: int | None) -> bool:
-    """What vault.processes answers, from the table: a pid alive now but started at
+    """What vault.foundation.processes answers, from the table: a pid alive now but started at
     another time than recorded is another process."""
     return pid in ALIVE and started in (None, ALIVE[pid])
 

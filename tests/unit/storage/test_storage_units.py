@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vault.units import human_bytes, parse_bytes
+from vault.foundation.units import human_bytes, parse_bytes
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""SQLite databases as a source: capture, restore (whole, tables, row by row, entities), secrets."""
