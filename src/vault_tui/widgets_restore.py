@@ -23,7 +23,7 @@ from textual.widgets import (
 from textual.widgets.tree import TreeNode
 
 from vault.operations.restore_checks import plan_changes
-from vault.restore.plan import MODES, ON_CONFLICT, default_on_conflict
+from vault.planning.restore_plan import MODES, ON_CONFLICT, default_on_conflict
 from vault.restore.report import COUNTS
 from vault_tui.data.restore_plan import (
     PLAN_COLUMNS,

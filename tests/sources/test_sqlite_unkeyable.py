@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vault.restore.plan import plan_whole
+from vault.planning.restore_plan import plan_whole
 from vault.sources.base import CaptureContext, SourceRestoreRequest
 from vault.sources.base import capture_to_memory as capture_items
 from vault.sources.entities import Entity

@@ -26,8 +26,8 @@ from vault.foundation.progress import NullReporter
 from vault.foundation.units import human_bytes
 from vault.operations.restore import RestoreOutcome, RestoreRequest, run_restore, split_ref
 from vault.operations.restore_checks import Confirm
+from vault.planning.restore_plan import RestorePlan
 from vault.restore.dump import dump_file
-from vault.restore.plan import RestorePlan
 from vault.restore.report import COUNTS, RestoreReport
 from vault.sources.entities import check_copy_mode, field_values
 

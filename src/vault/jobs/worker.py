@@ -36,6 +36,7 @@ from vault.config.model import VaultConfig
 from vault.errors import StaleStreamVersion
 from vault.foundation import processes
 from vault.foundation.paths import ensure_private_dir
+from vault.foundation.worker_presence import BEAT_EVERY, PresenceFile
 from vault.jobs.commands import JobCommand
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import SCHEDULE_EVERY, ScheduleRunner
@@ -43,7 +44,6 @@ from vault.jobs.wire import Rejection
 from vault.journal import Journal
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.runtime.worker_presence import BEAT_EVERY, PresenceFile
 
 #: how often a running worker looks for jobs of dead workers, in seconds
 RECOVER_EVERY = 30.0

@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from vault import __version__
+from vault.errors import ExportTargetExists
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
+from vault.operations.export_members import ExportMember, Selection, plan_member, select
 from vault.operations.source_backup import sealer_for
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.runtime.app import Vault
-from vault.transfer.errors import ExportTargetExists
 from vault.transfer.format import FORMAT_VERSION, KEY_REPOSITORY, RecordKind
-from vault.transfer.members import ExportMember, Selection, plan_member, select
 from vault.transfer.writer import ExportKey, ExportWriter
 
 TRANSFERS_STREAM = "transfers"

@@ -17,8 +17,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
+from vault.errors import ExportCorrupted
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.operations.common import repository_lock
+from vault.operations.export_members import reseal_document
 from vault.operations.quota import keeping_written_packs, writing_saver
 from vault.operations.source_backup import sealer_for
 from vault.repository.blob import BlobType
@@ -27,9 +29,7 @@ from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
 from vault.repository.tree import InvalidTree, Node, decode_tree, encode_tree
 from vault.runtime.app import Vault
-from vault.transfer.errors import ExportCorrupted
 from vault.transfer.format import RecordKind
-from vault.transfer.members import reseal_document
 from vault.transfer.reader import ExportFile, open_export
 
 _ID = 32  # bytes of a blob id at the start of every data and tree record

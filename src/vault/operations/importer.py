@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vault.backup.items import ItemArchiver
-from vault.errors import UsageError
+from vault.errors import ExportCorrupted, NotAnExport, NothingToImport, UsageError
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
@@ -44,7 +44,6 @@ from vault.sources.base import SourceItem
 from vault.sources.mongodb import mongodump
 from vault.sources.postgresql import pgdump
 from vault.transfer.archives import Archive, MemberPlan, plan_members
-from vault.transfer.errors import ExportCorrupted, NotAnExport, NothingToImport
 from vault.transfer.format import MAGIC
 from vault.transfer.reader import ExportFile
 

@@ -24,6 +24,7 @@ from vault.operations.common import record_read_damage
 from vault.operations.readonly_lock import read_only_lock
 from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
 from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
+from vault.planning.restore_plan import MODES, Mode, OnConflict, RestorePlan
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.snapshot_ref import SnapshotCriteria
@@ -37,7 +38,6 @@ from vault.restore.files_plan import (
     refuse_conflicts,
 )
 from vault.restore.hooks import RestoreHooks
-from vault.restore.plan import MODES, Mode, OnConflict, RestorePlan
 from vault.restore.report import RestoreReport, build_report
 from vault.restore.selection import Selection
 from vault.runtime.app import Vault

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from vault.errors import OperationFailed, UsageError
 from vault.foundation.progress import NullReporter
 from vault.journal import events as ev
+from vault.planning.restore_plan import RestorePlan
 from vault.restore.files_plan import FilesPlan
-from vault.restore.plan import RestorePlan
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import JobRun
 from vault.sources.base import Source, SourceRestoreRequest, StoredItems

@@ -24,11 +24,11 @@ from vault.operations.restore_undo import (
     write_or_roll_back,
 )
 from vault.operations.source_backup import sealer_for
+from vault.planning.restore_plan import RestorePlan, default_on_conflict
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.restore.hooks import RestoreHooks
 from vault.restore.items import SnapshotItems
-from vault.restore.plan import RestorePlan, default_on_conflict
 from vault.restore.report import build_report
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import JobRun

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.errors import RepositoryNotFound
+from vault.foundation.worker_presence import WorkerPresence, live_workers
 from vault.journal.chain import format_time
 from vault.journal.queries import (
     backup_jobs,
@@ -42,7 +43,6 @@ from vault.planning.status_report import (
 )
 from vault.repository.repository import read_config
 from vault.runtime.app import Vault
-from vault.runtime.worker_presence import WorkerPresence, live_workers
 
 #: how many upcoming scheduled runs the dashboard lists
 NEXT_RUNS = 5

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from vault.foundation.worker_presence import WorkerPresence
 from vault.planning.quota import StorageUsage
-from vault.runtime.worker_presence import WorkerPresence
 
 #: a running job that journaled nothing (no progress) for this long is probably dead
 STALE_AFTER = timedelta(minutes=15)

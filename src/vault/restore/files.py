@@ -29,11 +29,11 @@ from typing import Literal
 
 from vault.errors import IntegrityError, ObjectNotFound, VaultError
 from vault.foundation.progress import ProgressCounter
+from vault.planning.restore_plan import PlannedItem
 from vault.repository.blob import BlobEntry
 from vault.repository.repository import Repository
 from vault.repository.tree import Node
 from vault.restore.files_plan import FilesPlan, refuse_conflicts
-from vault.restore.plan import PlannedItem
 
 #: the old `--overwrite` choices (see vault.operations.restore.legacy_policy)
 OverwritePolicy = Literal["always", "if-changed", "never"]

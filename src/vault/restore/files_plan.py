@@ -1,6 +1,6 @@
 """The plan for restoring files: the snapshot's selected tree against the target as it is.
 
-Both sides become key -> fingerprint maps and `vault.restore.plan.plan_items` decides,
+Both sides become key -> fingerprint maps and `vault.planning.restore_plan.plan_items` decides,
 so `--dry-run` and the real restore share one decision. Keys are paths relative to the
 target; a directory's key ends in "/" (so a file where the snapshot has a directory is a
 delete plus a create, never a silent merge of the two). The group of an item is its
@@ -26,6 +26,7 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
 from vault.errors import OperationFailed
+from vault.planning.restore_plan import Mode, OnConflict, RestorePlan, TargetNotEmpty, plan_items
 from vault.repository.chunker import Chunker
 from vault.repository.repository import Repository
 from vault.repository.tree import (
@@ -35,7 +36,6 @@ from vault.repository.tree import (
     TreeLimitExceeded,
     name_bytes,
 )
-from vault.restore.plan import Mode, OnConflict, RestorePlan, TargetNotEmpty, plan_items
 from vault.restore.selection import Selection
 
 Fingerprint = Hashable

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.restore.plan import RestorePlan
+from vault.planning.restore_plan import RestorePlan
 
 #: one group's counters, in the order they are shown
 COUNTS = ("restored", "skipped", "deleted", "failed", "conflicts")

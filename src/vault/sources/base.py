@@ -112,7 +112,7 @@ class SourceRestoreRequest:
     only: tuple[str, ...] = ()
     query: dict[str, Any] | None = None
     # "new" and "replace" are the first names of "new-target" and "overwrite" (see
-    # vault.restore.plan for what each mode and conflict policy does, per record).
+    # vault.planning.restore_plan for what each mode and conflict policy does, per record).
     mode: Literal["replace", "new", "overwrite", "merge", "new-target"] = "new"
     sealer: SecretSealer | None = None
     scratch_dir: str | None = None

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
 
+from vault.errors import ArchiveUnreadable
 from vault.sources.base import SourceItem
-from vault.transfer.errors import ArchiveUnreadable
 
 ArchiveKind = Literal["tar", "zip"]
 #: what reading a damaged archive raises (gzip/bzip2 raise OSError or EOFError)

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 
-from vault.transfer.errors import (
+from vault.errors import (
     ExportCorrupted,
     ExportPassphraseNeeded,
     ExportPassphraseWrong,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from vault.errors import UsageError
 from vault.jobs.commands import RestoreArgs
 from vault.journal import events as ev
-from vault.restore.plan import ACTIONS, MODES, ON_CONFLICT
+from vault.planning.restore_plan import ACTIONS, MODES, ON_CONFLICT
 from vault.restore.report import COUNTS
 from vault.sources.entities import check_copy_mode, field_values
 

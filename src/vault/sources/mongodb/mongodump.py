@@ -32,10 +32,10 @@ from bson import SON, Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId,
 from bson.datetime_ms import DatetimeMS
 from bson.errors import BSONError
 
+from vault.errors import ExportCorrupted
 from vault.sources.base import SourceItem, stream_of
 from vault.sources.mongodb.bson_items import decode_document, dump_json, load_json
 from vault.sources.mongodb.selection import BSON_SUFFIX, METADATA_SUFFIX, item_path
-from vault.transfer.errors import ExportCorrupted
 
 MAGIC = struct.pack("<I", 0x8199E26D)  # b"\x6d\xe2\x99\x81"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -343,7 +343,7 @@ def check_archive(path: Path) -> ArchiveContents:
     with open_archive(path) as stream:
         contents = read_archive(stream, str(path))
     if not contents.namespaces:
-        from vault.transfer.errors import NothingToImport
+        from vault.errors import NothingToImport
 
         raise NothingToImport(path=str(path), detail="the archive holds no collection "
                               "the MongoDB source imports"

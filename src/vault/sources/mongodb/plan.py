@@ -3,7 +3,7 @@
 Two levels. `plan_restore` turns a snapshot's item paths and a `SourceRestoreRequest` into
 a `CollectionPlan` (which stored collections go where, and which of their documents) without
 touching a server. `plan_documents` then decides per document, by `_id`, what happens
-(create / overwrite / skip / rename / delete / conflict), with `vault.restore.plan`, from
+(create / overwrite / skip / rename / delete / conflict), with `vault.planning.restore_plan`, from
 both sides' fingerprints (sha256 of the raw BSON bytes); `vault.sources.mongodb.restore`
 reads those fingerprints and carries out exactly that plan.
 
@@ -23,7 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
+from vault.planning.restore_plan import Mode, OnConflict, RestorePlan, plan_items
 from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.mongodb.selection import (
     BSON_SUFFIX,

@@ -2,7 +2,7 @@
 
 Every selected collection is read on both sides (the snapshot's stored documents, and the
 target's documents within the same selection: all, some `_id`s, a filter, an entity's
-closure) as `_id` -> sha256 of the raw BSON. `vault.restore.plan` decides per document;
+closure) as `_id` -> sha256 of the raw BSON. `vault.planning.restore_plan` decides per document;
 a `fail` conflict, a clash or a non-empty target for mode new-target refuses the restore
 before anything is written. A dry run returns the plan; a real one carries it out and
 returns it too. Documents are written as the stored bytes (types come back exactly as
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import OperationFailed, UsageError
-from vault.restore.plan import Action, RestorePlan, plan_whole
+from vault.planning.restore_plan import Action, RestorePlan, plan_whole
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     Entity,

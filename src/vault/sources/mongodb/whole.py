@@ -3,7 +3,7 @@
 MongoDB keeps `_id` unique through the `_id` index, but a time-series collection has no
 such index, so its documents may repeat an `_id` (and a collection from an old server
 created without one may too). Such a collection is never refused: its documents are
-paired by content in the plan (`vault.restore.plan.plan_whole`), and the restore writes
+paired by content in the plan (`vault.planning.restore_plan.plan_whole`), and the restore writes
 it whole, as mongorestore --drop does: the target's collection is dropped, created again
 with the snapshot's options, every stored document inserted, then its indexes built.
 """

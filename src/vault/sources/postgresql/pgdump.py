@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from vault.errors import ExportCorrupted, NotAnExport
 from vault.sources.base import SourceItem, stream_of
 from vault.sources.postgresql.client import find_clients
 from vault.sources.postgresql.tools import (
@@ -42,7 +43,6 @@ from vault.sources.postgresql.tools import (
     first_error,
     table_item_path,
 )
-from vault.transfer.errors import ExportCorrupted, NotAnExport
 
 MAGIC = b"PGDMP"
 FORMAT = 1  # the PostgreSQL source's item format (postgresql.py FORMAT)
@@ -261,7 +261,7 @@ def check_dump(path: Path) -> PgDump:
     except OSError as exc:
         raise ExportCorrupted(path=str(path), detail=exc.strerror or str(exc)) from exc
     if not dump.table_entries():
-        from vault.transfer.errors import NothingToImport
+        from vault.errors import NothingToImport
 
         raise NothingToImport(path=str(path), detail="the dump holds no table's rows "
                               "(made with --schema-only?)")

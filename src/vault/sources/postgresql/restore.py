@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from vault.errors import UsageError
-from vault.restore.plan import RestorePlan
+from vault.planning.restore_plan import RestorePlan
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import Entity, entities_from_meta, entity_selection_of
 from vault.sources.postgresql.client import PgClients, capture_output, feed_input, run_sql

@@ -3,13 +3,13 @@
 One psql session, one transaction. For each chosen table: its snapshot rows go into a
 scratch TEMP table shaped like the target's columns (psql `COPY ... FROM stdin`, straight
 from the stored item), the server computes (key, md5 of the row's text form) on both sides,
-`vault.restore.plan.plan_items` decides per row, and the plan is carried out with DELETE,
+`vault.planning.restore_plan.plan_items` decides per row, and the plan is carried out with DELETE,
 UPDATE ... FROM, INSERT in that same transaction; a failure anywhere rolls everything
 back, so the target is either restored as planned or untouched. A dry run plans and rolls
 back. Modes "overwrite" and "merge" (see docs/sources.md, PostgreSQL, Restore). A table
 without a primary key has no rows to name: it is replaced whole in that same transaction
 (DELETE, then every snapshot row), its rows paired by content in the plan
-(`vault.restore.plan.plan_whole`), which says so (`RestorePlan.whole`).
+(`vault.planning.restore_plan.plan_whole`), which says so (`RestorePlan.whole`).
 
 An entity restore (`restore_entity_rows`) loads only the selected rows (`pg_entities`
 reads them from the snapshot) and compares them with the target's rows within the same
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from vault.restore.plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty, plan_whole
+from vault.planning.restore_plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty, plan_whole
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     Entity,

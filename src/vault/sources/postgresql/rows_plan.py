@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from vault.errors import OperationFailed, UsageError
-from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items
+from vault.planning.restore_plan import Mode, OnConflict, RestorePlan, plan_items
 
 COPY_END = b"\n\\.\n"
 _COPY_TAIL = ") FROM stdin;"

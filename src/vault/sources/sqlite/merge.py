@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vault.restore.plan import PlannedItem
+from vault.planning.restore_plan import PlannedItem
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     Entity,

@@ -1,11 +1,11 @@
 """What a row-by-row SQLite restore will do: pure, from both sides' rows.
 
-The plan itself comes from `vault.restore.plan.plan_items` (the planner every source
+The plan itself comes from `vault.planning.restore_plan.plan_items` (the planner every source
 shares), with a row named by (table, key); this module adds what is SQLite's own: which
 new key each renamed row gets, and the refusals that must come before anything is
 written (conflicts under --on-conflict fail, rename of a table whose key is not an
 integer). A table whose rows cannot be named by a key (`TableSides.whole` says why) is
-planned whole (`vault.restore.plan.plan_whole`): replaced whole, never refused.
+planned whole (`vault.planning.restore_plan.plan_whole`): replaced whole, never refused.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from vault.restore.plan import Mode, OnConflict, RestorePlan, plan_items, plan_whole
+from vault.planning.restore_plan import Mode, OnConflict, RestorePlan, plan_items, plan_whole
 from vault.sources.sqlite.rows import TableRows, TableShape, key_text
 
 __all__ = ["MAX_ROWID", "RenameRefused", "RowPlan", "TableSides", "plan_rows"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vault.errors import ConfigError
+from vault.errors import ConfigError, ExportRefused
 from vault.operations.restore import split_ref
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
@@ -28,7 +28,6 @@ from vault.sources.base import SecretSealer
 from vault.sources.settings.codec import canonical_bytes, decode, encode
 from vault.sources.settings.secrets import has_sealed, reseal
 from vault.sources.settings.source import ITEM as SETTINGS_ITEM
-from vault.transfer.errors import ExportRefused
 
 #: a tree of a member: its id in the file, its nodes, and its body (None: the stored one)
 TreeRecord = tuple[bytes, list[Node], bytes | None]
