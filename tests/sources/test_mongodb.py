@@ -27,10 +27,10 @@ from mongo_server_fixture import MongoServer, free_port, mongo_db, mongo_server 
 from pymongo import ASCENDING, DESCENDING, TEXT
 from pymongo.errors import OperationFailure
 
-from vault.config.model import MongoSourceConfig
 from vault.errors import VaultError
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
 from vault.sources.mongodb.client import MongoUnreachable
+from vault.sources.mongodb.config import MongoSourceConfig
 from vault.sources.mongodb.restore import MongoRestoreRefused, RestoreTargetNotEmpty
 from vault.sources.mongodb.source import from_config, from_url
 from vault.sources.registry import source_from_url

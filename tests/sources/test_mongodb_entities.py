@@ -11,7 +11,6 @@ from bson import ObjectId, decode_all
 from mongo_helpers import raw_documents
 from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
 
-from vault.config.model import MongoSourceConfig
 from vault.sources.base import SourceRestoreRequest, capture_to_memory
 from vault.sources.entities import (
     Entity,
@@ -20,6 +19,7 @@ from vault.sources.entities import (
     entity_tree,
     id_candidates,
 )
+from vault.sources.mongodb.config import MongoSourceConfig
 from vault.sources.mongodb.restore import MongoRestoreRefused
 from vault.sources.mongodb.source import from_config
 

@@ -11,7 +11,7 @@ import bson
 import pytest
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
-from vault.config.model import DEFAULT_SECRET_KEYS
+from vault.config.source_parts import DEFAULT_SECRET_KEYS
 from vault.sources.mongodb.secrets import protector, revealer
 from vault.sources.sqlite.secrets import REDACTED_TEXT, SEALED_PREFIX
 

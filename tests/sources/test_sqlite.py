@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from vault.config.model import SqliteSourceConfig
 from vault.errors import OperationFailed, UsageError
 from vault.sources.base import (
     CaptureContext,
@@ -25,6 +24,7 @@ from vault.sources.base import (
     capture_to_memory,
 )
 from vault.sources.registry import source_from_config, source_from_url
+from vault.sources.sqlite.config import SqliteSourceConfig
 from vault.sources.sqlite.db import (
     BusyPolicy,
     SqliteInUse,

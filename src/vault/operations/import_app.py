@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from vault.config.model import DEFAULT_SECRET_KEYS
+from vault.config.source_parts import DEFAULT_SECRET_KEYS
 from vault.foundation.progress import ProgressReporter
 from vault.repository.snapshot import Snapshot
 from vault.runtime.app import Vault

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from vault.config.model import format_duration, parse_duration
+from vault.config.types import format_duration, parse_duration
 from vault.repository.snapshot import entity_selection, selection_key, source_name
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ class RetentionPlan:
 
 
 def parse_keep_within(text: str) -> timedelta:
-    """ "1y6m3d12h", "30d", "2w", "36h" -> timedelta (vault.config.model.parse_duration: a month
+    """ "1y6m3d12h", "30d", "2w", "36h" -> timedelta (vault.config.types.parse_duration: a month
     is 30 days and a year 365, unlike restic's calendar arithmetic; minutes are "min")."""
     return parse_duration(text)
 

@@ -33,7 +33,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from vault.config.model import CRON_PRESETS, Schedule
+from vault.config.model import Schedule
+from vault.config.types import CRON_PRESETS
 from vault.errors import ConfigError
 
 __all__ = [

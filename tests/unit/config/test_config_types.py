@@ -9,16 +9,10 @@ import pytest
 from bson import ObjectId
 from pydantic import ValidationError
 
-from vault.config.model import (
-    CRON_PRESETS,
-    MongoSourceConfig,
-    Retention,
-    Schedule,
-    SettingsSourceConfig,
-    VaultConfig,
-    parse_byte_size,
-    parse_duration,
-)
+from vault.config.model import Retention, Schedule, VaultConfig
+from vault.config.types import CRON_PRESETS, parse_byte_size, parse_duration
+from vault.sources.mongodb.config import MongoSourceConfig
+from vault.sources.settings.config import SettingsSourceConfig
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from vault.config.model import CRON_PRESETS
+from vault.config.types import CRON_PRESETS
 from vault.errors import ConfigError
 from vault.planning.schedule_due import InvalidSchedule, cron_expression, next_run
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from vault.config.model import VaultConfig, parse_percent
+from vault.config.model import VaultConfig
+from vault.config.types import parse_percent
 from vault.planning.quota import StorageUsage, growth_ratios, threshold_crossing, would_exceed
 from vault.repository.snapshot import SnapshotSummary
 

@@ -33,8 +33,8 @@ from vault.sources.registry import register
 if TYPE_CHECKING:
     from pymongo import MongoClient
 
-    from vault.config.model import MongoSourceConfig
     from vault.config.secrets import SecretRef
+    from vault.sources.mongodb.config import MongoSourceConfig
     from vault.sources.mongodb.secrets import LiveFields, SecretDocuments
 
 __all__ = ["MongoSource", "from_config", "from_url"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from vault.config.model import DEFAULT_SECRET_KEYS as CONFIG_DEFAULT_SECRET_KEYS
+from vault.config.source_parts import DEFAULT_SECRET_KEYS as CONFIG_DEFAULT_SECRET_KEYS
 from vault.sources.settings.codec import REDACTED, Redacted, Sealed, canonical_bytes, decode, encode
 
 __all__ = [

@@ -272,7 +272,7 @@ def copy_facts(copy_path: Path) -> dict[str, Any]:
 
 
 def source_from_config(entry: Any) -> SqliteSource:
-    """The source for a validated `vault.config.model.SqliteSourceConfig`."""
+    """The source for a validated `vault.sources.sqlite.config.SqliteSourceConfig`."""
     busy = BusyPolicy(retries=entry.busy_retries, seconds=entry.busy_seconds)
     entities = tuple(Entity(e.name, e.collection, e.parent, e.key, e.date_field)
                      for e in entry.entities)
