@@ -3,7 +3,7 @@ nothing new is lost) and the same repair, run again, finishes the job: in the en
 --read-data exits 0 and every file that was not lost restores byte-identical.
 
 The kills are real SIGKILLs of the `vault repair` process, at the named points between
-the steps whose order makes a repair crash-safe (vault.operations.failpoints)."""
+the steps whose order makes a repair crash-safe (vault.foundation.failpoints)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from vault.backup.files import Archiver, BackupOptions, special_kind
 from vault.backup.files_cache import FilesCache
 from vault.errors import SpecialFileSource, UsageError
+from vault.foundation.failpoints import reached
 from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import check_free_space, remove_temp_debris, repository_lock
@@ -163,7 +164,9 @@ def run_backup(vault: Vault, req: BackupRequest, reporter: ProgressReporter,
         # A backup frozen past its lease may have lost its lock to a prune that then
         # deleted packs it relies on: never commit a snapshot in that case.
         lock.check()
+        reached("backup", "flushed")  # everything stored and indexed, no snapshot yet
         repo.save_snapshot(snapshot)
+        reached("backup", "snapshot-written")  # committed, not journaled yet
         if archiver.cache is not None:
             archiver.remember_in_cache()
             archiver.cache.commit()

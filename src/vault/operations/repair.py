@@ -17,7 +17,7 @@ from vault.errors import VaultError
 from vault.foundation.progress import NullReporter, ProgressCounter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
-from vault.operations.failpoints import reached
+from vault.foundation.failpoints import reached
 from vault.operations.verify import Verifier
 from vault.repository.repair import (
     damaged_packs,

@@ -14,7 +14,7 @@ reads as before or as after, never worse, and running the same repair again fini
 
 Everything here runs under the exclusive lock (operations/repair.py). `step(name)` is
 called between the steps: the operation journals nothing there, but tests kill the
-process at those points (vault.operations.failpoints).
+process at those points (vault.foundation.failpoints).
 """
 
 from __future__ import annotations

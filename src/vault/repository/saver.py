@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from vault.foundation.failpoints import reached
 from vault.repository.blob import FLAG_COMPRESSED, BlobEntry, BlobType
 from vault.repository.compress import compress
 from vault.repository.pack import PackBuilder
@@ -108,6 +109,7 @@ class BlobSaver:
         if self.budget is not None:
             self.budget.admit(len(data), len(entries))
         self.repo.storage.save("data", pack_id, data)
+        reached("saver", "pack-written")  # a kill here leaves a pack no index names
         with self._lock:
             self._unindexed[pack_id] = (len(data), entries)
             self.stats.packs_written += 1
@@ -121,6 +123,7 @@ class BlobSaver:
         if not packs:
             return
         self.repo.write_index(packs)
+        reached("saver", "index-written")
         with self._lock:
             for _size, entries in packs.values():
                 for e in entries:
