@@ -116,8 +116,8 @@ class VaultGroup(click.Group):
 @click.version_option(__version__, prog_name="vault")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
               envvar="VAULT_CONFIG", help="Config file (default ~/.config/vault/vault.toml).")
-@click.option("-r", "--repo", help="Repository location (overrides the config and "
-              "VAULT_REPOSITORY).")
+@click.option("-r", "--repo", help="Repository: a [[repositories]] name or a location "
+              "(overrides the config and VAULT_REPOSITORY).")
 @click.option("--password-command", help="Command that prints the repository passphrase.")
 @click.option("--password-file", type=click.Path(path_type=Path),
               help="File holding the repository passphrase (mode 0600).")
@@ -157,6 +157,7 @@ COMMAND_MODULES = {
     "config": "config",
     "notify": "notify",
     "export": "transfer", "import": "transfer",
+    "copy": "copy",
 }
 
 

@@ -933,3 +933,61 @@ class RestoreHookRan(Event):
     timed_out: bool
     duration_seconds: float
     output: str
+
+
+# --- copy jobs (`vault copy`, operations/copy.py) ----------------------------------------
+
+
+class CopyRequested(Event):
+    """`vault copy`: snapshots of `repository` to be copied into `destination`."""
+
+    job_id: str
+    repository: str
+    destination: str
+    destination_name: str | None
+    snapshots: list[str]  # the references given (ids, `latest`); empty with --all/--since
+    all: bool
+    since: str | None
+    source: str | None
+    dry_run: bool
+
+
+class SnapshotCopied(Event):
+    """One snapshot copied: `from_snapshot_id` in `from_repo_id` is now `to_snapshot_id` in
+    `to_repo_id` (whose snapshot names `original_id`). `bytes_stored`: what the copy wrote."""
+
+    job_id: str
+    from_repo_id: str
+    from_repository: str
+    from_snapshot_id: str
+    to_repo_id: str
+    to_repository: str
+    to_name: str | None
+    to_snapshot_id: str
+    original_id: str
+    source: str | None
+    blobs_new: int
+    bytes_new: int
+    bytes_stored: int
+
+
+class CopyCompleted(Event):
+    """What one `vault copy` did: `failed` holds one line per snapshot that could not be
+    copied (damaged source data), which is then not in the destination at all."""
+
+    job_id: str
+    from_repo_id: str
+    to_repo_id: str
+    copied: int
+    skipped: int
+    failed: list[str]
+    bytes_read: int
+    bytes_stored: int
+    dry_run: bool
+    duration_seconds: float
+
+
+class CopyFailed(Event):
+    job_id: str
+    error_kind: str
+    message: str

@@ -10,6 +10,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,14 +102,17 @@ class Repository:
 
     @classmethod
     def init(cls, storage: Storage, passphrase: str, *, chunk_avg: int = 1 << 20,
-             label: str | None = None) -> Repository:
-        if not MIN_CHUNK_AVG <= chunk_avg <= MAX_CHUNK_AVG:
+             label: str | None = None, chunker_of: Repository | None = None) -> Repository:
+        """A new repository. `chunker_of`: cut chunks exactly as that repository does (its
+        parameters and seed), so copies between the two store each chunk once and a backup
+        here deduplicates against copied data (`vault init --copy-chunker-params-from`)."""
+        if chunker_of is None and not MIN_CHUNK_AVG <= chunk_avg <= MAX_CHUNK_AVG:
             raise UsageError(f"average chunk size must be between {MIN_CHUNK_AVG >> 10} and "
                              f"{MAX_CHUNK_AVG >> 10} KiB, not {chunk_avg >> 10} KiB")
         if storage.exists("config", "config"):
             raise RepositoryExists(repo=storage.location)
         storage.create()
-        params = ChunkerParams.for_average(chunk_avg)
+        params = chunker_of.chunker_params if chunker_of else ChunkerParams.for_average(chunk_avg)
         config = {
             "format": "vault-repository",
             "version": FORMAT_VERSION,
@@ -121,6 +125,8 @@ class Repository:
             "compression": "zstd",
         }
         master = MasterKey.generate()
+        if chunker_of is not None:
+            master = replace(master, chunker_seed=chunker_of.chunker_seed)
         key_bytes = wrap_master_key(master, passphrase, label)
         key_id = storage_id(key_bytes)
         # The key first: a config without a key would be a repository nobody can open.

@@ -66,6 +66,10 @@ class Snapshot(BaseModel):
     # left out (repository/snapshot_repair.py).
     repaired_from: str | None = None
     repair: dict[str, Any] | None = None
+    # Written by `vault copy`: the id of the snapshot this one is a copy of, in the
+    # repository it was first taken in (a copy of a copy keeps the first id), as restic's
+    # `original`; a copy already made is recognised by it (operations/copy.py).
+    original: str | None = None
 
     # Filled in on load: the snapshot's storage id (not part of the stored document).
     id: str = Field(default="", exclude=True)
@@ -83,7 +87,7 @@ class Snapshot(BaseModel):
 
 
 #: optional fields added to snapshot format 1 after it shipped (see `stored_doc`)
-LATER_FIELDS = ("captured_at", "repaired_from", "repair")
+LATER_FIELDS = ("captured_at", "repaired_from", "repair", "original")
 
 
 # --- what a snapshot holds --------------------------------------------------------------------

@@ -40,6 +40,7 @@ SHIPPED = {
     "RestoreReported", "SnapshotExported", "SnapshotImported", "RestoreHookRan",
     "LockSkipped", "JournalSpoolReplayed",
     "RepairStarted", "RepairCompleted", "RepairFailed", "SnapshotRepaired",
+    "CopyRequested", "SnapshotCopied", "CopyCompleted", "CopyFailed",
 }  # fmt: skip
 
 
