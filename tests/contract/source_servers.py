@@ -1,0 +1,71 @@
+"""The database servers the source contract runs against, started on loopback the first
+time a harness asks for one and stopped at the end of the session.
+
+PostgreSQL comes from tests/sources/pg_server.py (initdb + pg_ctl as the `postgres` user),
+MongoDB is a SecantusDB server (`secantusd-py`, a test dependency) started the way
+tests/sources/mongo_server_fixture.py starts it. A `-k sqlite` run starts neither.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))  # the servers' helpers
+from mongo_server_fixture import MongoServer, _secantusd, _wait_until_up, free_port
+from pg_server import PgServer, missing_binary, running_server
+
+__all__ = ["MongoServer", "PgServer", "SourceServers"]
+
+
+@contextmanager
+def secantusdb(home: Path) -> Iterator[MongoServer]:
+    binary = _secantusd()
+    if binary is None:
+        pytest.skip("secantusd-py not found (pip install -e '.[test]' installs SecantusDB)")
+    port = free_port()
+    log = home / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(port),
+             "--storage-path", str(home / "data"), "--log-level", "WARNING"],
+            stdout=out, stderr=subprocess.STDOUT)
+    url = f"mongodb://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, process, log)
+        yield MongoServer("secantusdb", url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class SourceServers:
+    """Servers shared by the session's harnesses, each started on first use."""
+
+    def __init__(self, stack: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._stack = stack
+        self._tmp = tmp_path_factory
+        self._postgres: PgServer | None = None
+        self._mongo: MongoServer | None = None
+
+    def postgres(self) -> PgServer:
+        if self._postgres is None:
+            missing = missing_binary()
+            if missing is not None:
+                pytest.skip(f"PostgreSQL server binary {missing} is not installed")
+            self._postgres = self._stack.enter_context(running_server())
+        return self._postgres
+
+    def mongo(self) -> MongoServer:
+        if self._mongo is None:
+            self._mongo = self._stack.enter_context(secantusdb(self._tmp.mktemp("secantus")))
+        return self._mongo
