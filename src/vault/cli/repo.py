@@ -14,7 +14,8 @@ from vault.errors import SecretUnavailable, UsageError
 from vault.foundation.units import human_bytes
 from vault.operations import manage
 from vault.repository.lock import list_locks
-from vault.repository.repository import read_config
+from vault.repository.repository import Repository, read_config
+from vault.runtime.app import Vault
 
 
 def _new_passphrase(state: CliState, file: Path | None, what: str) -> str:
@@ -34,15 +35,19 @@ def _new_passphrase(state: CliState, file: Path | None, what: str) -> str:
 @click.command()
 @click.option("--chunk-size", "chunk_kib", type=int, default=None,
               help="Average chunk size in KiB (default from the config: 1024).")
+@click.option("--copy-chunker-params-from", "chunker_from", metavar="NAME",
+              help="Cut chunks exactly as the [[repositories]] entry NAME does, so `vault "
+                   "copy` between the two shares data with backups (docs/offsite.md).")
 @output_options
 @pass_state
-def init(state: CliState, chunk_kib: int | None) -> None:
+def init(state: CliState, chunk_kib: int | None, chunker_from: str | None) -> None:
     """Create a new encrypted repository.
 
     The passphrase comes from --password-file/--password-command, VAULT_PASSWORD,
     VAULT_PASSWORD_FILE, VAULT_PASSWORD_COMMAND, the config, or a prompt (typed twice).
     """
     vault = state.vault()
+    chunker_of = _chunker_source(vault, chunker_from, chunk_kib)
     opts = vault.passphrase_options
     prompt, opts.prompt = opts.prompt, None  # a new passphrase is typed twice, not once
     try:
@@ -55,11 +60,27 @@ def init(state: CliState, chunk_kib: int | None) -> None:
     finally:
         opts.prompt = prompt
     avg = (chunk_kib or vault.config.repository.chunk_avg_kib) * 1024
-    repo = manage.init_repository(vault, passphrase, avg)
+    repo = manage.init_repository(vault, passphrase, avg, chunker_of)
     out = state.output()
     out.line(f"created repository {repo.id[:12]} at {repo.location}")
     out.info("keep the passphrase safe: without it the data cannot be recovered")
     out.summary(repo_id=repo.id, repository=repo.location, key_id=repo.key_id)
+
+
+def _chunker_source(vault: Vault, name: str | None, chunk_kib: int | None) -> Repository | None:
+    """The repository whose chunker `init --copy-chunker-params-from` copies (opened with
+    its own configured passphrase), or None."""
+    if name is None:
+        return None
+    if chunk_kib is not None:
+        raise UsageError("--chunk-size and --copy-chunker-params-from exclude each other")
+    from vault.operations.copy import configured_vault
+
+    other, _ = configured_vault(vault, name)
+    try:
+        return other.repository()
+    finally:
+        other.close()
 
 
 @click.command()

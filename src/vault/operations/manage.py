@@ -29,8 +29,10 @@ def _stream(repo: Repository) -> str:
     return f"repository-{repo.id}"
 
 
-def init_repository(vault: Vault, passphrase: str, chunk_avg: int) -> Repository:
-    repo = Repository.init(vault.storage, passphrase, chunk_avg=chunk_avg)
+def init_repository(vault: Vault, passphrase: str, chunk_avg: int,
+                    chunker_of: Repository | None = None) -> Repository:
+    repo = Repository.init(vault.storage, passphrase, chunk_avg=chunk_avg,
+                           chunker_of=chunker_of)
     vault.journal.append(_stream(repo), ev.RepositoryInitialized(
         repo_id=repo.id, repository=repo.location, format_version=FORMAT_VERSION,
         key_id=repo.key_id))
