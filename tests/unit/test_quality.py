@@ -44,6 +44,17 @@ def test_contracts_cover_every_core_module() -> None:
     assert modules - {"vault.jobs"} <= huey_sources, modules - huey_sources
 
 
+def test_layers_name_every_core_package() -> None:
+    """Every folder and top-level module of the core sits in one layer of the layers
+    contract (docs/architecture.md), so a new one cannot escape the import rules."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts = {c["name"]: c for c in config["tool"]["importlinter"]["contracts"]}
+    layers = contracts["Layers of the core"]["layers"]
+    named = {part.strip() for layer in layers for part in layer.split("|")}
+    modules = {m.name for m in pkgutil.iter_modules(vault.__path__)} - {"__main__", "migrations"}
+    assert modules == named, (modules - named, named - modules)
+
+
 def test_core_imports_without_textual() -> None:
     """`import vault` (and its CLI) must work on a machine where textual is not importable."""
     code = (
