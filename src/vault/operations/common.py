@@ -12,7 +12,7 @@ from vault.planning.quota import free_space_reserve
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
 from vault.runtime.app import Vault
-from vault.storage.base import LeavesTempFiles
+from vault.storage.base import temp_file_cleaner
 
 
 @contextmanager
@@ -51,8 +51,8 @@ def remove_temp_debris(vault: Vault, repo: Repository) -> int:
     temp file of a save that is still running only makes that save fail (its rename finds
     nothing), never a committed object go. A failure here is housekeeping, not the
     operation's: it becomes a warning."""
-    storage = repo.storage
-    if not isinstance(storage, LeavesTempFiles):
+    storage = temp_file_cleaner(repo.storage)
+    if storage is None:
         return 0
     lease = vault.config.repository.temp_file_lease.total_seconds()
     try:

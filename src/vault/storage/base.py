@@ -114,6 +114,19 @@ class LeavesTempFiles(Protocol):
         ...
 
 
+def temp_file_cleaner(storage: object) -> LeavesTempFiles | None:
+    """The backend under ``storage``'s decorators that leaves temp files, if any.
+
+    Decorators (``RetryingStorage`` and the like) keep the storage they wrap in ``inner``
+    and need not repeat every optional capability; this looks through them."""
+    seen: object | None = storage
+    while seen is not None:
+        if isinstance(seen, LeavesTempFiles):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
+
+
 @runtime_checkable
 class ConditionalCreate(Protocol):
     """A backend with conditional writes: store an object only if its name is free

@@ -22,6 +22,7 @@ import contextlib
 import os
 import secrets
 import threading
+import time
 import warnings
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
@@ -40,6 +41,7 @@ from vault.errors import (
     UsageError,
     VaultError,
 )
+from vault.foundation.failpoints import reached
 from vault.foundation.units import human_bytes
 from vault.storage.base import (
     CONFIG_NAME,
@@ -275,6 +277,7 @@ class SftpStorage:
                 await handle.chmod(FILE_MODE)  # the open's mode is filtered by the umask
                 await handle.write(payload, 0)
                 await handle.fsync()
+            reached("sftp", "temp-written")  # where a kill leaves debris
             await sftp.posix_rename(temp, final)
         except BaseException:
             # The temp may not exist; the original error is what matters.
@@ -290,6 +293,36 @@ class SftpStorage:
         await (await self._client()).remove(path)
 
     # --- housekeeping ---------------------------------------------------------------
+
+    def cleanup_temp_files(self, max_age_seconds: float) -> builtins.list[str]:
+        """Remove the ``.tmp-*`` files of killed saves whose time on the server is older
+        than ``max_age_seconds``; return their paths. As for the local backend, the age
+        protects saves still running in other processes (the lease is long enough to
+        cover a clock difference between this client and the server)."""
+        cutoff = time.time() - max_age_seconds
+        return self._call(self._cleanup_temp_files(cutoff), "clean up temp files")
+
+    async def _cleanup_temp_files(self, cutoff: float) -> builtins.list[str]:
+        sftp = await self._client()
+        directories = [self.root] + [self.root / k for k in KINDS if k != "config"]
+        fan_out = await self._entries(sftp, self.root / "data")
+        directories += [self.root / "data" / e.filename for e in fan_out
+                        if len(e.filename) == 2 and e.attrs.type == 2]
+        listed = await asyncio.gather(*(self._entries(sftp, d) for d in directories))
+        stale = [str(directory / e.filename)
+                 for directory, entries in zip(directories, listed, strict=True)
+                 for e in entries
+                 if e.filename.startswith(TEMP_PREFIX) and e.attrs.type == 1
+                 and e.attrs.mtime is not None and e.attrs.mtime < cutoff]
+        removed = await asyncio.gather(*(self._remove_if_there(sftp, p) for p in stale))
+        return [path for path, gone in zip(stale, removed, strict=True) if gone]
+
+    async def _remove_if_there(self, sftp: Any, path: str) -> bool:
+        try:
+            await sftp.remove(path)
+        except self._ssh.SFTPNoSuchFile:
+            return False  # another cleaner, or the save's own rename, got there first
+        return True
 
     def free_space(self) -> int | None:
         vfs = self._statvfs()
