@@ -23,7 +23,7 @@ from vault.cli.output import Output
 from vault.config.model import VaultConfig, load_config
 from vault.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, JournalError, VaultError
 from vault.foundation.paths import SharedWritable
-from vault.runtime.app import PassphraseOptions, Vault
+from vault.runtime.app import PassphraseOptions, StorageOptions, Vault
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +40,7 @@ class CliState:
     debug: bool = False
     password_command: str | None = None
     password_file: Path | None = None
+    storage_options: StorageOptions = field(default_factory=StorageOptions)
     command: str = "vault"
     _vault: Vault | None = None
     _output: Output | None = None
@@ -58,7 +59,7 @@ class CliState:
             prompt = _prompt_passphrase if sys.stdin.isatty() else None
             self._vault = Vault(self.config(), PassphraseOptions(
                 password_command=self.password_command, password_file=self.password_file,
-                prompt=prompt))
+                prompt=prompt), storage_options=self.storage_options)
         return self._vault
 
 
@@ -124,10 +125,17 @@ class VaultGroup(click.Group):
 @click.option("--json", "json_mode", is_flag=True, help="JSON lines output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--limit-upload", type=click.IntRange(min=1), metavar="KIB",
+              help="Send at most KIB KiB/s of object data (over limit_upload).")
+@click.option("--limit-download", type=click.IntRange(min=1), metavar="KIB",
+              help="Receive at most KIB KiB/s of object data (over limit_download).")
+@click.option("--no-cache", is_flag=True,
+              help="Read index, snapshots and trees from the repository, not the local cache.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
         password_command: str | None, password_file: Path | None, json_mode: bool,
-        quiet: bool, debug: bool) -> None:
+        quiet: bool, debug: bool, limit_upload: int | None, limit_download: int | None,
+        no_cache: bool) -> None:
     """vault: encrypted, deduplicated backups and exact restores.
 
     Every operation is recorded in an append-only journal (see `vault journal`).
@@ -137,6 +145,7 @@ def cli(ctx: click.Context, config_path: Path | None, repo: str | None,
     state.overrides = {"repository.url": repo} if repo else {}
     state.json_mode, state.quiet, state.debug = json_mode, quiet, debug
     state.password_command, state.password_file = password_command, password_file
+    state.storage_options = StorageOptions(limit_upload, limit_download, not no_cache)
 
 
 #: where each built-in command lives: a command's module (and what it imports: huey for

@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vault.errors import ConfigError, IntegrityError, UsageError, VaultError
+from vault.foundation.failpoints import reached
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import record_read_damage, remove_temp_debris, repository_lock
-from vault.foundation.failpoints import reached
-from vault.planning.copy_plan import CopyItem, CopyPlan, copy_of, original_id, plan_copy, select
+from vault.planning.copy_plan import (
+    CopyItem,
+    CopyPlan,
+    after_newest_copy,
+    copy_of,
+    original_id,
+    plan_copy,
+    select,
+)
 from vault.repository.copier import TreeCopier
 from vault.repository.lock import RepositoryLock
 from vault.repository.repository import Repository
@@ -45,6 +53,9 @@ class CopyRequest:
     since: datetime | None = None
     source: str | None = None
     dry_run: bool = False
+    tag: str | None = None  # only snapshots with this tag (a schedule's own)
+    #: only from the newest snapshot already copied on (planning.copy_plan.after_newest_copy)
+    after_newest_copy: bool = False
 
 
 @dataclass
@@ -86,7 +97,7 @@ def configured_vault(vault: Vault, target: str) -> tuple[Vault, str | None]:
            if k not in _SOURCE_PASSPHRASE_VARIABLES}
     options = PassphraseOptions(prompt=vault.passphrase_options.prompt, env=env)
     return Vault(config.model_copy(update={"repository": settings}), options,
-                 vault.actor), name
+                 vault.actor, vault.storage_options), name
 
 
 def run_copy(vault: Vault, req: CopyRequest, reporter: ProgressReporter) -> CopyReport:
@@ -158,7 +169,7 @@ def _run(vault: Vault, target: Vault, source: Repository, destination: Repositor
 def _plan(vault: Vault, target: Vault, source: Repository, destination: Repository,
           req: CopyRequest, report: CopyReport) -> CopyPlan:
     snapshots = source.snapshots()
-    selected = select(snapshots, since=req.since, source=req.source) \
+    selected = select(snapshots, since=req.since, source=req.source, tag=req.tag) \
         if req.all or req.since else []
     criteria = SnapshotCriteria(source=req.source)
     selected += [source.find_snapshot(ref, criteria) for ref in req.snapshots]
@@ -168,7 +179,10 @@ def _plan(vault: Vault, target: Vault, source: Repository, destination: Reposito
         destination.recover_unindexed_packs()
         remove_temp_debris(target, destination)
         destination.save_found_damage("copy", report.job_id)
-    plan = plan_copy(selected, snapshots, destination.snapshots())
+    copies = destination.snapshots()
+    if req.after_newest_copy:
+        selected = after_newest_copy(selected, copies)
+    plan = plan_copy(selected, snapshots, copies)
     report.skipped = [(i.snapshot.id, i.copied_as or "") for i in plan.skipped]
     return plan
 
@@ -252,5 +266,6 @@ def _copied_event(report: CopyReport, source: Repository, destination: Repositor
         from_snapshot_id=snapshot.id, to_repo_id=destination.id,
         to_repository=destination.location, to_name=report.destination_name,
         to_snapshot_id=copy.id, original_id=original_id(snapshot),
-        source=source_name(snapshot) or None, blobs_new=after[0] - before[0],
+        source=source_name(snapshot) or None, snapshot_time=snapshot.time.isoformat(),
+        blobs_new=after[0] - before[0],
         bytes_new=after[1] - before[1], bytes_stored=after[2] - before[2])

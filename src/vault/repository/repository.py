@@ -25,7 +25,7 @@ from vault.errors import (
     UsageError,
     WrongPassphrase,
 )
-from vault.repository.blob import BlobEntry
+from vault.repository.blob import BlobEntry, BlobType
 from vault.repository.chunker import ChunkerParams
 from vault.repository.compress import decompress
 from vault.repository.condemned import condemned_packs, load_records, rescue_pinned
@@ -48,6 +48,7 @@ from vault.repository.tree import (
 )
 from vault.repository.tree_limits import check_tree_limits
 from vault.storage.base import Storage
+from vault.storage.cache import metadata_cache
 
 #: FastCDC's limits (pyfastcdc refuses a maximum chunk, 4 x average, above 16 MiB)
 MIN_CHUNK_AVG = 64 << 10
@@ -306,7 +307,7 @@ class Repository:
         in `found_damage`, for the operation to remember with `save_found_damage`."""
         entry = self.find_blob(blob_id)
         try:
-            sealed = self.storage.load("data", entry.pack_id, entry.offset, entry.length)
+            sealed = self.load_sealed(entry)
         except ObjectNotFound as exc:
             self.note_damaged_pack(entry.pack_id, "missing")
             self.note_damaged_copy(blob_id, entry.pack_id, "pack missing")
@@ -315,8 +316,23 @@ class Repository:
         try:
             return self.open_blob(entry, sealed)
         except IntegrityError as exc:
+            self.forget_sealed(entry)
             self.note_damaged_copy(blob_id, entry.pack_id, str(exc.fields["detail"]))
             raise
+
+    def load_sealed(self, entry: BlobEntry) -> bytes:
+        """A blob's sealed bytes from its pack; a tree blob's through the local metadata
+        cache when there is one (storage/cache.py), so walks cross the network once."""
+        cache = metadata_cache(self.storage) if entry.blob_type == BlobType.TREE else None
+        if cache is not None:
+            return cache.load_metadata("data", entry.pack_id, entry.offset, entry.length)
+        return self.storage.load("data", entry.pack_id, entry.offset, entry.length)
+
+    def forget_sealed(self, entry: BlobEntry) -> None:
+        """Drop a cached copy that did not authenticate (the next read fetches it)."""
+        cache = metadata_cache(self.storage) if entry.blob_type == BlobType.TREE else None
+        if cache is not None:
+            cache.forget_metadata("data", entry.pack_id, entry.offset, entry.length)
 
     # --- damage (damage.py) -------------------------------------------------------
 

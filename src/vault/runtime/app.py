@@ -26,6 +26,7 @@ from vault.repository.repository import Repository
 from vault.runtime.inline_jobs import mark_killed_inline_jobs
 from vault.storage.base import Storage
 from vault.storage.registry import open_storage
+from vault.storage.stack import bind_cache, decorated
 
 
 @dataclass
@@ -38,11 +39,24 @@ class PassphraseOptions:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
+@dataclass(frozen=True)
+class StorageOptions:
+    """Flags on how storage is reached, for every repository the command opens (the
+    destination of a copy too): `--limit-upload`/`--limit-download` in KiB/s over the
+    repository's `limit_upload`/`limit_download`, and `--no-cache`."""
+
+    limit_upload_kib: int | None = None
+    limit_download_kib: int | None = None
+    use_cache: bool = True
+
+
 class Vault:
     def __init__(self, config: VaultConfig, passphrase: PassphraseOptions | None = None,
-                 actor: Actor | None = None) -> None:
+                 actor: Actor | None = None, storage_options: StorageOptions | None = None,
+                 ) -> None:
         self.config = config
         self.passphrase_options = passphrase or PassphraseOptions()
+        self.storage_options = storage_options or StorageOptions()
         self.actor = actor or current_actor()
         self._repository: Repository | None = None
         #: things the user must hear about although the command went on (a lock skipped)
@@ -71,7 +85,13 @@ class Vault:
 
     @cached_property
     def storage(self) -> Storage:
-        return open_storage(self.config.repository.url, self.config.repository)
+        """The repository's storage behind its bandwidth limits and metadata cache."""
+        settings, options = self.config.repository, self.storage_options
+        return decorated(open_storage(settings.url, settings), settings.url,
+                         limit_upload_kib=options.limit_upload_kib or settings.limit_upload,
+                         limit_download_kib=options.limit_download_kib
+                         or settings.limit_download,
+                         cache=options.use_cache)
 
     @property
     def cache_dir(self) -> Path:
@@ -91,6 +111,8 @@ class Vault:
         """The unlocked repository (opened once per process)."""
         if self._repository is None:
             self._repository = Repository.open(self.storage, self.passphrase())
+            # The metadata cache is per repository id, known only now (storage/cache.py).
+            bind_cache(self.storage, self.cache_dir / self._repository.id[:16] / "objects")
         return self._repository
 
     def record_failure(self, command: str, error_kind: str, message: str) -> None:

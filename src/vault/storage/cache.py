@@ -1,0 +1,209 @@
+"""The local metadata cache, as restic's: what a backup, `ls` or `snapshots` of a remote
+repository reads again and again, kept on local disk so it crosses the network once.
+
+Cached: index files and snapshots (whole objects), and the ranges of packs that hold tree
+blobs (``load_metadata``, asked for by the repository for tree blobs only — file data is
+never cached). Measured on S3 before the cache (docs/storage.md#the-metadata-cache): a
+no-change backup re-read every index file and the parent snapshot; `ls` every index file,
+the snapshots and the trees it walks; those are exactly what is kept.
+
+It can never be stale: every one of those objects is named by the SHA-256 of its bytes and
+never changes under its name. Each read from disk is checked — a whole object against its
+name, a pack range against the digest stored after it — and an entry that fails (a flipped
+byte, a torn write) is dropped and fetched again. Objects removed from the repository (by
+a prune, here or on another host) leave the cache when a complete listing of their kind no
+longer shows them, or at once when this process removes them.
+
+The cache is only ever a shortcut: any error reading or writing it falls back to the
+storage, never fails the operation. Files are private (0700 directories, 0600 files) under
+``<cache dir>/<repository id>/``, beside the files cache; bound once the repository id is
+known (``bind``), until then every call goes straight through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Final
+
+from vault.foundation.paths import ensure_private_dir
+from vault.storage.base import ObjectInfo, ObjectKind, Storage
+from vault.storage.forwarding import ForwardingStorage
+
+#: kinds cached as whole objects, each named by the SHA-256 of its bytes
+WHOLE_KINDS: Final[tuple[ObjectKind, ...]] = ("index", "snapshots")
+_DIGEST = 32
+_TEMP_PREFIX = "."
+
+
+class MetadataCache(ForwardingStorage):
+    """A Storage that keeps index files, snapshots and tree ranges of packs on local disk."""
+
+    def __init__(self, inner: Storage, directory: Path | None = None) -> None:
+        super().__init__(inner)
+        self.directory: Path | None = None
+        #: bytes served from the cache and fetched because of a miss, for reports and tests
+        self.hit_bytes = 0
+        self.miss_bytes = 0
+        self._lock = threading.Lock()
+        if directory is not None:
+            self.bind(directory)
+
+    def bind(self, directory: Path) -> None:
+        """Start caching in ``directory`` (the repository's own, made private)."""
+        try:
+            self.directory = ensure_private_dir(directory)
+        except OSError:
+            self.directory = None  # no cache then, but the command goes on
+
+    # --- whole objects ---------------------------------------------------------------
+
+    def load(
+        self, kind: ObjectKind, name: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        path = self._whole_path(kind, name)
+        if path is None or offset or length is not None:
+            return self.inner.load(kind, name, offset, length)
+        cached = _read(path)
+        if cached is not None and _sha256(cached) == name:
+            self._count(hit=len(cached))
+            return cached
+        if cached is not None:
+            _unlink(path)  # damaged on disk: fetched again below
+        data = self.inner.load(kind, name)
+        self._count(miss=len(data))
+        if _sha256(data) == name:  # a damaged download is for the caller to report
+            _store(path, data)
+        return data
+
+    def save(self, kind: ObjectKind, name: str, data: bytes | bytearray | memoryview) -> None:
+        self.inner.save(kind, name, data)
+        path = self._whole_path(kind, name)
+        if path is not None and _sha256(data) == name:
+            _store(path, bytes(data))
+
+    def remove(self, kind: ObjectKind, name: str) -> None:
+        try:
+            self.inner.remove(kind, name)
+        finally:
+            self._drop(kind, {name})
+
+    def list(self, kind: ObjectKind) -> Iterator[ObjectInfo]:
+        """The storage's listing; once it is complete, cache entries of ``kind`` it did
+        not show are dropped (removed elsewhere, by a prune on another host)."""
+        seen: set[str] = set()
+        for info in self.inner.list(kind):
+            seen.add(info.name)
+            yield info
+        if self.directory is not None and (kind in WHOLE_KINDS or kind == "data"):
+            self._drop(kind, set(_entries(self.directory / kind)) - seen)
+
+    # --- ranges of packs holding tree blobs ------------------------------------------
+
+    def load_metadata(self, kind: ObjectKind, name: str, offset: int, length: int) -> bytes:
+        """``load(kind, name, offset, length)``, kept in the cache: for metadata (a tree
+        blob's bytes in its pack) that later commands will read again."""
+        if self.directory is None:
+            return self.inner.load(kind, name, offset, length)
+        path = self.directory / kind / name / f"{offset}-{length}"
+        cached = _read(path)
+        if cached is not None and len(cached) == length + _DIGEST and \
+                _sha256_bytes(cached[:length]) == cached[length:]:
+            self._count(hit=length)
+            return cached[:length]
+        if cached is not None:
+            _unlink(path)
+        data = self.inner.load(kind, name, offset, length)
+        self._count(miss=len(data))
+        _store(path, data + _sha256_bytes(data))
+        return data
+
+    def forget_metadata(self, kind: ObjectKind, name: str, offset: int, length: int) -> None:
+        """Drop a cached range whose content did not authenticate."""
+        if self.directory is not None:
+            _unlink(self.directory / kind / name / f"{offset}-{length}")
+
+    # --- bookkeeping -----------------------------------------------------------------
+
+    def _whole_path(self, kind: ObjectKind, name: str) -> Path | None:
+        if self.directory is None or kind not in WHOLE_KINDS:
+            return None
+        return self.directory / kind / name
+
+    def _drop(self, kind: ObjectKind, names: set[str]) -> None:
+        if self.directory is None or not names:
+            return
+        for name in names:
+            path = self.directory / kind / name
+            if path.is_dir():
+                for part in _entries(path, temp_too=True):
+                    _unlink(path / part)
+                _rmdir(path)
+            else:
+                _unlink(path)
+
+    def _count(self, hit: int = 0, miss: int = 0) -> None:
+        with self._lock:
+            self.hit_bytes += hit
+            self.miss_bytes += miss
+
+
+def metadata_cache(storage: object) -> MetadataCache | None:
+    """The metadata cache among ``storage``'s decorators, bound to a directory, if any."""
+    seen: object | None = storage
+    while seen is not None:
+        if isinstance(seen, MetadataCache):
+            return seen if seen.directory is not None else None
+        seen = getattr(seen, "inner", None)
+    return None
+
+
+def _sha256(data: bytes | bytearray | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_bytes(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _entries(directory: Path, *, temp_too: bool = False) -> list[str]:
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [n for n in names if temp_too or not n.startswith(_TEMP_PREFIX)]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Write ``data`` at ``path`` atomically (private); a failure leaves no entry."""
+    temp = path.with_name(f"{_TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except OSError:
+        _unlink(temp)
+
+
+def _unlink(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
+
+
+def _rmdir(path: Path) -> None:
+    with suppress(OSError):
+        path.rmdir()

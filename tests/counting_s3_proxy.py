@@ -1,0 +1,116 @@
+"""A real S3 server seen through a counter: a small HTTP proxy in front of moto (or rclone)
+that forwards every request unchanged and records what crossed the network — the method,
+the path below the bucket, whether it was a LIST, and the bytes sent and received. Tests of
+the metadata cache and of `vault status` point vault at it (`AWS_ENDPOINT_URL`) and assert
+on what a command really asked the server for."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+        "proxy-authorization", "proxy-authenticate"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # the object key (or, for a LIST, the listed prefix), below the bucket
+    listing: bool
+    sent: int  # request body bytes
+    received: int  # response body bytes
+
+
+@dataclass
+class Traffic:
+    requests: list[Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    def snapshot(self) -> list[Request]:
+        with self.lock:
+            return list(self.requests)
+
+    def received(self) -> int:
+        return sum(r.received for r in self.snapshot())
+
+    def sent(self) -> int:
+        return sum(r.sent for r in self.snapshot())
+
+    def listings(self, folder: str) -> list[Request]:
+        """LIST requests of `folder` (e.g. "data/") under any repository prefix."""
+        return [r for r in self.snapshot() if r.listing and f"/{folder}" in f"/{r.path}"]
+
+    def gets(self) -> list[Request]:
+        return [r for r in self.snapshot() if r.method == "GET" and not r.listing]
+
+
+def _describe(method: str, raw_path: str) -> tuple[str, bool]:
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query)
+    key = unquote(parts.path).lstrip("/").partition("/")[2]  # path-style: /bucket/key
+    if method == "GET" and "list-type" in query:
+        return query.get("prefix", [""])[0], True
+    return key, False
+
+
+@contextmanager
+def counting_proxy(upstream: str) -> Iterator[tuple[str, Traffic]]:
+    """(the proxy's endpoint, the traffic it recorded) for the server at `upstream`."""
+    target = urlsplit(upstream)
+    traffic = Traffic()
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status, reply.reason)
+                for name, value in reply.getheaders():
+                    if name.lower() not in _HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                length = value_of(reply.getheaders(), "content-length") \
+                    if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", length or "0")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            finally:
+                conn.close()
+            path, listing = _describe(self.command, self.path)
+            with traffic.lock:
+                traffic.requests.append(Request(self.command, path, listing, len(body),
+                                                0 if self.command == "HEAD" else len(data)))
+
+        do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = _handle
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", traffic
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def value_of(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
