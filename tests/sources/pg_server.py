@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 PG_BIN = Path(os.environ.get("VAULT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 APP_USER = "app"
 
@@ -98,3 +100,14 @@ def running_server() -> Iterator[PgServer]:
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
                           "stop"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PgServer]:
+    """A server for the test module that imports this fixture; the module's tests that use
+    it are skipped where PostgreSQL is not installed."""
+    missing = missing_binary()
+    if missing is not None:
+        pytest.skip(f"PostgreSQL server binary {missing} is not installed")
+    with running_server() as running:
+        yield running

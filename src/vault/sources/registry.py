@@ -17,6 +17,7 @@ from typing import Any
 
 from vault.errors import UsageError
 from vault.sources.base import Source
+from vault.sources.browse import SourceBrowser
 
 ConfigFactory = Callable[[Any], Source]
 UrlFactory = Callable[[str], Source]
@@ -36,6 +37,7 @@ class SourceType:
     from_config: ConfigFactory
     schemes: tuple[str, ...] = ()
     from_url: UrlFactory | None = None
+    browser: SourceBrowser | None = None  # how its stored snapshots are browsed
 
 
 _types: dict[str, SourceType] = {}
@@ -44,9 +46,11 @@ _loaded = False
 
 
 def register(type_name: str, *, from_config: ConfigFactory, schemes: tuple[str, ...] = (),
-             from_url: UrlFactory | None = None) -> None:
-    """Make `type = "<type_name>"` entries (and `<scheme>://` arguments) build sources."""
-    entry = SourceType(type_name, from_config, schemes, from_url)
+             from_url: UrlFactory | None = None, browser: SourceBrowser | None = None
+             ) -> None:
+    """Make `type = "<type_name>"` entries (and `<scheme>://` arguments) build sources,
+    and its snapshots browsable with `browser`."""
+    entry = SourceType(type_name, from_config, schemes, from_url, browser)
     if type_name in _types and _types[type_name] != entry:
         raise ValueError(f"source type {type_name!r} is already registered")
     _types[type_name] = entry
@@ -67,6 +71,14 @@ def source_from_config(entry: Any) -> Source:
         raise UsageError(f"source {entry.name}: type {entry.type!r} is not supported "
                          f"(known: {', '.join(sorted(_types))})")
     return found.from_config(entry)
+
+
+def browser_for(source_type: str) -> SourceBrowser | None:
+    """How snapshots of `source_type` are browsed; None for files (a tree of their own)
+    and for a type that registered no browser."""
+    _load()
+    found = _types.get(source_type)
+    return found.browser if found is not None else None
 
 
 def is_source_url(text: str) -> bool:

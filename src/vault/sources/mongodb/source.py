@@ -26,6 +26,7 @@ from vault.sources.base import (
     StoredItems,
 )
 from vault.sources.entities import Entity, EntitySelection
+from vault.sources.mongodb.browse import BROWSER
 from vault.sources.mongodb.client import connect, server_errors
 from vault.sources.mongodb.selection import MongoFilters, display_url, split_url, url_database
 from vault.sources.registry import register
@@ -225,4 +226,4 @@ def from_url(url: str) -> MongoSource:
 
 
 register("mongodb", from_config=from_config, schemes=("mongodb", "mongodb+srv"),
-         from_url=from_url)
+         from_url=from_url, browser=BROWSER)

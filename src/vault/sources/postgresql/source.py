@@ -33,6 +33,7 @@ from vault.sources.base import (
 )
 from vault.sources.entities import Entity, ordered
 from vault.sources.postgresql import restore as postgresql_restore
+from vault.sources.postgresql.browse import BROWSER
 from vault.sources.postgresql.client import PgClients, PsqlSession, find_clients, stream_output
 from vault.sources.postgresql.rows_plan import python_codec
 from vault.sources.postgresql.secrets import plan_tables, protect_stream, revealed
@@ -337,4 +338,4 @@ def from_url(url: str) -> PostgresSource:
 
 
 register("postgresql", from_config=from_config, schemes=("postgresql", "postgres"),
-         from_url=from_url)
+         from_url=from_url, browser=BROWSER)

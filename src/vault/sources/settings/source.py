@@ -26,6 +26,7 @@ from vault.sources.base import (
     stream_of,
 )
 from vault.sources.registry import register
+from vault.sources.settings.browse import BROWSER
 from vault.sources.settings.codec import canonical_bytes, decode, encode
 from vault.sources.settings.errors import (
     SealerMissing,
@@ -205,4 +206,4 @@ def from_config(entry: Any) -> SettingsSource:
     )
 
 
-register("settings", from_config=from_config)
+register("settings", from_config=from_config, browser=BROWSER)

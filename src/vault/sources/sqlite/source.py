@@ -38,6 +38,7 @@ from vault.sources.base import (
 )
 from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.registry import register
+from vault.sources.sqlite.browse import BROWSER
 from vault.sources.sqlite.db import (
     BusyPolicy,
     SqliteError,
@@ -299,4 +300,4 @@ def name_for(path: Path) -> str:
 
 
 register("sqlite", from_config=source_from_config, schemes=("sqlite",),
-         from_url=source_from_url)
+         from_url=source_from_url, browser=BROWSER)
