@@ -119,6 +119,10 @@ class RepositoryConfig(Strict):
     # A killed save leaves a temp file; backup and prune remove those older than this
     # (well above the longest save: the file's time moves while it is written).
     temp_file_lease: Duration = timedelta(hours=1)
+    # Bandwidth for object bytes, in KiB/s (None: unlimited); --limit-upload and
+    # --limit-download override them (docs/storage.md#bandwidth-limits).
+    limit_upload: int | None = Field(None, ge=1)
+    limit_download: int | None = Field(None, ge=1)
     s3: S3Config | None = None
     sftp: SftpConfig | None = None
 
