@@ -1,0 +1,106 @@
+"""The bandwidth limit, measured on a real local repository: N bytes through a limit of
+L bytes/s take at least (N - burst) / L seconds, from one thread or from several sharing
+the bucket. Only a lower bound is asserted: a loaded machine may always be slower."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from vault.storage.base import ConditionalCreate
+from vault.storage.limiter import LimitedStorage, TokenBucket, kib_per_second
+from vault.storage.local import LocalStorage
+from vault.storage.stack import decorated
+
+LIMIT_KIB = 512
+OBJECT = 256 << 10  # 8 objects: 2 MiB
+
+
+def _storage(tmp_path: Path, *, upload: int | None = None,
+             download: int | None = None) -> LimitedStorage:
+    inner = LocalStorage(tmp_path / "repo")
+    inner.create()
+    return LimitedStorage(inner, kib_per_second(upload), kib_per_second(download))
+
+
+def _objects(count: int) -> dict[str, bytes]:
+    blobs = [os.urandom(OBJECT) for _ in range(count)]
+    return {hashlib.sha256(b).hexdigest(): b for b in blobs}
+
+
+def _minimum_seconds(total: int, bucket: TokenBucket) -> float:
+    return (total - bucket.burst) / bucket.rate
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_uploads_take_at_least_their_size_over_the_limit(tmp_path: Path, threads: int) -> None:
+    storage = _storage(tmp_path, upload=LIMIT_KIB)
+    objects = _objects(8)
+    assert storage.upload is not None
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda item: storage.save("data", *item), objects.items()))
+    elapsed = time.monotonic() - started
+
+    total = sum(map(len, objects.values()))
+    assert elapsed >= _minimum_seconds(total, storage.upload) >= 3.0
+    for name, data in objects.items():  # unthrottled direction: read back at once
+        assert storage.load("data", name) == data
+
+
+def test_downloads_take_at_least_their_size_over_the_limit(tmp_path: Path) -> None:
+    storage = _storage(tmp_path, download=LIMIT_KIB)
+    objects = _objects(8)
+    for name, data in objects.items():
+        storage.save("data", name, data)
+    assert storage.download is not None
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        loaded = dict(zip(objects, pool.map(lambda n: storage.load("data", n), objects),
+                          strict=True))
+    elapsed = time.monotonic() - started
+
+    assert loaded == objects
+    assert elapsed >= _minimum_seconds(sum(map(len, objects.values())), storage.download)
+
+
+def test_ranged_loads_count_only_the_bytes_they_bring(tmp_path: Path) -> None:
+    storage = _storage(tmp_path, download=64)
+    (name, data), = _objects(1).items()
+    storage.save("data", name, data)
+    started = time.monotonic()
+    for offset in range(0, 64 << 10, 4096):  # 64 KiB in all: within the burst
+        assert storage.load("data", name, offset, 4096) == data[offset:offset + 4096]
+    assert time.monotonic() - started < 30  # not one 256 KiB object per read (64 s)
+
+
+def test_listing_and_metadata_pass_unthrottled(tmp_path: Path) -> None:
+    storage = _storage(tmp_path, upload=1, download=1)
+    storage.inner.save("index", "ab" * 32, os.urandom(4096))
+    started = time.monotonic()
+    for _ in range(50):
+        assert [i.name for i in storage.list("index")] == ["ab" * 32]
+        assert storage.stat("index", "ab" * 32).size == 4096
+        assert storage.exists("index", "ab" * 32)
+    assert time.monotonic() - started < 30  # 50 x 8 KiB at 1 KiB/s would take 400 s
+
+
+def test_the_stack_limits_only_when_asked_and_keeps_conditional_writes(tmp_path: Path) -> None:
+    inner = LocalStorage(tmp_path / "repo")
+    url = str(tmp_path / "repo")
+    assert decorated(inner, url) is inner  # local: no cache, no limit
+    limited = decorated(inner, url, limit_upload_kib=100)
+    assert isinstance(limited, LimitedStorage) and limited.download is None
+    assert isinstance(limited, ConditionalCreate)  # forwarded ...
+    assert limited.enforces_conditional_put() is False  # ... and honest: local has none
+
+
+def test_a_bucket_refuses_a_rate_of_zero() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(0)
+    assert kib_per_second(None) is None
