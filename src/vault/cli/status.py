@@ -10,6 +10,7 @@ import click
 from vault.cli.main import CliState, output_options, pass_state
 from vault.cli.output import Output, format_duration
 from vault.foundation.units import human_bytes
+from vault.operations.repository_holdings import RepositoryHoldings, newest_age_seconds
 from vault.operations.status import StatusReport, gather_status
 from vault.planning.quota import StorageUsage
 from vault.planning.status_report import ActiveJob, SourceState, format_age, worker_summary
@@ -103,7 +104,16 @@ def _summary(report: StatusReport, now: datetime) -> dict[str, Any]:
         "last_backup": _source_record(latest, now) if latest else None,
         "storage": _storage_record(report.usage, report.storage_low_journaled),
         **sections, "alert_count": len(report.alerts), "ok": not report.alerts,
+        "repositories": [_repository_record(r, now) for r in report.repositories],
     }
+
+
+def _repository_record(item: RepositoryHoldings, now: datetime) -> dict[str, Any]:
+    return {"name": item.name, "url": item.url, "current": item.current,
+            "repo_id": item.repo_id, "error": item.error,
+            "sources": [{"source": n.source, "snapshot_id": n.snapshot_id,
+                         "snapshot_time": n.time, "age_seconds": newest_age_seconds(n, now)}
+                        for n in item.newest]}
 
 
 # --- human ------------------------------------------------------------------------------
@@ -123,6 +133,7 @@ def _print_dashboard(out: Output, report: StatusReport, now: datetime) -> None:
         _print_sources(out, report.sources, now)
         _print_jobs(out, report.jobs, now)
     _print_next_runs(out, report, now)
+    _print_repositories(out, report.repositories, now)
     out.line()
     if not report.alerts:
         out.line("alerts: none")
@@ -191,6 +202,27 @@ def _print_next_runs(out: Output, report: StatusReport, now: datetime) -> None:
     for run in report.next_runs:
         out.line(f"  {run.at:%Y-%m-%d %H:%M} UTC  {run.name}  "
                  f"(in {format_age(run.at - now)})")
+
+
+def _print_repositories(out: Output, repositories: list[RepositoryHoldings],
+                        now: datetime) -> None:
+    """Each configured repository and the newest snapshot of each source in it (the
+    journal's view: what was backed up or copied there and not forgotten)."""
+    if not repositories:
+        return
+    out.line()
+    out.line("repositories (newest snapshot of each source):")
+    rows = []
+    for item in repositories:
+        name = f"{item.name}{' *' if item.current else ''}"
+        if item.error is not None or not item.newest:
+            rows.append([name, item.url, item.error or "no snapshot recorded", "", ""])
+            continue
+        for newest in item.newest:
+            rows.append([name, item.url, newest.source, newest.snapshot_id[:8],
+                         f"{format_age(now - newest.time)} ago"])
+            name = ""
+    out.table(["repository", "location", "source", "snapshot", "age"], rows)
 
 
 COMMANDS = [status]

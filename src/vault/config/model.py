@@ -233,6 +233,8 @@ class Schedule(Strict):
     #: (`rotate/T`: a different T-th each day, the whole repository every T days)
     verify: bool = False
     read_data_subset: Annotated[str, AfterValidator(_read_data_subset)] | None = None
+    #: [[repositories]] names a successful run's snapshots are copied into (`vault copy`)
+    copy_to: list[str] = []
 
     @model_validator(mode="after")
     def _does_something(self) -> Schedule:
@@ -359,6 +361,7 @@ class VaultConfig(Strict):
 
     @model_validator(mode="after")
     def _choose_repository(self, info: ValidationInfo) -> VaultConfig:
+        repositories.check_copy_targets(self.schedules, self.repositories)
         if not self.repositories:
             return self
         repositories.check_entries(self.repositories)

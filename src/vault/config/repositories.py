@@ -28,7 +28,7 @@ from vault.config.types import fail_at
 from vault.errors import ConfigError
 
 if TYPE_CHECKING:
-    from vault.config.model import NamedRepository, RepositoryConfig
+    from vault.config.model import NamedRepository, RepositoryConfig, Schedule
 
 #: what `-r` holds when it names a configured repository rather than a path: the name
 #: rule of vault.toml (a relative directory is then spelled `./dir`)
@@ -74,6 +74,18 @@ def check_entries(entries: Sequence[NamedRepository]) -> None:
         names = ", ".join(entries[i].name for i in defaults)
         raise fail_at(("repositories", defaults[1], "default"),
                       f"only one repository may be the default (default = true in: {names})")
+
+
+def check_copy_targets(schedules: Sequence[Schedule], entries: Sequence[NamedRepository]) -> None:
+    """Every schedule's `copy_to` names a configured repository."""
+    names = [entry.name for entry in entries]
+    for index, schedule in enumerate(schedules):
+        for position, name in enumerate(schedule.copy_to):
+            if name not in names:
+                configured = ", ".join(names) or "none"
+                raise fail_at(("schedules", index, "copy_to", position),
+                              f"no repository named {name!r} (configured [[repositories]]: "
+                              f"{configured})")
 
 
 def default_entry(entries: Sequence[NamedRepository]) -> NamedRepository:

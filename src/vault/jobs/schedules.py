@@ -36,6 +36,7 @@ from typing import Any, Literal
 from vault.config.model import VaultConfig
 from vault.errors import StaleStreamVersion, VaultError
 from vault.jobs.commands import BackupArgs, JobCommand, PruneArgs, VerifyArgs
+from vault.jobs.copy_after import ScheduledCopies
 from vault.jobs.queue import JobQueue, queued_events
 from vault.journal import Journal
 from vault.journal import events as ev
@@ -175,6 +176,8 @@ class ScheduleRunner:
         self.now, self.grace = now, grace
         self.config_path, self.overrides = config_path, dict(overrides or {})
         self._vault: Vault | None = None
+        #: the copies of schedules' `copy_to`, in threads of their own
+        self.copies = ScheduledCopies(config)
 
     def close(self) -> None:
         if self._vault is not None:
@@ -269,6 +272,7 @@ class ScheduleRunner:
         log.info("schedule %s: run %s %s", item.name, item.last_run_key, status)
         if done:
             self._apply_retention(item, item.last_run_key)
+            self.copies.start(item.schedule)
 
     def _job_status(self, job_id: str) -> str | None:
         rows = read_jobs(self.journal.path, job_id=job_id)

@@ -966,6 +966,7 @@ class SnapshotCopied(Event):
     to_snapshot_id: str
     original_id: str
     source: str | None
+    snapshot_time: str  # the snapshot's own time, which its copy keeps
     blobs_new: int
     bytes_new: int
     bytes_stored: int

@@ -25,6 +25,7 @@ from vault.journal.queries import (
 )
 from vault.operations.journal_check import journal_alerts
 from vault.operations.quota import last_storage_event, storage_usage
+from vault.operations.repository_holdings import RepositoryHoldings, repository_holdings
 from vault.planning.quota import StorageUsage
 from vault.planning.schedule_due import ScheduleState, UpcomingRun, upcoming
 from vault.planning.status_report import (
@@ -65,6 +66,8 @@ class StatusReport:
     alerts: list[Alert] = field(default_factory=list)
     workers: list[WorkerPresence] = field(default_factory=list)  # running `vault worker`s
     verify: VerifyState = field(default_factory=VerifyState)
+    #: each `[[repositories]]` entry and the newest snapshot of each source in it
+    repositories: list[RepositoryHoldings] = field(default_factory=list)
 
 
 def schedule_states(vault: Vault, now: datetime) -> list[ScheduleState]:
@@ -85,6 +88,7 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
                           journal_events=vault.journal.head_seq())
     report.next_runs = upcoming(schedule_states(vault, now), now, NEXT_RUNS)
     report.workers = live_workers(vault.config.resolved_state_dir(), now)
+    report.repositories = repository_holdings(vault)
     try:
         config = read_config(vault.storage)
     except RepositoryNotFound:

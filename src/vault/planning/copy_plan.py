@@ -43,14 +43,28 @@ def original_id(snapshot: Snapshot) -> str:
     return snapshot.original or snapshot.id
 
 
-def select(snapshots: list[Snapshot], *, since: datetime | None,
-           source: str | None) -> list[Snapshot]:
-    """`--all` / `--since` narrowed by `--source`, oldest first. A restore's safety copy
-    (tagged by vault itself) is a snapshot like any other and is copied too."""
+def select(snapshots: list[Snapshot], *, since: datetime | None, source: str | None,
+           tag: str | None = None) -> list[Snapshot]:
+    """`--all` / `--since` narrowed by `--source` (and a tag), oldest first. A restore's
+    safety copy (tagged by vault itself) is a snapshot like any other and is copied too."""
     chosen = [s for s in snapshots
               if (since is None or s.time >= since)
-              and (source is None or source_name(s) == source)]
+              and (source is None or source_name(s) == source)
+              and (tag is None or tag in s.tags)]
     return sorted(chosen, key=lambda s: (s.time, s.id))
+
+
+def after_newest_copy(candidates: list[Snapshot],
+                      destination_snapshots: list[Snapshot]) -> list[Snapshot]:
+    """The candidates from the newest one the destination holds a copy of on (a
+    schedule's `copy_to`): a copy that failed or was killed is made up by the next run,
+    and what the destination's own retention forgot is not copied back."""
+    copied = {original_id(d) for d in destination_snapshots}
+    times = [s.time for s in candidates if original_id(s) in copied]
+    if not times:
+        return candidates
+    newest = max(times)
+    return [s for s in candidates if s.time >= newest]
 
 
 def plan_copy(selected: list[Snapshot], source_snapshots: list[Snapshot],
