@@ -22,6 +22,7 @@ from vault.foundation.failpoints import reached
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import record_read_damage, remove_temp_debris, repository_lock
+from vault.operations.quota import record_storage_usage
 from vault.planning.copy_plan import (
     CopyItem,
     CopyPlan,
@@ -158,6 +159,8 @@ def _run(vault: Vault, target: Vault, source: Repository, destination: Repositor
         report.bytes_read = copier.bytes_read
         report.blobs_new, report.bytes_new = saver.stats.blobs_new, saver.stats.bytes_new
         report.bytes_stored = saver.stats.bytes_stored
+    if not req.dry_run:
+        record_storage_usage(target, destination)  # the figures `vault status` shows
     vault.journal.append(report.job_id, ev.CopyCompleted(
         job_id=report.job_id, from_repo_id=source.id, to_repo_id=destination.id,
         copied=len(report.copied), skipped=len(report.skipped),
@@ -246,7 +249,8 @@ def _source_damage(source: Repository, report: CopyReport, snapshot: Snapshot,
     try:
         yield
     except (IntegrityError, TreeLimitExceeded) as exc:
-        where = f"{copier.current}: " if copier.current else ""
+        where = f"{copier.failed_path}: " if copier.failed_path else ""
+        copier.failed_path = ""
         report.failed.append((snapshot.id, f"{where}{exc.message}"))
         warning = record_read_damage(source, "copy", report.job_id, snapshot.id, [])
         if warning:

@@ -17,9 +17,11 @@ and maps the blobs they share, so an incremental copy reads only what changed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from vault.errors import VaultError
+from vault.errors import IntegrityError, VaultError
 from vault.repository.blob import BlobType
 from vault.repository.repository import Repository
 from vault.repository.saver import BlobSaver
@@ -37,46 +39,72 @@ class TreeCopier:
     by several snapshots of one `vault copy` are read and hashed once."""
 
     def __init__(self, source: Repository, saver: BlobSaver,
-                 on_read: BlobRead | None = None) -> None:
+                 on_read: BlobRead | None = None, threads: int = 4) -> None:
         self.source = source
         self.saver = saver
         self.on_read = on_read
+        self.threads = threads
         self.blob_map: dict[bytes, bytes] = {}
         self.tree_map: dict[bytes, bytes] = {}
         self.bytes_read = 0
         self.blobs_read = 0
-        #: the path whose data is being read (what a damaged blob is reported as)
-        self.current = ""
+        #: the path of the data that did not read back whole (what the error names)
+        self.failed_path = ""
+        self._count_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def copy_snapshot_tree(self, tree_id: bytes) -> bytes:
         """The destination id of the copied root tree. Bounded first, as every walk is: a
-        hostile snapshot is refused (TreeLimitExceeded), never copied."""
+        hostile snapshot is refused (TreeLimitExceeded), never copied.
+
+        The blobs of each directory's files are read, hashed, compressed and sealed by
+        `threads` threads (reads from a remote source overlap; the saver fills a pack per
+        thread); trees are written once their children are."""
         check_tree_limits(self.source, tree_id)
-        return self._copy_tree(tree_id, "")
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="copy") as pool:
+            self._pool = pool
+            try:
+                return self._copy_tree(tree_id, "")
+            finally:
+                self._pool = None
 
     def _copy_tree(self, tree_id: bytes, path: str) -> bytes:
         known = self.tree_map.get(tree_id)
         if known is not None and self.saver.known(known):  # known() pins it, too
             return known
         nodes = self.source.load_tree(tree_id)
+        self._copy_contents([n for n in nodes if n.type == "file"], path)
         for node in nodes:
-            child = f"{path}/{node.name}"
-            if node.type == "file":
-                node.content = [self._copy_blob(blob_id, child) for blob_id in node.content]
-            elif node.type == "dir" and node.subtree:
-                node.subtree = self._copy_tree(node.subtree, child)
+            if node.type == "dir" and node.subtree:
+                node.subtree = self._copy_tree(node.subtree, f"{path}/{node.name}")
         copied, _new = self.saver.save(BlobType.TREE, encode_tree(nodes))
         self.tree_map[tree_id] = copied
         return copied
+
+    def _copy_contents(self, files: list[Node], path: str) -> None:
+        """Every blob of these files, in parallel; each file's list in its order."""
+        work = [(blob_id, f"{path}/{node.name}") for node in files for blob_id in node.content]
+        if self._pool is None or len(work) < 2:
+            copied = [self._copy_blob(blob_id, where) for blob_id, where in work]
+        else:
+            copied = list(self._pool.map(lambda item: self._copy_blob(*item), work))
+        start = 0
+        for node in files:
+            node.content, start = copied[start:start + len(node.content)], \
+                start + len(node.content)
 
     def _copy_blob(self, blob_id: bytes, path: str) -> bytes:
         known = self.blob_map.get(blob_id)
         if known is not None and self.saver.known(known):
             return known
-        self.current = path
-        data = self.source.load_blob(blob_id)  # checked: damage raises, never copied
-        self.bytes_read += len(data)
-        self.blobs_read += 1
+        try:
+            data = self.source.load_blob(blob_id)  # checked: damage raises, never copied
+        except IntegrityError:
+            self.failed_path = self.failed_path or path
+            raise
+        with self._count_lock:
+            self.bytes_read += len(data)
+            self.blobs_read += 1
         if self.on_read is not None:
             self.on_read(len(data), path)
         copied, _new = self.saver.save(BlobType.DATA, data)
