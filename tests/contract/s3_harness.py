@@ -20,6 +20,7 @@ from storage_servers import BUCKET
 from vault.errors import StorageError
 from vault.storage import ObjectKind, Storage
 from vault.storage.base import validate_name
+from vault.storage.retry import RetryingStorage
 from vault.storage.s3 import S3Storage
 
 TEMP_NAME = ".tmp-deadbeef"
@@ -36,6 +37,8 @@ def make_url(tmp: Path) -> str:
 
 
 def _s3(storage: Storage) -> S3Storage:
+    if isinstance(storage, RetryingStorage):
+        storage = storage.inner
     assert isinstance(storage, S3Storage)
     return storage
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from vault.errors import ObjectNotFound, StorageError
 from vault.storage.base import ObjectInfo, ObjectKind, Storage
+from vault.storage.forwarding import ForwardingStorage
 
 T = TypeVar("T")
 
@@ -26,8 +27,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and exc.transient
 
 
-class RetryingStorage:
-    """A Storage that retries the transient failures of ``inner`` with backoff and jitter."""
+class RetryingStorage(ForwardingStorage):
+    """A Storage that retries the transient failures of ``inner`` with backoff and jitter.
+
+    The conditional writes (``save_new``, ``replace_if_version``) pass through once: a
+    retry after a create that did land would read as "someone else has it", so they are
+    left to the backend's own retries (obstore's), which know whether the request was sent.
+    """
 
     def __init__(
         self,
@@ -41,8 +47,7 @@ class RetryingStorage:
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        self.inner = inner
-        self.location = inner.location
+        super().__init__(inner)
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay

@@ -348,8 +348,12 @@ def _object_name(kind: ObjectKind, key: str) -> str | None:
 
 
 def open_s3(url: str, settings: RepositoryConfig | None = None) -> Storage:
-    """Factory for ``s3://bucket/prefix``."""
-    return S3Storage(settings_from(url, settings.s3 if settings else None))
+    """Factory for ``s3://bucket/prefix``, wrapped in ``RetryingStorage``: what is still
+    failing after obstore's own few retries (a burst of 503s, uploads cut off again and
+    again) gets the whole call repeated with a longer backoff."""
+    from vault.storage.retry import RetryingStorage
+
+    return RetryingStorage(S3Storage(settings_from(url, settings.s3 if settings else None)))
 
 
 register("s3", open_s3)

@@ -93,7 +93,9 @@ def test_restic_style_locations_open_their_backend_not_a_local_directory() -> No
     from vault.storage.s3 import S3Storage
     from vault.storage.sftp import SftpStorage
 
-    s3 = open_storage("s3:http://127.0.0.1:9000/bucket/some/repo")
+    retrying = open_storage("s3:http://127.0.0.1:9000/bucket/some/repo")
+    assert isinstance(retrying, RetryingStorage)
+    s3 = retrying.inner
     assert isinstance(s3, S3Storage)
     assert (s3.settings.bucket, s3.settings.prefix) == ("bucket", "some/repo")
     assert s3.settings.endpoint == "http://127.0.0.1:9000"
