@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,7 +13,8 @@ from vault.cli.main import CliState, output_options, pass_state
 from vault.config.secrets import SecretRef, resolve_secret
 from vault.errors import SecretUnavailable, UsageError
 from vault.foundation.units import human_bytes
-from vault.operations import manage
+from vault.operations import manage, usage_figures
+from vault.planning.status_report import format_age
 from vault.repository.lock import list_locks
 from vault.repository.repository import Repository, read_config
 from vault.runtime.app import Vault
@@ -84,15 +86,24 @@ def _chunker_source(vault: Vault, name: str | None, chunk_kib: int | None) -> Re
 
 
 @click.command()
+@click.option("--refresh", is_flag=True,
+              help="List the repository again for the stored size and object counts.")
 @output_options
 @pass_state
-def stats(state: CliState) -> None:
+def stats(state: CliState, refresh: bool) -> None:
     """Storage used, deduplication and compression ratios, new data per snapshot."""
-    repo = state.vault().repository()
+    vault = state.vault()
+    repo = vault.repository()
     totals, snaps = manage.repository_stats(repo)
+    listed = usage_figures.current(vault.config.resolved_state_dir(), repo.id, repo.storage,
+                                   refresh=refresh)
     out = state.output()
     out.line(f"snapshots:          {totals.snapshots}")
     out.line(f"stored (packs):     {human_bytes(totals.stored_bytes)} in {totals.packs} packs")
+    out.line(f"stored (listing):   {human_bytes(listed.stored_bytes)} in "
+             f"{listed.objects.get('data', 0)} packs, {listed.objects.get('index', 0)} index "
+             f"files, {listed.objects.get('snapshots', 0)} snapshots (measured "
+             f"{format_age(datetime.now(UTC) - listed.measured_at)} ago)")
     out.line(f"unique data:        {human_bytes(totals.unique_bytes)} in {totals.blobs} blobs")
     out.line(f"logical data:       {human_bytes(totals.logical_bytes)} (all snapshots)")
     out.line(f"dedup ratio:        {totals.dedup_ratio:.2f}x")
@@ -108,6 +119,9 @@ def stats(state: CliState) -> None:
                 human_bytes(s.summary.bytes_new), human_bytes(s.summary.bytes_stored)]
                for s in snaps])
     out.summary(**vars(totals), dedup_ratio=totals.dedup_ratio,
+                listing={"measured_at": listed.measured_at.isoformat(),
+                         "stored_bytes": listed.stored_bytes, "objects": listed.objects,
+                         "bytes": listed.sizes},
                 saving_percent=totals.saving_percent,
                 compression_ratio=totals.compression_ratio,
                 per_snapshot=[{"id": s.id, "bytes_raw": s.summary.bytes_raw,

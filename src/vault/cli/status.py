@@ -63,7 +63,8 @@ def _storage_record(usage: StorageUsage | None, journaled_low: bool) -> dict[str
         return None
     return {"used_bytes": usage.used, "quota_bytes": usage.quota, "percent": usage.percent,
             "warn_percent": usage.warn_percent, "low": usage.low,
-            "storage_low_journaled": journaled_low}
+            "storage_low_journaled": journaled_low,
+            "measured_at": usage.measured_at.isoformat() if usage.measured_at else None}
 
 
 def _sections(report: StatusReport, now: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -126,7 +127,7 @@ def _print_dashboard(out: Output, report: StatusReport, now: datetime) -> None:
     else:
         out.line(f"repository: {report.repository} (id {(report.repo_id or '')[:12]}, "
                  f"format {report.format_version}, {report.snapshots} snapshots)")
-        out.line(f"storage:    {_storage_line(report.usage)}")
+        out.line(f"storage:    {_storage_line(report.usage, now)}")
     out.line(f"journal:    {report.journal_path} ({report.journal_events} events)")
     out.line(f"workers:    {worker_summary(report.workers, report.jobs)}")
     if report.initialised:
@@ -143,14 +144,16 @@ def _print_dashboard(out: Output, report: StatusReport, now: datetime) -> None:
         out.line(f"  ! {alert.message}")
 
 
-def _storage_line(usage: StorageUsage | None) -> str:
+def _storage_line(usage: StorageUsage | None, now: datetime) -> str:
     if usage is None:
         return "unknown"
+    # remembered figures (refreshed by every write and `vault stats --refresh`): say how old
+    age = f", measured {format_age(now - usage.measured_at)} ago" if usage.measured_at else ""
     if usage.quota is None or usage.percent is None:
-        return f"{human_bytes(usage.used)} used (no quota)"
+        return f"{human_bytes(usage.used)} used (no quota{age})"
     flag = "  LOW" if usage.low else ""
     return (f"{human_bytes(usage.used)} of {human_bytes(usage.quota)} quota "
-            f"({usage.percent:.1f}%, warn at {usage.warn_percent:g}%){flag}")
+            f"({usage.percent:.1f}%, warn at {usage.warn_percent:g}%{age}){flag}")
 
 
 def _print_sources(out: Output, sources: list[SourceState], now: datetime) -> None:

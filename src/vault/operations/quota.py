@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from vault.errors import QuotaExceeded, QuotaReached
 from vault.foundation.units import human_bytes
 from vault.journal import events as ev
+from vault.operations import usage_figures
 from vault.planning.quota import (
     LastStorageEvent,
     QuotaGuard,
@@ -36,10 +37,19 @@ def stored_bytes(storage: Storage) -> int:
     return sum(info.size for kind in STORED_KINDS for info in storage.list(kind))
 
 
-def storage_usage(vault: Vault, storage: Storage) -> StorageUsage:
+def storage_usage(vault: Vault, storage: Storage, repo_id: str | None = None, *,
+                  refresh: bool = False) -> StorageUsage:
+    """Usage against the quota. With the repository's id, from the figures remembered in
+    the local state (listing only when there are none yet, or `refresh`): what `vault
+    status` and the TUI show, with their age (usage_figures.py)."""
     cfg = vault.config.repository
-    return StorageUsage(used=stored_bytes(storage), quota=cfg.quota,
-                        warn_percent=cfg.warn_at)
+    if repo_id is None:
+        return StorageUsage(used=stored_bytes(storage), quota=cfg.quota,
+                            warn_percent=cfg.warn_at)
+    figures = usage_figures.current(vault.config.resolved_state_dir(), repo_id, storage,
+                                    refresh=refresh)
+    return StorageUsage(used=figures.stored_bytes, quota=cfg.quota, warn_percent=cfg.warn_at,
+                        measured_at=figures.measured_at)
 
 
 def check_quota(vault: Vault, repo: Repository, estimated_new: int) -> int | None:
@@ -101,11 +111,11 @@ def storage_low_event(vault: Vault, repo: Repository
                       ) -> ev.StorageLow | ev.StorageRecovered | None:
     """The event the current usage calls for (not journaled), or None.
 
-    A repository that never had a StorageLow and has no quota costs one journal read."""
+    Measures the usage afresh and remembers it (the figures `vault status` shows)."""
     last = last_storage_event(vault, repo.id)
+    usage = storage_usage(vault, repo.storage, repo.id, refresh=True)
     if vault.config.repository.quota is None and last != "StorageLow":
         return None
-    usage = storage_usage(vault, repo.storage)
     crossing = threshold_crossing(usage, last)
     if crossing is None:
         return None
@@ -118,7 +128,8 @@ def storage_low_event(vault: Vault, repo: Repository
 def record_storage_usage(vault: Vault, repo: Repository
                          ) -> ev.StorageLow | ev.StorageRecovered | None:
     """Journal StorageLow/StorageRecovered if usage crossed `warn_at` since the last one,
-    and return it (None when nothing changed). Called after backup, forget and prune.
+    and return it (None when nothing changed). Called after backup, forget, prune and copy
+    (of the destination): the stored-size figures are measured again each time.
 
     A StorageLow is also sent to the notification targets whose `on` holds
     `low_storage` (`vault.notify`, which never raises)."""

@@ -96,7 +96,7 @@ def gather_status(vault: Vault, now: datetime) -> StatusReport:
     report.initialised = True
     report.repo_id, report.format_version = str(config["id"]), int(config["version"])
     report.snapshots = sum(1 for _ in vault.storage.list("snapshots"))
-    report.usage = storage_usage(vault, vault.storage)
+    report.usage = storage_usage(vault, vault.storage, report.repo_id)  # remembered figures
     report.storage_low_journaled = last_storage_event(vault, report.repo_id) == "StorageLow"
     mine = _this_repository(report.repository)
     report.sources = last_per_source(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from vault.errors import QuotaReached
@@ -26,6 +27,8 @@ class StorageUsage:
     used: int
     quota: int | None
     warn_percent: float
+    #: when `used` was measured (remembered figures, operations/usage_figures.py); None: now
+    measured_at: datetime | None = None
 
     @property
     def percent(self) -> float | None:

@@ -59,7 +59,7 @@ def load_settings(ctx: TuiContext) -> SettingsData:
             return data
         data.initialised = True
         data.repo_id, data.format_version = str(repo_config["id"]), int(repo_config["version"])
-        data.usage = storage_usage(vault, vault.storage)
+        data.usage = storage_usage(vault, vault.storage, data.repo_id)
     repo = ctx.repository()
     data.stats, _snapshots = repository_stats(repo)
     data.keys = [KeyRow(key_id=k.key_id, created=k.created, user=k.user, host=k.host,
