@@ -9,7 +9,6 @@ import itertools
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,10 @@ import pytest
 from restore_helpers import make_chat
 
 from vault.errors import UsageError
-from vault.sources.base import CaptureContext, SourceRestoreRequest, capture_to_memory
-from vault.sources.entities import Entity
+from vault.sources.base import CaptureContext, SourceRestoreRequest, StoredItems, capture_to_memory
+from vault.sources.browse import PAGE, RecordReader, SnapshotContents
+from vault.sources.entities import Entity, entities_from_meta
+from vault.sources.registry import browser_for
 from vault.sources.sqlite.source import SqliteSource
 from vault_tui.data.restore_plan import (
     Mark,
@@ -29,18 +30,11 @@ from vault_tui.data.restore_plan import (
     default_options,
     restore_args,
 )
-from vault_tui.data.restore_records import (
-    PAGE,
-    MongoRecords,
-    PostgresRecords,
-    SqliteRecords,
-    entities_of,
-)
-from vault_tui.data.restore_tree import database_entries
+from vault_tui.data.restore_tree import database_entries, preview
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))  # the servers' fixtures
 from mongo_server_fixture import MongoServer, mongo_db, mongo_server  # noqa: F401
-from pg_server import APP_USER, PgServer, missing_binary, running_server
+from pg_server import APP_USER, PgServer, pg_server  # noqa: F401
 
 FILES = SnapshotChoice("ab" * 32, "2026-11-20T10:00:00Z", "files", "docs", ("/srv/app",), 11,
                        "completed")
@@ -54,6 +48,18 @@ def path(p: str) -> Mark:
 
 def record(entity: str, key: int | str) -> Mark:
     return Mark("record", (entity,), key)
+
+
+def contents(source_type: str, stored: StoredItems) -> SnapshotContents:
+    browser = browser_for(source_type)
+    assert browser is not None
+    return browser.contents(stored)
+
+
+def reader(source_type: str, stored: StoredItems, scratch: Path) -> RecordReader:
+    browser = browser_for(source_type)
+    assert browser is not None
+    return browser.reader(stored, scratch)
 
 
 # --- marks and requests (pure) -------------------------------------------------------------
@@ -161,16 +167,16 @@ def test_sqlite_records_are_the_rows_of_the_stored_copy(tmp_path: Path) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("DELETE FROM sessions WHERE project_id = 2")  # the live file moves on
     conn.close()
-    entities = entities_of(stored.meta)
+    entities = entities_from_meta(stored.meta)
     assert entities == SQLITE_ENTITIES
-    reader = SqliteRecords(stored, tmp_path / "tui-scratch")
+    records = reader("sqlite", stored, tmp_path / "tui-scratch")
     try:
-        projects = reader.records(entities[0], None)
-        assert [(r.key, r.preview) for r in projects.records] == [
+        projects = records.records(entities[0].collection)
+        assert [(r.key, preview(r)) for r in projects.records] == [
             (1, "p1"), (2, "p2"), (3, "p3")]
-        sessions = reader.records(entities[1], ("project_id", 2))
+        sessions = records.records(entities[1].collection, ("project_id", 2))
         assert [r.key for r in sessions.records] == [1, 4, 7] and sessions.total == 3
-        messages = reader.records(entities[2], None)
+        messages = records.records(entities[2].collection)
         assert messages.total == 90 and len(messages.records) == min(90, PAGE)
         # a record's key is what the entity restore is asked for
         selection = Selection((Mark("record", ("session",), sessions.records[1].key),))
@@ -179,9 +185,9 @@ def test_sqlite_records_are_the_rows_of_the_stored_copy(tmp_path: Path) -> None:
         # session 4 is gone from the live file, its 10 messages are still there
         assert (plan["totals"]["create"], plan["totals"]["skip"]) == (1, 10)
     finally:
-        reader.close()
+        records.close()
     assert list((tmp_path / "tui-scratch").iterdir()) == [], "the copy is removed"
-    tree = database_entries("sqlite", stored.meta, stored.paths())
+    tree = database_entries(contents("sqlite", stored))
     assert [e.label for e in tree] == ["entities", "tables"]
     assert [e.label for e in tree[1].children or ()] == [
         "messages: 90 rows", "projects: 3 rows", "sessions: 9 rows", "users: 1 rows"]
@@ -202,12 +208,8 @@ INSERT INTO messages (session_id, body) SELECT 1 + g % 9, 'm' || g FROM generate
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    missing = missing_binary()
-    if missing is not None:
-        pytest.skip(f"PostgreSQL server binary {missing} is not installed")
-    with running_server() as running:
-        yield running
+def pg(pg_server: PgServer) -> PgServer:  # noqa: F811
+    return pg_server
 
 
 def test_postgresql_records_are_the_rows_of_the_stored_copy_blocks(pg: PgServer,
@@ -228,28 +230,29 @@ def test_postgresql_records_are_the_rows_of_the_stored_copy_blocks(pg: PgServer,
                   Entity("session", "public.sessions", "project", "project_id", "started"),
                   Entity("message", "messages", "session", "session_id")))
     stored = capture_to_memory(source)
-    entities = entities_of(stored.meta)
-    reader = PostgresRecords(stored)
-    projects = reader.records(entities[0], None)
-    assert [(r.key, r.preview) for r in projects.records] == [
+    entities = entities_from_meta(stored.meta)
+    records = reader("postgresql", stored, tmp_path)
+    projects = records.records(entities[0].collection)
+    assert [(r.key, preview(r)) for r in projects.records] == [
         (str(i), f"project\t{i}") for i in (1, 2, 3)]
-    sessions = reader.records(entities[1], ("project_id", "2"))
+    sessions = records.records(entities[1].collection, ("project_id", "2"))
     live = pg.psql("SELECT id FROM sessions WHERE project_id = 2 ORDER BY id", db)
     assert [r.key for r in sessions.records] == live.split()
     selection = Selection((Mark("record", ("project",), "2"),))
     plan = source.restore(stored, dataclasses.replace(SourceRestoreRequest(
         mode="merge", query=selection.query), dry_run=True)).details["plan"]
     assert plan["totals"]["skip"] == 1 + 3 + 15  # all there, unchanged
-    tree = database_entries("postgresql", stored.meta, stored.paths())
+    tree = database_entries(contents("postgresql", stored))
     assert [e.label.split(":")[0] for e in tree[1].children or ()] == [
         "public.messages", "public.projects", "public.sessions"]
 
 
 def test_mongodb_records_are_the_stored_documents(mongo_server: MongoServer,  # noqa: F811
-                                                  mongo_db: str) -> None:  # noqa: F811
+                                                  mongo_db: str,  # noqa: F811
+                                                  tmp_path: Path) -> None:
     from bson import ObjectId
 
-    from vault.config.model import MongoSourceConfig
+    from vault.sources.mongodb.config import MongoSourceConfig
     from vault.sources.mongodb.source import from_config
 
     database = f"{mongo_db}_chat"
@@ -266,19 +269,19 @@ def test_mongodb_records_are_the_stored_documents(mongo_server: MongoServer,  # 
                      {"name": "session", "collection": "sessions", "parent": "project",
                       "key": "project_id"}]}))
     stored = capture_to_memory(source)
-    entities = entities_of(stored.meta)
-    reader = MongoRecords(stored)
-    found = reader.records(entities[0], None)
-    assert [(r.key, r.preview) for r in found.records] == [
+    entities = entities_from_meta(stored.meta)
+    records = reader("mongodb", stored, tmp_path)
+    found = records.records(entities[0].collection)
+    assert [(r.key, preview(r)) for r in found.records] == [
         (str(p), f"p{i}") for i, p in enumerate(projects)]
-    sessions = reader.records(entities[1], ("project_id", str(projects[1])))
+    sessions = records.records(entities[1].collection, ("project_id", str(projects[1])))
     assert [r.key for r in sessions.records] == [1, 4]
     # the hex text of an ObjectId names the document in an entity restore's query
     query = Selection((Mark("record", ("project",), str(projects[1])),)).query
     plan = source.restore(stored, SourceRestoreRequest(
         mode="merge", query=query, dry_run=True)).details["plan"]
     assert plan["totals"]["skip"] == 1 + 2
-    tree = database_entries("mongodb", stored.meta, stored.paths())
+    tree = database_entries(contents("mongodb", stored))
     assert [e.label for e in tree] == ["entities", "collections"]
     [db_node] = tree[1].children or ()
     assert db_node.label == f"{database}: 3 collection(s)"

@@ -19,7 +19,7 @@ from typing import Any
 
 from vault.errors import JournalError
 from vault.foundation.sqlite_readonly import open_read_only
-from vault.journal.chain import format_time
+from vault.journal import format_time
 from vault_tui.data.filters import parse_filter_text, parse_moment
 from vault_tui.data.summaries import event_level, event_summary
 

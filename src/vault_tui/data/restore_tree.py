@@ -3,11 +3,11 @@ a time.
 
 `snapshot_choices` reads the journal's snapshots projection (newest first). A
 `SnapshotBrowser` reads one snapshot from the repository: for files the backed-up paths,
-then a directory's entries when it is expanded; for a database the entity hierarchy with
-its counts (as `vault ls --source` shows it) and the tables or collections with theirs,
-from the snapshot's meta, then an entity's records (`restore_records`) when it is
-expanded. Every method that reads runs in a worker thread; the tree entries are plain
-data the screen turns into nodes.
+then a directory's entries when it is expanded; for a database what the source type's
+browser (`vault.sources.browse`) finds in it: the entity hierarchy with its counts (as
+`vault ls --source` shows it) and the tables or collections with theirs, then an entity's
+records when it is expanded. Every method that reads runs in a worker thread; the tree
+entries are plain data the screen turns into nodes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from vault.foundation.sqlite_readonly import open_read_only
 from vault.foundation.units import human_bytes
@@ -27,20 +27,25 @@ from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node, same_name
 from vault.restore.items import SnapshotItems
-from vault.sources.entities import Entity, EntityNode, entity_tree, subtree
-from vault_tui.data.restore_plan import Mark, SnapshotChoice
-from vault_tui.data.restore_records import (
+from vault.sources.browse import (
     Key,
-    RecordPage,
+    Match,
     RecordReader,
-    entities_of,
-    record_reader,
+    SnapshotContents,
+    StoredRecord,
+    StoredTable,
 )
+from vault.sources.entities import Entity, EntityNode, subtree
+from vault.sources.registry import browser_for
+from vault_tui.data.restore_plan import Mark, SnapshotChoice
 
-__all__ = ["SnapshotBrowser", "TreeEntry", "database_entries", "snapshot_choices"]
+__all__ = ["PREVIEW", "SnapshotBrowser", "TreeEntry", "database_entries", "preview",
+           "snapshot_choices"]
 
 EntryKind = Literal["dir", "file", "symlink", "group", "table", "entity", "record", "item",
                     "note"]
+#: characters of a record's other values shown beside its key
+PREVIEW = 40
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,14 @@ def snapshot_choices(journal_path: Path) -> list[SnapshotChoice]:
             for row in rows if "pre-restore" not in json.loads(row[5])]
 
 
-# --- database snapshots: the tree from the meta -----------------------------------------------
+# --- database snapshots: the tree from their contents ---------------------------------------
 
 
-def _unit(source_type: str) -> str:
-    return "documents" if source_type == "mongodb" else "rows"
+def preview(record: StoredRecord) -> str:
+    """A few of a record's other values, to recognise it by beside its key."""
+    shown = " ".join("-" if v is None else f"<{len(v)} bytes>" if isinstance(v, bytes)
+                     else str(v) for _, v in record.fields)
+    return shown if len(shown) <= PREVIEW else shown[:PREVIEW - 1] + "…"
 
 
 def _entity_entry(node: EntityNode, entities: tuple[Entity, ...], unit: str) -> TreeEntry:
@@ -98,53 +106,46 @@ def _entity_entry(node: EntityNode, entities: tuple[Entity, ...], unit: str) -> 
                      expandable=True, entity=node.name)
 
 
-def _table_entries(source_type: str, meta: Mapping[str, Any]) -> list[TreeEntry]:
-    if source_type == "sqlite":
-        return [TreeEntry(f"{name}: {rows} rows", "table", Mark("tables", (name,)))
-                for name, rows in sorted((meta.get("tables") or {}).items())]
-    if source_type == "postgresql":
-        entries = []
-        for table in meta.get("tables") or []:
-            name = f"{table['schema']}.{table['name']}"
-            rows = table.get("rows")
-            count = f"{rows} rows" if rows is not None else \
-                f"~{table.get('estimated_rows', '?')} rows"
-            size = f", {human_bytes(int(table['bytes']))}" if table.get("bytes") else ""
-            entries.append(TreeEntry(f"{name}: {count}{size}", "table",
-                                     Mark("tables", (name,))))
-        return entries
-    if source_type == "mongodb":
-        by_database: dict[str, list[TreeEntry]] = {}
-        for full, stats in sorted((meta.get("collections") or {}).items()):
-            database, _, name = full.partition(".")
-            by_database.setdefault(database, []).append(TreeEntry(
-                f"{name}: {stats.get('documents', 0)} documents, "
-                f"{human_bytes(int(stats.get('bytes') or 0))}", "table",
-                Mark("tables", (full,))))
-        return [TreeEntry(f"{database}: {len(colls)} collection(s)", "group",
-                          Mark("tables", tuple(c.mark.names[0] for c in colls if c.mark),
-                               text=f"database {database}"),
-                          expandable=True, children=tuple(colls))
-                for database, colls in by_database.items()]
-    return []
+def _table_entry(table: StoredTable, unit: str) -> TreeEntry:
+    count = f"{table.count} {unit}" if table.count is not None else \
+        f"~{'?' if table.estimated_count is None else table.estimated_count} {unit}"
+    size = f", {human_bytes(table.bytes)}" if table.bytes is not None else ""
+    return TreeEntry(f"{table.short_name}: {count}{size}", "table",
+                     Mark("tables", (table.name,)))
 
 
-def database_entries(source_type: str, meta: Mapping[str, Any],
-                     items: list[str]) -> list[TreeEntry]:
+def _table_entries(contents: SnapshotContents) -> list[TreeEntry]:
+    """The tables, each database's collections under one group entry."""
+    entries: list[TreeEntry] = []
+    groups: dict[str, list[StoredTable]] = {}
+    for table in contents.tables:
+        if table.group is None:
+            entries.append(_table_entry(table, contents.record_noun))
+        else:
+            groups.setdefault(table.group, []).append(table)
+    noun = contents.table_noun.removesuffix("s")
+    return entries + [
+        TreeEntry(f"{group}: {len(tables)} {noun}(s)", "group",
+                  Mark("tables", tuple(t.name for t in tables), text=f"database {group}"),
+                  expandable=True,
+                  children=tuple(_table_entry(t, contents.record_noun) for t in tables))
+        for group, tables in groups.items()]
+
+
+def database_entries(contents: SnapshotContents) -> list[TreeEntry]:
     """The top of a database snapshot's tree (pure): its entities, then its tables or
     collections with their counts; a snapshot with neither shows its stored items."""
     entries = []
-    unit = _unit(source_type)
-    entities = entities_of(meta)
-    if entities:
-        roots = tuple(_entity_entry(node, entities, unit) for node in entity_tree(meta))
+    if contents.entities:
+        roots = tuple(_entity_entry(node, contents.entities, contents.record_noun)
+                      for node in contents.entity_tree)
         entries.append(TreeEntry("entities", "group", expandable=True, children=roots))
-    tables = _table_entries(source_type, meta)
+    tables = _table_entries(contents)
     if tables:
-        name = "collections" if source_type == "mongodb" else "tables"
-        entries.append(TreeEntry(name, "group", expandable=True, children=tuple(tables)))
+        entries.append(TreeEntry(contents.table_noun, "group", expandable=True,
+                                 children=tuple(tables)))
     if not entries:
-        entries = [TreeEntry(item, "item") for item in items]
+        entries = [TreeEntry(item, "item") for item in contents.items]
     return entries
 
 
@@ -171,18 +172,13 @@ class SnapshotBrowser:
     scratch_dir: Path
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reader: RecordReader | None = None
-    _stored: SnapshotItems | None = None
+    _contents: SnapshotContents | None = None
     #: what a files restore puts into the target: the one directory backed up, else "/"
     base: str = "/"
 
     @property
     def source_type(self) -> str:
         return str(self.snapshot.source.get("type", "files"))
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        meta = self.snapshot.source.get("meta")
-        return dict(meta) if isinstance(meta, dict) else {}
 
     def root_entries(self) -> list[TreeEntry]:
         with self._lock:
@@ -192,9 +188,13 @@ class SnapshotBrowser:
                 if len(entries) == 1 and entries[0].kind == "dir" and entries[0].mark:
                     self.base = entries[0].mark.names[0]
                 return entries
-            self._stored = SnapshotItems(self.repo, self.snapshot)
-            self._reader = record_reader(self.source_type, self._stored, self.scratch_dir)
-            return database_entries(self.source_type, self.meta, self._stored.paths())
+            stored = SnapshotItems(self.repo, self.snapshot)
+            browser = browser_for(self.source_type)
+            if browser is None:  # a type this vault cannot browse: its items, as stored
+                return [TreeEntry(item, "item") for item in stored.paths()]
+            self._contents = browser.contents(stored)
+            self._reader = browser.reader(stored, self.scratch_dir)
+            return database_entries(self._contents)
 
     def _path_entry(self, path: str) -> TreeEntry:
         """A backed-up path, shown whole (no walk from / through its parents)."""
@@ -215,43 +215,43 @@ class SnapshotBrowser:
         with self._lock:
             if entry.kind == "dir" and entry.tree_id and entry.mark:
                 return self._directory(entry.mark.names[0], bytes.fromhex(entry.tree_id))
-            if entry.kind == "entity" and entry.entity:
-                return self._entity(entry.entity)
-            if entry.kind == "record" and entry.entity and entry.record is not None:
-                return self._below_record(entry.entity, entry.record)
+            if entry.kind == "entity" and entry.entity and self._contents:
+                return self._entity(self._contents, entry.entity)
+            if entry.kind == "record" and entry.entity and entry.record is not None \
+                    and self._contents:
+                return self._below_record(self._contents, entry.entity, entry.record)
         return []
 
     def _directory(self, path: str, tree: bytes) -> list[TreeEntry]:
         nodes = sorted(self.repo.load_tree(tree), key=lambda n: (n.type != "dir", n.name))
         return [_node_entry(node, f"{path.rstrip('/')}/{node.name}") for node in nodes]
 
-    def _entities(self) -> tuple[Entity, ...]:
-        return entities_of(self.meta)
-
-    def _entity(self, name: str) -> list[TreeEntry]:
+    def _entity(self, contents: SnapshotContents, name: str) -> list[TreeEntry]:
         """Below an entity: the entities under it (with their counts), then its records."""
-        entities = self._entities()
-        nodes = {node.name: node for node in _flatten(entity_tree(self.meta))}
-        below = [_entity_entry(nodes[e.name], entities, _unit(self.source_type))
+        entities = contents.entities
+        nodes = {node.name: node for node in _flatten(contents.entity_tree)}
+        below = [_entity_entry(nodes[e.name], entities, contents.record_noun)
                  for e in entities if e.parent == name and e.name in nodes]
         entity = next(e for e in entities if e.name == name)
-        return below + self._records(entity, None)
+        return below + self._records(contents, entity, None)
 
-    def _below_record(self, name: str, key: Key) -> list[TreeEntry]:
+    def _below_record(self, contents: SnapshotContents, name: str, key: Key
+                      ) -> list[TreeEntry]:
         """Below a record: the records of each entity under it that belong to it."""
         found: list[TreeEntry] = []
-        for child in self._entities():
+        for child in contents.entities:
             if child.parent == name and child.key:
-                found += self._records(child, (child.key, key))
+                found += self._records(contents, child, (child.key, key))
         return found
 
-    def _records(self, entity: Entity, parent: tuple[str, Key] | None) -> list[TreeEntry]:
+    def _records(self, contents: SnapshotContents, entity: Entity, match: Match | None
+                 ) -> list[TreeEntry]:
         if self._reader is None:
             return [TreeEntry(f"(the records of a {self.source_type} snapshot are not "
                               "listed)", "note")]
-        page: RecordPage = self._reader.records(entity, parent)
-        has_children = any(e.parent == entity.name for e in self._entities())
-        entries = [TreeEntry(f"{entity.name} {r.key}  {r.preview}".rstrip(), "record",
+        page = self._reader.records(entity.collection, match)
+        has_children = any(e.parent == entity.name for e in contents.entities)
+        entries = [TreeEntry(f"{entity.name} {r.key}  {preview(r)}".rstrip(), "record",
                              Mark("record", (entity.name,), r.key, f"{entity.name} {r.key}"),
                              expandable=has_children, entity=entity.name, record=r.key)
                    for r in page.records]
@@ -267,7 +267,7 @@ class SnapshotBrowser:
                 self._reader = None
 
 
-def _flatten(nodes: list[EntityNode]) -> list[EntityNode]:
+def _flatten(nodes: Iterable[EntityNode]) -> list[EntityNode]:
     out: list[EntityNode] = []
     for node in nodes:
         out += [node, *_flatten(node.children)]
