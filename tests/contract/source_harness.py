@@ -4,10 +4,14 @@ damage it (with what a restore plan must then say).
 
 A harness yields a `Live`: the `[[sources]]` entry that configures vault for it, the
 environment its secrets come from, `read()` (group -> record key -> the record, every
-value tagged with its type, so 1, 1.0 and True never compare equal), and `damage()`,
-which deletes, changes and adds records and returns the `Expected` plan of a restore
-in mode overwrite. The SQL and MongoDB harnesses are here; settings in
-source_harness_settings.py.
+value tagged with its type, so 1, 1.0 and True never compare equal), `damage()`, which
+deletes, changes and adds records and returns the `Expected` plan of a restore in mode
+overwrite, and `elsewhere()`: a new target to restore a copy into (a `--target`
+argument) and the `Live` that reads it. Then the browse side: `browse_view(data)`, the
+records as the source type's browser must show them (vault.sources.browse: some show
+less than the live database holds, e.g. PostgreSQL values as COPY text without their
+types), and `browsed(group, key, fields)`, one browsed record in that shape. The SQL
+and MongoDB harnesses are here; settings in source_harness_settings.py.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bson import Binary, Decimal128, Int64, ObjectId, json_util
+import bson
+from bson import SON, Binary, Decimal128, Int64, ObjectId, json_util
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from source_servers import SourceServers
 
-#: group (table, collection, settings file) -> record key -> the record, typed
-Data = dict[str, dict[str, Any]]
+#: group (table, collection, settings) -> record key -> the record, typed
+Data = dict[str, dict[Any, Any]]
+Fields = tuple[tuple[str, Any], ...]  # a browsed record's other fields (StoredRecord)
 Planned = set[tuple[str, str]]  # (group, key) of planned items
 
 
@@ -48,6 +54,12 @@ class Live(Protocol):
     def read(self) -> Data: ...
 
     def damage(self) -> Expected: ...
+
+    def elsewhere(self) -> tuple[str, Live]: ...
+
+    def browse_view(self, data: Data) -> Data: ...
+
+    def browsed(self, group: str, key: Any, fields: Fields) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ SQLITE_NOTES = [
     (5, "null misc", 3.0, None, b"x", "2026-12-07", None),
 ]
 SQLITE_TAGS = [("ü", 0.5), ("plain", 2.0), ("emoji 🙂", None)]
+SQLITE_KEYS = {"notes": "id", "tags": "name"}
 
 
 @dataclass
@@ -103,13 +116,29 @@ class LiveSqlite:
         return sqlite3.connect(self.path, isolation_level=None)
 
     def read(self) -> Data:
+        """Each row as (column, value) pairs: SQLite gives a value back in its storage
+        class (INTEGER, REAL, TEXT, BLOB, NULL), which `typed` keeps."""
         conn = self._connect()
         try:
-            return {table: {str(row[0]): typed(row) for row in
-                            conn.execute(f"SELECT * FROM {table} ORDER BY 1")}
-                    for table in ("notes", "tags")}
+            found: Data = {}
+            for table, key in SQLITE_KEYS.items():
+                cursor = conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
+                columns = [column[0] for column in cursor.description]
+                found[table] = {row[0]: typed(tuple(zip(columns, row, strict=True)))
+                                for row in cursor}
+            return found
         finally:
             conn.close()
+
+    def elsewhere(self) -> tuple[str, Live]:
+        copy = self.path.with_name("copy.db")
+        return str(copy), LiveSqlite(copy)
+
+    def browse_view(self, data: Data) -> Data:
+        return data
+
+    def browsed(self, group: str, key: Any, fields: Fields) -> Any:
+        return typed(((SQLITE_KEYS[group], key), *fields))
 
     def damage(self) -> Expected:
         conn = self._connect()
@@ -175,22 +204,36 @@ class LivePostgres:
     entry: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
-    def _table(self, table: str, key: str) -> dict[str, Any]:
-        """Every row as [value as text, its type] per column: PostgreSQL's text output is
-        exact for every type (floats included), NULL stays null."""
+    def _table(self, table: str, key: str) -> dict[Any, Any]:
+        """Every row as [column, value as text, its type] per column. The text is the
+        type's output function's (`format('%s')`, what COPY writes too; `::text` differs
+        for booleans): exact for every type, floats included. NULL stays null."""
         schema, name = table.split(".")
         columns = self.server.psql(
             "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position) "
             f"FROM information_schema.columns WHERE table_schema = '{schema}' "
             f"AND table_name = '{name}'", db=self.dbname).split(",")
-        cells = ", ".join(f"json_build_array({c}::text, pg_typeof({c})::text)" for c in columns)
+        cells = ", ".join(f"json_build_array('{c}', CASE WHEN {c} IS NOT NULL THEN "
+                          f"format('%s', {c}) END, pg_typeof({c})::text)" for c in columns)
         rows = json.loads(self.server.psql(
             f"SELECT coalesce(json_agg(json_build_array({key}::text, {cells}) ORDER BY {key}),"
             f" '[]') FROM {table}", db=self.dbname))
-        return {row[0]: [tuple(cell) for cell in row[1:]] for row in rows}
+        return {row[0]: tuple(tuple(cell) for cell in row[1:]) for row in rows}
 
     def read(self) -> Data:
         return {table: self._table(table, key) for table, key in PG_TABLES.items()}
+
+    def elsewhere(self) -> tuple[str, Live]:
+        return f"{self.dbname}_copy", LivePostgres(self.server, f"{self.dbname}_copy")
+
+    def browse_view(self, data: Data) -> Data:
+        """A stored row shows its values as COPY text (the types are in the schema item,
+        which browsing does not read), the text `read()` holds."""
+        return {table: {key: tuple((column, text) for column, text, _ in row)
+                        for key, row in rows.items()} for table, rows in data.items()}
+
+    def browsed(self, group: str, key: Any, fields: Fields) -> Any:
+        return ((PG_TABLES[group], key), *fields)
 
     def damage(self) -> Expected:
         self.server.psql("""
@@ -216,7 +259,8 @@ def postgres_live(ctx: HarnessContext) -> Iterator[Live]:
                  "password": {"env": "CONTRACT_PG_PASSWORD"}}
         yield LivePostgres(server, dbname, entry, {"CONTRACT_PG_PASSWORD": server.app_password})
     finally:
-        server.psql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        for name in (dbname, f"{dbname}_copy"):
+            server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- MongoDB --------------------------------------------------------------------------------
@@ -247,6 +291,8 @@ class LiveMongo:
     database: str
     entry: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    #: the database its groups are named after (a copy's are named as the original's)
+    label: str = ""
 
     def read(self) -> Data:
         """Every document's BSON bytes: equal bytes are equal values, type for type and
@@ -256,7 +302,7 @@ class LiveMongo:
         with self.server.client() as client:
             database = client.get_database(self.database, codec_options=raw)
             for name in ("items", "people"):
-                found[f"{self.database}.{name}"] = {
+                found[f"{self.label or self.database}.{name}"] = {
                     repr(doc["_id"]): bytes(doc.raw)
                     for doc in database[name].find({}, sort=[("_id", 1)])}
         return found
@@ -272,11 +318,33 @@ class LiveMongo:
                                           "name": "added after the backup"})
             database["people"].delete_one({"_id": "ü-person"})
             database["people"].update_one({"_id": 7}, {"$set": {"note": Int64(7)}})
-        key = json_util.dumps  # MongoDB names an _id in extended JSON
+        key = json_util.dumps  # a plan names an _id in extended JSON
         return Expected(
             create={(items, key(MONGO_ITEMS[1]["_id"])), (people, key("ü-person"))},
             overwrite={(items, key(MONGO_ITEMS[3]["_id"])), (people, key(7))},
             delete={(items, key(ObjectId("65e0a1b2c3d4e5f6010203ff")))})
+
+
+    def elsewhere(self) -> tuple[str, Live]:
+        copy = f"{self.database}copy"  # dropped with the test's databases
+        return copy, LiveMongo(self.server, copy, label=self.database)
+
+    def browse_view(self, data: Data) -> Data:
+        """A browsed document is keyed by its `_id` (an ObjectId as its hex text) and
+        shows its other fields, decoded, in stored order."""
+        options = CodecOptions(document_class=SON, tz_aware=True)
+        view: Data = {}
+        for group, documents in data.items():
+            view[group] = {}
+            for raw in documents.values():
+                document = bson.decode(raw, options)
+                ident = document.pop("_id")
+                key = str(ident) if isinstance(ident, ObjectId) else ident
+                view[group][key] = typed(tuple(document.items()))
+        return view
+
+    def browsed(self, group: str, key: Any, fields: Fields) -> Any:
+        return typed(fields)
 
 
 @contextmanager
@@ -291,5 +359,7 @@ def mongo_live(ctx: HarnessContext) -> Iterator[Live]:
                                            "url": server.db_url(database)})
     finally:
         with server.client() as client:
-            client.drop_database(database)
+            for name in client.list_database_names():
+                if name.startswith(database):
+                    client.drop_database(name)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 import yaml
-from source_harness import Data, Expected, HarnessContext, Live, typed
+from source_harness import Data, Expected, Fields, HarnessContext, Live, typed
 
 from vault.sources.settings.env import parse_env
 
@@ -72,8 +72,21 @@ FORMATS = {
 }
 
 
+class BrowsedAsStored:
+    """A settings snapshot browses as one table, "settings": a record per top-level key
+    with its value, type for type."""
+
+    def browse_view(self, data: Data) -> Data:
+        return data
+
+    def browsed(self, group: str, key: Any, fields: Fields) -> Any:
+        [(name, value)] = fields
+        assert name == "value"
+        return typed(value)
+
+
 @dataclass
-class LiveSettingsFile:
+class LiveSettingsFile(BrowsedAsStored):
     path: Path
     format: FileFormat
     entry: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +95,10 @@ class LiveSettingsFile:
     def read(self) -> Data:
         settings = self.format.parse(self.path.read_bytes())
         return {GROUP: {str(key): typed(value) for key, value in settings.items()}}
+
+    def elsewhere(self) -> tuple[str, Live]:
+        copy = self.path.with_name(f"copy{self.format.suffix}")
+        return str(copy), LiveSettingsFile(copy, self.format)
 
     def damage(self) -> Expected:
         if self.format.suffix == ".env":  # edited as a person would, line by line
@@ -111,13 +128,19 @@ def settings_file_live(ctx: HarnessContext, format: str) -> Iterator[Live]:
 
 
 @dataclass
-class LiveSettingsTable:
+class LiveSettingsTable(BrowsedAsStored):
     database: Path
     entry: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.database, isolation_level=None)
+
+    def elsewhere(self) -> tuple[str, Live]:
+        """Another application database whose settings table is empty."""
+        copy = self.database.with_name("copy.db")
+        make_settings_database(copy, [])
+        return str(copy), LiveSettingsTable(copy)
 
     def read(self) -> Data:
         conn = self._connect()
@@ -140,19 +163,23 @@ class LiveSettingsTable:
         return DAMAGE_EXPECTED
 
 
-@contextmanager
-def settings_table_live(ctx: HarnessContext) -> Iterator[Live]:
-    database = ctx.tmp_path / "live" / "app.db"
-    database.parent.mkdir()
+def make_settings_database(database: Path, rows: list[tuple[str, Any]]) -> None:
     conn = sqlite3.connect(database, isolation_level=None)
     try:
         # other tables and columns beside the settings, which a restore leaves alone
         conn.executescript("CREATE TABLE app_settings (name TEXT PRIMARY KEY, val, "
                            "changed_at TEXT DEFAULT '2026-01-01');"
                            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")
-        conn.executemany("INSERT INTO app_settings (name, val) VALUES (?, ?)", TABLE_ROWS)
+        conn.executemany("INSERT INTO app_settings (name, val) VALUES (?, ?)", rows)
     finally:
         conn.close()
+
+
+@contextmanager
+def settings_table_live(ctx: HarnessContext) -> Iterator[Live]:
+    database = ctx.tmp_path / "live" / "app.db"
+    database.parent.mkdir()
+    make_settings_database(database, TABLE_ROWS)
     yield LiveSettingsTable(database, {
         "type": "settings", "name": "contract-table", "database": str(database),
         "table": "app_settings", "key_column": "name", "value_column": "val"})
