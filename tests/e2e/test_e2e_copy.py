@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copy_helpers import ENV, Repo, files_of, summary, write_config
 from damage_helpers import flip_byte, largest_pack
+
+from copy_helpers import ENV, Repo, files_of, summary, write_config
 
 MiB = 1 << 20
 LOCAL_PASS = "local-passphrase-5d1c"
@@ -38,7 +39,7 @@ def _cli(vault, config: Path):
 
 def test_copy_between_keys_and_chunkers_restores_byte_identical_and_twice_writes_nothing(
         vault, fs, tmp_path: Path) -> None:
-    config, src, local, offsite = _setup(vault, fs, tmp_path)
+    config, src, _local, offsite = _setup(vault, fs, tmp_path)
     cli = _cli(vault, config)
     summary(cli("init"))  # the first entry is the default
     summary(cli("-r", "offsite", "init"))
@@ -83,7 +84,7 @@ def test_copy_between_keys_and_chunkers_restores_byte_identical_and_twice_writes
 def test_an_incremental_copy_reads_only_what_changed(vault, fs, tmp_path: Path) -> None:
     """The second snapshot's unchanged data is mapped through the first one's copy
     (trees only), not read from the source again."""
-    config, src, local, offsite = _setup(vault, fs, tmp_path)
+    config, src, _local, _offsite = _setup(vault, fs, tmp_path)
     cli = _cli(vault, config)
     summary(cli("init"))
     summary(cli("-r", "offsite", "init"))
@@ -103,7 +104,7 @@ def test_shared_chunker_params_let_a_backup_reuse_copied_data(vault, fs, tmp_pat
     """`init --copy-chunker-params-from local`: the destination cuts chunks as the source
     does, so backing up the same files there after a copy stores (almost) nothing; with
     chunkers of their own the same backup stores the data again."""
-    config, src, local, offsite = _setup(vault, fs, tmp_path)
+    config, src, _local, _offsite = _setup(vault, fs, tmp_path)
     cli = _cli(vault, config)
     summary(cli("init"))
     summary(cli("-r", "offsite", "init", "--copy-chunker-params-from", "local"))
@@ -124,7 +125,7 @@ def test_shared_chunker_params_let_a_backup_reuse_copied_data(vault, fs, tmp_pat
 
 
 def test_damaged_source_data_is_reported_and_not_copied(vault, fs, tmp_path: Path) -> None:
-    config, src, local, offsite = _setup(vault, fs, tmp_path)
+    config, src, local, _offsite = _setup(vault, fs, tmp_path)
     cli = _cli(vault, config)
     summary(cli("init"))
     summary(cli("-r", "offsite", "init"))
@@ -144,7 +145,7 @@ def test_damaged_source_data_is_reported_and_not_copied(vault, fs, tmp_path: Pat
 def test_names_and_passphrases(vault, fs, tmp_path: Path) -> None:
     """An unknown name is one clear line (exit 2); no passphrase in the journal, the JSON
     output or the messages."""
-    config, src, local, offsite = _setup(vault, fs, tmp_path)
+    config, src, _local, _offsite = _setup(vault, fs, tmp_path)
     cli = _cli(vault, config)
     summary(cli("init"))
     summary(cli("-r", "offsite", "init"))

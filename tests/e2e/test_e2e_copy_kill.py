@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from copy_helpers import ENV, Repo, summary, write_config
 
 MiB = 1 << 20

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from copy_helpers import ENV, Repo, summary, write_config
 
+from copy_helpers import ENV, Repo, summary, write_config
 from storage_servers import BUCKET, S3Server, SshServer, moto_missing, moto_s3, sshd, sshd_missing
 
 MiB = 1 << 20
