@@ -166,3 +166,29 @@ def test_names_and_passphrases(vault, fs, tmp_path: Path) -> None:
     for text in [journal, unknown.stderr, wrong.stderr,
                  *(o.stdout + o.stderr for o in outputs)]:
         assert LOCAL_PASS not in text and OFFSITE_PASS not in text
+
+
+def test_the_destination_quota_stops_a_copy_that_a_larger_one_completes(
+        vault, fs, tmp_path: Path) -> None:
+    """The destination's own hard quota holds for copies as for backups: the copy stops
+    before the pack that would pass it, keeps what it wrote, and once the quota is raised
+    the same copy completes and restores byte-identical."""
+    config, src, _local, offsite = _setup(
+        vault, fs, tmp_path, offsite_extra='pack_size_mib = 4\nquota = "5MiB"')
+    cli = _cli(vault, config)
+    summary(cli("init"))
+    summary(cli("-r", "offsite", "init"))
+    summary(cli("backup", src))
+
+    stopped = cli("copy", "--all", "--to", "offsite")
+    assert stopped.code == 1 and stopped.last["error"] == "QuotaReached", stopped.last
+    assert sum(files_of(offsite).values()) <= 5 * MiB
+    assert summary(cli("-r", "offsite", "snapshots"))["snapshots"] == []
+    assert vault.events("CopyFailed")[-1]["payload"]["error_kind"] == "QuotaReached"
+
+    config.write_text(config.read_text().replace('quota = "5MiB"', 'quota = "64MiB"'))
+    done = summary(cli("copy", "--all", "--to", "offsite"))
+    assert len(done["copied"]) == 1
+    target = tmp_path / "out"
+    summary(cli("-r", "offsite", "restore", "latest", "--target", target))
+    fs.assert_same_tree(src, fs.restored_path(target, src))

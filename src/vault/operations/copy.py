@@ -22,7 +22,7 @@ from vault.foundation.failpoints import reached
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import record_read_damage, remove_temp_debris, repository_lock
-from vault.operations.quota import record_storage_usage
+from vault.operations.quota import keeping_written_packs, quota_guard, record_storage_usage
 from vault.planning.copy_plan import (
     CopyItem,
     CopyPlan,
@@ -153,8 +153,9 @@ def _run(vault: Vault, target: Vault, source: Repository, destination: Repositor
         counter.set_totals(sum(i.snapshot.summary.bytes_raw for i in plan.to_copy),
                            len(plan.to_copy))
         copier = TreeCopier(source, saver, on_read=_on_read(counter))
-        for item in plan.items:
-            _copy_one(vault, source, destination, copier, item, lock, report)
+        with keeping_written_packs(saver):  # stopped by the quota: what was written is kept
+            for item in plan.items:
+                _copy_one(vault, source, destination, copier, item, lock, report)
         counter.finish()
         report.bytes_read = copier.bytes_read
         report.blobs_new, report.bytes_new = saver.stats.blobs_new, saver.stats.bytes_new
@@ -191,9 +192,12 @@ def _plan(vault: Vault, target: Vault, source: Repository, destination: Reposito
 
 
 def _saver(target: Vault, destination: Repository, dry_run: bool) -> BlobSaver:
+    """The destination's saver, with its own settings and its hard quota (every pack
+    admitted first, as a backup's: docs/config.md#quotas)."""
     settings = target.config.repository
     return BlobSaver(destination, compression_level=settings.compression_level,
-                     pack_size=settings.pack_size_mib << 20, dry_run=dry_run)
+                     pack_size=settings.pack_size_mib << 20, dry_run=dry_run,
+                     budget=None if dry_run else quota_guard(target, destination))
 
 
 def _on_read(counter: ProgressCounter) -> Callable[[int, str], None]:
