@@ -7,7 +7,11 @@ nothing is silently corrupted."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from s3_fault_proxy import Faults, fault_proxy
 from storage_servers import BUCKET, S3Server, moto_missing, moto_s3
 
 MiB = 1 << 20
+VAULT_BIN = Path(sys.executable).with_name("vault")
 ALL_METHODS = ("PUT", "GET", "HEAD", "DELETE", "POST")
 
 
@@ -40,15 +45,18 @@ class FaultyS3:
     env: dict[str, str]
     faults: Faults
 
-    def keys(self, under: str = "") -> list[str]:
-        """The keys under the prefix, asked of moto directly (never through the proxy)."""
+    def sizes(self, under: str = "") -> dict[str, int]:
+        """Key -> size under the prefix, asked of moto directly (never through the proxy)."""
         store = S3Store(BUCKET, prefix=self.prefix, endpoint=self.server.endpoint,
                         region="us-east-1", access_key_id=self.server.access_key,
                         secret_access_key=self.server.secret_key,
                         virtual_hosted_style_request=False,
                         client_options={"allow_http": True})
-        return sorted(str(meta["path"]) for chunk in obstore.list(store, under or None)
-                      for meta in chunk)
+        return {str(meta["path"]): int(meta["size"])
+                for chunk in obstore.list(store, under or None) for meta in chunk}
+
+    def keys(self, under: str = "") -> list[str]:
+        return sorted(self.sizes(under))
 
 
 @pytest.fixture
@@ -101,3 +109,98 @@ def test_backup_and_restore_ride_out_503s_and_dropped_connections(
     s3.faults.recover()
     _verify_clean(vault, s3.env)
     assert not s3.keys("locks")
+
+
+
+def test_a_truncated_object_is_reported_never_restored_silently_and_nothing_is_lost(
+        vault, fs, s3: FaultyS3, tmp_path: Path) -> None:
+    """The server serves a pack cut short (HEAD, GET and ranged GET agree): restore says
+    which files it could not write (exit 3) and writes no damaged byte; verify finds it
+    (exit 1, SnapshotCorrupted); once the server is whole again `vault repair packs` takes
+    every blob back and the snapshot restores byte-identical."""
+    src = tmp_path / "src"
+    _source(fs, src)
+    vault.ok("init", env=s3.env)
+    snapshot = vault.backup(src, env=s3.env)["snapshot_id"]
+    before = s3.sizes("data")
+    victim = max(before, key=lambda key: before[key]).rsplit("/", 1)[-1]
+    s3.faults.truncate(victim, 1000)
+
+    target = tmp_path / "out"
+    reported = vault.json("restore", snapshot, "--target", target, env=s3.env)
+    assert reported.code == 3, (reported.last, reported.stderr)
+    problems = reported.summary["problems"]
+    assert problems and all(f"data/{victim} is too short" in p["error"] for p in problems)
+    restored = fs.restored_path(target, src)
+    failed = {Path(p["path"]).relative_to(restored).as_posix() for p in problems}
+    written = {p.relative_to(restored).as_posix() for p in restored.rglob("*") if p.is_file()}
+    everything = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
+    assert not failed & written and failed | written == everything
+    for name in written:  # what was written is whole; nothing damaged is left on disk
+        assert (restored / name).read_bytes() == (src / name).read_bytes(), name
+
+    verified = vault.json("verify", "--read-data", env=s3.env)
+    assert verified.code == 1 and verified.summary["ok"] is False, verified.last
+    assert any(victim[:12] in problem for problem in verified.summary["problems"])
+    assert [e["payload"]["snapshot_id"] for e in vault.events("SnapshotCorrupted")] \
+        == [snapshot]
+    assert s3.sizes("data") == before  # the object itself was never touched
+
+    s3.faults.recover()
+    repaired = vault.json("repair", "packs", env=s3.env)
+    assert repaired.code == 0 and repaired.summary["lost"] == [], repaired.last
+    again = tmp_path / "again"
+    vault.restore(snapshot, "--target", again, env=s3.env)
+    fs.assert_same_tree(src, fs.restored_path(again, src))
+    _verify_clean(vault, s3.env)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_delayed_listings_do_not_break_locks_or_backups(
+        vault, vault_at, fs, s3: FaultyS3, tmp_path: Path) -> None:
+    """Every listing takes a second. A backup is frozen (SIGSTOP) while it holds its lock: an
+    exclusive `forget` is still refused (the slow listing shows it the backup's lock),
+    while a second client's backup, shared, goes on; thawed, the frozen backup completes,
+    and everything restores byte-identical."""
+    sources = [tmp_path / "src0", tmp_path / "src1"]
+    for n, src in enumerate(sources):
+        fs.write_random(src / "r.bin", 6 * MiB, seed=10 + n)
+        (src / "note.txt").write_text(f"source {n}\n")
+    old = tmp_path / "old"
+    fs.write_random(old / "gone.bin", MiB, seed=99)
+    vault.ok("init", env=s3.env)
+    doomed = vault.backup(old, env=s3.env)["snapshot_id"]
+    other = vault_at(tmp_path / "other")
+
+    s3.faults.delay_listings(1.0)
+    frozen = subprocess.Popen([str(VAULT_BIN), "backup", str(sources[0])],
+                              env={**vault.env.env, **s3.env}, cwd=vault.env.root,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: bool(s3.keys("locks")), "the backup never took its lock")
+        frozen.send_signal(signal.SIGSTOP)
+        refused = vault.json("forget", doomed, env=s3.env)
+        assert refused.code == 1 and refused.last["error"] == "RepositoryLocked", refused.last
+        assert f"pid {frozen.pid} (backup)" in refused.last["message"]
+        second = other.backup(sources[1], env=s3.env)
+        assert second["status"] == "completed"
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert frozen.wait(timeout=300) == 0
+    assert s3.faults.injected["delayed listing"] >= 3, dict(s3.faults.injected)
+    assert not s3.keys("locks")
+
+    s3.faults.recover()
+    assert vault.json("forget", doomed, env=s3.env).code == 0
+    for n, src in enumerate(sources):
+        target = tmp_path / f"out{n}"
+        vault.restore(f"latest:{src}", "--target", target, env=s3.env)
+        fs.assert_same_tree(src, target, include_root=False)
+    _verify_clean(vault, s3.env)
