@@ -16,6 +16,7 @@ from vault.operations import manage
 from vault.operations.restore import resolve_subtree, split_ref
 from vault.planning.retention import Decision, RetentionPolicy, parse_keep_within
 from vault.repository.damage import corrupted_snapshots, snapshot_status
+from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 
 
@@ -95,7 +96,7 @@ def ls(state: CliState, snapshot: str, path: str, recursive: bool,
     snap, _ = pinned_ref(repo, ref, snapshot_criteria(pick_source, pick_path, pick_host,
                                                       inside=base))
     if pick_source is not None and snap.source.get("meta", {}).get("entities"):
-        _show_entities(state, snap)
+        _show_entities(state, repo, snap)
         return
     tree = resolve_subtree(repo, snap, base)
     entries = list(repo.walk(tree)) if recursive else [(n.name, n) for n in repo.load_tree(tree)]
@@ -119,11 +120,18 @@ def ls(state: CliState, snapshot: str, path: str, recursive: bool,
     out.summary(snapshot_id=snap.id, status=status, entries=rows)
 
 
-def _show_entities(state: CliState, snap: Snapshot) -> None:
-    from vault.sources.entities import EntityNode, entity_tree
+def _show_entities(state: CliState, repo: Repository, snap: Snapshot) -> None:
+    from vault.restore.items import SnapshotItems
+    from vault.sources.entities import EntityNode
+    from vault.sources.registry import browser_for
 
+    source_type = str(snap.source.get("type", "files"))
+    browser = browser_for(source_type)
+    if browser is None:
+        raise UsageError(f"snapshot {snap.short_id}: a {source_type} snapshot has no "
+                         "entities to show")
     out = state.output()
-    roots = entity_tree(snap.source.get("meta", {}))
+    roots = browser.contents(SnapshotItems(repo, snap)).entity_tree
 
     def show(node: EntityNode, depth: int) -> dict[str, object]:
         dates = f"  {node.first} .. {node.last}" if node.first or node.last else ""
