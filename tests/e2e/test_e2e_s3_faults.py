@@ -204,3 +204,37 @@ def test_delayed_listings_do_not_break_locks_or_backups(
         vault.restore(f"latest:{src}", "--target", target, env=s3.env)
         fs.assert_same_tree(src, target, include_root=False)
     _verify_clean(vault, s3.env)
+
+
+@pytest.mark.parametrize(("status", "kind", "says"), [
+    (403, "StorageError", "access denied (AccessDenied); check the credentials"),
+    (503, "TransientStorageError", "SlowDown"),
+])
+def test_a_failure_that_does_not_pass_fails_clearly_and_a_rerun_completes(
+        vault, fs, s3: FaultyS3, tmp_path: Path, status: int, kind: str, says: str) -> None:
+    """Every pack upload refused (a key that may not write, a server that stays
+    overloaded): the backup fails with one line, exit 1 and BackupFailed, commits nothing
+    and leaves no lock; once the server takes writes again, the same backup completes."""
+    src = tmp_path / "src"
+    _source(fs, src)
+    vault.ok("init", env=s3.env)
+    s3.faults.refuse(status, ("PUT",), path_part="/data/")
+
+    failed = vault.run("backup", src, env=s3.env)
+    assert failed.returncode == 1, failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vault: error: "), failed.stderr
+    assert says in lines[0] and "cannot save data/" in lines[0]
+    assert s3.faults.injected["refused PUT"] >= 1
+    [event] = vault.events("BackupFailed")
+    assert event["payload"]["error_kind"] == kind and says in event["payload"]["message"]
+    assert not s3.keys("snapshots") and not s3.keys("locks") and not s3.keys("data")
+    assert vault.query("snapshots", env=s3.env).summary["snapshots"] == []
+
+    s3.faults.recover()
+    done = vault.backup(src, env=s3.env)
+    assert done["status"] == "completed" and done["problems"] == []
+    _verify_clean(vault, s3.env)
+    target = tmp_path / "out"
+    vault.restore("latest", "--target", target, env=s3.env)
+    fs.assert_same_tree(src, fs.restored_path(target, src))
