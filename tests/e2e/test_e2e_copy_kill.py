@@ -54,6 +54,9 @@ def test_copy_killed_then_rerun_completes(vault, fs, tmp_path: Path, point: str)
     assert done == {first, second}
     if point == "copy:snapshot-saved":
         assert [s["snapshot_id"] for s in rerun["skipped"]] == [first]
+    # the journal knows every copy, also one the killed process saved but never journaled
+    recorded = {e["payload"]["to_snapshot_id"] for e in vault.events("SnapshotCopied")}
+    assert recorded == {s["id"] for s in listed}
     assert cli("-r", "offsite", "verify", "--read-data").code == 0
 
     latest = tmp_path / "latest"

@@ -21,6 +21,7 @@ from vault.errors import ConfigError, IntegrityError, UsageError, VaultError
 from vault.foundation.failpoints import reached
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
+from vault.journal.queries import events_of_type
 from vault.operations.common import record_read_damage, remove_temp_debris, repository_lock
 from vault.operations.quota import keeping_written_packs, quota_guard, record_storage_usage
 from vault.planning.copy_plan import (
@@ -42,6 +43,8 @@ from vault.repository.tree import TreeLimitExceeded
 from vault.runtime.app import PassphraseOptions, Vault
 from vault.runtime.jobrun import new_job_id
 
+#: SnapshotCopied events read to find a copy not journaled: more than a journal holds
+_EVENTS_READ = 1_000_000
 #: variables that hold the passphrase of the repository `-r` names, never the destination's
 _SOURCE_PASSPHRASE_VARIABLES = ("VAULT_PASSWORD", "VAULT_PASSWORD_FILE", "VAULT_PASSWORD_COMMAND")
 
@@ -148,6 +151,8 @@ def _run(vault: Vault, target: Vault, source: Repository, destination: Repositor
         lock = None if req.dry_run else stack.enter_context(
             repository_lock(target, destination, exclusive=False, operation="copy"))
         plan = _plan(vault, target, source, destination, req, report)
+        if not req.dry_run:
+            _journal_unrecorded(vault, report, source, destination, plan)
         saver = _saver(target, destination, req.dry_run)
         counter = ProgressCounter(reporter, "copy")
         counter.set_totals(sum(i.snapshot.summary.bytes_raw for i in plan.to_copy),
@@ -233,8 +238,9 @@ def _copy_one(vault: Vault, source: Repository, destination: Repository, copier:
     reached("copy", "snapshot-saved")
     report.copied.append((snapshot.id, copy.id))
     after = _stats(copier.saver)
+    delta = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
     vault.journal.append(report.job_id, _copied_event(report, source, destination, snapshot,
-                                                      copy, before, after))
+                                                      copy.id, delta))
 
 
 def _tree_of(destination: Repository, snapshot_id: str) -> bytes:
@@ -266,14 +272,28 @@ def _stats(saver: BlobSaver) -> tuple[int, int, int]:
     return saver.stats.blobs_new, saver.stats.bytes_new, saver.stats.bytes_stored
 
 
+def _journal_unrecorded(vault: Vault, report: CopyReport, source: Repository,
+                        destination: Repository, plan: CopyPlan) -> None:
+    """A copy a killed `vault copy` saved but did not live to journal is journaled now
+    (with nothing stored), so the journal (and `vault status`) knows what the destination
+    holds."""
+    if not plan.skipped:
+        return
+    recorded = {str(row["payload"].get("to_snapshot_id")) for row in events_of_type(
+        vault.config.journal_path(), "SnapshotCopied", limit=_EVENTS_READ)}
+    for item in plan.skipped:
+        if item.copied_as is not None and item.copied_as not in recorded:
+            vault.journal.append(report.job_id, _copied_event(
+                report, source, destination, item.snapshot, item.copied_as, (0, 0, 0)))
+
+
 def _copied_event(report: CopyReport, source: Repository, destination: Repository,
-                  snapshot: Snapshot, copy: Snapshot, before: tuple[int, int, int],
-                  after: tuple[int, int, int]) -> ev.SnapshotCopied:
+                  snapshot: Snapshot, copy_id: str,
+                  stored: tuple[int, int, int]) -> ev.SnapshotCopied:
     return ev.SnapshotCopied(
         job_id=report.job_id, from_repo_id=source.id, from_repository=source.location,
         from_snapshot_id=snapshot.id, to_repo_id=destination.id,
         to_repository=destination.location, to_name=report.destination_name,
-        to_snapshot_id=copy.id, original_id=original_id(snapshot),
+        to_snapshot_id=copy_id, original_id=original_id(snapshot),
         source=source_name(snapshot) or None, snapshot_time=snapshot.time.isoformat(),
-        blobs_new=after[0] - before[0],
-        bytes_new=after[1] - before[1], bytes_stored=after[2] - before[2])
+        blobs_new=stored[0], bytes_new=stored[1], bytes_stored=stored[2])
