@@ -10,20 +10,17 @@ These functions run in worker threads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.foundation.progress import NullReporter
 from vault.foundation.sqlite_readonly import open_read_only
 from vault.jobs.commands import RestoreArgs
 from vault.jobs.submit import SubmittedJob
 from vault.journal import events as ev
 from vault.journal.projections.jobs import read_jobs
-from vault.operations.restore import run_restore
-from vault.operations.restore_checks import warning_text
+from vault.operations.restore import preview_restore
 from vault.operations.restore_undo import undoable
-from vault.operations.source_restore import run_source_restore
 from vault_tui.actions import submit
 from vault_tui.context import TuiContext
 from vault_tui.data.restore_plan import SnapshotChoice
@@ -49,19 +46,8 @@ class Preview:
 def preview(ctx: TuiContext, args: RestoreArgs) -> Preview:
     ctx.repository()  # no passphrase known yet: PassphraseNeeded, and the app asks
     with ctx.vault() as vault:
-        if args.database:
-            outcome = run_source_restore(
-                vault, replace(args.source_request(), dry_run=True, confirm=None))
-            found = outcome.result.details.get("plan")
-            plan = dict(found) if isinstance(found, dict) else {}
-            warnings = [warning_text(w) for w in outcome.warnings]
-        else:
-            files = run_restore(vault, replace(args.request(), dry_run=True, confirm=None),
-                                NullReporter())
-            plan = files.plan.to_json(items=False)
-            warnings = [warning_text(w) for w in files.warnings] + files.report.warnings
-    plan.pop("items", None)
-    return Preview(args, plan, warnings)
+        outcome = preview_restore(vault, args.request())
+    return Preview(args, outcome.plan_json(items=False) or {}, outcome.warning_texts())
 
 
 def queue_restore(ctx: TuiContext, args: RestoreArgs, yes: bool) -> SubmittedJob:

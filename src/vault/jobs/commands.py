@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vault.journal import events as ev
 from vault.journal.events import secret_keys
 from vault.operations.backup import BackupRequest
-from vault.operations.restore import RestoreRequest
-from vault.operations.restore_checks import refuse_unconfirmed
-from vault.operations.source_restore import SourceRestore
+from vault.operations.restore_checks import Confirm, refuse_unconfirmed
+from vault.planning.restore_request import RestoreRequest
 
 
 class _Frozen(BaseModel):
@@ -53,22 +52,12 @@ class BackupArgs(_Frozen):
         return self.source or self.source_url or " ".join(self.paths)
 
 
-class RestoreArgs(_Frozen):
+class RestoreArgs(RestoreRequest):
+    """A queued restore: the request (`target` absolute: the worker may run in another
+    directory) and what the queue adds."""
+
     kind: Literal["restore"] = "restore"
-    snapshot_ref: str
-    target: str | None = None  # absolute for files; a database's: None = its own location
-    paths: list[str] = []
-    includes: list[str] = []
-    excludes: list[str] = []
-    overwrite: Literal["always", "if-changed", "never"] | None = None  # deprecated
-    mode: str | None = None  # overwrite | merge | new-target (or new | replace)
-    on_conflict: Literal["skip", "overwrite", "rename", "fail"] | None = None
-    # database and settings snapshots (restored through their source)
-    database: bool = False
-    only: list[str] = []
-    query: dict[str, Any] | None = None
-    remap_ids: bool = False
-    rename: dict[str, str] = {}  # --rename FIELD=VALUE of a new copy
+    database: bool = False  # a database or settings snapshot (restored through its source)
     # --yes at enqueue time: the worker may carry out a destructive plan; without it the
     # worker refuses one (nobody is there to ask)
     yes: bool = False
@@ -77,27 +66,22 @@ class RestoreArgs(_Frozen):
     undo_of: str | None = None
 
     def request(self) -> RestoreRequest:
-        return RestoreRequest(snapshot_ref=self.snapshot_ref, target=self.target or "",
-                              paths=self.paths, includes=self.includes,
-                              excludes=self.excludes, overwrite=self.overwrite,
-                              mode=self.mode, on_conflict=self.on_conflict,
-                              confirm=None if self.yes else refuse_unconfirmed)
+        return RestoreRequest(**{name: getattr(self, name)
+                                 for name in RestoreRequest.model_fields})
 
-    def source_request(self) -> SourceRestore:
-        return SourceRestore(snapshot_ref=self.snapshot_ref, target=self.target,
-                             only=self.only or None, query=self.query,
-                             mode=self.mode or "new",  # type: ignore[arg-type]
-                             on_conflict=self.on_conflict, remap_ids=self.remap_ids,
-                             rename=dict(self.rename),
-                             confirm=None if self.yes else refuse_unconfirmed)
+    def confirm(self) -> Confirm | None:
+        """What the worker asks before a destructive plan: nobody, so without --yes it
+        refuses."""
+        return None if self.yes else refuse_unconfirmed
 
     def options(self) -> dict[str, Any]:
         if self.undo_of is not None:
             return {"undo_of": self.undo_of}
-        return {"overwrite": self.overwrite, "mode": self.mode,
-                "on_conflict": self.on_conflict, "database": self.database,
-                "only": self.only, "query": self.query is not None,
-                "remap_ids": self.remap_ids, "yes": self.yes}
+        return {"mode": self.mode.value if self.mode else None,
+                "on_conflict": self.on_conflict, "trust_mtime": self.trust_mtime,
+                "database": self.database, "only": self.only,
+                "query": self.query is not None, "remap_ids": self.remap_ids,
+                "yes": self.yes}
 
     def describe(self) -> str:
         if self.undo_of is not None:

@@ -40,7 +40,6 @@ from vault.operations.group_backup import (
 from vault.operations.prune import PruneRequest, run_prune
 from vault.operations.restore import run_restore
 from vault.operations.restore_undo import run_undo
-from vault.operations.source_restore import run_source_restore
 from vault.operations.verify import run_verify
 from vault.runtime.app import Vault
 
@@ -116,10 +115,8 @@ def _run(vault: Vault, command: JobCommand) -> str:
         elif isinstance(args, RestoreArgs):
             if args.undo_of is not None:
                 run_undo(vault, args.undo_of, job_id=job_id)
-            elif args.database:
-                run_source_restore(vault, args.source_request(), job_id=job_id)
             else:
-                run_restore(vault, args.request(), NullReporter(), job_id=job_id)
+                run_restore(vault, args.request(), confirm=args.confirm(), job_id=job_id)
         elif isinstance(args, VerifyArgs):
             run_verify(vault, args.read_data, args.subset, NullReporter(), job_id=job_id)
         elif isinstance(args, PruneArgs):

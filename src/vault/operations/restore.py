@@ -1,262 +1,254 @@
-"""The restore operation for file snapshots: check, select, plan, confirm, write, report.
+"""The one restore pipeline, for files and for every source alike.
 
-Before anything else the snapshot is checked (format/version compatibility, every tree
-and blob the selection needs present: `restore_checks`). A dry run then plans and returns
-(no lock, no job, nothing written); a real restore plans again under the repository lock,
-refuses a plan with conflicts (`--on-conflict fail`), asks `req.confirm` when the plan is
-destructive, runs the `[restore]` pre_hook (a failure aborts; the plan is made again
-afterwards, as the paused writers may have changed the target), carries out exactly that
-plan, runs the post_hook (also after a failure) and journals its report.
+A restore is twelve steps whatever it restores: check the snapshot (format, every object
+the selection needs: `restore_checks`), and for a dry run plan and stop there (no lock, no
+job, nothing written). Otherwise start the job, take the repository lock, plan, ask
+`confirm` when the plan is destructive, run the `[restore]` pre_hook (a failure aborts;
+the plan is made again afterwards, as the paused writers may have changed the target),
+keep a safety copy of what will change (`restore_undo`), write (or roll back from that
+copy when the write fails), run the post_hook (also after a failure) and journal the
+report.
+
+What differs between files and a database is behind `RestoreTarget`: `FilesTarget`
+(`restore_files`) writes a directory tree from the plan it made; `SourceTarget`
+(`restore_source`) has the snapshot's source plan and apply.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vault.config.model import RestoreConfig
-from vault.errors import SafetyCopyImpossible, SnapshotNotFound, UsageError
-from vault.foundation.progress import MultiReporter, ProgressCounter, ProgressReporter
+from vault.foundation.progress import MultiReporter, NullReporter, ProgressReporter
 from vault.journal import events as ev
-from vault.operations.common import record_read_damage
-from vault.operations.readonly_lock import read_only_lock
-from vault.operations.restore_checks import Confirm, check_before_restore, warning_text
-from vault.operations.restore_undo import files_safety_copy, write_or_roll_back
-from vault.planning.restore_plan import MODES, Mode, OnConflict, RestorePlan
-from vault.repository.repository import Repository
+from vault.operations.restore_checks import Confirm, warning_text
+from vault.operations.restore_undo import write_or_roll_back
+from vault.planning.restore_plan import RestorePlan
+from vault.planning.restore_request import RestoreRequest, check_copy
 from vault.repository.snapshot import Snapshot
-from vault.repository.snapshot_ref import SnapshotCriteria
-from vault.repository.tree import same_name
-from vault.restore.files import FileRestorer, OverwritePolicy, RestoreStats
-from vault.restore.files_plan import (
-    FilesPlan,
-    TargetNotEmptyError,
-    holds_anything,
-    plan_files,
-    refuse_conflicts,
-)
+from vault.restore.files import RestoreStats
 from vault.restore.hooks import RestoreHooks
-from vault.restore.report import RestoreReport, build_report
-from vault.restore.selection import Selection
+from vault.restore.report import RestoreReport
+from vault.restore.snapshot_path import resolve_subtree, split_ref
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import JobRun
+from vault.sources.base import SourceRestoreResult
 
-#: the first names of two modes (as database restores still spell them)
-_MODE_ALIASES: dict[str, Mode] = {"new": "new-target", "replace": "overwrite"}
+__all__ = ["Applied", "Planned", "RestoreOutcome", "RestoreTarget", "confirmation_plan",
+           "preview_restore", "reported_event", "resolve_subtree", "run_restore", "split_ref"]
 
 
 @dataclass(frozen=True)
-class FilesPolicy:
-    mode: Mode
-    on_conflict: OnConflict
-    trust_mtime: bool = False  # the old `--overwrite if-changed`
+class Planned:
+    """A target's plan as the pipeline needs it: the per-item plan (None: the target has
+    none, e.g. a whole-table swap), whether carrying it out changes or removes what the
+    target holds, and what a confirmation shows (the plan without its items)."""
 
+    plan: RestorePlan | None
+    destructive: bool
+    summary: dict[str, Any]
 
-def files_policy(mode: str | None, on_conflict: OnConflict | None,
-                 overwrite: OverwritePolicy | None) -> FilesPolicy:
-    """The mode and conflict policy a file restore runs with.
-
-    `--overwrite` (deprecated) maps onto merge: always = overwrite what differs, if-changed
-    = the same but equal size and mtime count as unchanged, never = skip. With nothing
-    given a file restore merges and overwrites what differs (what it always did)."""
-    if overwrite is not None:
-        if mode is not None or on_conflict is not None:
-            raise UsageError("--overwrite is the old spelling of --mode/--on-conflict: "
-                             "give one or the other")
-        return FilesPolicy("merge", "skip" if overwrite == "never" else "overwrite",
-                           trust_mtime=overwrite == "if-changed")
-    if mode is None:
-        return FilesPolicy("merge", on_conflict or "overwrite")
-    resolved = _MODE_ALIASES.get(mode, mode)
-    if resolved not in MODES:
-        raise UsageError(f"unknown restore mode {mode!r}: choose overwrite, merge or new-target")
-    default: OnConflict = "skip" if resolved == "merge" else "overwrite"
-    return FilesPolicy(resolved, on_conflict or default)
+    @property
+    def conflicted(self) -> bool:
+        """A plan with conflicts (--on-conflict fail) is refused by the target before
+        anything is written: nobody is asked about it."""
+        return bool(self.summary.get("totals", {}).get("conflict"))
 
 
 @dataclass
-class RestoreRequest:
-    snapshot_ref: str  # "latest", an id prefix, optionally ":subdir"
-    target: str
-    paths: list[str] = field(default_factory=list)
-    includes: list[str] = field(default_factory=list)
-    excludes: list[str] = field(default_factory=list)
-    overwrite: OverwritePolicy | None = None  # deprecated: see `files_policy`
-    dry_run: bool = False
-    threads: int = 4
-    mode: str | None = None  # overwrite | merge | new-target (or new | replace)
-    on_conflict: OnConflict | None = None
-    safety_copy: bool = True  # back up what a destructive restore changes, for undo
-    confirm: Confirm | None = None  # asked before a destructive plan is carried out
-    hooks: bool = True  # run the [restore] pre_hook/post_hook (not for an undo)
+class Applied:
+    """What a target's write did, for the report and `RestoreCompleted`."""
 
-    def policy(self) -> FilesPolicy:
-        return files_policy(self.mode, self.on_conflict, self.overwrite)
+    items: int
+    bytes: int
+    skipped: int = 0
+    dirs: int = 0
+    problems: list[ev.FileProblem] = field(default_factory=list)
+    #: warning records of the write itself ({"kind": "damage_not_recorded", ...})
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    files: RestoreStats | None = None
+    result: SourceRestoreResult | None = None
+
+
+class RestoreTarget(Protocol):
+    """Where a restore writes: a directory of files, or a database through its source."""
+
+    snapshot: Snapshot
+    #: the target as journaled and confirmed ("(the source's own location)" for none)
+    where: str
+    #: the check's warning records ({"kind": "older_version", ...})
+    warnings: list[dict[str, Any]]
+
+    def job_fields(self) -> dict[str, Any]: ...
+
+    def lock(self) -> AbstractContextManager[object | None]: ...
+
+    def prepare(self) -> None: ...
+
+    def plan(self, *, asking: bool) -> Planned | None: ...
+
+    def safety_copy(self, planned: Planned | None, job_id: str,
+                    lock: object | None) -> ev.RestoreUndoable | None: ...
+
+    def apply(self, planned: Planned | None, reporter: ProgressReporter,
+              job_id: str) -> Applied: ...
+
+    def report(self, planned: Planned | None, applied: Applied, duration: float,
+               warnings: list[dict[str, Any]]) -> tuple[RestorePlan, RestoreReport,
+                                                        dict[str, dict[str, str]]]: ...
+
+    def preview(self) -> tuple[Planned | None, Applied, RestoreReport | None]: ...
+
+    def confirmation(self) -> Planned | None: ...
 
 
 @dataclass
 class RestoreOutcome:
-    job_id: str | None
+    job_id: str | None  # None for a dry run
     snapshot: Snapshot
-    stats: RestoreStats  # for a dry run: what the plan predicts
+    request: RestoreRequest
     duration_seconds: float
-    plan: RestorePlan  # the plan carried out (or, dry, that would be)
-    report: RestoreReport
+    plan: RestorePlan | None  # the plan carried out (or, dry, that would be)
+    applied: Applied  # for a dry run: what the plan predicts
+    report: RestoreReport | None = None
     #: warning records ({"kind": "older_version", ...}, {"kind": "post_hook_failed", ...})
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def created(self) -> list[str]:
-        return self.stats.created
+    def stats(self) -> RestoreStats:
+        """A files restore's counts."""
+        assert self.applied.files is not None, "not a files restore"
+        return self.applied.files
 
     @property
-    def overwritten(self) -> list[str]:
-        return self.stats.overwritten
+    def result(self) -> SourceRestoreResult:
+        """A database restore's result."""
+        assert self.applied.result is not None, "not a database restore"
+        return self.applied.result
 
-    @property
-    def deleted(self) -> list[str]:
-        return self.stats.deleted
+    def plan_json(self, *, items: bool = True) -> dict[str, Any] | None:
+        """The plan carried out (or, dry, that would be) as JSON; None for a database
+        swapped whole (its source has no per-record plan)."""
+        plan = self.plan if self.applied.files is not None else self.result.plan
+        return plan.to_json(items=items) if plan is not None else None
 
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """"abc123:srv/app" -> ("abc123", "/srv/app"); "latest" -> ("latest", "/")."""
-    snap, _, sub = ref.partition(":")
-    return snap, "/" + sub.strip("/")
-
-
-def resolve_subtree(repo: Repository, snapshot: Snapshot, path: str) -> bytes:
-    """The tree id at `path` inside a snapshot."""
-    tree = bytes.fromhex(snapshot.tree)
-    for part in [p for p in path.split("/") if p]:
-        match = [n for n in repo.load_tree(tree) if same_name(n.name, part)]
-        if not match or match[0].type != "dir" or match[0].subtree is None:
-            raise SnapshotNotFound(ref=f"{snapshot.short_id}:{path}", repo=repo.location)
-        tree = match[0].subtree
-    return tree
+    def warning_texts(self) -> list[str]:
+        """Every warning as a line: the checks' and the hooks'; a dry run's report adds
+        the entries its plan refused (a real report repeats the former)."""
+        refused = self.report.warnings if self.report and self.request.dry_run else []
+        return [warning_text(w) for w in self.warnings] + refused
 
 
-def predicted_stats(files_plan: FilesPlan) -> RestoreStats:
-    """What carrying out `files_plan` would count (the dry run's numbers)."""
-    stats = RestoreStats()
-    for item in files_plan.plan.items:
-        entry = files_plan.entries.get(item.key)
-        if entry is None:
-            continue
-        kind = entry.node.type
-        if kind == "dir":
-            stats.dirs += item.action in ("create", "skip")
-        elif item.action == "skip":
-            stats.files_skipped += 1
-        elif item.action in ("create", "overwrite", "rename"):
-            if kind == "symlink":
-                stats.symlinks += 1
-            else:
-                stats.files_restored += 1
-                stats.bytes_written += entry.node.size
-    return stats
+def restore_target(vault: Vault, request: RestoreRequest) -> RestoreTarget:
+    """The target a request writes to, chosen by what its snapshot holds; checked (format,
+    objects present, the request's rules) before anything else happens."""
+    from vault.operations.restore_files import FilesTarget
+    from vault.operations.restore_source import SourceTarget, find_restore_snapshot
 
-
-def run_restore(vault: Vault, req: RestoreRequest, reporter: ProgressReporter,
-                job_id: str | None = None) -> RestoreOutcome:
-    if not req.target:
-        raise UsageError("give a --target directory to restore into")
-    policy = req.policy()
-    ref, sub = split_ref(req.snapshot_ref)
+    check_copy(request)  # before the repository is opened
     repo = vault.repository()
-    # `latest:sub/dir` is the newest snapshot holding sub/dir (vault.repository.snapshot_ref)
-    snapshot = repo.find_snapshot(ref, SnapshotCriteria(path=sub if sub != "/" else None))
-    target = os.path.abspath(req.target)
-    if os.path.lexists(target) and not os.path.isdir(target):
-        raise UsageError(f"restore target {target} exists and is not a directory")
-    if policy.mode == "new-target" and holds_anything(target):
-        raise TargetNotEmptyError(target=target)
-    selection = Selection(
-        paths=tuple(os.path.join(sub, p.lstrip("/")) if sub != "/" else "/" + p.lstrip("/")
-                    for p in req.paths),
-        includes=tuple(req.includes), excludes=tuple(req.excludes))
-    # Checked from the root (a damaged tree on the way to `sub` is as fatal as one below).
-    warnings = check_before_restore(repo, snapshot, selection=Selection(
-        paths=selection.paths or ((sub,) if sub != "/" else ()),
-        includes=selection.includes, excludes=selection.excludes))
-    subtree = resolve_subtree(repo, snapshot, sub)
+    snapshot = find_restore_snapshot(repo, request)
+    if str(snapshot.source.get("type", "files")) == "files":
+        return FilesTarget(vault, repo, snapshot, request)
+    return SourceTarget(vault, repo, snapshot, request)
+
+
+def preview_restore(vault: Vault, request: RestoreRequest) -> RestoreOutcome:
+    """What `request` would do, planned on what the target holds now: no lock, no job,
+    nothing written (`vault restore preview`, `--dry-run`, the TUI's preview)."""
+    target = restore_target(vault, request.model_copy(update={"dry_run": True}))
     started = time.monotonic()
+    planned, applied, report = target.preview()
+    return RestoreOutcome(None, target.snapshot, request, time.monotonic() - started,
+                          planned.plan if planned else None, applied, report,
+                          target.warnings)
 
-    def plan() -> FilesPlan:
-        repo.load_index()
-        return plan_files(repo, subtree, sub, target, selection,
-                          mode=policy.mode, on_conflict=policy.on_conflict,
-                          snapshot_short_id=snapshot.short_id,
-                          trust_mtime=policy.trust_mtime)
 
-    if req.dry_run:
-        planned = plan()
+def confirmation_plan(vault: Vault, request: RestoreRequest) -> Planned | None:
+    """What a restore that cannot ask later (a queued one) is confirmed by now: its plan
+    on what the target holds now (a database's whole swap is destructive unplanned)."""
+    return restore_target(vault, request.model_copy(update={"dry_run": True})).confirmation()
+
+
+def run_restore(vault: Vault, request: RestoreRequest, *,
+                reporter: ProgressReporter | None = None, confirm: Confirm | None = None,
+                job_id: str | None = None) -> RestoreOutcome:
+    """Carry out `request` (a dry run is `preview_restore`). `confirm` is asked before a
+    destructive plan is carried out (None: go ahead)."""
+    if request.dry_run:
+        return preview_restore(vault, request)
+    target = restore_target(vault, request)
+    run = JobRun.start(vault.journal, "restore", job_id, repository=vault.storage.location,
+                       snapshot_ref=request.snapshot_ref, **target.job_fields())
+    started = time.monotonic()
+    with run, target.lock() as lock:
+        run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=target.snapshot.id))
+        target.prepare()
+        applied, planned, warnings = _write(vault, target, request, run, lock, confirm,
+                                            reporter or NullReporter())
         duration = time.monotonic() - started
-        stats = predicted_stats(planned)
-        return RestoreOutcome(None, snapshot, stats, duration, planned.plan, build_report(
-            planned.plan, (), duration_seconds=duration,
-            warnings=[f"{p}: {e}" for p, e in planned.refused]), warnings)
-    run = JobRun.start(vault.journal, "restore", job_id, repository=repo.location,
-                       snapshot_ref=req.snapshot_ref, target=target, paths=req.paths,
-                       include=req.includes, exclude=req.excludes,
-                       options={"overwrite": req.overwrite, "mode": policy.mode,
-                                "on_conflict": policy.on_conflict})
-    with run, read_only_lock(vault, repo, operation="restore") as lock:
-        run.record(ev.RestoreStarted(job_id=run.job_id, snapshot_id=snapshot.id))
-        planned = plan()
-        refuse_conflicts(planned)  # before anything is written
-        confirmed = _confirm(req, target, planned.plan, confirmed=False)
-        hooks = RestoreHooks(vault.config.restore if req.hooks else _NO_HOOKS, run.record,
-                             job_id=run.job_id, target=target, snapshot_id=snapshot.id)
-        try:
-            hooks.pre()
-            if hooks.pre_ran:  # the writers were running until now: plan what is there
-                planned = plan()
-                refuse_conflicts(planned)
-                _confirm(req, target, planned.plan, confirmed=confirmed)
-            undo = None
-            if req.safety_copy and planned.plan.destructive:
-                if lock is None:  # the repository cannot be written: nor the copy
-                    raise SafetyCopyImpossible(repo=repo.location, target=target)
-                undo = files_safety_copy(vault, planned, run.job_id, snapshot.id)
-            progress = MultiReporter(reporter, run.progress())
-            restorer = FileRestorer(repo, planned, ProgressCounter(progress, "restore"),
-                                    threads=req.threads)
-            stats = write_or_roll_back(vault, run.job_id, undo, restorer.run)
-            unrecorded = record_read_damage(repo, "restore", run.job_id, snapshot.id,
-                                            [p.path for p in stats.problems])
-            if unrecorded:
-                warnings.append({"kind": "damage_not_recorded", "detail": unrecorded})
-        except BaseException:
-            hooks.post("failed")  # the writers come back either way
-            raise
-        post = hooks.post("completed")
-        if post is not None:
-            warnings.append(post)
-        duration = time.monotonic() - started
-        report = build_report(planned.plan, stats.failed_keys, duration_seconds=duration,
-                              warnings=[f"{p.path}: {p.error}" for p in stats.problems]
-                              + [warning_text(w) for w in warnings])
-        run.record(reported_event(run.job_id, snapshot, target, planned.plan, report))
+        plan, report, id_map = target.report(planned, applied, duration, warnings)
+        run.record(reported_event(run.job_id, target.snapshot, target.where, plan, report,
+                                  id_map))
         run.complete(ev.RestoreCompleted(
-            job_id=run.job_id, snapshot_id=snapshot.id, target=target,
-            files_restored=stats.files_restored, files_skipped=stats.files_skipped,
-            dirs=stats.dirs, bytes_written=stats.bytes_written, duration_seconds=duration,
-            errors=[ev.FileProblem(path=p.path, error=p.error) for p in stats.problems]))
-    return RestoreOutcome(run.job_id, snapshot, stats, duration, planned.plan, report,
-                          warnings)
+            job_id=run.job_id, snapshot_id=target.snapshot.id, target=target.where,
+            files_restored=applied.items, files_skipped=applied.skipped, dirs=applied.dirs,
+            bytes_written=applied.bytes, duration_seconds=duration, errors=applied.problems))
+    return RestoreOutcome(run.job_id, target.snapshot, request, duration, plan, applied,
+                          report, warnings)
+
+
+def _write(vault: Vault, target: RestoreTarget, request: RestoreRequest, run: JobRun,
+           lock: object | None, confirm: Confirm | None, reporter: ProgressReporter
+           ) -> tuple[Applied, Planned | None, list[dict[str, Any]]]:
+    """Plan, confirm, pre_hook, plan again, safety copy, write or roll back, post_hook."""
+    warnings = list(target.warnings)
+    asking = confirm is not None or request.safety_copy  # else a source need not plan
+    planned = target.plan(asking=asking)
+    confirmed = _ask(confirm, target.where, planned)
+    hooks = RestoreHooks(vault.config.restore if request.hooks else _NO_HOOKS, run.record,
+                         job_id=run.job_id, target=target.where,
+                         snapshot_id=target.snapshot.id)
+    try:
+        hooks.pre()
+        if hooks.pre_ran:  # the writers were running until now: plan what is there
+            planned = target.plan(asking=asking)
+            if not confirmed:
+                _ask(confirm, target.where, planned)
+        undo = None
+        if request.safety_copy and planned is not None and planned.destructive:
+            undo = target.safety_copy(planned, run.job_id, lock)
+        applied = write_or_roll_back(vault, run.job_id, undo,
+                                     _applier(target, planned,
+                                              MultiReporter(reporter, run.progress()),
+                                              run.job_id))
+        warnings.extend(applied.warnings)
+    except BaseException:
+        hooks.post("failed")  # the writers come back either way
+        raise
+    post = hooks.post("completed")
+    if post is not None:
+        warnings.append(post)
+    return applied, planned, warnings
+
+
+def _applier(target: RestoreTarget, planned: Planned | None, reporter: ProgressReporter,
+             job_id: str) -> Callable[[], Applied]:
+    return lambda: target.apply(planned, reporter, job_id)
 
 
 _NO_HOOKS = RestoreConfig()
 
 
-def _confirm(req: RestoreRequest, target: str, plan: RestorePlan, *, confirmed: bool) -> bool:
-    """Ask `req.confirm` about a destructive plan (once); whether it was asked and said
-    yes."""
-    if confirmed or not plan.destructive or req.confirm is None:
-        return confirmed
-    req.confirm(target, plan.to_json(items=False))
+def _ask(confirm: Confirm | None, where: str, planned: Planned | None) -> bool:
+    """Ask `confirm` about a destructive plan; whether it was asked (and said yes)."""
+    if planned is None or not planned.destructive or confirm is None or planned.conflicted:
+        return False
+    confirm(where, planned.summary)
     return True
 
 

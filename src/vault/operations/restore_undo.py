@@ -22,12 +22,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from vault.errors import OperationFailed, UsageError
 from vault.foundation.progress import NullReporter
 from vault.journal import events as ev
-from vault.planning.restore_plan import RestorePlan
 from vault.restore.files_plan import FilesPlan
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import JobRun
@@ -162,7 +161,8 @@ def run_undo(vault: Vault, restore_job_id: str, *, job_id: str | None = None
 
 
 def _undo_files(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
-    from vault.operations.restore import RestoreRequest, run_restore
+    from vault.operations.restore import run_restore
+    from vault.planning.restore_request import RestoreMode, RestoreRequest
 
     # What the restore created goes first, so that putting the old files back is the last
     # thing to touch their directories (and their times come out as they were).
@@ -185,14 +185,14 @@ def _undo_files(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
         copy = vault.repository().find_snapshot(mark.undo_snapshot_id)
         outcome = run_restore(vault, RestoreRequest(
             snapshot_ref=mark.undo_snapshot_id, target="/", paths=list(copy.paths),
-            mode="merge", on_conflict="overwrite", safety_copy=False,
-            hooks=False), NullReporter())  # inside a rollback the restore's hooks ran
+            mode=RestoreMode.MERGE, on_conflict="overwrite", safety_copy=False,
+            hooks=False))  # inside a rollback the restore's hooks ran
         restored = outcome.stats.files_restored
     return {"restored": restored, "removed": removed}
 
 
 def _undo_database(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
-    from vault.operations.source_restore import source_of
+    from vault.operations.restore_source import source_of
     from vault.restore.items import SnapshotItems
 
     repo = vault.repository()
@@ -226,10 +226,3 @@ def rollback(vault: Vault, job_id: str, cause: BaseException) -> None:
     except Exception as exc:  # the restore's own error matters more
         log.error("restore %s failed and could not be rolled back: %s", job_id, exc)
 
-
-def plan_is_destructive(plan: RestorePlan | dict[str, Any] | None) -> bool:
-    if plan is None:
-        return False
-    if isinstance(plan, RestorePlan):
-        return plan.destructive
-    return bool(plan.get("destructive"))

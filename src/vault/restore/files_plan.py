@@ -154,7 +154,13 @@ def _scan(dir_path: str, snap_dir: str, rel_dir: str, selection: Selection,
     for child in children:
         path = f"{snap_dir.rstrip('/')}/{child.name}"
         rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
-        st = child.stat(follow_symlinks=False)
+        if not selection.wants(path) and not selection.may_contain(path):
+            whole = False  # outside the selection: not even looked at (an undo scans "/")
+            continue
+        try:
+            st = child.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since the listing: it is not there to restore over or delete
         if not stat.S_ISDIR(st.st_mode):
             if selection.wants(path):
                 found[rel] = TargetEntry(child.path, st)

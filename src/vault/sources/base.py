@@ -18,9 +18,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
+
+from vault.planning.restore_plan import RestorePlan, default_on_conflict
 
 __all__ = [
     "Capture",
@@ -28,6 +30,7 @@ __all__ = [
     "EntitySelectable",
     "IterStream",
     "MemoryStoredItems",
+    "PlannedRestore",
     "SecretSealer",
     "Source",
     "SourceEstimate",
@@ -132,9 +135,14 @@ class SourceRestoreRequest:
 
 @dataclass
 class SourceRestoreResult:
+    """What a restore wrote (a dry run: nothing) and the plan it carried out, when the
+    source plans record by record (a whole-file or whole-database swap has none).
+    `details` is what the CLI shows and prints as JSON; it holds the plan's JSON too."""
+
     items: int = 0
     bytes: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    plan: RestorePlan | None = None
 
 
 class StoredItems(Protocol):
@@ -165,6 +173,35 @@ class Source(Protocol):
 
     def restore(self, stored: StoredItems,
                 request: SourceRestoreRequest) -> SourceRestoreResult: ...
+
+    def plan_restore(self, stored: StoredItems,
+                     request: SourceRestoreRequest) -> RestorePlan: ...
+
+    def apply(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult: ...
+
+
+class PlannedRestore:
+    """`plan_restore` and `apply` of a source whose `restore` plans (a dry run) or plans
+    and writes in one transaction: what the restore pipeline calls."""
+
+    def restore(self, stored: StoredItems,
+                request: SourceRestoreRequest) -> SourceRestoreResult:
+        raise NotImplementedError
+
+    def plan_restore(self, stored: StoredItems,
+                     request: SourceRestoreRequest) -> RestorePlan:
+        """What restoring `request` would do to the target as it is now, record by
+        record (empty for a source that swaps whole files and has no per-record plan)."""
+        planned = self.restore(stored, replace(request, dry_run=True)).plan
+        if planned is not None:
+            return planned
+        mode = request.plan_mode
+        return RestorePlan(mode, request.on_conflict or default_on_conflict(mode))
+
+    def apply(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult:
+        """Carry the restore out: the source plans again inside its write transaction, so
+        what it writes is what the target holds at that moment."""
+        return self.restore(stored, replace(request, dry_run=False))
 
 
 @runtime_checkable

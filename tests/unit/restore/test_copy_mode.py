@@ -13,9 +13,10 @@ from vault.sources.entities import check_copy_mode
 
 def test_the_core_refuses_a_copy_with_new_ids_that_would_overwrite(tmp_path: Path) -> None:
     """The rule lives in the core (every path: CLI, TUI, a queued job), not only in the
-    front ends: run_source_restore refuses it before reading anything."""
+    front ends: the restore request refuses it before reading anything."""
     from vault.config.model import load_config
-    from vault.operations.source_restore import SourceRestore, run_source_restore
+    from vault.operations.restore import run_restore
+    from vault.planning.restore_request import RestoreRequest
     from vault.runtime.app import Vault
 
     config = load_config(None, overrides={"repository.url": str(tmp_path / "no-repo"),
@@ -23,8 +24,8 @@ def test_the_core_refuses_a_copy_with_new_ids_that_would_overwrite(tmp_path: Pat
     vault = Vault(config)
     try:
         with pytest.raises(UsageError, match="merge or new-target"):
-            run_source_restore(vault, SourceRestore(snapshot_ref="latest", mode="overwrite",
-                                                    remap_ids=True))
+            run_restore(vault, RestoreRequest(snapshot_ref="latest", mode="overwrite",
+                                              remap_ids=True))
     finally:
         vault.close()
 

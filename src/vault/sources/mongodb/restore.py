@@ -152,7 +152,7 @@ def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPla
                                "collections": _written_counts(plan, sides)}
     if new_ids:
         details["id_map"] = _id_map_report(sides, new_ids)
-    result = SourceRestoreResult(details=details)
+    result = SourceRestoreResult(details=details, plan=plan)
     if request.dry_run:
         return result
     references = _references(cplan, new_ids) if request.remap_ids else {}

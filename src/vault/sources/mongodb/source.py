@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vault.sources.base import (
     Capture,
     CaptureContext,
+    PlannedRestore,
     SourceEstimate,
     SourceRestoreRequest,
     SourceRestoreResult,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["MongoSource", "from_config", "from_url"]
 
 
-class MongoSource:
+class MongoSource(PlannedRestore):
     """A MongoDB server's selected databases and collections."""
 
     type: ClassVar[str] = "mongodb"

@@ -112,7 +112,8 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
     details: dict[str, Any] = {"database": target.dbname, "tables": rows}
     if plan is not None:
         details["plan"] = plan.to_json()
-    return SourceRestoreResult(items=len(run.read), bytes=run.bytes, details=details)
+    return SourceRestoreResult(items=len(run.read), bytes=run.bytes, details=details,
+                               plan=plan)
 
 
 def _check_entity_request(request: SourceRestoreRequest) -> None:
@@ -160,7 +161,7 @@ def _dry_run_whole(clients: PgClients, source: PgTarget, target: PgTarget,
         raise PgTargetNotEmpty(database=target.dbname, at=target.at)
     plan = _whole_plan(stored, request, chosen, entries)
     return SourceRestoreResult(details={"database": target.dbname, "plan": plan.to_json(),
-                                        "tables": plan.by_group()})
+                                        "tables": plan.by_group()}, plan=plan)
 
 
 def _data_lines(parts: Iterable[bytes], codec: str) -> Iterator[str]:
@@ -190,7 +191,7 @@ def _prepare_database(clients: PgClients, source: PgTarget, target: PgTarget, mo
                 {"db": target.dbname, "encoding": str(meta.get("encoding", "UTF8"))})
         return False
     empty = run_sql(clients, target, _OBJECT_COUNT) == "0"
-    if mode == "new" and not empty:
+    if mode in ("new", "new-target") and not empty:
         raise PgTargetNotEmpty(database=target.dbname, at=target.at)
     return not empty
 

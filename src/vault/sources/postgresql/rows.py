@@ -200,11 +200,12 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
                                    "plan": plan.to_json(), "id_map": {}}
         if request.dry_run:
             session.text("ROLLBACK;")
-            return SourceRestoreResult(items=0, bytes=0, details=details)
+            return SourceRestoreResult(items=0, bytes=0, details=details, plan=plan)
         details["id_map"] = _execute(session, plan, list(row_tables.values()), copies,
                                      renamed or {})
         session.text("COMMIT;")
-    return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details)
+    return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details,
+                               plan=plan)
 
 
 def _refuse_in_scope(table: RowTable, scope: EntityScope | None) -> None:

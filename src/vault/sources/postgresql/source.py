@@ -24,6 +24,7 @@ from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.sources.base import (
     Capture,
     CaptureContext,
+    PlannedRestore,
     SourceEstimate,
     SourceItem,
     SourceRestoreRequest,
@@ -91,7 +92,7 @@ WHERE c.relkind = 'r'
                   AND e.objid = c.oid AND e.deptype = 'e');"""
 
 
-class PostgresSource:
+class PostgresSource(PlannedRestore):
     """One PostgreSQL database, reached as `target`; the password, if any, comes from
     `password_ref` (resolved when needed), the URL, or the environment (PGPASSWORD,
     ~/.pgpass)."""

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from vault.sources.base import (
     Capture,
     CaptureContext,
+    PlannedRestore,
     SourceEstimate,
     SourceItem,
     SourceRestoreRequest,
@@ -53,7 +54,7 @@ DOCUMENT_VERSION = 1
 SecretsMode = Literal["redact", "encrypt"]
 
 
-class SettingsSource:
+class SettingsSource(PlannedRestore):
     """Give `path` (and `format`, else guessed from the name) for a file, or `database`
     (with `table`, `key_column`, `value_column`) for a SQLite settings table."""
 

@@ -375,4 +375,5 @@ def _result(target: Path, row_plan: RowPlan, sides: list[TableSides],
                "tables_created": [s.shape.name for s in sides if not s.target_exists],
                "tables_skipped": skipped}
     return SourceRestoreResult(items=0 if dry_run else written,
-                               bytes=0 if dry_run else plan.bytes_to_write, details=details)
+                               bytes=0 if dry_run else plan.bytes_to_write, details=details,
+                               plan=plan)

@@ -158,7 +158,8 @@ def _new_target(stored: StoredItems, request: SourceRestoreRequest,
     if request.dry_run:
         with materialized(stored, item, request.scratch_dir) as snap:
             row_plan = plan_new_target(snap, request.only, target)
-        return SourceRestoreResult(details=_new_target_details(target, row_plan, None, True))
+        return SourceRestoreResult(details=_new_target_details(target, row_plan, None, True),
+                                   plan=row_plan.plan)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not request.only:
         tables, whole_plan = _restore_whole_file(stored, item, target, None)
@@ -170,7 +171,8 @@ def _new_target(stored: StoredItems, request: SourceRestoreRequest,
             row_plan = plan_new_target(snap, request.only, target)
             tables = _new_database_of_tables(snap, target, request.only)
     return SourceRestoreResult(items=1, bytes=target.stat().st_size,
-                               details=_new_target_details(target, row_plan, tables, False))
+                               details=_new_target_details(target, row_plan, tables, False),
+                               plan=row_plan.plan)
 
 
 def _is_new(target: Path) -> bool:

@@ -30,6 +30,7 @@ from vault.foundation.sqlite_readonly import open_read_only
 from vault.sources.base import (
     Capture,
     CaptureContext,
+    PlannedRestore,
     SourceEstimate,
     SourceItem,
     SourceRestoreRequest,
@@ -65,7 +66,7 @@ CopyMethod = Literal["backup", "vacuum"]
 _URL_PREFIX = "sqlite://"
 
 
-class SqliteSource:
+class SqliteSource(PlannedRestore):
     """One SQLite database file."""
 
     type: ClassVar[str] = "sqlite"
