@@ -192,3 +192,32 @@ def test_the_destination_quota_stops_a_copy_that_a_larger_one_completes(
     target = tmp_path / "out"
     summary(cli("-r", "offsite", "restore", "latest", "--target", target))
     fs.assert_same_tree(src, fs.restored_path(target, src))
+
+
+def test_sealed_settings_secrets_are_resealed_for_the_destination(
+        vault, fs, tmp_path: Path) -> None:
+    """A settings snapshot's secrets are sealed under the source's key; its copy holds
+    them sealed under the destination's, so a restore from the copy brings them back."""
+    config, _src, _local, _offsite = _setup(vault, fs, tmp_path)
+    live = tmp_path / "app" / "config.toml"
+    live.parent.mkdir()
+    original = 'title = "chat"\n[api]\ntoken = "tok-5e1d-copy-secret"\n'
+    live.write_text(original)
+    config.write_text(config.read_text() + f'\n[[sources]]\ntype = "settings"\n'
+                      f'name = "app-settings"\npath = "{live}"\nsecrets = "encrypt"\n')
+    cli = _cli(vault, config)
+    summary(cli("init"))
+    summary(cli("-r", "offsite", "init"))
+    summary(cli("backup", "--source", "app-settings"))
+    [copied] = summary(cli("copy", "--all", "--to", "offsite"))["copied"]
+
+    live.write_text(original.replace("tok-5e1d-copy-secret", "new-token")
+                    .replace('"chat"', '"broken"'))
+    restored = cli("-r", "offsite", "restore", copied["copy_id"], "--settings")
+    assert restored.code == 0, (restored.last, restored.stderr)
+    text = live.read_text()
+    assert 'title = "chat"' in text and "tok-5e1d-copy-secret" in text
+    assert "tok-5e1d-copy-secret" not in restored.stdout + restored.stderr
+    for path in (tmp_path / "offsite").rglob("*"):
+        if path.is_file():
+            assert b"tok-5e1d-copy-secret" not in path.read_bytes()

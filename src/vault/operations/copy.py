@@ -23,6 +23,7 @@ from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.journal.queries import events_of_type
 from vault.operations.common import record_read_damage, remove_temp_debris, repository_lock
+from vault.operations.copy_secrets import rewrite_for
 from vault.operations.quota import keeping_written_packs, quota_guard, record_storage_usage
 from vault.planning.copy_plan import (
     CopyItem,
@@ -216,6 +217,7 @@ def _copy_one(vault: Vault, source: Repository, destination: Repository, copier:
     snapshot = item.snapshot
     if item.copied_as is not None:
         return
+    copier.rewrite_for = rewrite_for(snapshot, source, destination)
     if item.learn_from is not None:
         earlier, its_copy = item.learn_from
         copier.learn_from_copy(bytes.fromhex(earlier.tree), _tree_of(destination, its_copy),

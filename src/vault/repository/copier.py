@@ -30,6 +30,11 @@ from vault.repository.tree_limits import check_tree_limits
 
 #: called with (bytes of one source blob read, the path it belongs to)
 BlobRead = Callable[[int, str], None]
+#: a file's whole content rewritten for the destination, or None to keep it as it is
+Rewrite = Callable[[bytes], bytes | None]
+#: which files are rewritten, and how (settings documents: their sealed secrets are
+#: sealed again under the destination's key, operations/copy.py)
+RewriteFor = Callable[[Node], Rewrite | None]
 
 
 class TreeCopier:
@@ -52,6 +57,8 @@ class TreeCopier:
         self.failed_path = ""
         self._count_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        #: set per snapshot by the operation (None: every file is copied chunk by chunk)
+        self.rewrite_for: RewriteFor | None = None
 
     def copy_snapshot_tree(self, tree_id: bytes) -> bytes:
         """The destination id of the copied root tree. Bounded first, as every walk is: a
@@ -73,7 +80,12 @@ class TreeCopier:
         if known is not None and self.saver.known(known):  # known() pins it, too
             return known
         nodes = self.source.load_tree(tree_id)
-        self._copy_contents([n for n in nodes if n.type == "file"], path)
+        files = [n for n in nodes if n.type == "file"]
+        rewrites = {id(n): r for n in files if self.rewrite_for and (r := self.rewrite_for(n))}
+        for node in files:
+            if id(node) in rewrites:
+                self._rewrite_file(node, rewrites[id(node)], f"{path}/{node.name}")
+        self._copy_contents([n for n in files if id(n) not in rewrites], path)
         for node in nodes:
             if node.type == "dir" and node.subtree:
                 node.subtree = self._copy_tree(node.subtree, f"{path}/{node.name}")
@@ -93,10 +105,25 @@ class TreeCopier:
             node.content, start = copied[start:start + len(node.content)], \
                 start + len(node.content)
 
+    def _rewrite_file(self, node: Node, rewrite: Rewrite, path: str) -> None:
+        """A file whose content must change for the destination (read whole: settings
+        documents are small); kept chunk for chunk when `rewrite` leaves it alone."""
+        chunks = [self._read(blob_id, path) for blob_id in node.content]
+        rewritten = rewrite(b"".join(chunks))
+        if rewritten is None:
+            node.content = [self.saver.save(BlobType.DATA, chunk)[0] for chunk in chunks]
+            return
+        node.content, node.size = [self.saver.save(BlobType.DATA, rewritten)[0]], len(rewritten)
+
     def _copy_blob(self, blob_id: bytes, path: str) -> bytes:
         known = self.blob_map.get(blob_id)
         if known is not None and self.saver.known(known):
             return known
+        copied, _new = self.saver.save(BlobType.DATA, self._read(blob_id, path))
+        self.blob_map[blob_id] = copied
+        return copied
+
+    def _read(self, blob_id: bytes, path: str) -> bytes:
         try:
             data = self.source.load_blob(blob_id)  # checked: damage raises, never copied
         except IntegrityError:
@@ -107,9 +134,7 @@ class TreeCopier:
             self.blobs_read += 1
         if self.on_read is not None:
             self.on_read(len(data), path)
-        copied, _new = self.saver.save(BlobType.DATA, data)
-        self.blob_map[blob_id] = copied
-        return copied
+        return data
 
     def learn_from_copy(self, source_tree: bytes, copied_tree: bytes,
                         destination: Repository) -> None:
