@@ -134,7 +134,7 @@ def test_restics_spelling_reaches_the_server_and_never_makes_a_local_directory(
     assert "config" in _keys(moto, prefix)
     refused = vault.run("-r", "b2:bucket:repo", "init", env=moto.env(), cwd=cwd)
     assert refused.returncode == 2, refused.stderr
-    assert "unknown storage scheme 'b2' (known: file, s3, sftp)" in refused.stderr
+    assert "unknown storage scheme 'b2' (known: az, file, gs, s3, sftp)" in refused.stderr
     assert list(cwd.iterdir()) == []
 
 

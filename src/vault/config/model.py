@@ -90,6 +90,31 @@ class S3Config(Strict):
     session_token: SecretRef | None = None
 
 
+class GcsConfig(Strict):
+    """`[repository.gcs]`: how to reach a `gs://bucket/prefix` repository. Unset: the
+    standard Google environment (GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS, ...)."""
+
+    # Another GCS XML API server than storage.googleapis.com (a proxy, an emulator).
+    endpoint: HttpUrl | None = None
+    # A service account's JSON key: a file (keep it 0600), or its content by reference.
+    service_account_path: ConfigPath | None = None
+    service_account_key: SecretRef | None = None
+
+
+class AzureConfig(Strict):
+    """`[repository.azure]`: how to reach an `az://container/prefix` repository. Unset: the
+    standard Azure environment (AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, ...)."""
+
+    # The blob service URL, account included for path-style servers (Azurite:
+    # http://127.0.0.1:10000/devstoreaccount1); unset: https://ACCOUNT.blob.core.windows.net
+    endpoint: HttpUrl | None = None
+    account: str | None = None
+    account_key: SecretRef | None = None
+    sas_token: SecretRef | None = None
+    # AccountName=...;AccountKey=...;BlobEndpoint=... as the Azure portal shows it
+    connection_string: SecretRef | None = None
+
+
 class SftpConfig(Strict):
     """`[repository.sftp]`: how to log in to an `sftp://user@host:port/path` repository.
     Unset: ~/.ssh/known_hosts, the ssh agent and ~/.ssh/id_* keys, as ssh does."""
@@ -125,6 +150,8 @@ class RepositoryConfig(Strict):
     limit_download: int | None = Field(None, ge=1)
     s3: S3Config | None = None
     sftp: SftpConfig | None = None
+    gcs: GcsConfig | None = None
+    azure: AzureConfig | None = None
 
 
 class NamedRepository(RepositoryConfig):

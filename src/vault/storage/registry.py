@@ -31,7 +31,8 @@ StorageFactory = Callable[[str, "RepositoryConfig | None"], "Storage"]
 # Importing a module here must stay cheap: heavy client libraries (paramiko, boto3) are
 # imported inside each module's factory, not at its top.
 _ADAPTER_MODULES: tuple[str, ...] = (
-    "vault.storage.local", "vault.storage.s3", "vault.storage.sftp",
+    "vault.storage.local", "vault.storage.s3", "vault.storage.sftp", "vault.storage.gcs",
+    "vault.storage.azure",
 )
 
 # Plain paths belong to the local backend, registered under this scheme.

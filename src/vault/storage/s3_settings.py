@@ -9,10 +9,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.errors import UsageError
+from vault.storage.cloud import parse_bucket_url
 
 if TYPE_CHECKING:
     from vault.config.model import S3Config
@@ -36,20 +37,7 @@ class S3Settings:
 
 def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix"); refuse anything else."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise UsageError("an s3:// URL must not contain credentials; use [repository.s3] "
-                         "secret references or the AWS environment")
-    if parts.query or parts.fragment:
-        raise UsageError("an s3:// URL takes no query; set the endpoint, region and "
-                         "path_style in [repository.s3]")
-    bucket = parts.hostname or ""
-    if _BUCKET.fullmatch(bucket) is None:
-        raise UsageError(f"not a valid S3 bucket name in the URL: {bucket!r}")
-    prefix = unquote(parts.path).strip("/")
-    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
-        raise UsageError(f"the S3 prefix {prefix!r} has an empty, '.' or '..' part")
-    return bucket, prefix
+    return parse_bucket_url(url, "s3", _BUCKET, "S3 bucket", "[repository.s3]")
 
 
 def from_restic_form(url: str) -> tuple[str, str | None]:

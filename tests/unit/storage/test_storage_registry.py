@@ -44,7 +44,7 @@ def test_unknown_scheme_names_the_known_ones_but_not_the_url() -> None:
     with pytest.raises(UsageError) as caught:
         open_storage("xyz://user:hunter2@host/repo")
     message = str(caught.value)
-    assert message.startswith("unknown storage scheme 'xyz' (known: file")
+    assert message.startswith("unknown storage scheme 'xyz' (known: az, file")
     assert "hunter2" not in message
 
 
@@ -113,7 +113,7 @@ def test_restic_locations_of_backends_vault_lacks_are_refused(location: str) -> 
     with pytest.raises(UsageError) as caught:
         open_storage(location)
     assert str(caught.value).startswith("unknown storage scheme")
-    assert "(known: file, s3, sftp" in str(caught.value)
+    assert "(known: az, file, gs, s3, sftp" in str(caught.value)
 
 
 def test_a_relative_sftp_path_in_restic_form_is_refused() -> None:
