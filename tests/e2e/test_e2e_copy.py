@@ -221,3 +221,24 @@ def test_sealed_settings_secrets_are_resealed_for_the_destination(
     for path in (tmp_path / "offsite").rglob("*"):
         if path.is_file():
             assert b"tok-5e1d-copy-secret" not in path.read_bytes()
+
+
+def test_dry_run_writes_nothing_and_a_repository_is_not_copied_into_itself(
+        vault, fs, tmp_path: Path) -> None:
+    config, src, _local, offsite = _setup(vault, fs, tmp_path)
+    cli = _cli(vault, config)
+    summary(cli("init"))
+    summary(cli("-r", "offsite", "init"))
+    snapshot = summary(cli("backup", src))["snapshot_id"]
+    before = files_of(offsite)
+
+    dry = summary(cli("copy", "--all", "--to", "offsite", "--dry-run"))
+    assert dry["would_copy"] == [snapshot] and dry["copied"] == [] and dry["dry_run"]
+    assert dry["bytes_stored"] > 6 * MiB  # what it would store
+    assert files_of(offsite) == before
+    assert summary(cli("-r", "offsite", "snapshots"))["snapshots"] == []
+
+    itself = cli("-r", "offsite", "copy", "--all", "--to", "offsite")
+    assert itself.code == 2 and "is the repository being copied" in itself.last["message"]
+    nothing = cli("copy", "--to", "offsite")
+    assert nothing.code == 2 and "--all or --since" in nothing.last["message"]
