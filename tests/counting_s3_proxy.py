@@ -50,6 +50,17 @@ class Traffic:
         """LIST requests of `folder` (e.g. "data/") under any repository prefix."""
         return [r for r in self.snapshot() if r.listing and f"/{folder}" in f"/{r.path}"]
 
+    def breakdown(self) -> str:
+        """Requests and bytes received per (method, folder), for a failing test's message."""
+        totals: dict[str, list[int]] = {}
+        for r in self.snapshot():
+            folder = r.path.split("/")[1] if "/" in r.path else r.path
+            key = f"{r.method}{' LIST' if r.listing else ''} {folder}"
+            entry = totals.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += r.received
+        return ", ".join(f"{k}: {n} x {b} B" for k, (n, b) in sorted(totals.items()))
+
     def gets(self) -> list[Request]:
         return [r for r in self.snapshot() if r.method == "GET" and not r.listing]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vault.foundation.paths import ensure_private_dir
 from vault.storage.base import ObjectKind, Storage
+from vault.storage.cache import listing_memory
 
 #: what is counted: the repository's data, not its keys, locks or config
 MEASURED_KINDS: tuple[ObjectKind, ...] = ("data", "index", "snapshots")
@@ -43,12 +44,17 @@ class UsageFigures:
 
 
 def measure(storage: Storage, now: datetime | None = None) -> UsageFigures:
-    """List the measured kinds once each."""
+    """The measured kinds' objects and bytes: from the listings this process took already
+    (a backup lists packs, index files and snapshots when it starts; the metadata cache
+    adds what the process saved and removed since), else from a listing now."""
+    memory = listing_memory(storage)
     objects: dict[str, int] = {}
     sizes: dict[str, int] = {}
     for kind in MEASURED_KINDS:
-        infos = list(storage.list(kind))
-        objects[kind], sizes[kind] = len(infos), sum(info.size for info in infos)
+        listed = memory.listed(kind) if memory is not None else None
+        if listed is None:
+            listed = {info.name: info.size for info in storage.list(kind)}
+        objects[kind], sizes[kind] = len(listed), sum(listed.values())
     return UsageFigures(now or datetime.now(UTC), objects, sizes)
 
 

@@ -51,6 +51,9 @@ class MetadataCache(ForwardingStorage):
         self.hit_bytes = 0
         self.miss_bytes = 0
         self._lock = threading.Lock()
+        #: {kind: {name: size}} from this process's last complete listing of each kind,
+        #: kept current by its own saves and removals (`listed`)
+        self._listed: dict[ObjectKind, dict[str, int]] = {}
         if directory is not None:
             self.bind(directory)
 
@@ -83,6 +86,9 @@ class MetadataCache(ForwardingStorage):
 
     def save(self, kind: ObjectKind, name: str, data: bytes | bytearray | memoryview) -> None:
         self.inner.save(kind, name, data)
+        with self._lock:
+            if kind in self._listed:
+                self._listed[kind][name] = len(data)
         path = self._whole_path(kind, name)
         if path is not None and _sha256(data) == name:
             _store(path, bytes(data))
@@ -91,17 +97,29 @@ class MetadataCache(ForwardingStorage):
         try:
             self.inner.remove(kind, name)
         finally:
+            with self._lock:
+                self._listed.get(kind, {}).pop(name, None)
             self._drop(kind, {name})
 
     def list(self, kind: ObjectKind) -> Iterator[ObjectInfo]:
         """The storage's listing; once it is complete, cache entries of ``kind`` it did
         not show are dropped (removed elsewhere, by a prune on another host)."""
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for info in self.inner.list(kind):
-            seen.add(info.name)
+            seen[info.name] = info.size
             yield info
+        with self._lock:
+            self._listed[kind] = seen
         if self.directory is not None and (kind in WHOLE_KINDS or kind == "data"):
-            self._drop(kind, set(_entries(self.directory / kind)) - seen)
+            self._drop(kind, set(_entries(self.directory / kind)) - set(seen))
+
+    def listed(self, kind: ObjectKind) -> dict[str, int] | None:
+        """{name: size} of ``kind`` as this process last listed it completely, with its own
+        saves and removals since applied; None if it has not listed ``kind``. What the
+        stored-size figures after a backup are made of, without listing again."""
+        with self._lock:
+            found = self._listed.get(kind)
+            return dict(found) if found is not None else None
 
     # --- ranges of packs holding tree blobs ------------------------------------------
 
@@ -151,6 +169,16 @@ class MetadataCache(ForwardingStorage):
         with self._lock:
             self.hit_bytes += hit
             self.miss_bytes += miss
+
+
+def listing_memory(storage: object) -> MetadataCache | None:
+    """The metadata cache among ``storage``'s decorators, bound or not (its `listed`)."""
+    seen: object | None = storage
+    while seen is not None:
+        if isinstance(seen, MetadataCache):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 def metadata_cache(storage: object) -> MetadataCache | None:
