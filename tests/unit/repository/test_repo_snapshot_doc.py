@@ -23,7 +23,8 @@ def test_unset_later_fields_are_not_stored() -> None:
 def test_set_later_fields_are_stored_and_read_back() -> None:
     repaired = _snapshot(repaired_from="ab" * 32, repair={"truncated": [], "dropped": ["/x"],
                                                           "dirs_lost": []},
-                         captured_at=datetime(2026, 12, 7, 1, tzinfo=UTC))
+                         captured_at=datetime(2026, 12, 7, 1, tzinfo=UTC),
+                         original="cd" * 32)
     doc = repaired.stored_doc()
     assert set(LATER_FIELDS) <= set(doc)
     assert Snapshot.model_validate(doc) == repaired
