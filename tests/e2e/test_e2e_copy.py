@@ -79,6 +79,7 @@ def test_copy_between_keys_and_chunkers_restores_byte_identical_and_twice_writes
     assert all(e["payload"]["to_name"] == "offsite" for e in copied_events)
     completed = [e["payload"] for e in events if e["type"] == "CopyCompleted"]
     assert [(c["copied"], c["skipped"]) for c in completed] == [(2, 0), (0, 2)]
+    assert all(c["duration_seconds"] > 0 for c in completed)
 
 
 def test_an_incremental_copy_reads_only_what_changed(vault, fs, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vault.errors import ConfigError, IntegrityError, UsageError, VaultError
+from vault.errors import ConfigError, IntegrityError, Interrupted, UsageError, VaultError
 from vault.foundation.failpoints import reached
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
@@ -79,6 +79,7 @@ class CopyReport:
     bytes_new: int = 0
     bytes_stored: int = 0
     duration_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def ok(self) -> bool:
@@ -130,18 +131,17 @@ def run_copy(vault: Vault, req: CopyRequest, reporter: ProgressReporter) -> Copy
 
 
 def _journaled(vault: Vault, report: CopyReport, body: Callable[[], None]) -> None:
-    """Run `body`; journal CopyCompleted, or CopyFailed when it raises."""
-    started = time.monotonic()
+    """Run `body` (which journals CopyCompleted); journal CopyFailed when it raises."""
     try:
         body()
     except BaseException as exc:
-        kind = exc.kind if isinstance(exc, VaultError) else type(exc).__name__
-        message = exc.message if isinstance(exc, VaultError) else str(exc)
+        known = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
+        kind = known.kind if isinstance(known, VaultError) else type(known).__name__
+        message = known.message if isinstance(known, VaultError) else str(known)
         vault.journal.append(report.job_id, ev.CopyFailed(
             job_id=report.job_id, error_kind=kind, message=message))
         setattr(exc, "journaled", True)  # noqa: B010  # the CLI must not journal it again
         raise
-    report.duration_seconds = time.monotonic() - started
 
 
 def _run(vault: Vault, target: Vault, source: Repository, destination: Repository,
@@ -168,6 +168,7 @@ def _run(vault: Vault, target: Vault, source: Repository, destination: Repositor
         report.bytes_stored = saver.stats.bytes_stored
     if not req.dry_run:
         record_storage_usage(target, destination)  # the figures `vault status` shows
+    report.duration_seconds = time.monotonic() - report.started
     vault.journal.append(report.job_id, ev.CopyCompleted(
         job_id=report.job_id, from_repo_id=source.id, to_repo_id=destination.id,
         copied=len(report.copied), skipped=len(report.skipped),
