@@ -112,3 +112,14 @@ def test_the_single_repository_table_works_unchanged(tmp_path: Path) -> None:
                          overrides={"repository.url": "/srv/two"})
     assert config.repository.url == "/srv/two" and config.repositories == []
     assert config.repository_name() is None
+
+
+def test_copy_to_must_name_a_configured_repository(tmp_path: Path) -> None:
+    schedule = ('\n[[schedules]]\nname = "nightly"\ncron = "0 2 * * *"\n'
+                'copy_to = ["offsite", "nas"]\n')
+    [problem] = check_config_file(write(tmp_path, TWO + schedule))
+    assert (problem.line, problem.key) == (17, "schedules[0].copy_to[1]")
+    assert problem.message == ("no repository named 'nas' (configured [[repositories]]: "
+                               "local, offsite)")
+    config = load_config(write(tmp_path, TWO + schedule.replace(', "nas"', "")), env={})
+    assert config.schedules[0].copy_to == ["offsite"]
