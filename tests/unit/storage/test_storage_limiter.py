@@ -104,3 +104,30 @@ def test_a_bucket_refuses_a_rate_of_zero() -> None:
     with pytest.raises(ValueError):
         TokenBucket(0)
     assert kib_per_second(None) is None
+
+
+def test_limits_come_from_the_entry_and_the_flags_win(tmp_path: Path) -> None:
+    from vault.config.model import load_config
+    from vault.operations.copy import configured_vault
+    from vault.runtime.app import StorageOptions, Vault
+
+    config_file = tmp_path / "vault.toml"
+    config_file.write_text(
+        f'[[repositories]]\nname = "local"\nurl = "{tmp_path / "a"}"\nlimit_upload = 100\n'
+        f'[[repositories]]\nname = "offsite"\nurl = "{tmp_path / "b"}"\n'
+        "limit_download = 300\n")
+    config = load_config(config_file, env={})
+    configured = Vault(config).storage
+    assert isinstance(configured, LimitedStorage) and configured.download is None
+    assert configured.upload is not None and configured.upload.rate == 100 * 1024
+
+    flagged = Vault(config, storage_options=StorageOptions(limit_upload_kib=50)).storage
+    assert isinstance(flagged, LimitedStorage) and flagged.upload is not None
+    assert flagged.upload.rate == 50 * 1024
+
+    offsite, _name = configured_vault(
+        Vault(config, storage_options=StorageOptions(limit_upload_kib=50)), "offsite")
+    destination = offsite.storage  # a copy's destination: its own entry, and the flags
+    assert isinstance(destination, LimitedStorage)
+    assert destination.upload is not None and destination.upload.rate == 50 * 1024
+    assert destination.download is not None and destination.download.rate == 300 * 1024
