@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from cloud_servers import AzuriteServer, GcsEmulator, azurite, azurite_missing, gcs_emulator
 from storage_servers import (
     S3Server,
     SshServer,
@@ -35,4 +36,20 @@ def s3_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
 def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """OpenSSH's sshd on loopback, started once per session when an SFTP test runs."""
     with sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite's blob service on loopback, started once per session when an Azure test
+    runs (tests skip first when it is not installed: azurite_missing)."""
+    assert azurite_missing() is None
+    with azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator in a thread of this process, in memory."""
+    with gcs_emulator() as server:
         yield server

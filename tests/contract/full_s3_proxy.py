@@ -1,7 +1,7 @@
 """A real S3 server that runs out of space: a small HTTP proxy in front of moto or rclone
-that answers `507 Insufficient Storage` (as S3-compatible servers with a quota do) once
-the objects stored through it would pass a byte budget. Everything else is forwarded
-unchanged, so the backend talks to a real server throughout."""
+(or Azurite) that answers `507 Insufficient Storage` (as S3-compatible servers with a quota
+do) once the objects stored through it would pass a byte budget. Everything else is
+forwarded unchanged, so the backend talks to a real server throughout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
         "proxy-authorization", "proxy-authenticate"}
@@ -74,6 +74,13 @@ def full_after(upstream: str, budget: int) -> Iterator[str]:
                         bucket = key.rstrip("/")
                         for name in re.findall(rb"<Key>(.*?)</Key>", body):
                             sizes.pop(f"{bucket}/{html.unescape(name.decode())}", None)
+                    elif self.command == "POST" and "comp=batch" in self.path:
+                        # Azure's blob batch: DELETE lines in a multipart body, paths
+                        # relative to the account (or whole), percent-encoded or not
+                        for name in re.findall(rb"DELETE (\S+) HTTP", body):
+                            gone = unquote(name.decode().split("?")[0])
+                            for stored in [k for k in sizes if unquote(k).endswith(gone)]:
+                                sizes.pop(stored)
 
         do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = _handle
 

@@ -1,4 +1,5 @@
-"""What the storage contract suite needs to know about the S3 backend (vault.storage.s3).
+"""What the storage contract suite needs to know about the S3 backend (vault.storage.s3);
+``leftovers`` and ``plant_temp`` serve every obstore backend (azure_harness.py).
 
 The servers come from tests/storage_servers.py; the contract module's ``harness`` fixture
 points the standard AWS environment at the one a test runs against.
@@ -20,6 +21,7 @@ from storage_servers import BUCKET
 from vault.errors import StorageError
 from vault.storage import ObjectKind, Storage
 from vault.storage.base import validate_name
+from vault.storage.cloud import ObjectStoreStorage
 from vault.storage.retry import RetryingStorage
 from vault.storage.s3 import S3Storage
 
@@ -37,15 +39,23 @@ def make_url(tmp: Path) -> str:
 
 
 def _s3(storage: Storage) -> S3Storage:
+    unwrapped = object_store(storage)
+    assert isinstance(unwrapped, S3Storage)
+    return unwrapped
+
+
+def object_store(storage: Storage) -> ObjectStoreStorage:
+    """The obstore backend (S3, GCS or Azure) under the retry decorator: the generic
+    helpers below serve every one of them."""
     if isinstance(storage, RetryingStorage):
         storage = storage.inner
-    assert isinstance(storage, S3Storage)
+    assert isinstance(storage, ObjectStoreStorage)
     return storage
 
 
 def _all_keys(storage: Storage) -> list[str]:
-    s3 = _s3(storage)
-    return [str(meta["path"]) for chunk in obstore.list(s3._store) for meta in chunk]
+    store = object_store(storage)._store
+    return [str(meta["path"]) for chunk in obstore.list(store) for meta in chunk]
 
 
 def _is_object_key(key: str) -> bool:
@@ -65,7 +75,7 @@ def leftovers(storage: Storage) -> list[str]:
 
 def plant_temp(storage: Storage, kind: ObjectKind) -> None:
     directory = {"config": "", "data": "data/ab/"}.get(kind, f"{kind}/")
-    obstore.put(_s3(storage)._store, f"{directory}{TEMP_NAME}", b"half a save")
+    obstore.put(object_store(storage)._store, f"{directory}{TEMP_NAME}", b"half a save")
 
 
 def permission_problems(storage: Storage) -> list[str]:

@@ -1,41 +1,66 @@
-"""Repository locks on S3, between clients that share nothing but the bucket (as two hosts
-would): conditional creates where the server enforces them, the list-and-check protocol
-everywhere, stale locks of a dead host removed by their lease."""
+"""Repository locks on S3 and Azure Blob (Azurite), between clients that share nothing
+but the bucket (as two hosts would): conditional creates where the server enforces them,
+the list-and-check protocol everywhere, stale locks of a dead host removed by their lease."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import obstore
 import pytest
 
+from cloud_servers import AzuriteServer, azurite_missing
 from storage_servers import BUCKET, S3Server
+from vault.config.secrets import Secret
 from vault.errors import RepositoryLocked
 from vault.repository.lock import LockInfo, LockLost, RepositoryLock, list_locks
+from vault.storage.azure import AzureSettings, AzureStorage
 from vault.storage.base import ConditionalCreate
+from vault.storage.cloud import ObjectStoreStorage
 from vault.storage.s3 import S3Settings, S3Storage
 
-SERVERS = ["moto", "rclone"]
+SERVERS = ["moto", "rclone", "azurite"]
+
+
+@dataclass(frozen=True)
+class LockServer:
+    """An object store the lock tests run against: an S3 server or Azurite."""
+
+    name: str
+    enforces_conditional_put: bool
+    connect: Callable[[str], ObjectStoreStorage]
 
 
 @pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> S3Server:
+def server(request: pytest.FixtureRequest) -> LockServer:
+    if request.param == "azurite":
+        missing = azurite_missing()
+        if missing is not None:
+            pytest.skip(missing)
+        azure: AzuriteServer = request.getfixturevalue("azurite_server")
+        return LockServer("azurite", True, lambda prefix: AzureStorage(AzureSettings(
+            container=azure.container, prefix=prefix, endpoint=azure.endpoint,
+            account=azure.account, account_key=Secret(azure.key), sas_token=None,
+            use_emulator=False)))
+    s3_servers: dict[str, S3Server] = request.getfixturevalue("s3_servers")
     if request.param not in s3_servers:
         pytest.skip(f"{request.param} cannot be installed here (scripts/test.sh installs it)")
-    return s3_servers[request.param]
+    s3 = s3_servers[request.param]
+    return LockServer(s3.name, s3.enforces_conditional_put, lambda prefix: S3Storage(
+        S3Settings(bucket=BUCKET, prefix=prefix, endpoint=s3.endpoint, region="us-east-1",
+                   access_key_id=s3.access_key, secret_access_key=s3.secret_key)))
 
 
-def client(server: S3Server, prefix: str) -> S3Storage:
+def client(server: LockServer, prefix: str) -> ObjectStoreStorage:
     """A separate client (its own connection pool and probe), as on another host."""
-    return S3Storage(S3Settings(bucket=BUCKET, prefix=prefix, endpoint=server.endpoint,
-                                region="us-east-1", access_key_id=server.access_key,
-                                secret_access_key=server.secret_key))
+    return server.connect(prefix)
 
 
-def all_keys(storage: S3Storage) -> list[str]:
+def all_keys(storage: ObjectStoreStorage) -> list[str]:
     return sorted(str(m["path"]) for chunk in obstore.list(storage._store) for m in chunk)
 
 
@@ -44,7 +69,7 @@ def prefix() -> str:
     return f"locks-{secrets.token_hex(6)}"
 
 
-def test_the_probe_tells_which_servers_enforce_conditional_puts(server: S3Server,
+def test_the_probe_tells_which_servers_enforce_conditional_puts(server: LockServer,
                                                                prefix: str) -> None:
     storage = client(server, prefix)
     assert isinstance(storage, ConditionalCreate)
@@ -68,7 +93,7 @@ def test_the_probe_tells_which_servers_enforce_conditional_puts(server: S3Server
         assert storage.load("locks", "aa01") == b"second"
 
 
-def test_an_exclusive_lock_keeps_out_a_client_on_another_host(server: S3Server,
+def test_an_exclusive_lock_keeps_out_a_client_on_another_host(server: LockServer,
                                                              prefix: str) -> None:
     here, there = client(server, prefix), client(server, prefix)
     with RepositoryLock.acquire(here, exclusive=True, operation="prune") as held:
@@ -81,7 +106,7 @@ def test_an_exclusive_lock_keeps_out_a_client_on_another_host(server: S3Server,
     assert all_keys(here) == []
 
 
-def test_shared_locks_of_two_clients_coexist(server: S3Server, prefix: str) -> None:
+def test_shared_locks_of_two_clients_coexist(server: LockServer, prefix: str) -> None:
     one, two = client(server, prefix), client(server, prefix)
     with RepositoryLock.acquire(one, exclusive=False, operation="backup") as a, \
             RepositoryLock.acquire(two, exclusive=False, operation="backup") as b:
@@ -89,7 +114,7 @@ def test_shared_locks_of_two_clients_coexist(server: S3Server, prefix: str) -> N
     assert list_locks(one) == []
 
 
-def test_a_dead_hosts_lock_expires_by_its_lease(server: S3Server, prefix: str) -> None:
+def test_a_dead_hosts_lock_expires_by_its_lease(server: LockServer, prefix: str) -> None:
     storage = client(server, prefix)
     long_ago = datetime.now(UTC) - timedelta(hours=1)
     dead = LockInfo(lock_id=secrets.token_hex(32), exclusive=True, host="gone.example",
@@ -106,7 +131,7 @@ def test_a_dead_hosts_lock_expires_by_its_lease(server: S3Server, prefix: str) -
     assert [info.lock_id for info in list_locks(storage)] == [alive.lock_id]
 
 
-def test_a_lock_removed_as_stale_is_lost_and_never_written_back(server: S3Server,
+def test_a_lock_removed_as_stale_is_lost_and_never_written_back(server: LockServer,
                                                                prefix: str) -> None:
     holder, other = client(server, prefix), client(server, prefix)
     lock = RepositoryLock.acquire(holder, exclusive=True, operation="prune",

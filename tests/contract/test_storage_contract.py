@@ -17,13 +17,22 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cloud_harness
 import pytest
 import s3_harness
 from s3_harness import install_hint
 
+from cloud_servers import (
+    AzuriteServer,
+    GcsEmulator,
+    azurite_missing,
+    gcs_emulator_missing,
+    gcs_xml_api_gap,
+)
 from storage_servers import S3Server, SshServer, sshd_missing
 from vault.errors import NotEnoughSpace, ObjectNotFound, RepositoryExists, StorageError
 from vault.storage import KINDS, ObjectKind, Storage, known_schemes, open_storage
+from vault.storage.azure import CONNECTION_STRING_ENV
 from vault.storage.local import TEMP_PREFIX, LocalStorage
 from vault.storage.retry import RetryingStorage
 from vault.storage.sftp import SftpStorage
@@ -140,6 +149,20 @@ HARNESSES: dict[str, Harness] = {
         )
         for server in ("moto", "rclone")
     },
+    "az-azurite": Harness(
+        make_url=cloud_harness.azure_url,
+        leftovers=s3_harness.leftovers,
+        plant_temp=s3_harness.plant_temp,
+        permission_problems=cloud_harness.azure_permission_problems,
+        tiny_target=cloud_harness.azure_tiny_target,
+    ),
+    "gs-emulator": Harness(
+        make_url=cloud_harness.gcs_url,
+        leftovers=s3_harness.leftovers,
+        plant_temp=s3_harness.plant_temp,
+        permission_problems=cloud_harness.gcs_permission_problems,
+        tiny_target=cloud_harness.gcs_tiny_target,
+    ),
 }
 
 
@@ -154,6 +177,10 @@ def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             pytest.skip(f"{server_name} cannot be installed here: {install_hint(server_name)}")
         for name, value in servers[server_name].env().items():
             monkeypatch.setenv(name, value)
+    if request.param == "az-azurite":
+        _reach_azurite(request, monkeypatch)
+    if request.param == "gs-emulator":
+        _reach_gcs_emulator(request, monkeypatch)
     if request.param == "sftp":
         missing = sshd_missing()
         if missing is not None:
@@ -163,6 +190,28 @@ def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
         monkeypatch.setenv("TEST_SSHD_PORT", str(server.port))
     return chosen
+
+
+def _reach_azurite(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = azurite_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    server: AzuriteServer = request.getfixturevalue("azurite_server")
+    for name in [n for n in os.environ if n.startswith("AZURE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(CONNECTION_STRING_ENV, server.connection_string())
+
+
+def _reach_gcs_emulator(request: pytest.FixtureRequest,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = gcs_emulator_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    emulator: GcsEmulator = request.getfixturevalue("gcs_server")
+    gap = gcs_xml_api_gap(emulator)
+    if gap is not None:  # the emulator cannot serve obstore (docs/storage.md)
+        pytest.skip(gap)
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_KEY", emulator.service_account_key())
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ tag this backend hands out is the generation, not the ETag.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -56,6 +57,19 @@ def settings_from(url: str, config: GcsConfig | None) -> GcsSettings:
         service_account_key=key)
 
 
+def _base_url(settings: GcsSettings) -> str | None:
+    """The endpoint requests go to: the table's, or the ``gcs_base_url`` a service account
+    key may carry (obstore's way to point a key at an emulator), which decides whether
+    plain HTTP is allowed."""
+    if settings.endpoint or settings.service_account_key is None:
+        return settings.endpoint
+    try:
+        named = json.loads(settings.service_account_key).get("gcs_base_url")
+    except (ValueError, AttributeError):
+        return None  # obstore says what is wrong with the key, without echoing it
+    return named if isinstance(named, str) else None
+
+
 def _make_store(settings: GcsSettings) -> Any:
     from obstore.store import GCSStore  # heavy (a Rust extension): only when GCS is used
 
@@ -67,7 +81,7 @@ def _make_store(settings: GcsSettings) -> Any:
     if settings.service_account_key is not None:
         config["service_account_key"] = str(settings.service_account_key)
     return GCSStore(settings.bucket, prefix=settings.prefix or None, config=config,  # type: ignore[arg-type]
-                    client_options=client_options(settings.endpoint),  # type: ignore[arg-type]
+                    client_options=client_options(_base_url(settings)),  # type: ignore[arg-type]
                     retry_config=RETRY_CONFIG)  # type: ignore[arg-type]
 
 

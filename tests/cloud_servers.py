@@ -1,0 +1,202 @@
+"""Emulators of Azure Blob Storage and Google Cloud Storage for tests, on 127.0.0.1 at free
+ports, with their state in a temporary directory (next to the S3 servers and sshd of
+storage_servers.py).
+
+- **Azurite** (npm ``azurite``, the ``azurite-blob`` service, a separate node process)
+  keeps blobs in files under ``--location``, checks Shared Key signatures against the
+  account it is given (``AZURITE_ACCOUNTS``: a random name and key per session, passed in
+  the environment, never as an argument), and enforces ``If-None-Match: *`` (409) and
+  ``If-Match`` (412). scripts/test.sh installs it under ``.venv/azurite`` (ignored by git,
+  skipped by the checkout guard); ``azurite-blob`` on PATH works as well.
+- **gcp-storage-emulator** (PyPI, a thread of the test process, in memory) speaks the GCS
+  JSON API; obstore speaks the XML API, which it answers only in part (see
+  ``GCS_XML_API_GAP``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+
+from storage_servers import free_port
+
+CONTAINER = "vault-test"
+#: GCS bucket of the emulator; no '-' in it: obstore percent-encodes it in the path, which
+#: gcp-storage-emulator's routes do not decode
+GCS_BUCKET = "vaulttest"
+AZURITE_INSTALL = "scripts/test.sh installs it (npm install --prefix .venv/azurite azurite)"
+GCS_XML_API_GAP = (
+    "gcp-storage-emulator serves the GCS JSON API, but obstore's GCSStore speaks the XML "
+    "API, which the emulator answers only in part (HEAD and the list-type=2 listing: 501 "
+    "Not Implemented; PUT: no ETag header; GET: no Last-Modified)")
+
+
+@dataclass(frozen=True)
+class AzuriteServer:
+    #: the blob service URL, path-style with the account: http://127.0.0.1:PORT/ACCOUNT
+    endpoint: str
+    account: str
+    key: str
+    container: str = CONTAINER
+
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={self.account};"
+                f"AccountKey={self.key};BlobEndpoint={self.endpoint};")
+
+
+def azurite_binary() -> str | None:
+    """``azurite-blob`` installed beside the venv by scripts/test.sh, else from PATH."""
+    local = Path(sys.prefix) / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+    if local.exists():
+        return str(local)
+    return shutil.which("azurite-blob")
+
+
+def azurite_missing() -> str | None:
+    if azurite_binary() is None:
+        return f"Azurite is not installed: {AZURITE_INSTALL}"
+    if shutil.which("node") is None:
+        return "node is not installed (apt-get install nodejs; scripts/test.sh does)"
+    return None
+
+
+@contextmanager
+def azurite(state: Path) -> Iterator[AzuriteServer]:
+    """Azurite's blob service over ``state`` with one account and the container
+    CONTAINER; its log goes to ``state/azurite.log``."""
+    binary = azurite_binary()
+    assert binary is not None, f"Azurite is not installed: {AZURITE_INSTALL}"
+    state.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    account = "vault" + secrets.token_hex(4)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {**os.environ, "AZURITE_ACCOUNTS": f"{account}:{key}"}
+    log = (state / "azurite.log").open("wb")
+    # --disableTelemetry: Azurite 3.3x would otherwise try to reach Microsoft's servers.
+    server = subprocess.Popen(
+        [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+         str(state / "data"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=state)
+    try:
+        endpoint = f"http://127.0.0.1:{port}/{account}"
+        _wait_until_answering(f"http://127.0.0.1:{port}", server, state / "azurite.log")
+        created = AzuriteServer(endpoint, account, key)
+        create_container(created, CONTAINER)
+        yield created
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def create_container(server: AzuriteServer, name: str) -> None:
+    """Create a container with a Shared Key signed request (obstore has no call for it)."""
+    date, version = formatdate(usegmt=True), "2021-08-06"
+    # String to sign: the verb, eleven empty standard headers, the x-ms-* headers, and the
+    # resource (/ACCOUNT + the URL path, which for a path-style endpoint repeats it).
+    resource = f"/{server.account}/{server.account}/{name}\nrestype:container"
+    to_sign = "PUT" + "\n" * 12 + f"x-ms-date:{date}\nx-ms-version:{version}\n" + resource
+    digest = hmac.new(base64.b64decode(server.key), to_sign.encode(), hashlib.sha256)
+    signature = base64.b64encode(digest.digest()).decode()
+    request = urllib.request.Request(
+        f"{server.endpoint}/{name}?restype=container", method="PUT",
+        headers={"x-ms-date": date, "x-ms-version": version, "Content-Length": "0",
+                 "Authorization": f"SharedKey {server.account}:{signature}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201, answer.status
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[0]} exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # an answer, even a refusal: it is up
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{process.args[0]} did not answer on {url}")
+
+
+# --- Google Cloud Storage ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcsEmulator:
+    endpoint: str
+    bucket: str = GCS_BUCKET
+
+    def service_account_key(self) -> str:
+        """A service-account JSON for the emulator: obstore's way to name a GCS endpoint
+        without OAuth (``disable_oauth``); the private key is a throw-away marker that
+        tests look for in vault's output."""
+        import json
+
+        return json.dumps({"gcs_base_url": self.endpoint, "disable_oauth": True,
+                           "client_email": "vault-test@example.invalid",
+                           "private_key_id": secrets.token_hex(8),
+                           "private_key": "not-a-key-" + secrets.token_hex(16)})
+
+
+def gcs_emulator_missing() -> str | None:
+    try:
+        import gcp_storage_emulator.server  # noqa: F401
+    except ImportError as exc:
+        return f"gcp-storage-emulator is not installed ({exc}); scripts/test.sh installs it"
+    return None
+
+
+@contextmanager
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
+    server.start()
+    try:
+        yield GcsEmulator(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+_gaps: dict[str, str | None] = {}
+
+
+def gcs_xml_api_gap(emulator: GcsEmulator) -> str | None:
+    """Why vault's GCS backend cannot run against ``emulator`` (asked once per emulator:
+    one HEAD through the backend itself), or None if it can."""
+    if emulator.endpoint not in _gaps:
+        from vault.config.secrets import Secret
+        from vault.errors import StorageError
+        from vault.storage.gcs import GcsSettings, GcsStorage
+
+        storage = GcsStorage(GcsSettings(
+            bucket=emulator.bucket, prefix="probe", endpoint=None, service_account_path=None,
+            service_account_key=Secret(emulator.service_account_key())))
+        try:
+            storage.exists("config", "config")
+            _gaps[emulator.endpoint] = None
+        except StorageError as exc:
+            _gaps[emulator.endpoint] = f"{GCS_XML_API_GAP}; here: {exc}"
+    return _gaps[emulator.endpoint]
