@@ -87,6 +87,12 @@ class DashboardScreen(VaultScreen[Dashboard]):
                 yield Label("", id="storage-text")
             yield Label("Next runs", classes="section")
             yield Static("", id="next-runs", markup=False)
+            # only with [[repositories]]: the newest snapshot of each source in each one
+            title = Label("Repositories", classes="section", id="repositories-title")
+            repositories = Static("", id="repositories", markup=False)
+            title.display = repositories.display = False
+            yield title
+            yield repositories
         yield Footer()
 
     def on_mount(self) -> None:
@@ -126,6 +132,7 @@ class DashboardScreen(VaultScreen[Dashboard]):
         runs = [f"{run.name}: {run.at.astimezone():%Y-%m-%d %H:%M} (in {age(now, run.at)})"
                 for run in report.next_runs]
         self.query_one("#next-runs", Static).update("\n".join(runs) or "no schedules")
+        self._show_repositories(report)
         alerts = [f"! {alert.message}" for alert in report.alerts]
         widget = self.query_one("#alerts", Static)
         widget.update("\n".join(alerts))
@@ -163,6 +170,21 @@ class DashboardScreen(VaultScreen[Dashboard]):
             text.update(f"{human_bytes(usage.used)} used, no quota;"
                         f" {report.snapshots} snapshot(s)")
         text.set_class(usage.low, "bad")
+
+    def _show_repositories(self, report: StatusReport) -> None:
+        """Each configured repository (`*`: the one in use) and the newest snapshot of
+        each source in it, with its age (`vault status`, docs/offsite.md)."""
+        now = self.now()
+        lines = []
+        for item in report.repositories:
+            name = f"{item.name}{' *' if item.current else ''}"
+            if item.error is not None or not item.newest:
+                lines.append(f"{name}: {item.error or 'no snapshot recorded'}")
+            lines += [f"{name}: {n.source} {n.snapshot_id[:8]} ({age(n.time, now)} ago)"
+                      for n in item.newest]
+        self.query_one("#repositories", Static).update("\n".join(lines))
+        for widget in self.query("#repositories, #repositories-title"):
+            widget.display = bool(lines)
 
     def action_backup_now(self) -> None:
         self.queue_job("back up", actions.backup_now)
