@@ -10,6 +10,8 @@ that forwards every request unchanged until a test arms a fault:
   if the server had kept only their first ``keep`` bytes (GET, ranged GET, HEAD agree);
 - ``cut_downloads(n, keep)``: the next ``n`` GETs of ``data/`` objects announce the whole
   length, send ``keep`` bytes and close the connection (a download that breaks);
+- ``hold_uploads()``: PUTs with a body stop before their body is read until
+  ``release()`` (``held`` is set once one waits): a test kills the client mid-upload;
 - ``refuse(status, methods, path_part)``: every matching request (whose key contains
   ``path_part``) gets ``status`` until ``recover()``: a failure that does not pass.
 
@@ -19,6 +21,7 @@ process under test talks to the proxy through ``AWS_ENDPOINT_URL`` like to any s
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -65,6 +68,9 @@ class Faults:
     cut_keep: int = 0
     refused: tuple[int, frozenset[str], str] | None = None
     injected: Counter[str] = field(default_factory=Counter)
+    holding: bool = False
+    held: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def answer_503(self, count: int, methods: tuple[str, ...] = ("PUT", "GET", "HEAD"),
                    every: int = 1) -> None:
@@ -94,6 +100,17 @@ class Faults:
         with self.lock:
             self.refused = (status, frozenset(methods), path_part)
 
+    def hold_uploads(self) -> None:
+        with self.lock:
+            self.holding = True
+            self.held.clear()
+            self.released.clear()
+
+    def release(self) -> None:
+        with self.lock:
+            self.holding = False
+        self.released.set()
+
     def recover(self) -> None:
         """Every fault off (what was injected stays counted)."""
         with self.lock:
@@ -101,6 +118,7 @@ class Faults:
             self.listing_delay = 0.0
             self.truncated.clear()
             self.refused = None
+        self.release()
 
     # --- decisions, one per request -----------------------------------------------------
 
@@ -118,6 +136,14 @@ class Faults:
             self.errors_left -= 1
             self.injected[f"503 {method}"] += 1
             return 503
+
+    def wait_if_held(self, method: str, length: int) -> None:
+        with self.lock:
+            if not self.holding or method != "PUT" or length < 64 * 1024:
+                return
+            self.injected["held upload"] += 1
+        self.held.set()
+        self.released.wait(timeout=120)
 
     def drop_point(self, method: str, length: int) -> int | None:
         with self.lock:
@@ -189,12 +215,16 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             key, _, query = self.path.partition("?")
+            faults.wait_if_held(self.command, length)
             drop_at = faults.drop_point(self.command, length)
             if drop_at is not None:
                 self.rfile.read(drop_at)
                 self._hang_up()
                 return
             body = self.rfile.read(length)
+            if len(body) < length:  # the client went away mid-body: nothing to forward
+                self._hang_up()
+                return
             status = faults.error_for(self.command, key)
             if status is not None:
                 self._fail(status)
@@ -247,8 +277,9 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
 
         def _hang_up(self) -> None:
             self.close_connection = True
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # the client may be gone already
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
 
         do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = _handle
 

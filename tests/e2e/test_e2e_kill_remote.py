@@ -7,11 +7,13 @@ cleans the debris (SFTP temp files of a save killed before its rename)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +23,7 @@ import obstore
 import pytest
 from obstore.store import S3Store
 
+from s3_fault_proxy import fault_proxy
 from storage_servers import BUCKET, S3Server, SshServer, moto_missing, moto_s3, sshd, sshd_missing
 from vault.foundation.processes import this_pid_namespace
 from vault.repository.lock import LockInfo, is_stale
@@ -230,3 +233,48 @@ def _run_elsewhere(vault, env: dict[str, str | None], *args: str,
                            "sh", str(VAULT_BIN), *args], env=full, cwd=vault.env.root,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=300, check=False)
+
+
+def _incomplete_uploads(server: S3Server, prefix: str) -> list[str]:
+    """Multipart uploads begun under ``prefix`` and never completed or aborted (moto
+    answers ListMultipartUploads without a signature)."""
+    url = f"{server.endpoint}/{BUCKET}?uploads&prefix={prefix}/"
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return re.findall(r"<Key>(.*?)</Key>", reply.read().decode())
+
+
+@pytest.mark.slow
+def test_a_backup_killed_mid_upload_to_s3_strands_no_upload(vault, fs, moto: S3Server,
+                                                            tmp_path: Path) -> None:
+    """The proxy holds the first pack upload before its body is read; the backup is killed
+    right then. Nothing half-uploaded stays on the server (saves are single PUTs: a
+    multipart upload would leave its begun upload behind, billed and never listed), and
+    the next backup completes and reads back whole."""
+    remote = _s3_remote(moto)
+    prefix = str(remote.env["VAULT_REPOSITORY"]).split("/", 3)[3]
+    src = tmp_path / "src"
+    for i in range(3):
+        fs.write_random(src / f"r{i}.bin", 12 * MiB, seed=i)
+    with fault_proxy(moto.endpoint) as (endpoint, faults):
+        env = {**remote.env, "AWS_ENDPOINT_URL": endpoint}
+        vault.ok("init", env=env)
+        faults.hold_uploads()
+        backup = subprocess.Popen([str(VAULT_BIN), "backup", str(src)],
+                                  env={**vault.env.env, **env}, cwd=vault.env.root,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            assert faults.held.wait(timeout=120), "no upload reached the proxy"
+        finally:
+            backup.kill()
+            backup.wait()
+            faults.release()
+        assert _incomplete_uploads(moto, prefix) == []
+
+        done = vault.backup(src, env=env)
+        assert done["status"] == "completed" and done["problems"] == []
+    assert _incomplete_uploads(moto, prefix) == []
+    _verify_ok(vault, remote.env, read_data=True)
+    out = tmp_path / "out"
+    vault.restore(f"latest:{src}", "--target", out, env=remote.env)
+    fs.assert_same_tree(src, out, include_root=False)

@@ -7,11 +7,12 @@ Layout under the prefix mirrors the local backend (and restic's)::
     config   keys/<id>   data/<id[:2]>/<id>   index/<id>   snapshots/<id>   locks/<id> ...
 
 A PUT to any of these services is atomic (a reader sees the old object, the new one or
-none; a multipart or block upload becomes visible only when committed), so no temp objects
-are ever written. obstore (Rust's ``object_store``) releases the GIL and retries
-5xx/timeouts itself a few times; what still fails is mapped to vault's errors, transient or
-not, so ``RetryingStorage`` can decide. A backend subclass only builds the obstore store
-and names its provider's words (``bucket`` or ``container``, error codes, version field).
+none), and every save is one PUT (no multipart upload whose parts a kill would strand), so
+nothing but whole objects is ever written. obstore (Rust's ``object_store``) releases the
+GIL and retries 5xx/timeouts itself a few times; what still fails is mapped to vault's
+errors, transient or not, so ``RetryingStorage`` can decide. A backend subclass only builds
+the obstore store and names its provider's words (``bucket`` or ``container``, error codes,
+version field).
 """
 
 from __future__ import annotations
@@ -250,7 +251,11 @@ class ObjectStoreStorage:
         key = self._key(kind, name)
         view = memoryview(data).cast("B")
         try:
-            self._obstore.put(self._store, key, view)
+            # One PUT, never a multipart upload: a process killed in the middle of a
+            # multipart upload leaves its parts on the server, invisible to listings but
+            # billed, and obstore cannot list them to clean up. Objects are at most a pack
+            # (<= 128 MiB, far below a single PUT's limit); packs upload in parallel anyway.
+            self._obstore.put(self._store, key, view, use_multipart=False)
         except Exception as exc:
             raise self._translate(exc, f"save {kind}/{name}", view.nbytes) from exc
 
