@@ -33,8 +33,10 @@ _STORAGE_EVENTS = ["StorageLow", "StorageRecovered"]
 
 
 def stored_bytes(storage: Storage) -> int:
-    """The repository's stored size, from the storage listing (no passphrase needed)."""
-    return sum(info.size for kind in STORED_KINDS for info in storage.list(kind))
+    """The repository's stored size, from the storage listing (no passphrase needed): the
+    listings this command took already where it has them (a backup lists packs, index
+    files and snapshots as it starts, seconds before its quota check), else a new one."""
+    return usage_figures.measure(storage).stored_bytes
 
 
 def storage_usage(vault: Vault, storage: Storage, repo_id: str | None = None, *,

@@ -5,8 +5,8 @@ packs).
 
 Figures are measured again after every write of this host (backup, prune, forget, copy:
 `record_storage_usage`) and on `vault stats --refresh`; readers show their age. Writes of
-other hosts show up at the next refresh. The quota check before a backup still lists
-(`check_quota`): a hard limit is not decided on remembered figures.
+other hosts show up at the next refresh. The quota check before a backup is never decided
+on remembered figures: it takes the listings the backup made as it started (`measure`).
 
 One small JSON file per repository id: `<state dir>/repositories/<id[:16]>/usage.json`.
 """
