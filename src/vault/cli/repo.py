@@ -78,7 +78,7 @@ def _chunker_source(vault: Vault, name: str | None, chunk_kib: int | None) -> Re
         raise UsageError("--chunk-size and --copy-chunker-params-from exclude each other")
     from vault.operations.copy import configured_vault
 
-    other, _ = configured_vault(vault, name)
+    other, _ = configured_vault(vault, name, "--copy-chunker-params-from")
     try:
         return other.repository()
     finally:

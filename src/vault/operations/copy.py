@@ -86,17 +86,18 @@ class CopyReport:
         return not self.failed
 
 
-def configured_vault(vault: Vault, target: str) -> tuple[Vault, str | None]:
-    """A Vault on the destination (`--to NAME` or the url of a configured entry) and its
-    name. It is opened with its own `password` reference (or a prompt), never with the
-    passphrase given for the source."""
+def configured_vault(vault: Vault, target: str,
+                     flag: str = "--to") -> tuple[Vault, str | None]:
+    """A Vault on another configured repository (`--to NAME`, or the url of an entry) and
+    its name. It is opened with its own `password` reference (or a prompt), never with the
+    passphrase given for the repository `-r` chose."""
     config = vault.config
     names = {entry.name for entry in config.repositories}
     by_url = {entry.url: entry.name for entry in config.repositories}
     name = target if target in names else by_url.get(target)
     if name is None:
         configured = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"--to {target!r}: no such repository in the configuration "
+        raise ConfigError(f"{flag} {target!r}: no such repository in the configuration "
                           f"(configured [[repositories]]: {configured})")
     settings = config.repository_named(name)
     env = {k: v for k, v in vault.passphrase_options.env.items()
