@@ -10,9 +10,9 @@ with the snapshot's options, every stored document inserted, then its indexes bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vault.sources.mongodb.bson_items import RAW_OPTIONS
 from vault.sources.mongodb.plan import fingerprint
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["WholeCollection", "create_indexes", "read_whole", "repeated_id", "write_whole"]
 
-_BATCH_DOCUMENTS = 1000
+T = TypeVar("T")
+BATCH_DOCUMENTS = 1000
 _BATCH_BYTES = 8 << 20
 
 
@@ -63,18 +64,28 @@ def write_whole(database: Database[Any], name: str, exists: bool,
         database.drop_collection(name)
     database.command({"create": name, **metadata.get("options", {})})
     collection = database.get_collection(name, codec_options=RAW_OPTIONS)
-    written, batch, batch_bytes = 0, [], 0
-    for raw in stored:
-        batch.append(RawBSONDocument(raw, RAW_OPTIONS))
-        written += len(raw)
-        batch_bytes += len(raw)
-        if len(batch) >= _BATCH_DOCUMENTS or batch_bytes >= _BATCH_BYTES:
-            collection.insert_many(batch, ordered=True, bypass_document_validation=True)
-            batch, batch_bytes = [], 0
-    if batch:
-        collection.insert_many(batch, ordered=True, bypass_document_validation=True)
+    written = 0
+    for batch in in_batches((RawBSONDocument(raw, RAW_OPTIONS), len(raw)) for raw in stored):
+        collection.insert_many([document for document, _ in batch], ordered=True,
+                               bypass_document_validation=True)
+        written += sum(size for _, size in batch)
     create_indexes(database, name, metadata.get("indexes", []))
     return written
+
+
+def in_batches(operations: Iterable[tuple[T, int]]) -> Iterator[list[tuple[T, int]]]:
+    """(operation, bytes) pairs in batches of at most BATCH_DOCUMENTS operations, cut
+    once one holds _BATCH_BYTES: one round trip each, of bounded size."""
+    batch: list[tuple[T, int]] = []
+    batch_bytes = 0
+    for operation, size in operations:
+        batch.append((operation, size))
+        batch_bytes += size
+        if len(batch) >= BATCH_DOCUMENTS or batch_bytes >= _BATCH_BYTES:
+            yield batch
+            batch, batch_bytes = [], 0
+    if batch:
+        yield batch
 
 
 def create_indexes(database: Database[Any], name: str, indexes: list[dict[str, Any]]) -> None:
