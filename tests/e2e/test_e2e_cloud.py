@@ -1,0 +1,174 @@
+"""The whole CLI against Azure Blob Storage (Azurite) and Google Cloud Storage
+(gcp-storage-emulator) on loopback: init, backup, restore byte-identical, verify
+--read-data, forget + prune; credentials by secret reference and the account key never in
+the journal, --json output, messages or vault's state."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import obstore
+import pytest
+from obstore.store import AzureStore
+
+from cloud_servers import (
+    AzuriteServer,
+    GcsEmulator,
+    azurite,
+    azurite_missing,
+    gcs_emulator,
+    gcs_emulator_missing,
+    gcs_xml_api_gap,
+)
+
+
+@pytest.fixture(scope="module")
+def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    missing = azurite_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    with azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[GcsEmulator]:
+    missing = gcs_emulator_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    with gcs_emulator() as server:
+        gap = gcs_xml_api_gap(server)
+        if gap is not None:
+            pytest.skip(gap)
+        yield server
+
+
+def _tree(src: Path) -> None:
+    (src / "docs" / "deep").mkdir(parents=True)
+    (src / "docs" / "a.txt").write_text("alpha\n" * 1000)
+    (src / "docs" / "deep" / "random.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (src / "empty").touch()
+    (src / "link").symlink_to("docs/a.txt")
+
+
+def _blobs(server: AzuriteServer, prefix: str) -> list[str]:
+    store = AzureStore(server.container, prefix=prefix, account_name=server.account,
+                       account_key=server.key, endpoint=server.endpoint,
+                       client_options={"allow_http": True})
+    return [str(meta["path"]) for chunk in obstore.list(store) for meta in chunk]
+
+
+def _round_trip(vault: Any, fs: Any, tmp_path: Path, base: tuple[str, ...],
+                env: dict[str, str | None]) -> list[Any]:
+    """init, backup, restore, verify, change, backup, forget the first, prune, restore and
+    verify again; every command's result, for the secret checks."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _tree(src)
+    done: list[Any] = [vault.ok(*base, "init", env=env)]
+    first = vault.json(*base, "backup", src, env=env)
+    assert first.code == 0 and first.last["status"] == "completed", first.last
+    assert first.last["problems"] == []
+    target = tmp_path / "out"
+    done += [first, vault.json(*base, "restore", "latest", "--target", target, env=env)]
+    fs.assert_same_tree(src, fs.restored_path(target, src))
+    done.append(vault.json(*base, "verify", "--read-data", env=env))
+    assert done[-1].code == 0, done[-1].last
+
+    (src / "docs" / "a.txt").write_text("changed\n")
+    second = vault.json(*base, "backup", src, env=env)
+    assert second.last["snapshot_id"] != first.last["snapshot_id"]
+    done += [second, vault.json(*base, "forget", first.last["snapshot_id"], env=env)]
+    assert done[-1].code == 0, done[-1].last
+    done.append(vault.json(*base, "prune", env=env))
+    assert done[-1].code == 0, done[-1].last
+    again = tmp_path / "again"
+    done.append(vault.json(*base, "restore", "latest", "--target", again, env=env))
+    fs.assert_same_tree(src, fs.restored_path(again, src))
+    done.append(vault.json(*base, "verify", "--read-data", env=env))
+    assert done[-1].code == 0, done[-1].last
+    done += [vault.json(*base, "status", env=env), vault.json(*base, "journal", env=env)]
+    return done
+
+
+def _texts_seen(vault: Any, results: list[Any], config: Path) -> list[str]:
+    """Everything an operator or a log collector could see: output, the config, and every
+    file of vault's state (journal, caches)."""
+    texts = [r.stdout + r.stderr for r in results]
+    texts.append(config.read_text())
+    texts += [p.read_bytes().decode("latin-1") for p in vault.env.home.rglob("*")
+              if p.is_file()]
+    return texts
+
+
+def test_azure_round_trip_with_a_key_by_secret_reference(
+    vault, fs, azure: AzuriteServer, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "azure-key"
+    key_file.write_text(azure.key + "\n")
+    key_file.chmod(0o600)
+    prefix = f"e2e-{secrets.token_hex(4)}"
+    config = tmp_path / "vault.toml"
+    config.write_text(
+        f'[repository]\nurl = "az://{azure.container}/{prefix}"\n'
+        f'[repository.azure]\nendpoint = "{azure.endpoint}"\naccount = "{azure.account}"\n'
+        f'account_key = {{ file = "{key_file}" }}\n')
+    env: dict[str, str | None] = {"VAULT_REPOSITORY": None}
+
+    results = _round_trip(vault, fs, tmp_path, ("--config", str(config)), env)
+
+    blobs = _blobs(azure, prefix)
+    assert "config" in blobs and any(b.startswith("data/") for b in blobs)
+    assert not any(b.startswith(("locks/", "probe/")) for b in blobs)
+    assert any(r.get("type") == "summary" for r in results[-1].records)
+    for text in _texts_seen(vault, results, config):
+        assert azure.key not in text
+
+
+def test_azure_connection_string_from_the_environment(
+    vault, fs, azure: AzuriteServer, tmp_path: Path
+) -> None:
+    """No config file at all: the URL and AZURE_STORAGE_CONNECTION_STRING, as the portal
+    hands it out; a wrong key is refused in one line that does not repeat the string."""
+    prefix = f"conn-{secrets.token_hex(4)}"
+    env: dict[str, str | None] = {"VAULT_REPOSITORY": f"az://{azure.container}/{prefix}",
+                                  "AZURE_STORAGE_CONNECTION_STRING": azure.connection_string()}
+    src = tmp_path / "src"
+    src.mkdir()
+    _tree(src)
+    vault.ok("init", env=env)
+    assert vault.backup(src, env=env)["status"] == "completed"
+    target = tmp_path / "out"
+    vault.restore("latest", "--target", target, env=env)
+    fs.assert_same_tree(src, fs.restored_path(target, src))
+
+    wrong = azure.connection_string().replace(azure.key, "d3Jvbmcta2V5LW9mLTMyLWJ5dGVzLXh4eHh4eHg=")
+    refused = vault.run("snapshots", "--json", env={**env,
+                                                    "AZURE_STORAGE_CONNECTION_STRING": wrong})
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout.strip().splitlines()[-1])
+    assert error["type"] == "error" and "access denied" in error["message"], error
+    assert "\n" not in error["message"]
+    assert "AccountKey" not in refused.stdout + refused.stderr
+
+
+def test_gcs_round_trip_with_a_service_account_by_secret_reference(
+    vault, fs, gcs: GcsEmulator, tmp_path: Path
+) -> None:
+    account = gcs.service_account_key()
+    config = tmp_path / "vault.toml"
+    config.write_text(
+        f'[repository]\nurl = "gs://{gcs.bucket}/e2e-{secrets.token_hex(4)}"\n'
+        '[repository.gcs]\nservice_account_key = { env = "OFFSITE_GCS_KEY" }\n')
+    env: dict[str, str | None] = {"VAULT_REPOSITORY": None, "OFFSITE_GCS_KEY": account}
+
+    results = _round_trip(vault, fs, tmp_path, ("--config", str(config)), env)
+
+    private_key = json.loads(account)["private_key"]
+    for text in _texts_seen(vault, results, config):
+        assert private_key not in text
