@@ -55,6 +55,9 @@ def test_copy_between_keys_and_chunkers_restores_byte_identical_and_twice_writes
 
     listed = summary(cli("-r", "offsite", "snapshots"))["snapshots"]
     assert sorted(s["id"] for s in listed) == sorted(pairs.values())
+    by_id = {s["id"]: s for s in listed}
+    assert by_id[pairs[second]]["original"] == second
+    assert by_id[pairs[second]]["parent"] == pairs[first]  # copied in the same run
     latest = tmp_path / "latest"
     summary(cli("-r", "offsite", "restore", pairs[second], "--target", latest))
     fs.assert_same_tree(src, fs.restored_path(latest, src))

@@ -220,10 +220,7 @@ def _copy_one(vault: Vault, source: Repository, destination: Repository, copier:
     if item.copied_as is not None:
         return
     copier.rewrite_for = rewrite_for(snapshot, source, destination)
-    if item.learn_from is not None:
-        earlier, its_copy = item.learn_from
-        copier.learn_from_copy(bytes.fromhex(earlier.tree), _tree_of(destination, its_copy),
-                               destination)
+    _learn(copier, destination, item)
     before = _stats(copier.saver)
     try:
         with _source_damage(source, report, snapshot, copier):
@@ -237,7 +234,9 @@ def _copy_one(vault: Vault, source: Repository, destination: Repository, copier:
         return
     if lock is not None:
         lock.check()  # a copy frozen past its lease may have lost its lock to a prune
-    copy = copy_of(snapshot, tree.hex(), item.parent_copy)
+    # the parent's copy: there before this copy started, or made by it just now
+    parent = item.parent_copy or dict(report.copied).get(snapshot.parent or "")
+    copy = copy_of(snapshot, tree.hex(), parent)
     destination.save_snapshot(copy)
     reached("copy", "snapshot-saved")
     report.copied.append((snapshot.id, copy.id))
@@ -247,8 +246,17 @@ def _copy_one(vault: Vault, source: Repository, destination: Repository, copier:
                                                       copy.id, delta))
 
 
-def _tree_of(destination: Repository, snapshot_id: str) -> bytes:
-    return bytes.fromhex(destination.load_snapshot(snapshot_id).tree)
+def _learn(copier: TreeCopier, destination: Repository, item: CopyItem) -> None:
+    """Map blob ids through the earlier copy the plan found; a hint only: an earlier copy
+    that does not read back is left alone (the data is then read from the source)."""
+    if item.learn_from is None:
+        return
+    earlier, its_copy = item.learn_from
+    try:
+        copied_tree = bytes.fromhex(destination.load_snapshot(its_copy).tree)
+    except VaultError:
+        return
+    copier.learn_from_copy(bytes.fromhex(earlier.tree), copied_tree, destination)
 
 
 class _Skipped(Exception):
