@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import unquote, urlsplit
 
+from vault.config.secrets import Secret
 from vault.errors import ObjectNotFound, RepositoryExists, StorageError, UsageError
 from vault.storage.base import (
     CONFIG_NAME,
@@ -35,7 +36,7 @@ from vault.storage.base import (
     validate_name,
     validate_range,
 )
-from vault.storage.cloud_errors import http_status, translate_error
+from vault.storage.cloud_errors import first_line, http_status, translate_error
 
 if TYPE_CHECKING:
     from vault.storage.base import Storage
@@ -124,7 +125,12 @@ class ObjectStoreStorage:
         where = f"{self.scheme}://{self._container}/{settings.prefix}".rstrip("/")
         #: shown in messages: never a credential (those live in the store's config)
         self.location = f"{where} at {settings.endpoint}" if settings.endpoint else where
-        self._store = self.make_store(settings)
+        try:
+            self._store = self.make_store(settings)
+        except Exception as exc:  # obstore refuses the configuration (a malformed key, ...)
+            raise StorageError(where=self.location,
+                               detail=f"cannot open: {_without_secrets(exc, settings)}"
+                               ) from None
         self._conditional_put: bool | None = None
         self._ranges_ignored = False
         self._probe_lock = threading.Lock()
@@ -349,6 +355,18 @@ class ObjectStoreStorage:
                                container=f"{self.container_noun} {self._container!r}",
                                missing_container_codes=self.missing_container_codes,
                                no_space_codes=self.no_space_codes)
+
+
+def _without_secrets(exc: BaseException, settings: object) -> str:
+    """obstore's first line about a refused configuration, with any secret of
+    ``settings`` blanked out (none was seen in one, but a message must never carry it)."""
+    text = first_line(exc)
+    # a NamedTuple (GCS) or a dataclass (S3, Azure)
+    values = tuple(settings) if isinstance(settings, tuple) else tuple(vars(settings).values())
+    for value in values:
+        if isinstance(value, Secret) and value:
+            text = text.replace(value, "***")
+    return text
 
 
 def _object_name(kind: ObjectKind, key: str) -> str | None:
