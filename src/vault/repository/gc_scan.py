@@ -76,8 +76,7 @@ class UsageScanner:
             raise IntegrityError(what=where, repo=self.repo.location,
                                  detail="not in any index; run `vault verify`")
         try:
-            sealed = self.repo.load_sealed(entry)
-            return decode_tree(self.repo.open_blob(entry, sealed))
+            return decode_tree(self.repo.read_blob(entry))
         except (ObjectNotFound, InvalidTree) as exc:
             raise IntegrityError(what=where, repo=self.repo.location, detail=str(exc)) from exc
 

@@ -47,7 +47,7 @@ from vault.repository.tree import (
     decode_tree,
 )
 from vault.repository.tree_limits import check_tree_limits
-from vault.storage.base import Storage
+from vault.storage.base import ObjectKind, Storage
 from vault.storage.cache import metadata_cache
 
 #: FastCDC's limits (pyfastcdc refuses a maximum chunk, 4 x average, above 16 MiB)
@@ -307,32 +307,35 @@ class Repository:
         in `found_damage`, for the operation to remember with `save_found_damage`."""
         entry = self.find_blob(blob_id)
         try:
-            sealed = self.load_sealed(entry)
+            return self.read_blob(entry)
         except ObjectNotFound as exc:
             self.note_damaged_pack(entry.pack_id, "missing")
             self.note_damaged_copy(blob_id, entry.pack_id, "pack missing")
             raise IntegrityError(what=f"pack {entry.pack_id[:12]}", repo=self.location,
                                  detail="missing") from exc
-        try:
-            return self.open_blob(entry, sealed)
         except IntegrityError as exc:
-            self.forget_sealed(entry)
             self.note_damaged_copy(blob_id, entry.pack_id, str(exc.fields["detail"]))
             raise
 
-    def load_sealed(self, entry: BlobEntry) -> bytes:
-        """A blob's sealed bytes from its pack; a tree blob's through the local metadata
-        cache when there is one (storage/cache.py), so walks cross the network once."""
+    def read_blob(self, entry: BlobEntry) -> bytes:
+        """The blob at `entry`, read from its pack and authenticated (ObjectNotFound,
+        IntegrityError). A tree blob goes through the local metadata cache when there is
+        one (storage/cache.py), so walks cross the network once: only a copy that
+        authenticated is kept, and a kept copy that no longer does is dropped and read
+        from the repository instead — a damaged cache is never damage in the repository."""
         cache = metadata_cache(self.storage) if entry.blob_type == BlobType.TREE else None
+        where: tuple[ObjectKind, str, int, int] = ("data", entry.pack_id, entry.offset,
+                                                   entry.length)
+        if cache is not None and (kept := cache.cached_range(*where)) is not None:
+            try:
+                return self.open_blob(entry, kept)
+            except IntegrityError:
+                cache.forget_range(*where)
+        sealed = self.storage.load(*where)
+        plain = self.open_blob(entry, sealed)
         if cache is not None:
-            return cache.load_metadata("data", entry.pack_id, entry.offset, entry.length)
-        return self.storage.load("data", entry.pack_id, entry.offset, entry.length)
-
-    def forget_sealed(self, entry: BlobEntry) -> None:
-        """Drop a cached copy that did not authenticate (the next read fetches it)."""
-        cache = metadata_cache(self.storage) if entry.blob_type == BlobType.TREE else None
-        if cache is not None:
-            cache.forget_metadata("data", entry.pack_id, entry.offset, entry.length)
+            cache.keep_range(*where, sealed)
+        return plain
 
     # --- damage (damage.py) -------------------------------------------------------
 

@@ -2,10 +2,11 @@
 repository reads again and again, kept on local disk so it crosses the network once.
 
 Cached: index files and snapshots (whole objects), and the ranges of packs that hold tree
-blobs (``load_metadata``, asked for by the repository for tree blobs only — file data is
-never cached). Measured on S3 before the cache (docs/storage.md#the-metadata-cache): a
-no-change backup re-read every index file and the parent snapshot; `ls` every index file,
-the snapshots and the trees it walks; those are exactly what is kept.
+blobs (``keep_range`` / ``cached_range``, used by the repository for tree blobs only, and
+only for copies that authenticated — file data is never cached). Measured on S3 before
+the cache (docs/storage.md#the-metadata-cache): a no-change backup re-read every index file
+and the parent snapshot; `ls` every index file, the snapshots and the trees it walks; those
+are exactly what is kept.
 
 It can never be stale: every one of those objects is named by the SHA-256 of its bytes and
 never changes under its name. Each read from disk is checked — a whole object against its
@@ -123,28 +124,42 @@ class MetadataCache(ForwardingStorage):
 
     # --- ranges of packs holding tree blobs ------------------------------------------
 
-    def load_metadata(self, kind: ObjectKind, name: str, offset: int, length: int) -> bytes:
-        """``load(kind, name, offset, length)``, kept in the cache: for metadata (a tree
-        blob's bytes in its pack) that later commands will read again."""
-        if self.directory is None:
-            return self.inner.load(kind, name, offset, length)
-        path = self.directory / kind / name / f"{offset}-{length}"
-        cached = _read(path)
-        if cached is not None and len(cached) == length + _DIGEST and \
+    def cached_range(self, kind: ObjectKind, name: str, offset: int,
+                     length: int) -> bytes | None:
+        """The bytes ``load(kind, name, offset, length)`` returned when they were kept, if
+        the cache has them intact; None otherwise (a damaged entry is dropped). The caller
+        authenticates them as it would a download (a tree blob's AES-GCM tag)."""
+        path = self._range_path(kind, name, offset, length)
+        cached = _read(path) if path is not None else None
+        if cached is None or path is None:
+            return None
+        if len(cached) == length + _DIGEST and \
                 _sha256_bytes(cached[:length]) == cached[length:]:
             self._count(hit=length)
             return cached[:length]
-        if cached is not None:
-            _unlink(path)
-        data = self.inner.load(kind, name, offset, length)
-        self._count(miss=len(data))
-        _store(path, data + _sha256_bytes(data))
-        return data
+        _unlink(path)
+        return None
 
-    def forget_metadata(self, kind: ObjectKind, name: str, offset: int, length: int) -> None:
-        """Drop a cached range whose content did not authenticate."""
-        if self.directory is not None:
-            _unlink(self.directory / kind / name / f"{offset}-{length}")
+    def keep_range(self, kind: ObjectKind, name: str, offset: int, length: int,
+                   data: bytes) -> None:
+        """Keep a range the caller loaded and authenticated (metadata later commands will
+        read again: a tree blob's bytes in its pack), with a digest to check it by."""
+        path = self._range_path(kind, name, offset, length)
+        if path is not None and len(data) == length:
+            self._count(miss=length)
+            _store(path, data + _sha256_bytes(data))
+
+    def forget_range(self, kind: ObjectKind, name: str, offset: int, length: int) -> None:
+        """Drop a kept range whose content did not authenticate."""
+        path = self._range_path(kind, name, offset, length)
+        if path is not None:
+            _unlink(path)
+
+    def _range_path(self, kind: ObjectKind, name: str, offset: int,
+                    length: int) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / kind / name / f"{offset}-{length}"
 
     # --- bookkeeping -----------------------------------------------------------------
 

@@ -83,13 +83,16 @@ def test_ranges_are_checked_and_dropped_with_their_pack(tmp_path: Path) -> None:
     pack = os.urandom(10000)
     name = _named(pack)
     cache.inner.save("data", name, pack)
-    assert cache.load_metadata("data", name, 1000, 500) == pack[1000:1500]
+    assert cache.cached_range("data", name, 1000, 500) is None
+    cache.keep_range("data", name, 1000, 500, cache.load("data", name, 1000, 500))
+    assert cache.cached_range("data", name, 1000, 500) == pack[1000:1500]
     entry = tmp_path / "cache" / "data" / name / "1000-500"
     stored = entry.read_bytes()
     assert stored[:500] == pack[1000:1500] and len(stored) == 532
     entry.write_bytes(b"\0" + stored[1:])
-    assert cache.load_metadata("data", name, 1000, 500) == pack[1000:1500]
-    assert entry.read_bytes() == stored
+    assert cache.cached_range("data", name, 1000, 500) is None  # damaged: dropped
+    assert not entry.exists()
+    cache.keep_range("data", name, 1000, 500, pack[1000:1500])
     cache.remove("data", name)
     assert not entry.parent.exists()
 
@@ -129,3 +132,12 @@ def test_the_repository_caches_tree_blobs_and_never_file_data(tmp_path: Path,
     before = storage.hit_bytes
     assert [n.name for n in reopened.load_tree(tree_id)] == ["f"]
     assert storage.hit_bytes == before + entry.length
+
+    # A copy in the cache that is whole but does not authenticate (a forged digest) is
+    # dropped and the tree read from the repository: no damage is recorded for it.
+    forged = os.urandom(entry.length)
+    ranges[0].write_bytes(forged + hashlib.sha256(forged).digest())
+    again = Repository.open(storage, PASSWORD)
+    assert [n.name for n in again.load_tree(tree_id)] == ["f"]
+    assert not again.found_damage.blobs and not again.found_damage.packs
+    assert ranges[0].read_bytes()[:entry.length] != forged
