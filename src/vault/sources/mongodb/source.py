@@ -17,15 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vault.sources.base import (
-    Capture,
-    CaptureContext,
-    PlannedRestore,
-    SourceEstimate,
-    SourceRestoreRequest,
-    SourceRestoreResult,
-    StoredItems,
-)
+from vault.sources.base import PlannedRestore
 from vault.sources.entities import Entity, EntitySelection
 from vault.sources.mongodb.browse import BROWSER
 from vault.sources.mongodb.client import connect, server_errors
@@ -36,6 +28,14 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
 
     from vault.config.secrets import SecretRef
+    from vault.sources.base import (
+        Capture,
+        CaptureContext,
+        SourceEstimate,
+        SourceRestoreRequest,
+        SourceRestoreResult,
+        StoredItems,
+    )
     from vault.sources.mongodb.config import MongoSourceConfig
     from vault.sources.mongodb.secrets import LiveFields, SecretDocuments
 

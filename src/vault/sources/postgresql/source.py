@@ -18,20 +18,10 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vault.config.secrets import Secret, SecretRef, resolve_secret
-from vault.sources.base import (
-    Capture,
-    CaptureContext,
-    PlannedRestore,
-    SourceEstimate,
-    SourceItem,
-    SourceRestoreRequest,
-    SourceRestoreResult,
-    StoredItems,
-    stream_of,
-)
+from vault.sources.base import Capture, PlannedRestore, SourceEstimate, SourceItem, stream_of
 from vault.sources.entities import Entity, ordered
 from vault.sources.postgresql import restore as postgresql_restore
 from vault.sources.postgresql.browse import BROWSER
@@ -54,6 +44,14 @@ from vault.sources.postgresql.tools import (
 from vault.sources.registry import register
 from vault.sources.settings.errors import SealerMissing
 from vault.sources.sqlite.secrets import SecretFields, secret_tables_from_config
+
+if TYPE_CHECKING:
+    from vault.sources.base import (
+        CaptureContext,
+        SourceRestoreRequest,
+        SourceRestoreResult,
+        StoredItems,
+    )
 
 FORMAT = 1
 

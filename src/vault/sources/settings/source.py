@@ -13,17 +13,14 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from vault.sources.base import (
     Capture,
-    CaptureContext,
     PlannedRestore,
     SourceEstimate,
     SourceItem,
-    SourceRestoreRequest,
     SourceRestoreResult,
-    StoredItems,
     stream_of,
 )
 from vault.sources.registry import register
@@ -46,6 +43,9 @@ from vault.sources.settings.secrets import (
     unseal,
 )
 from vault.sources.settings.table import SettingsTable
+
+if TYPE_CHECKING:
+    from vault.sources.base import CaptureContext, SourceRestoreRequest, StoredItems
 
 __all__ = ["ITEM", "SettingsSource", "from_config"]
 

@@ -23,20 +23,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal
 
 from vault.errors import UsageError
 from vault.foundation.sqlite_readonly import open_read_only
-from vault.sources.base import (
-    Capture,
-    CaptureContext,
-    PlannedRestore,
-    SourceEstimate,
-    SourceItem,
-    SourceRestoreRequest,
-    SourceRestoreResult,
-    StoredItems,
-)
+from vault.sources.base import Capture, PlannedRestore, SourceEstimate, SourceItem
 from vault.sources.entities import Entity, EntitySelection, subtree
 from vault.sources.registry import register
 from vault.sources.sqlite.browse import BROWSER
@@ -59,6 +50,14 @@ from vault.sources.sqlite.secrets import (
     revealed,
     secret_tables_from_config,
 )
+
+if TYPE_CHECKING:
+    from vault.sources.base import (
+        CaptureContext,
+        SourceRestoreRequest,
+        SourceRestoreResult,
+        StoredItems,
+    )
 
 __all__ = ["CopyMethod", "SqliteSource", "source_from_config", "source_from_url"]
 
