@@ -289,3 +289,22 @@ def test_a_backup_with_an_upload_limit_completes_and_restores(
                           target, env=env)
     assert restored.code == 0, restored.last
     fs.assert_same_tree(src, fs.restored_path(target, src))
+
+
+def test_an_unusable_cache_dir_costs_speed_not_the_command(
+    vault, counted: tuple[S3Server, str, Traffic], tmp_path: Path
+) -> None:
+    prefix = f"nocache-{secrets.token_hex(4)}"
+    env = _env(counted, prefix, tmp_path / "cache")
+    src = tmp_path / "src"
+    _many_files(src, dirs=1, files=5)
+    vault.ok("init", env=env)
+    snapshot = vault.backup(src, env=env)["snapshot_id"]
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache directory should be\n")
+
+    listed = vault.run("snapshots", env={**env, "XDG_CACHE_HOME": str(blocked)})
+    assert listed.returncode == 0, listed.stderr
+    assert snapshot[:8] in listed.stdout
+    assert "the metadata cache is not used" in listed.stderr
+    assert blocked.read_text() == "a file where the cache directory should be\n"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vault.config.model import VaultConfig
 from vault.config.secrets import repository_passphrase
+from vault.errors import ConfigError
 from vault.foundation.actor import Actor, current_actor
 from vault.foundation.paths import ensure_private_dir
 from vault.journal import Journal
@@ -111,9 +112,16 @@ class Vault:
         """The unlocked repository (opened once per process)."""
         if self._repository is None:
             self._repository = Repository.open(self.storage, self.passphrase())
-            # The metadata cache is per repository id, known only now (storage/cache.py).
-            bind_cache(self.storage, self.cache_dir / self._repository.id[:16] / "objects")
+            self._bind_metadata_cache(self._repository.id)
         return self._repository
+
+    def _bind_metadata_cache(self, repo_id: str) -> None:
+        """Start the metadata cache (storage/cache.py), per repository id, known only now.
+        A cache dir that cannot be used costs speed, not the command (as restic)."""
+        try:
+            bind_cache(self.storage, lambda: self.cache_dir / repo_id[:16] / "objects")
+        except (OSError, ConfigError) as exc:
+            self.warn(f"the metadata cache is not used: {exc}")
 
     def record_failure(self, command: str, error_kind: str, message: str) -> None:
         """Journal a command that failed before any job existed (e.g. a wrong passphrase)."""

@@ -59,11 +59,9 @@ class MetadataCache(ForwardingStorage):
             self.bind(directory)
 
     def bind(self, directory: Path) -> None:
-        """Start caching in ``directory`` (the repository's own, made private)."""
-        try:
-            self.directory = ensure_private_dir(directory)
-        except OSError:
-            self.directory = None  # no cache then, but the command goes on
+        """Start caching in ``directory`` (the repository's own, made private; OSError or
+        SharedWritable when it cannot be: the caller goes on without a cache)."""
+        self.directory = ensure_private_dir(directory)
 
     # --- whole objects ---------------------------------------------------------------
 

@@ -4,10 +4,11 @@ costs no bandwidth at all. Retries sit in the backends that need them (sftp)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from vault.storage.base import Storage
-from vault.storage.cache import MetadataCache
+from vault.storage.cache import MetadataCache, listing_memory
 from vault.storage.limiter import LimitedStorage, kib_per_second
 from vault.storage.registry import LOCAL_SCHEME, scheme_of
 
@@ -24,14 +25,13 @@ def decorated(storage: Storage, url: str, *, limit_upload_kib: int | None = None
     return storage
 
 
-def bind_cache(storage: Storage, directory: Path) -> bool:
-    """Start the metadata cache under ``storage`` (if it has one) in ``directory``, once
-    the repository's id is known; whether there was one."""
-    seen: object | None = storage
-    while seen is not None:
-        if isinstance(seen, MetadataCache):
-            if seen.directory is None:
-                seen.bind(directory)
-            return True
-        seen = getattr(seen, "inner", None)
-    return False
+def bind_cache(storage: Storage, directory: Callable[[], Path]) -> bool:
+    """Start the metadata cache under ``storage`` (if it has one) in ``directory()``
+    (asked for only then: a repository without a cache makes no cache dir), once the
+    repository's id is known; whether there was one."""
+    cache = listing_memory(storage)
+    if cache is None:
+        return False
+    if cache.directory is None:
+        cache.bind(directory())
+    return True

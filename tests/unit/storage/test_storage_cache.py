@@ -106,7 +106,10 @@ def test_an_unbound_cache_passes_everything_through(tmp_path: Path) -> None:
     storage.save("index", _named(data), data)
     assert storage.load("index", _named(data)) == data
     assert not any(tmp_path.glob("cache*"))
-    assert bind_cache(storage, tmp_path / "cache") and metadata_cache(storage) is storage
+    assert bind_cache(storage, lambda: tmp_path / "cache")
+    assert metadata_cache(storage) is storage
+    assert not bind_cache(inner, lambda: tmp_path / "never")
+    assert not (tmp_path / "never").exists()
     assert decorated(inner, "s3://b/p", cache=False) is inner
 
 
