@@ -18,12 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib.util
 import os
 import secrets
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
-from storage_servers import free_port
+from storage_servers import free_port, stop_process, wait_for_http
 
 CONTAINER = "vault-test"
 #: GCS bucket of the emulator; no '-' in it: obstore percent-encodes it in the path, which
@@ -93,17 +93,12 @@ def azurite(state: Path) -> Iterator[AzuriteServer]:
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=state)
     try:
         endpoint = f"http://127.0.0.1:{port}/{account}"
-        _wait_until_answering(f"http://127.0.0.1:{port}", server, state / "azurite.log")
+        wait_for_http(f"http://127.0.0.1:{port}", server, state / "azurite.log", "Azurite", 60)
         created = AzuriteServer(endpoint, account, key)
         create_container(created, CONTAINER)
         yield created
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
         log.close()
 
 
@@ -122,21 +117,6 @@ def create_container(server: AzuriteServer, name: str) -> None:
                  "Authorization": f"SharedKey {server.account}:{signature}"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 201, answer.status
-
-
-def _wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{process.args[0]} exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # an answer, even a refusal: it is up
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{process.args[0]} did not answer on {url}")
 
 
 # --- Google Cloud Storage ----------------------------------------------------------------
@@ -160,24 +140,24 @@ class GcsEmulator:
 
 
 def gcs_emulator_missing() -> str | None:
-    try:
-        import gcp_storage_emulator.server  # noqa: F401
-    except ImportError as exc:
-        return f"gcp-storage-emulator is not installed ({exc}); scripts/test.sh installs it"
-    return None
+    if importlib.util.find_spec("gcp_storage_emulator") is not None:
+        return None
+    return "gcp-storage-emulator is not installed: pip install -e '.[test]' (scripts/test.sh)"
 
 
 @contextmanager
 def gcs_emulator() -> Iterator[GcsEmulator]:
-    from gcp_storage_emulator.server import create_server
+    """The emulator in a thread of this process, objects in memory, one bucket."""
+    from gcp_storage_emulator.server import create_server  # type: ignore[import-untyped]
 
-    port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
-    server.start()
+    endpoint_port = free_port()
+    emulator = create_server("127.0.0.1", endpoint_port, in_memory=True,
+                             default_bucket=GCS_BUCKET)
+    emulator.start()
     try:
-        yield GcsEmulator(f"http://127.0.0.1:{port}")
+        yield GcsEmulator(f"http://127.0.0.1:{endpoint_port}")
     finally:
-        server.stop()
+        emulator.stop()
 
 
 _gaps: dict[str, str | None] = {}

@@ -118,24 +118,32 @@ def rclone_s3(root: Path, log_dir: Path | None = None) -> Iterator[S3Server]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_http(endpoint, process, log_file)
+        wait_for_http(endpoint, process, log_file)
         yield S3Server("rclone", endpoint, access, secret, enforces_conditional_put=False,
                        root=root)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
-def _wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if it has not ended 10 s later."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path,
+                  what: str = "rclone serve s3", seconds: float = 30) -> None:
+    """Until ``endpoint`` answers at all (a refusal counts); fail with the log's tail if
+    ``process`` exits first."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"rclone serve s3 exited: {log.read_text()[-2000:]}")
+            raise AssertionError(f"{what} exited: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(endpoint, timeout=2):
                 return
@@ -143,7 +151,7 @@ def _wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path) -
             return  # it answers (403 without a signature): it is up
         except OSError:
             time.sleep(0.1)
-    raise AssertionError(f"rclone serve s3 did not answer on {endpoint}")
+    raise AssertionError(f"{what} did not answer on {endpoint}")
 
 
 # --- OpenSSH sshd ----------------------------------------------------------------------

@@ -149,20 +149,13 @@ HARNESSES: dict[str, Harness] = {
         )
         for server in ("moto", "rclone")
     },
-    "az-azurite": Harness(
-        make_url=cloud_harness.azure_url,
-        leftovers=s3_harness.leftovers,
-        plant_temp=s3_harness.plant_temp,
-        permission_problems=cloud_harness.azure_permission_problems,
-        tiny_target=cloud_harness.azure_tiny_target,
-    ),
-    "gs-emulator": Harness(
-        make_url=cloud_harness.gcs_url,
-        leftovers=s3_harness.leftovers,
-        plant_temp=s3_harness.plant_temp,
-        permission_problems=cloud_harness.gcs_permission_problems,
-        tiny_target=cloud_harness.gcs_tiny_target,
-    ),
+    # obstore backends: S3's leftovers and temp plants serve them all
+    **{name: Harness(make_url, s3_harness.leftovers, s3_harness.plant_temp, permissions, tiny)
+       for name, make_url, permissions, tiny in (
+           ("az-azurite", cloud_harness.azure_url, cloud_harness.azure_permission_problems,
+            cloud_harness.azure_tiny_target),
+           ("gs-emulator", cloud_harness.gcs_url, cloud_harness.gcs_permission_problems,
+            cloud_harness.gcs_tiny_target))},
 }
 
 
