@@ -198,10 +198,10 @@ class FilesSourceConfig(SourceConfigBase):
 
 def _source_config_models() -> tuple[type[SourceConfigBase], ...]:
     """`files`, then the model of every source type installed under the `vault.sources`
-    entry points (pyproject.toml; in the order declared there): the one list of source
-    types, so a new type is its own package plus one line there (docs/architecture.md)."""
+    entry points (pyproject.toml), by name: the one list of source types, so a new type is
+    its own package plus one line there (docs/architecture.md)."""
     models: list[type[SourceConfigBase]] = [FilesSourceConfig]
-    for entry in entry_points(group="vault.sources"):
+    for entry in sorted(entry_points(group="vault.sources"), key=lambda entry: entry.name):
         model = entry.load()
         if model not in models:
             models.append(model)

@@ -1,10 +1,11 @@
 """Turn a `[[sources]]` entry or a command-line argument into a `Source`.
 
-Each source module calls `register(type, from_config=..., schemes=..., from_url=...)` when
-imported; the modules shipped with vault are listed in `_SOURCE_MODULES` and imported on
-first use, and each imports its client library (pymongo, ...) inside its functions, so
-`import vault` stays light. A plain path (no `scheme://`) is a directory or file to back
-up as files.
+Each source type is a package (`vault.sources.<type>`) named by its config model under the
+`vault.sources` entry points (pyproject.toml: the one list of source types); its
+`source` module calls `register(type, from_config=..., schemes=..., from_url=...,
+browser=...)` when imported. They are imported on first use, and each imports its client
+library (pymongo, ...) inside its functions, so `import vault` stays light. A plain path
+(no `scheme://`) is a directory or file to back up as files.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vault.config.model import SOURCE_CONFIG_MODELS, FilesSourceConfig
 from vault.errors import UsageError
 from vault.sources.base import Source
 from vault.sources.browse import SourceBrowser
@@ -22,12 +24,6 @@ from vault.sources.browse import SourceBrowser
 ConfigFactory = Callable[[Any], Source]
 UrlFactory = Callable[[str], Source]
 
-_SOURCE_MODULES: tuple[str, ...] = (
-    "vault.sources.sqlite.source",
-    "vault.sources.postgresql.source",
-    "vault.sources.mongodb.source",
-    "vault.sources.settings.source",
-)
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -100,11 +96,18 @@ def source_from_url(url: str) -> Source | None:
     return found.from_url(url)
 
 
+def source_modules() -> list[str]:
+    """The `source` module of every installed source type: beside the config model its
+    entry point names (`vault.sources.sqlite.config` -> `vault.sources.sqlite.source`)."""
+    return [f"{model.__module__.rpartition('.')[0]}.source"
+            for model in SOURCE_CONFIG_MODELS if model is not FilesSourceConfig]
+
+
 def _load() -> None:
     global _loaded
     if _loaded:
         return
-    for module in _SOURCE_MODULES:
+    for module in source_modules():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
