@@ -89,3 +89,23 @@ copy_to = ["offsite"]
     assert newest["source"] == "docs" and newest["snapshot_id"] == max(
         offsite, key=lambda s: s["time"])["id"]
     assert newest["age_seconds"] >= 0
+
+
+def test_schedule_add_copy_to_names_a_configured_repository(vault: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path, [
+        Repo("local", str(tmp_path / "local"), "pass-local"),
+        Repo("offsite", str(tmp_path / "offsite"), "pass-offsite"),
+    ])
+
+    def cli(*args: Any) -> Any:
+        return vault.json("--config", config, *args, env=ENV)
+
+    added = summary(cli("schedule", "add", "nightly", "--cron", "daily", "--copy-to",
+                        "offsite"))
+    assert added["schedule"]["name"] == "nightly"
+    [event] = vault.events("ScheduleAdded")
+    assert event["payload"]["definition"]["copy_to"] == ["offsite"]
+    refused = cli("schedule", "add", "other", "--cron", "daily", "--copy-to", "nas")
+    assert refused.code == 2 and refused.last["message"] == (
+        "--copy-to 'nas': no such repository in the configuration (configured "
+        "[[repositories]]: local, offsite)")

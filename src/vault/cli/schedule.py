@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from vault.cli.main import CliState, F, output_options, pass_state
-from vault.config.model import Retention, Schedule
+from vault.config.model import NamedRepository, Retention, Schedule
 from vault.errors import ConfigError, UsageError
 from vault.jobs.queue import JobQueue
 from vault.jobs.schedules import run_now
@@ -100,12 +100,16 @@ def list_schedules(state: CliState) -> None:
                    "each day: every pack every T days). Needs --verify.")
 @click.option("--no-backup", is_flag=True,
               help="Back nothing up: a verify-only schedule (with --verify).")
+@click.option("--copy-to", "copy_to", multiple=True, metavar="NAME",
+              help="After each run, copy its snapshots into the [[repositories]] entry NAME "
+                   "(repeatable; docs/offsite.md).")
 @retention_options
 @output_options
 @pass_state
 def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str, ...],
         tags: tuple[str, ...], catch_up: bool, prune: bool, verify: bool,
-        read_data_subset: str | None, no_backup: bool, keep_last: int | None,
+        read_data_subset: str | None, no_backup: bool, copy_to: tuple[str, ...],
+        keep_last: int | None,
         keep_hourly: int | None, keep_daily: int | None, keep_weekly: int | None,
         keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
         keep_tag: tuple[str, ...]) -> None:
@@ -118,15 +122,24 @@ def add(state: CliState, name: str, cron: str, timezone: str, sources: tuple[str
             "name": name, "cron": cron, "timezone": timezone, "sources": list(sources),
             "tags": list(tags), "catch_up": catch_up, "retention": retention,
             "prune": prune, "verify": verify, "read_data_subset": read_data_subset,
-            "backup": not no_backup})
+            "backup": not no_backup, "copy_to": list(copy_to)})
     except ValueError as exc:  # pydantic's ValidationError: one line per problem
         raise _invalid(exc) from None
+    _check_copy_targets(vault.config.repositories, copy_to)
     now = datetime.now(UTC)
     item = add_schedule(vault.config, vault.journal, definition, now)
     if definition.retention is not None:
         policy = RetentionPolicy.from_config(definition.retention, timezone=timezone)
         state.output().info(f"retention after each run: {policy.describe()}")
     _show(state, views([item], now)[0], "added")
+
+
+def _check_copy_targets(entries: list[NamedRepository], targets: tuple[str, ...]) -> None:
+    names = [entry.name for entry in entries]
+    for target in targets:
+        if target not in names:
+            raise ConfigError(f"--copy-to {target!r}: no such repository in the configuration "
+                              f"(configured [[repositories]]: {', '.join(names) or 'none'})")
 
 
 @schedule.command("retention")
