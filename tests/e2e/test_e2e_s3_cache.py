@@ -308,3 +308,32 @@ def test_an_unusable_cache_dir_costs_speed_not_the_command(
     assert snapshot[:8] in listed.stdout
     assert "the metadata cache is not used" in listed.stderr
     assert blocked.read_text() == "a file where the cache directory should be\n"
+
+
+def test_verify_reads_the_repository_not_the_cache(
+    vault, counted: tuple[S3Server, str, Traffic], tmp_path: Path
+) -> None:
+    import obstore
+    from obstore.store import S3Store
+
+    server = counted[0]
+    prefix = f"verify-{secrets.token_hex(4)}"
+    env = _env(counted, prefix, tmp_path / "cache")
+    src = tmp_path / "src"
+    _many_files(src, dirs=2, files=10)
+    vault.ok("init", env=env)
+    vault.backup(src, env=env)
+    assert vault.json("verify", env=env).code == 0  # fills the cache (read through)
+    store = S3Store(BUCKET, prefix=prefix, endpoint=server.endpoint, region="us-east-1",
+                    access_key_id=server.access_key, secret_access_key=server.secret_key,
+                    virtual_hosted_style_request=False, client_options={"allow_http": True})
+    (index_name,) = [n.split("/")[-1] for n in _keys(counted, prefix, "index/")]
+    key = f"index/{index_name}"
+    damaged = bytearray(bytes(obstore.get(store, key).bytes()))
+    damaged[40] ^= 0x01
+    obstore.put(store, key, bytes(damaged))
+
+    assert vault.json("snapshots", env=env).code == 0  # everyday reads: the cached copy
+    verified = vault.json("verify", env=env)
+    assert verified.code != 0
+    assert any("index" in p for p in verified.summary["problems"]), verified.summary

@@ -38,6 +38,7 @@ from vault.repository.snapshot_repair import (
 )
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import new_job_id
+from vault.storage.stack import read_through
 
 Target = Literal["index", "packs", "snapshots"]
 Traced = dict[str, dict[str, list[str]]]  # snapshot id -> {"paths": [...], "blobs": [...]}
@@ -67,6 +68,7 @@ class RepairReport:
 
 def run_repair(vault: Vault, req: RepairRequest) -> RepairReport:
     repo = vault.repository()
+    read_through(repo.storage)  # repair what the repository holds, not the local cache
     report = RepairReport(req.target, req.dry_run, new_job_id("repair"))
     journal, started = vault.journal, time.monotonic()
     journal.append(report.job_id, ev.RepairStarted(job_id=report.job_id, repo_id=repo.id,

@@ -32,6 +32,7 @@ from vault.repository.tree import TreeLimitExceeded
 from vault.repository.tree_limits import check_tree_limits
 from vault.runtime.app import Vault
 from vault.runtime.jobrun import JobRun
+from vault.storage.stack import read_through
 
 
 @dataclass
@@ -270,6 +271,7 @@ def remember_damage(repo: Repository, report: VerifyReport, job_id: str) -> None
 def run_verify(vault: Vault, read_data: bool, subset: str | None,
                reporter: ProgressReporter, job_id: str | None = None) -> VerifyReport:
     repo = vault.repository()
+    read_through(repo.storage)  # judge the repository's objects, not the local cache
     run = JobRun.start(vault.journal, "verify", job_id, repository=repo.location,
                        read_data=read_data or subset is not None, subset=subset)
     started = time.monotonic()

@@ -52,6 +52,9 @@ class MetadataCache(ForwardingStorage):
         self.hit_bytes = 0
         self.miss_bytes = 0
         self._lock = threading.Lock()
+        #: read everything from the repository (and refresh the cache with it): what
+        #: `vault verify` and `vault repair` set, as they must judge the repository itself
+        self.read_through = False
         #: {kind: {name: size}} from this process's last complete listing of each kind,
         #: kept current by its own saves and removals (`listed`)
         self._listed: dict[ObjectKind, dict[str, int]] = {}
@@ -71,7 +74,7 @@ class MetadataCache(ForwardingStorage):
         path = self._whole_path(kind, name)
         if path is None or offset or length is not None:
             return self.inner.load(kind, name, offset, length)
-        cached = _read(path)
+        cached = None if self.read_through else _read(path)
         if cached is not None and _sha256(cached) == name:
             self._count(hit=len(cached))
             return cached
@@ -128,7 +131,7 @@ class MetadataCache(ForwardingStorage):
         the cache has them intact; None otherwise (a damaged entry is dropped). The caller
         authenticates them as it would a download (a tree blob's AES-GCM tag)."""
         path = self._range_path(kind, name, offset, length)
-        cached = _read(path) if path is not None else None
+        cached = _read(path) if path is not None and not self.read_through else None
         if cached is None or path is None:
             return None
         if len(cached) == length + _DIGEST and \

@@ -25,6 +25,15 @@ def decorated(storage: Storage, url: str, *, limit_upload_kib: int | None = None
     return storage
 
 
+def read_through(storage: Storage) -> None:
+    """Make the metadata cache under ``storage`` (if any) read everything from the
+    repository, refreshing itself with what checks out: for `vault verify` and `vault
+    repair`, which must judge the repository's objects, not local copies of them."""
+    cache = listing_memory(storage)
+    if cache is not None:
+        cache.read_through = True
+
+
 def bind_cache(storage: Storage, directory: Callable[[], Path]) -> bool:
     """Start the metadata cache under ``storage`` (if it has one) in ``directory()``
     (asked for only then: a repository without a cache makes no cache dir), once the

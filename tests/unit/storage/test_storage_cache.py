@@ -144,3 +144,18 @@ def test_the_repository_caches_tree_blobs_and_never_file_data(tmp_path: Path,
     assert [n.name for n in again.load_tree(tree_id)] == ["f"]
     assert not again.found_damage.blobs and not again.found_damage.packs
     assert ranges[0].read_bytes()[:entry.length] != forged
+
+
+def test_read_through_judges_the_repository_and_refreshes_the_cache(tmp_path: Path) -> None:
+    from vault.storage.stack import read_through
+
+    cache = _cache(tmp_path)
+    data = os.urandom(2048)
+    name = _named(data)
+    cache.save("index", name, data)
+    cache.inner.save("index", name, b"damaged in the repository")
+    assert cache.load("index", name) == data  # the cached copy, as everyday commands see
+    read_through(cache)
+    assert cache.load("index", name) == b"damaged in the repository"  # what verify sees
+    cache.keep_range("data", "ab" * 32, 0, 4, b"tree")
+    assert cache.cached_range("data", "ab" * 32, 0, 4) is None
