@@ -49,6 +49,10 @@ def _error_body(status: int) -> bytes:
             f"<Message>{message}</Message></Error>").encode()
 
 
+def _length(headers: list[tuple[str, str]]) -> int:
+    return int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
+
+
 @dataclass
 class Faults:
     """What the proxy does to the next requests; every method is safe from any thread."""
@@ -238,6 +242,9 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
                 return
             cut = faults.cut_point(key) if self.command == "GET" else None
             status, reason, headers, data = self._upstream(body)
+            if self.command == "HEAD":  # no body, but the length the server announced
+                self._answer(status, reason, headers, b"", announce=_length(headers))
+                return
             if cut is not None and status < 300 and len(data) > cut:
                 self._answer(status, reason, headers, data[:cut], announce=len(data))
                 self._hang_up()
@@ -253,8 +260,7 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
                 return
             headers = [(k, v) for k, v in headers if k.lower() != "content-range"]
             if self.command == "HEAD":
-                stored = int(dict((k.lower(), v) for k, v in headers)["content-length"])
-                self._answer(200, "OK", headers, b"", announce=min(keep, stored))
+                self._answer(200, "OK", headers, b"", announce=min(keep, _length(headers)))
                 return
             wanted = _RANGE.match(self.headers.get("Range") or "")
             if wanted is None:

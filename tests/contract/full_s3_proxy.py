@@ -41,7 +41,10 @@ def full_after(upstream: str, budget: int) -> Iterator[str]:
                 for name, value in reply.getheaders():
                     if name.lower() not in _HOP and name.lower() != "content-length":
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD has no body but announces the object's length: pass that on.
+                length = reply.getheader("Content-Length") if self.command == "HEAD" \
+                    else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

@@ -206,30 +206,38 @@ def test_delayed_listings_do_not_break_locks_or_backups(
     _verify_clean(vault, s3.env)
 
 
-@pytest.mark.parametrize(("status", "kind", "says"), [
-    (403, "StorageError", "access denied (AccessDenied); check the credentials"),
-    (503, "TransientStorageError", "SlowDown"),
+@pytest.mark.parametrize(("status", "refused", "kind", "says"), [
+    (403, "data", "StorageError", "access denied (AccessDenied); check the credentials"),
+    (503, "data", "TransientStorageError", "SlowDown"),
+    (403, "index", "StorageError", "access denied (AccessDenied); check the credentials"),
 ])
 def test_a_failure_that_does_not_pass_fails_clearly_and_a_rerun_completes(
-        vault, fs, s3: FaultyS3, tmp_path: Path, status: int, kind: str, says: str) -> None:
-    """Every pack upload refused (a key that may not write, a server that stays
-    overloaded): the backup fails with one line, exit 1 and BackupFailed, commits nothing
-    and leaves no lock; once the server takes writes again, the same backup completes."""
+        vault, fs, s3: FaultyS3, tmp_path: Path, status: int, refused: str, kind: str,
+        says: str) -> None:
+    """Every upload of packs (or of the index, after the packs are in) refused: a key that
+    may not write, a server that stays overloaded. The backup fails with one line, exit 1
+    and BackupFailed, commits no snapshot and leaves no lock; the repository verifies (the
+    packs it did upload are unreferenced, not damage); once the server takes writes again
+    the same backup completes."""
     src = tmp_path / "src"
     _source(fs, src)
     vault.ok("init", env=s3.env)
-    s3.faults.refuse(status, ("PUT",), path_part="/data/")
+    s3.faults.refuse(status, ("PUT",), path_part=f"/{refused}/")
 
     failed = vault.run("backup", src, env=s3.env)
     assert failed.returncode == 1, failed.stderr
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vault: error: "), failed.stderr
-    assert says in lines[0] and "cannot save data/" in lines[0]
+    assert says in lines[0] and f"cannot save {refused}/" in lines[0]
     assert s3.faults.injected["refused PUT"] >= 1
     [event] = vault.events("BackupFailed")
     assert event["payload"]["error_kind"] == kind and says in event["payload"]["message"]
-    assert not s3.keys("snapshots") and not s3.keys("locks") and not s3.keys("data")
+    assert not s3.keys("snapshots") and not s3.keys("locks") and not s3.keys("index")
+    assert bool(s3.keys("data")) == (refused == "index")
     assert vault.query("snapshots", env=s3.env).summary["snapshots"] == []
+    checked = vault.json("verify", env=s3.env)
+    assert checked.code == 0 and checked.summary["problems"] == [], checked.last
+    assert len(checked.summary["unreferenced_packs"]) == len(s3.keys("data"))
 
     s3.faults.recover()
     done = vault.backup(src, env=s3.env)
