@@ -172,3 +172,14 @@ def test_gcs_round_trip_with_a_service_account_by_secret_reference(
     private_key = json.loads(account)["private_key"]
     for text in _texts_seen(vault, results, config):
         assert private_key not in text
+
+
+def test_azure_init_into_a_missing_container_says_so(vault, azure: AzuriteServer) -> None:
+    env: dict[str, str | None] = {
+        "VAULT_REPOSITORY": "az://no-such-container/x",
+        "AZURE_STORAGE_CONNECTION_STRING": azure.connection_string()}
+    refused = vault.run("init", env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert "container 'no-such-container' does not exist" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert azure.key not in refused.stdout + refused.stderr
