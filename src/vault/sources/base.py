@@ -27,10 +27,12 @@ from vault.planning.restore_plan import RestorePlan, default_on_conflict
 __all__ = [
     "Capture",
     "CaptureContext",
+    "CountingReader",
     "EntitySelectable",
     "IterStream",
     "MemoryStoredItems",
     "PlannedRestore",
+    "RewrittenItems",
     "SecretSealer",
     "Source",
     "SourceEstimate",
@@ -284,6 +286,49 @@ class MemoryStoredItems:
     @contextmanager
     def open(self, path: str) -> Iterator[BinaryIO]:
         yield io.BytesIO(self.data[path])
+
+
+class RewrittenItems:
+    """StoredItems over another's with some items' bytes rewritten as they are read (a
+    source's protected secrets revealed for a restore). `rewriter(path)` gives what
+    produces an item's new bytes, or None to pass it through; sizes are the stored ones."""
+
+    def __init__(self, stored: StoredItems) -> None:
+        self.meta = stored.meta
+        self._stored = stored
+
+    def rewriter(self, path: str) -> Callable[[], Iterable[bytes]] | None:
+        return None
+
+    def paths(self) -> list[str]:
+        return self._stored.paths()
+
+    def size(self, path: str) -> int:
+        return self._stored.size(path)
+
+    def open(self, path: str) -> AbstractContextManager[BinaryIO]:
+        parts = self.rewriter(path)
+        if parts is None:
+            return self._stored.open(path)
+        return stream_of(parts)()
+
+
+class CountingReader:
+    """Reads stored items in parts and counts what it read (items, bytes), for a
+    restore's result."""
+
+    def __init__(self, stored: StoredItems, part_size: int = 1 << 20) -> None:
+        self.stored = stored
+        self.part_size = part_size
+        self.paths: set[str] = set()
+        self.bytes = 0
+
+    def read(self, path: str) -> Iterator[bytes]:
+        self.paths.add(path)
+        with self.stored.open(path) as stream:
+            while part := stream.read(self.part_size):
+                self.bytes += len(part)
+                yield part
 
 
 def capture_to_memory(source: Source, context: CaptureContext | None = None) -> MemoryStoredItems:

@@ -19,14 +19,14 @@ A secret (never a null) is replaced, in the document's raw BSON, by a string:
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vault.errors import UsageError
 from vault.repository.crypto import DecryptionFailed
-from vault.sources.base import SecretSealer, StoredItems, stream_of
+from vault.sources.base import RewrittenItems, SecretSealer, StoredItems
 from vault.sources.mongodb.bson_items import decode_document, iter_raw_documents
 from vault.sources.mongodb.bson_splice import (
     NULL,
@@ -256,31 +256,24 @@ def _opened(text: str, sealer: SecretSealer | None, name: str) -> Element | None
     return element[0], element[1:]
 
 
-class RevealedItems:
+class RevealedItems(RewrittenItems):
     """A snapshot's stored items with the protected collections' documents revealed as
     they are read (a StoredItems). Sizes are the stored ones."""
 
     def __init__(self, stored: StoredItems, live: dict[str, LiveFields],
                  sealer: SecretSealer | None, name: str) -> None:
-        self.meta = stored.meta
-        self._stored = stored
+        super().__init__(stored)
         self._reveal: dict[str, Callable[[bytes], bytes]] = {}
         for plan in stored.meta["secret_fields"]["collections"]:
             database, _, collection = plan["collection"].partition(".")
             path = item_path(database, collection, BSON_SUFFIX)
             self._reveal[path] = revealer(plan, live.get(plan["collection"]), sealer, name)
 
-    def paths(self) -> list[str]:
-        return self._stored.paths()
-
-    def size(self, path: str) -> int:
-        return self._stored.size(path)
-
-    def open(self, path: str) -> AbstractContextManager[BinaryIO]:
+    def rewriter(self, path: str) -> Callable[[], Iterable[bytes]] | None:
         reveal = self._reveal.get(path)
         if reveal is None:
-            return self._stored.open(path)
-        return stream_of(lambda: self._revealed(path, reveal))()
+            return None
+        return lambda: self._revealed(path, reveal)
 
     def _revealed(self, path: str, reveal: Callable[[bytes], bytes]) -> Iterator[bytes]:
         with self._stored.open(path) as stream:

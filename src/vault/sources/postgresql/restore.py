@@ -21,7 +21,12 @@ from typing import Any
 
 from vault.errors import UsageError
 from vault.planning.restore_plan import RestorePlan
-from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.base import (
+    CountingReader,
+    SourceRestoreRequest,
+    SourceRestoreResult,
+    StoredItems,
+)
 from vault.sources.entities import Entity, entities_from_meta, entity_selection_of
 from vault.sources.postgresql.client import PgClients, capture_output, feed_input, run_sql
 from vault.sources.postgresql.rows import restore_entity_rows, restore_rows
@@ -112,7 +117,7 @@ def restore(clients: PgClients, source: PgTarget, stored: StoredItems,
     details: dict[str, Any] = {"database": target.dbname, "tables": rows}
     if plan is not None:
         details["plan"] = plan.to_json()
-    return SourceRestoreResult(items=len(run.read), bytes=run.bytes, details=details,
+    return SourceRestoreResult(items=len(run.reader.paths), bytes=run.reader.bytes, details=details,
                                plan=plan)
 
 
@@ -200,9 +205,8 @@ class _Run:
     """The client commands of one restore, and what they read."""
 
     def __init__(self, clients: PgClients, target: PgTarget, stored: StoredItems) -> None:
-        self.clients, self.target, self.stored = clients, target, stored
-        self.read: set[str] = set()
-        self.bytes = 0
+        self.clients, self.target = clients, target
+        self.reader = CountingReader(stored, READ_SIZE)
         self.restrict = clients.psql_has_restrict()
 
     def whole_database(self, tables: list[TableRef], entries: dict[TableRef, Any],
@@ -235,7 +239,7 @@ class _Run:
         a line reads "3210; 2606 16399 FK CONSTRAINT s2 u u_a_fkey app"."""
         argv = [self.clients.pg_restore, "--list"]
         listing = capture_output(argv, self.target, "the database schema",
-                                 self._read(SCHEMA_ITEM))
+                                 self.reader.read(SCHEMA_ITEM))
         kept = [line for line in listing.splitlines()
                 if not any(f" {kind} " in line.split(";", 1)[-1] for kind in kinds)]
         return "\n".join(kept) + "\n"
@@ -257,7 +261,7 @@ class _Run:
     def _pg_restore(self, options: list[str]) -> None:
         argv = [self.clients.pg_restore, "--no-password", "--exit-on-error", *options,
                 "--dbname", conninfo(self.target)]
-        feed_input(argv, self.target, "the database schema", self._read(SCHEMA_ITEM))
+        feed_input(argv, self.target, "the database schema", self.reader.read(SCHEMA_ITEM))
 
     def _rows(self, table: TableRef, entry: dict[str, Any], truncate: bool) -> None:
         argv = [self.clients.psql, "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1",
@@ -271,14 +275,7 @@ class _Run:
         if truncate:
             head += f"TRUNCATE ONLY {_ident(table.schema)}.{_ident(table.name)};\n".encode()
         feed_input(argv, self.target, f"table {table.qualified}",
-                   _framed(head, self._read(entry["item"]), tail))
-
-    def _read(self, path: str) -> Iterator[bytes]:
-        self.read.add(path)
-        with self.stored.open(path) as stream:
-            while part := stream.read(READ_SIZE):
-                self.bytes += len(part)
-                yield part
+                   _framed(head, self.reader.read(entry["item"]), tail))
 
 
 def _framed(head: bytes, body: Iterable[bytes], tail: bytes) -> Iterator[bytes]:

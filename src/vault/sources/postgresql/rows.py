@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from vault.planning.restore_plan import Mode, PlannedItem, RestorePlan, TargetNotEmpty, plan_whole
-from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
+from vault.sources.base import (
+    CountingReader,
+    SourceRestoreRequest,
+    SourceRestoreResult,
+    StoredItems,
+)
 from vault.sources.entities import (
     Entity,
     EntitySelection,
@@ -96,7 +101,7 @@ def restore_rows(clients: PgClients, target: PgTarget, stored: StoredItems,
                  entries: dict[TableRef, dict[str, Any]]) -> SourceRestoreResult:
     """Restore every row of the chosen tables (modes overwrite, merge)."""
     renamed_fields(request.rename, request.remap_ids, None, ())  # refused: no entity
-    run = _RowRun(stored)
+    run = CountingReader(stored, READ_SIZE)
     loads = []
     for table in tables:
         block = CopyBlock(run.read(entries[table]["item"]), table.qualified)  # read lazily
@@ -112,7 +117,7 @@ def restore_entity_rows(clients: PgClients, target: PgTarget, stored: StoredItem
     `request.remap_ids` as a new copy under new keys whose references follow them. The
     selection is read from the snapshot before the target is connected to."""
     selection = entity_selection_of(request.query or {}, "PostgreSQL")
-    run = _RowRun(stored)
+    run = CountingReader(stored, READ_SIZE)
 
     def read_block(table: TableRef) -> tuple[list[str], Iterator[bytes]]:
         block = CopyBlock(run.read(entries[table]["item"]), table.qualified)
@@ -155,7 +160,7 @@ def _const(columns: list[str]) -> Callable[[], list[str]]:
 
 
 def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
-             request: SourceRestoreRequest, loads: list[_Load], run: _RowRun,
+             request: SourceRestoreRequest, loads: list[_Load], run: CountingReader,
              scope: EntityScope | None,
              renamed: Mapping[str, Mapping[str, str]] | None = None) -> SourceRestoreResult:
     mode = request.plan_mode
@@ -204,7 +209,7 @@ def _restore(clients: PgClients, target: PgTarget, stored: StoredItems,
         details["id_map"] = _execute(session, plan, list(row_tables.values()), copies,
                                      renamed or {})
         session.text("COMMIT;")
-    return SourceRestoreResult(items=len(run.read_paths), bytes=run.bytes, details=details,
+    return SourceRestoreResult(items=len(run.paths), bytes=run.bytes, details=details,
                                plan=plan)
 
 
@@ -369,19 +374,3 @@ def _plan_copy(table: RowTable, items: list[PlannedItem]) -> Iterator[bytes]:
 
 def _references(session: PsqlSession) -> list[tuple[str, str]]:
     return [(child, parent) for child, parent in session.json(_REFERENCES)]
-
-
-class _RowRun:
-    """What a per-row restore read from the snapshot."""
-
-    def __init__(self, stored: StoredItems) -> None:
-        self.stored = stored
-        self.read_paths: set[str] = set()
-        self.bytes = 0
-
-    def read(self, path: str) -> Iterator[bytes]:
-        self.read_paths.add(path)
-        with self.stored.open(path) as stream:
-            while part := stream.read(READ_SIZE):
-                self.bytes += len(part)
-                yield part

@@ -24,13 +24,13 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from vault.errors import UsageError
 from vault.repository.crypto import DecryptionFailed
-from vault.sources.base import SecretSealer, StoredItems, stream_of
+from vault.sources.base import RewrittenItems, SecretSealer, StoredItems
 from vault.sources.postgresql.client import PgClients, client_env, run_sql
 from vault.sources.postgresql.rows_plan import (
     copy_columns,
@@ -274,28 +274,21 @@ def _opened(text: bytes, sealer: SecretSealer | None, name: str) -> bytes | None
         return None  # another repository's key sealed it: restored like a redacted one
 
 
-class RevealedItems:
+class RevealedItems(RewrittenItems):
     """A snapshot's stored items with the protected tables' blocks revealed as they are
     read (a StoredItems). Sizes are the stored ones (revealed blocks differ a little)."""
 
     def __init__(self, stored: StoredItems, live: dict[str, LiveRows],
                  sealer: SecretSealer | None, name: str) -> None:
-        self.meta = stored.meta
-        self._stored = stored
+        super().__init__(stored)
         self._plans = {p["item"]: p for p in stored.meta["secret_fields"]["tables"]}
         self._live, self._sealer, self._name = live, sealer, name
 
-    def paths(self) -> list[str]:
-        return self._stored.paths()
-
-    def size(self, path: str) -> int:
-        return self._stored.size(path)
-
-    def open(self, path: str) -> AbstractContextManager[BinaryIO]:
+    def rewriter(self, path: str) -> Callable[[], Iterable[bytes]] | None:
         plan = self._plans.get(path)
         if plan is None:
-            return self._stored.open(path)
-        return stream_of(lambda: self._revealed(path, plan))()
+            return None
+        return lambda: self._revealed(path, plan)
 
     def _revealed(self, path: str, plan: dict[str, Any]) -> Iterator[bytes]:
         with self._stored.open(path) as stream:
