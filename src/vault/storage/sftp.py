@@ -19,26 +19,21 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import os
 import secrets
 import threading
 import time
 import warnings
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
-from vault.config.secrets import Secret, resolve_secret
 from vault.errors import (
     NotEnoughSpace,
     ObjectNotFound,
     RepositoryExists,
     StorageError,
     TransientStorageError,
-    UsageError,
     VaultError,
 )
 from vault.foundation.failpoints import reached
@@ -56,60 +51,13 @@ from vault.storage.base import (
 )
 from vault.storage.local import DIR_MODE, FILE_MODE, TEMP_PREFIX
 from vault.storage.registry import register
+from vault.storage.sftp_settings import SftpSettings, from_restic_form, settings_from
 
 if TYPE_CHECKING:
-    from vault.config.model import RepositoryConfig, SftpConfig
+    from vault.config.model import RepositoryConfig
 
 T = TypeVar("T")
 _CALL_TIMEOUT = 600.0  # one SFTP call (a 128 MiB pack on a slow link included)
-
-
-@dataclass(frozen=True)
-class SftpSettings:
-    host: str
-    port: int
-    user: str
-    root: PurePosixPath
-    known_hosts: Path
-    identity_file: Path | None = None
-    key_passphrase: Secret | None = None
-    password: Secret | None = None
-
-
-def from_restic_form(url: str) -> str:
-    """restic's ``sftp:user@host:/srv/repo`` as ``sftp://user@host/srv/repo``."""
-    if not url.lower().startswith("sftp:") or url.lower().startswith("sftp://"):
-        return url
-    target, colon, path = url[5:].partition(":")
-    if not colon or not path.startswith("/"):
-        raise UsageError("restic-style sftp: location needs an absolute path: "
-                         "sftp:user@host:/srv/repo (or sftp://user@host:port/srv/repo)")
-    return f"sftp://{target}{path}"
-
-
-def settings_from(url: str, config: SftpConfig | None) -> SftpSettings:
-    parts = urlsplit(from_restic_form(url))
-    if parts.password is not None:
-        raise UsageError("an sftp:// URL must not contain a password; use "
-                         "[repository.sftp] password = { env | file | command }")
-    if not parts.hostname or not parts.username:
-        raise UsageError("an sftp:// URL needs a user and a host: sftp://user@host/path")
-    path = unquote(parts.path)
-    if not path.startswith("/") or path.rstrip("/") == "" or parts.query:
-        raise UsageError("an sftp:// URL needs an absolute path and no query: "
-                         "sftp://user@host:port/srv/repo")
-    home = Path(os.path.expanduser("~"))
-    return SftpSettings(
-        host=parts.hostname, port=parts.port or 22, user=unquote(parts.username),
-        root=PurePosixPath(path.rstrip("/")),
-        known_hosts=(config.known_hosts if config and config.known_hosts
-                     else home / ".ssh" / "known_hosts"),
-        identity_file=config.identity_file if config else None,
-        key_passphrase=(resolve_secret(config.key_passphrase, "SSH key passphrase")
-                        if config and config.key_passphrase else None),
-        password=(resolve_secret(config.password, "SFTP password")
-                  if config and config.password else None),
-    )
 
 
 def _asyncssh() -> Any:
@@ -419,3 +367,5 @@ def open_sftp(url: str, settings: RepositoryConfig | None = None) -> Storage:
 
 
 register("sftp", open_sftp)
+
+__all__ = ["SftpSettings", "SftpStorage", "from_restic_form", "open_sftp", "settings_from"]
