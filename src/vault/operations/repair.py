@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vault.errors import VaultError
+from vault.foundation.failpoints import reached
 from vault.foundation.progress import NullReporter, ProgressCounter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
-from vault.foundation.failpoints import reached
 from vault.operations.verify import Verifier
 from vault.repository.repair import (
     damaged_packs,
