@@ -132,7 +132,8 @@ class RepositoryConfig(Strict):
     password: SecretRef | None = None
     compression_level: int = Field(3, ge=1, le=22)
     pack_size_mib: int = Field(16, ge=4, le=128)
-    chunk_avg_kib: int = Field(1024, ge=64, le=8192)
+    # FastCDC caps a maximum chunk (4 x the average) at 16 MiB
+    chunk_avg_kib: int = Field(1024, ge=64, le=4096)
     # The repository's stored size (packs, index, snapshots) may not pass `quota`: a
     # backup that would is refused before it writes. Crossing `warn_at` of the quota
     # journals StorageLow (docs/config.md#quotas).

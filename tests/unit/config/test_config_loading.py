@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.config.model import load_config
+from vault.config.model import check_config_file, load_config
 from vault.errors import ConfigError, ConfigInvalid
 
 FILE = """\
@@ -204,3 +204,15 @@ def test_schedule_helpers() -> None:
     assert config.retention_for(only_b).keep_last == 2
     with pytest.raises(ConfigError):
         config.source("c")
+
+
+@pytest.mark.parametrize(("kib", "valid"), [(64, True), (4096, True), (63, False), (4097, False)])
+def test_chunk_size_bounds_are_the_ones_a_repository_can_be_created_with(
+        tmp_path: Path, kib: int, valid: bool) -> None:
+    """vault init creates what the config accepts: FastCDC refuses an average above 4 MiB."""
+    from vault.repository.repository import MAX_CHUNK_AVG, MIN_CHUNK_AVG
+
+    path = tmp_path / "vault.toml"
+    path.write_text(f'[repository]\nurl = "{tmp_path / "repo"}"\nchunk_avg_kib = {kib}\n')
+    assert (check_config_file(path) == []) is valid
+    assert (MIN_CHUNK_AVG <= kib << 10 <= MAX_CHUNK_AVG) is valid
