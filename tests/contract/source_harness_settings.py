@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 import yaml
-from source_harness import Data, Expected, Fields, HarnessContext, Live, typed
+from source_harness import Data, EntityCase, Expected, Fields, HarnessContext, Live, typed
 
 from vault.sources.settings.env import parse_env
 
@@ -72,9 +72,14 @@ FORMATS = {
 }
 
 
-class BrowsedAsStored:
-    """A settings snapshot browses as one table, "settings": a record per top-level key
-    with its value, type for type."""
+class SettingsLive:
+    """What every settings variant shares: no entities, and a snapshot browsed as one
+    table, "settings": a record per top-level key with its value, type for type."""
+
+    entities: EntityCase | None = None
+
+    def lose_entity(self) -> None:
+        raise AssertionError("settings have no entities")
 
     def browse_view(self, data: Data) -> Data:
         return data
@@ -86,7 +91,7 @@ class BrowsedAsStored:
 
 
 @dataclass
-class LiveSettingsFile(BrowsedAsStored):
+class LiveSettingsFile(SettingsLive):
     path: Path
     format: FileFormat
     entry: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +133,7 @@ def settings_file_live(ctx: HarnessContext, format: str) -> Iterator[Live]:
 
 
 @dataclass
-class LiveSettingsTable(BrowsedAsStored):
+class LiveSettingsTable(SettingsLive):
     database: Path
     entry: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)

@@ -9,9 +9,12 @@ the suite then takes it through what vault does with a source:
 * plan: the restore plan over damaged live data names exactly the records it will create,
   overwrite and delete, and planning writes nothing;
 * restore: `vault restore --mode overwrite` (settings: `--settings`) over the damaged
-  data brings every record back, type for type; `--target` makes an equal copy;
+  data brings every record back, type for type; `--target` makes an equal copy; an
+  entity restore (`--query`) brings one lost record back with the records below it;
 * browse: the stored snapshot, read through the type's browser (registry.browser_for),
-  lists its tables with their counts and holds the records as they were captured;
+  lists its tables with their counts and holds the records as they were captured; its
+  entity hierarchy has the captured counts, and a record's children are found by the
+  field holding its key (the key an entity restore takes);
 * dedup: capturing unchanged data twice gives the same items, byte for byte (but for a
   header's time stamp), and `vault backup` stored exactly those bytes.
 
@@ -34,17 +37,10 @@ from typing import Any
 
 import pytest
 import tomli_w
-from source_harness import (
-    Data,
-    Expected,
-    Harness,
-    HarnessContext,
-    Live,
-    mongo_live,
-    postgres_live,
-    sqlite_live,
-)
+from source_harness import Data, Expected, Harness, HarnessContext, Live
+from source_harness_mongo import mongo_live
 from source_harness_settings import settings_file_live, settings_table_live
+from source_harness_sql import postgres_live, sqlite_live
 from source_servers import SourceServers
 
 from vault.config.model import load_config
@@ -52,6 +48,7 @@ from vault.planning.restore_plan import RestorePlan
 from vault.restore.items import SnapshotItems
 from vault.sources.base import Source, SourceRestoreRequest, StoredItems, capture_to_memory
 from vault.sources.browse import SourceBrowser
+from vault.sources.entities import EntityNode
 from vault.sources.registry import browser_for, known_types, source_from_config
 
 #: source type -> its harnesses, by variant ("" when a type has one)
@@ -134,12 +131,13 @@ class Captured:
 
 
 @pytest.fixture
-def captured(live: Live, vault_repo: Any, open_repo: Any, tmp_path: Path) -> Captured:
+def captured(live: Live, vault: Any, open_repo: Any, tmp_path: Path) -> Captured:
     config = tmp_path / "vault.toml"
     config.write_text(tomli_w.dumps({"sources": [live.entry]}))
     original = live.read()
     assert all(original.values()), f"the harness loaded no data: {original}"
-    done = Captured(live, original, "", config, vault_repo, open_repo)
+    done = Captured(live, original, "", config, vault, open_repo)
+    done.vault("init")
     summary = done.vault("backup", "--source", live.entry["name"])
     done.snapshot_id = summary["snapshot_id"]
     return done
@@ -304,3 +302,47 @@ def test_browse_shows_the_stored_records(captured: Captured, tmp_path: Path) -> 
         reader.close()
     assert differences(shown, captured.live.browse_view(captured.original)) == []
     assert not scratch.exists() or not any(scratch.iterdir()), "close() left scratch files"
+
+
+def flattened(nodes: list[EntityNode] | tuple[EntityNode, ...],
+              parent: str | None = None) -> list[tuple[str, str, int, str | None]]:
+    found = []
+    for node in nodes:
+        found.append((node.name, node.collection, node.documents, parent))
+        found += flattened(node.children, node.name)
+    return found
+
+
+def test_browse_follows_the_entity_hierarchy(captured: Captured, tmp_path: Path) -> None:
+    """The snapshot's entities with their counts, and one record's children found by
+    the field that holds its key (what the restore tree shows when it is opened)."""
+    case = captured.live.entities
+    stored = captured.stored()
+    contents = browser_of(captured).contents(stored)
+    if case is None:
+        assert (contents.entities, contents.entity_tree) == ((), ())
+        return
+    counts = {group: len(records) for group, records in captured.original.items()}
+    assert flattened(contents.entity_tree) == [(name, group, counts[group], parent)
+                                              for name, group, parent in case.levels]
+    reader = browser_of(captured).reader(stored, tmp_path / "browse-scratch")
+    try:
+        page = reader.records(case.child_group, (case.child_field, case.parent_key))
+    finally:
+        reader.close()
+    assert {record.key for record in page.records} == case.child_keys
+    assert page.total == len(case.child_keys)
+
+
+def test_restore_brings_back_one_entity_with_its_records(captured: Captured) -> None:
+    """An entity restore (`--query`) names the record by the key its browser shows, and
+    brings it back with everything below it."""
+    case = captured.live.entities
+    if case is None:
+        pytest.skip(f"{captured.live.entry['type']} snapshots have no entities")
+    captured.live.lose_entity()
+    assert captured.live.read() != captured.original
+    query = json.dumps({"entity": case.parent_entity, "ids": [case.parent_key]})
+    captured.vault("restore", captured.snapshot_id, "--query", query, "--mode", "merge",
+                   "--yes")
+    assert captured.live.read() == captured.original
