@@ -24,7 +24,7 @@ from vault.operations.restore_checks import check_before_restore, warning_text
 from vault.operations.restore_undo import database_safety_copy
 from vault.operations.source_backup import sealer_for
 from vault.planning.restore_plan import RestorePlan, default_on_conflict
-from vault.planning.restore_request import RestoreMode, RestoreRequest, check_request
+from vault.planning.restore_request import RestoreMode, RestoreRequest
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.snapshot_ref import SnapshotCriteria
@@ -73,8 +73,8 @@ class SourceTarget:
 
     def __init__(self, vault: Vault, repo: Repository, snapshot: Snapshot,
                  request: RestoreRequest) -> None:
-        self.kind = str(snapshot.source.get("type"))
-        check_request(request, self.kind, short_id=snapshot.short_id)
+        # The request's own rules (`check_copy`) were checked before the repository was
+        # opened; those of the front ends (`check_request`: --settings, PATHS, ...) by them.
         self.vault, self.repo, self.snapshot, self.request = vault, repo, snapshot, request
         self.source = source_of(vault, snapshot, request.target)
         self.where = request.target or OWN_LOCATION

@@ -98,17 +98,6 @@ class RestorePlan:
     def of(self, action: Action) -> list[PlannedItem]:
         return [item for item in self.items if item.action == action]
 
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> RestorePlan:
-        """The plan `to_json()` wrote (with its items), read back: a database source
-        returns its plan as JSON in its result's details."""
-        return cls(mode=doc["mode"], on_conflict=doc["on_conflict"],
-                   items=[PlannedItem(group=str(i["group"]), key=str(i["key"]),
-                                      action=i["action"], reason=str(i["reason"]),
-                                      bytes=int(i.get("bytes") or 0))
-                          for i in doc.get("items", [])],
-                   whole={str(g): str(why) for g, why in (doc.get("whole") or {}).items()})
-
     def to_json(self, *, items: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {"mode": self.mode, "on_conflict": self.on_conflict,
                                "totals": self.totals(), "groups": self.by_group(),

@@ -145,7 +145,8 @@ def check_target_given(target: str | None, settings: bool, mode: str | None) -> 
 
 def check_request(request: RestoreRequest, kind: str, *, short_id: str = "",
                   queued: bool = False, file_options: bool = False) -> None:
-    """The rules of a request for a snapshot of `kind` (FILES or a source type).
+    """The rules of a request for a snapshot of `kind` (FILES or a source type), which a
+    front end checks once it knows the snapshot (a files restore checks them itself).
     `file_options`: options only files take were given that the request does not carry
     (the CLI's deprecated --overwrite)."""
     if kind == FILES:

@@ -127,7 +127,7 @@ class SourceRestoreRequest:
     # With remap_ids: fields of the copy's top entity rows set to new values, so the copy
     # can be told apart (a new project name): (field, value) pairs.
     rename: tuple[tuple[str, str], ...] = ()
-    dry_run: bool = False  # plan only: `restore` returns the plan in details["plan"]
+    dry_run: bool = False  # plan only: `restore` returns the plan (`result.plan`)
 
     @property
     def plan_mode(self) -> Literal["overwrite", "merge", "new-target"]:

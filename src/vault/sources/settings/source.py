@@ -164,6 +164,8 @@ class SettingsSource(PlannedRestore):
             live = parse_settings(found[0], format, target)
         result = merge_settings(settings, live)
         details.update(result.report.as_details())
+        if request.dry_run:  # what would change (details), nothing written
+            return SourceRestoreResult(details={**details, "undo": None})
         if found is not None and result.report.unchanged:
             # Nothing to change: the file stays as it is, comments and layout included.
             return SourceRestoreResult(items=1, bytes=0, details={**details, "undo": None})
@@ -179,11 +181,12 @@ class SettingsSource(PlannedRestore):
         def merge(live: Any) -> MergeResult:
             return merge_settings(settings, live)
 
-        done = table.reimport(merge)
+        done = table.preview(merge) if request.dry_run else table.reimport(merge)
         details = {"target": table.database, "table": table.table, "format": "sqlite",
                    **done.result.report.as_details(), "undo": done.undo}
         changed = len(done.result.report.changed) + len(done.result.report.added)
-        return SourceRestoreResult(items=1, bytes=0, details={**details, "rows": changed})
+        return SourceRestoreResult(items=0 if request.dry_run else 1, bytes=0,
+                                   details={**details, "rows": changed})
 
 
 def _count_keys(settings: Any) -> int:

@@ -90,6 +90,33 @@ class SettingsTable:
             return None
         return int(found or 0)
 
+    def preview(self, merge: Callable[[Any], MergeResult]) -> TableImport:
+        """What `reimport` would do, the table only read (a dry run)."""
+        if not os.path.exists(self.database):
+            return TableImport(self._merged(merge, ABSENT), None)
+        try:
+            connection = open_read_only(self.database, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            raise SettingsUnreadable(str(exc), path=self.database) from None
+        try:
+            live = self._rows(connection) if self._exists(connection) else ABSENT
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            connection.close()
+        return TableImport(self._merged(merge, live), None)
+
+    def _exists(self, connection: sqlite3.Connection) -> bool:
+        return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = ?", (self.table,)).fetchone() is not None
+
+    def _merged(self, merge: Callable[[Any], MergeResult], live: Any) -> MergeResult:
+        result = merge(live)
+        if not isinstance(result.settings, dict):
+            raise SettingsTableError("the stored settings are not a key/value table",
+                                     table=self.table, database=self.database)
+        return result
+
     def reimport(self, merge: Callable[[Any], MergeResult]) -> TableImport:
         """Merge the stored settings (`merge(live)`) into the table, creating database and
         table if they do not exist."""
@@ -116,14 +143,9 @@ class SettingsTable:
         connection.execute("ATTACH DATABASE ? AS vault_undo", (str(undo),))
         connection.execute("BEGIN IMMEDIATE")
         try:
-            exists = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                (self.table,)).fetchone()
+            exists = self._exists(connection)
             live = self._rows(connection) if exists else ABSENT
-            result = merge(live)
-            if not isinstance(result.settings, dict):
-                raise SettingsTableError("the stored settings are not a key/value table",
-                                         table=self.table, database=self.database)
+            result = self._merged(merge, live)
             if result.report.unchanged:
                 connection.execute("ROLLBACK")
                 return TableImport(result, None)
