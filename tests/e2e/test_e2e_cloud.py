@@ -93,6 +93,7 @@ def _round_trip(vault: Any, fs: Any, tmp_path: Path, base: tuple[str, ...],
     done.append(vault.json(*base, "verify", "--read-data", env=env))
     assert done[-1].code == 0, done[-1].last
     done += [vault.json(*base, "status", env=env), vault.json(*base, "journal", env=env)]
+    assert done[-2].code == 0 and done[-1].code == 0, (done[-2].last, done[-1].last)
     return done
 
 
