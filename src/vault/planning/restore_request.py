@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from vault.errors import UsageError
 from vault.planning.restore_plan import Mode, OnConflict, default_on_conflict
 
-__all__ = ["FILES", "RestoreMode", "RestoreRequest", "check_copy", "check_request",
+__all__ = ["COPY_MODES", "FILES", "RestoreMode", "RestoreRequest", "check_copy",
+           "check_copy_mode", "check_request",
            "check_target_given",
            "parse_query", "query_of"]
 
@@ -49,10 +50,6 @@ class RestoreMode(StrEnum):
         """The mode of the per-item plan (`RestorePlan.mode`)."""
         return "overwrite" if self is RestoreMode.REPLACE else _PLAN_MODES[self.value]
 
-    @property
-    def adds(self) -> bool:
-        """Whether it only adds records (what a copy with new ids goes with)."""
-        return self in (RestoreMode.MERGE, RestoreMode.NEW_TARGET)
 
 
 #: the modes a database may be restored in without a --target (into the place it was
@@ -169,7 +166,18 @@ def check_copy(request: RestoreRequest) -> None:
 
 
 def _check_copy_mode(request: RestoreRequest) -> None:
-    if request.remap_ids and request.mode is not None and not request.mode.adds:
+    check_copy_mode(request.remap_ids, request.mode)
+
+
+#: restore modes that add records: the only ones a copy with new ids goes with ("new" is
+#: new-target's old name)
+COPY_MODES = ("new", "merge", "new-target")
+
+
+def check_copy_mode(remap_ids: bool, mode: str | None) -> None:
+    """A copy with new ids (`--new-ids`) adds records beside the originals: it goes with
+    a mode that adds (merge, new-target; None: the default, new-target), never overwrite."""
+    if remap_ids and mode is not None and mode not in COPY_MODES:
         raise UsageError("--new-ids adds a copy: use mode merge or new-target")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault.errors import UsageError
+from vault.planning.restore_request import check_copy_mode  # the rule lives with the request
 
 __all__ = [
     "Entity",
@@ -78,17 +79,6 @@ def entity_selection_of(query: Mapping[str, Any], database: str) -> EntitySelect
         raise UsageError("the entity query's \"ids\" must be a non-empty list of primary "
                          "keys (numbers or strings)")
     return EntitySelection(query["entity"], tuple(ids))
-
-
-#: restore modes that add records: the only ones a copy with new ids goes with
-COPY_MODES = ("new", "merge", "new-target")
-
-
-def check_copy_mode(remap_ids: bool, mode: str | None) -> None:
-    """A copy with new ids (`--new-ids`) adds records beside the originals: it goes with
-    a mode that adds (merge, new-target; None: the default, new), never overwrite."""
-    if remap_ids and mode is not None and mode not in COPY_MODES:
-        raise UsageError("--new-ids adds a copy: use mode merge or new-target")
 
 
 def field_values(pairs: Iterable[str]) -> dict[str, str]:

@@ -17,8 +17,9 @@ from vault.errors import UsageError
 from vault.jobs.commands import RestoreArgs
 from vault.journal import events as ev
 from vault.planning.restore_plan import ACTIONS, MODES, ON_CONFLICT
+from vault.planning.restore_request import check_copy_mode
 from vault.restore.report import COUNTS
-from vault.sources.entities import check_copy_mode, field_values
+from vault.sources.entities import field_values
 
 __all__ = [
     "MODES",
