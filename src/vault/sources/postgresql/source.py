@@ -24,23 +24,12 @@ from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.sources.base import Capture, PlannedRestore, SourceEstimate, SourceItem, stream_of
 from vault.sources.entities import Entity, ordered
 from vault.sources.postgresql import restore as postgresql_restore
+from vault.sources.postgresql import tools
 from vault.sources.postgresql.browse import BROWSER
 from vault.sources.postgresql.client import PgClients, PsqlSession, find_clients, stream_output
 from vault.sources.postgresql.rows_plan import python_codec
 from vault.sources.postgresql.secrets import plan_tables, protect_stream, revealed
-from vault.sources.postgresql.tools import (
-    SCHEMA_ITEM,
-    CopyRowCounter,
-    PgTarget,
-    TableRef,
-    conninfo,
-    drop_lines,
-    dump_table_pattern,
-    parse_url,
-    restore_target,
-    select_tables,
-    table_item_path,
-)
+from vault.sources.postgresql.tools import SCHEMA_ITEM, CopyRowCounter, PgTarget, TableRef
 from vault.sources.registry import register
 from vault.sources.settings.errors import SealerMissing
 from vault.sources.sqlite.secrets import SecretFields, secret_tables_from_config
@@ -207,7 +196,7 @@ class PostgresSource(PlannedRestore):
         if not self._tables:
             return tables
         refs = [TableRef(t["schema"], t["name"]) for t in tables]
-        wanted = set(select_tables(refs, self._tables))
+        wanted = set(tools.select_tables(refs, self._tables))
         return [t for t, ref in zip(tables, refs, strict=True) if ref in wanted]
 
     # --- restore -------------------------------------------------------------------------
@@ -216,7 +205,7 @@ class PostgresSource(PlannedRestore):
         clients, source = self.clients(), self.target()
         # Sealed secrets opened, redacted ones given the target's live values (pg_secrets),
         # read before the restore changes the target.
-        with revealed(clients, restore_target(source, request.target), stored,
+        with revealed(clients, tools.restore_target(source, request.target), stored,
                       request.sealer, self.name) as whole:
             return postgresql_restore.restore(clients, source, whole, request, self.entities)
 
@@ -229,10 +218,10 @@ class PostgresSource(PlannedRestore):
         if request.target is None:
             found, password_ref = self._target, self._password_ref
         elif "://" not in request.target:
-            found = restore_target(self._target, request.target)
+            found = tools.restore_target(self._target, request.target)
             password_ref = self._password_ref
         else:
-            found = parse_url(request.target)
+            found = tools.parse_url(request.target)
             same_login = (found.host, found.port, found.user or self._target.user) == (
                 self._target.host, self._target.port, self._target.user)
             password_ref = None
@@ -268,7 +257,7 @@ def _quote_ident(name: str) -> str:
 
 def _table_meta(table: dict[str, Any]) -> dict[str, Any]:
     return {"schema": table["schema"], "name": table["name"],
-            "item": table_item_path(table["schema"], table["name"]),
+            "item": tools.table_item_path(table["schema"], table["name"]),
             "rows": None, "estimated_rows": table["estimated_rows"], "bytes": table["bytes"],
             "sequences": table["sequences"], "key": table["key"]}
 
@@ -284,12 +273,12 @@ class _Dumper:
 
     def _argv(self, *options: str) -> list[str]:
         return [self.clients.pg_dump, "--no-password", f"--snapshot={self.snapshot}",
-                *options, "--dbname", conninfo(self.target)]
+                *options, "--dbname", tools.conninfo(self.target)]
 
     def schema(self, tables: list[dict[str, Any]]) -> Iterator[bytes]:
         # Each table's rows are excluded by name, not with a wildcard: a wildcard would
         # also drop the sequences' values and the materialized views' contents.
-        excluded = [f"--exclude-table-data={dump_table_pattern(t['schema'], t['name'])}"
+        excluded = [f"--exclude-table-data={tools.dump_table_pattern(t['schema'], t['name'])}"
                     for t in tables]
         return stream_output(self._argv("--format=custom", "--compress=0", *excluded),
                              self.target, "the database schema")
@@ -298,15 +287,15 @@ class _Dumper:
         def parts() -> Iterator[bytes]:
             counter = CopyRowCounter()
             options = ["--format=plain", "--data-only",
-                       f"--table={dump_table_pattern(entry['schema'], entry['name'])}"]
+                       f"--table={tools.dump_table_pattern(entry['schema'], entry['name'])}"]
             strip: tuple[bytes, ...] = ()
             if self.key is not None:
                 options.append(f"--restrict-key={self.key}")
                 strip = (f"\\restrict {self.key}\n".encode(),
                          f"\\unrestrict {self.key}\n".encode())
             what = f"table {entry['schema']}.{entry['name']}"
-            for part in drop_lines(stream_output(self._argv(*options), self.target, what),
-                                   strip):
+            dumped = stream_output(self._argv(*options), self.target, what)
+            for part in tools.drop_lines(dumped, strip):
                 counter.feed(part)
                 yield part
             entry["rows"] = counter.rows  # the dump ended well: the count is exact
@@ -332,7 +321,7 @@ def from_config(entry: Any) -> PostgresSource:
 
 
 def from_url(url: str) -> PostgresSource:
-    target = parse_url(url)
+    target = tools.parse_url(url)
     return PostgresSource(target.dbname, target)
 
 
