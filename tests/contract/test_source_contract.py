@@ -109,7 +109,7 @@ class Captured:
     """A live source and the snapshot `vault backup` took of it."""
 
     live: Live
-    original: Any  # live.read() when the snapshot was taken
+    original: Data  # live.read() when the snapshot was taken
     snapshot_id: str
     config: Path
     cli: Any  # conftest.VaultCLI
@@ -123,6 +123,12 @@ class Captured:
     def stored(self) -> StoredItems:
         repo = self.open_repo()
         return SnapshotItems(repo, repo.find_snapshot(self.snapshot_id))
+
+    def request(self, mode: str) -> SourceRestoreRequest:
+        """A restore over the source's own data, as the pipeline makes it."""
+        scratch = self.config.parent / "scratch"
+        scratch.mkdir(exist_ok=True, mode=0o700)
+        return SourceRestoreRequest(mode=mode, scratch_dir=str(scratch))  # type: ignore[arg-type]
 
     def vault(self, *args: Any) -> dict[str, Any]:
         """`vault --config CONFIG ARGS --json` (in this process); its summary."""
@@ -144,7 +150,53 @@ def captured(live: Live, vault: Any, open_repo: Any, tmp_path: Path) -> Captured
     return done
 
 
-# --- the contract -----------------------------------------------------------------------------
+# --- helpers ---------------------------------------------------------------------------------
+
+
+#: (step, source type) -> why the type does not keep that part of the contract yet: the
+#: test is a strict xfail, so it fails once the type does, and the entry goes then
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("plan", "settings"): "SettingsSource.plan_restore returns an empty plan: the keys a "
+                          "re-import changes, adds and removes (its merge report) are not "
+                          "planned items",
+    ("preview", "settings"): "`vault restore preview --settings` shows no plan (null)",
+    ("browse-contents", "settings"): "SettingsBrowser.contents lists no table, though its "
+                                     "reader reads one, 'settings'",
+}
+
+
+def known_gap(request: pytest.FixtureRequest, step: str, captured: Captured) -> None:
+    reason = KNOWN_GAPS.get((step, captured.live.entry["type"]))
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def in_place(captured: Captured) -> tuple[str, ...]:
+    """The options of a restore over the source's own data (mode overwrite)."""
+    if captured.live.entry["type"] == "settings":
+        return ("--settings",)  # settings are re-imported, stored over live, key by key
+    return ("--mode", "overwrite")
+
+
+def planned(live: Live, source: Source, stored: StoredItems,
+            request: SourceRestoreRequest) -> RestorePlan:
+    """The source's typed restore plan (`Source.plan_restore`), checking that planning
+    wrote nothing."""
+    before = live.read()
+    plan = source.plan_restore(stored, request)
+    assert live.read() == before, f"{source.type}: planning {request.mode} changed the data"
+    return plan
+
+
+def named(plan: RestorePlan, action: str) -> set[tuple[str, str]]:
+    return {(item.group, item.key) for item in plan.items if item.action == action}
+
+
+def json_named(plan: Any) -> tuple[set[tuple[str, str]], ...]:
+    """(create, overwrite, delete) of a plan as `--json` prints it."""
+    assert isinstance(plan, dict), f"no plan: {plan!r}"
+    return tuple({(item["group"], item["key"]) for item in plan["items"]
+                  if item["action"] == action} for action in ("create", "overwrite", "delete"))
 
 
 def differences(got: Data, want: Data) -> list[str]:
@@ -166,67 +218,57 @@ def browser_of(captured: Captured) -> SourceBrowser:
     return found
 
 
-def planned(live: Live, source: Source, stored: StoredItems,
-            request: SourceRestoreRequest) -> RestorePlan:
-    """The source's typed restore plan (`Source.plan_restore`), checking that planning
-    wrote nothing."""
-    before = live.read()
-    plan = source.plan_restore(stored, request)
-    assert live.read() == before, f"{source.type}: planning {request.mode} changed the data"
-    return plan
+def flattened(nodes: list[EntityNode] | tuple[EntityNode, ...],
+              parent: str | None = None) -> list[tuple[str, str, int, str | None]]:
+    found = []
+    for node in nodes:
+        found.append((node.name, node.collection, node.documents, parent))
+        found += flattened(node.children, node.name)
+    return found
 
 
-def test_planning_and_preview_write_nothing(captured: Captured) -> None:
-    captured.live.damage()
-    source, stored = captured.source(), captured.stored()
-    for mode in ("overwrite", "merge"):
-        planned(captured.live, source, stored, SourceRestoreRequest(mode=mode))
-    damaged = captured.live.read()
-    captured.vault("restore", "preview", captured.snapshot_id, *in_place(captured))
-    assert captured.live.read() == damaged, "vault restore preview changed the live data"
-
-
-def named(plan: RestorePlan, action: str) -> set[tuple[str, str]]:
-    return {(item.group, item.key) for item in plan.items if item.action == action}
-
-
-def in_place(captured: Captured) -> tuple[str, ...]:
-    """The options of a restore over the source's own data (mode overwrite)."""
-    if captured.live.entry["type"] == "settings":
-        return ("--settings",)  # settings are re-imported, stored over live, key by key
-    return ("--mode", "overwrite")
+# --- restore --------------------------------------------------------------------------------
 
 
 def test_restore_brings_back_every_record_type_for_type(captured: Captured) -> None:
     captured.live.damage()
     assert captured.live.read() != captured.original
     captured.vault("restore", captured.snapshot_id, *in_place(captured), "--yes")
-    assert captured.live.read() == captured.original
-
-
-#: source type -> why it does not keep a part of the contract yet (strict xfail: the test
-#: fails once it does, so the entry is removed then)
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("plan", "settings"): "SettingsSource.plan_restore returns an empty plan: the keys a "
-                          "re-import changes, adds and removes (its merge report) are not "
-                          "planned items",
-    ("preview", "settings"): "`vault restore preview --settings` shows no plan (null)",
-    ("browse-contents", "settings"): "SettingsBrowser.contents lists no table, though its "
-                                     "reader reads one, 'settings'",
-}
-
-
-def known_gap(request: pytest.FixtureRequest, step: str, captured: Captured) -> None:
-    reason = KNOWN_GAPS.get((step, captured.live.entry["type"]))
-    if reason is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    assert differences(captured.live.read(), captured.original) == []
 
 
 def test_restore_into_a_new_target_makes_a_copy(captured: Captured) -> None:
     target, copy = captured.live.elsewhere()
     captured.vault("restore", captured.snapshot_id, "--target", target, "--yes")
-    assert copy.read() == captured.original
+    assert differences(copy.read(), captured.original) == []
     assert captured.live.read() == captured.original  # the source itself left alone
+
+
+def test_restore_brings_back_one_entity_with_its_records(captured: Captured) -> None:
+    """An entity restore (`--query`) names the record by the key its browser shows, and
+    brings it back with everything below it."""
+    case = captured.live.entities
+    if case is None:
+        pytest.skip(f"{captured.live.entry['type']} snapshots have no entities")
+    captured.live.lose_entity()
+    assert captured.live.read() != captured.original
+    query = json.dumps({"entity": case.parent_entity, "ids": [case.parent_key]})
+    captured.vault("restore", captured.snapshot_id, "--query", query, "--mode", "merge",
+                   "--yes")
+    assert differences(captured.live.read(), captured.original) == []
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+def test_planning_and_preview_write_nothing(captured: Captured) -> None:
+    captured.live.damage()
+    source, stored = captured.source(), captured.stored()
+    for mode in ("overwrite", "merge"):
+        planned(captured.live, source, stored, captured.request(mode))
+    damaged = captured.live.read()
+    captured.vault("restore", "preview", captured.snapshot_id, *in_place(captured))
+    assert captured.live.read() == damaged, "vault restore preview changed the live data"
 
 
 def test_plan_names_what_the_restore_will_change(
@@ -234,23 +276,16 @@ def test_plan_names_what_the_restore_will_change(
     known_gap(request, "plan", captured)
     expected: Expected = captured.live.damage()
     source, stored = captured.source(), captured.stored()
-    plan = planned(captured.live, source, stored, SourceRestoreRequest(mode="overwrite"))
+    plan = planned(captured.live, source, stored, captured.request("overwrite"))
     assert (named(plan, "create"), named(plan, "overwrite"), named(plan, "delete")) == \
         (expected.create, expected.overwrite, expected.delete), json.dumps(plan.to_json())
     assert plan.destructive and not plan.conflicts
     # mode merge adds what is missing, keeps what differs (on-conflict skip) and extras
-    merge = planned(captured.live, source, stored, SourceRestoreRequest(mode="merge"))
+    merge = planned(captured.live, source, stored, captured.request("merge"))
     assert (named(merge, "create"), named(merge, "overwrite"), named(merge, "delete")) == \
         (expected.create, set(), set()), json.dumps(merge.to_json())
     assert expected.overwrite <= named(merge, "skip")
     assert not merge.destructive
-
-
-def json_named(plan: Any) -> tuple[set[tuple[str, str]], ...]:
-    """(create, overwrite, delete) of a plan as `--json` prints it."""
-    assert isinstance(plan, dict), f"no plan: {plan!r}"
-    return tuple({(item["group"], item["key"]) for item in plan["items"]
-                  if item["action"] == action} for action in ("create", "overwrite", "delete"))
 
 
 def test_preview_and_restore_agree(captured: Captured, request: pytest.FixtureRequest) -> None:
@@ -263,26 +298,10 @@ def test_preview_and_restore_agree(captured: Captured, request: pytest.FixtureRe
     assert json_named(shown["plan"]) == want
     done = captured.vault("restore", captured.snapshot_id, *in_place(captured), "--yes")
     assert json_named(done["details"].get("plan")) == want
-    assert captured.live.read() == captured.original
+    assert differences(captured.live.read(), captured.original) == []
 
 
-def test_unchanged_data_captures_the_same_items(captured: Captured, harness: Harness) -> None:
-    """What makes snapshots deduplicate (vault.sources.base): the same bytes again, but
-    for the time stamp an item's header may carry."""
-    source = captured.source()
-    first, second = capture_to_memory(source), capture_to_memory(source)
-    assert first.paths() == second.paths()
-    for path in first.paths():
-        stamp = harness.stamped.get(path, 0)
-        assert len(first.data[path]) == len(second.data[path]), path
-        assert first.data[path][stamp:] == second.data[path][stamp:], path
-    stored = captured.stored()  # and what `vault backup` stored is what a capture gives
-    assert stored.paths() == first.paths()
-    for path in stored.paths():
-        stamp = harness.stamped.get(path, 0)
-        with stored.open(path) as stream:
-            kept = stream.read()
-        assert (len(kept), kept[stamp:]) == (len(first.data[path]), first.data[path][stamp:])
+# --- browse ---------------------------------------------------------------------------------
 
 
 def test_browse_lists_what_the_snapshot_holds(captured: Captured,
@@ -312,15 +331,6 @@ def test_browse_shows_the_stored_records(captured: Captured, tmp_path: Path) -> 
     assert not scratch.exists() or not any(scratch.iterdir()), "close() left scratch files"
 
 
-def flattened(nodes: list[EntityNode] | tuple[EntityNode, ...],
-              parent: str | None = None) -> list[tuple[str, str, int, str | None]]:
-    found = []
-    for node in nodes:
-        found.append((node.name, node.collection, node.documents, parent))
-        found += flattened(node.children, node.name)
-    return found
-
-
 def test_browse_follows_the_entity_hierarchy(captured: Captured, tmp_path: Path) -> None:
     """The snapshot's entities with their counts, and one record's children found by
     the field that holds its key (what the restore tree shows when it is opened)."""
@@ -342,15 +352,23 @@ def test_browse_follows_the_entity_hierarchy(captured: Captured, tmp_path: Path)
     assert page.total == len(case.child_keys)
 
 
-def test_restore_brings_back_one_entity_with_its_records(captured: Captured) -> None:
-    """An entity restore (`--query`) names the record by the key its browser shows, and
-    brings it back with everything below it."""
-    case = captured.live.entities
-    if case is None:
-        pytest.skip(f"{captured.live.entry['type']} snapshots have no entities")
-    captured.live.lose_entity()
-    assert captured.live.read() != captured.original
-    query = json.dumps({"entity": case.parent_entity, "ids": [case.parent_key]})
-    captured.vault("restore", captured.snapshot_id, "--query", query, "--mode", "merge",
-                   "--yes")
-    assert captured.live.read() == captured.original
+# --- capture --------------------------------------------------------------------------------
+
+
+def test_unchanged_data_captures_the_same_items(captured: Captured, harness: Harness) -> None:
+    """What makes snapshots deduplicate (vault.sources.base): the same bytes again, but
+    for the time stamp an item's header may carry."""
+    source = captured.source()
+    first, second = capture_to_memory(source), capture_to_memory(source)
+    assert first.paths() == second.paths()
+    for path in first.paths():
+        stamp = harness.stamped.get(path, 0)
+        assert len(first.data[path]) == len(second.data[path]), path
+        assert first.data[path][stamp:] == second.data[path][stamp:], path
+    stored = captured.stored()  # and what `vault backup` stored is what a capture gives
+    assert stored.paths() == first.paths()
+    for path in stored.paths():
+        stamp = harness.stamped.get(path, 0)
+        with stored.open(path) as stream:
+            kept = stream.read()
+        assert (len(kept), kept[stamp:]) == (len(first.data[path]), first.data[path][stamp:])
