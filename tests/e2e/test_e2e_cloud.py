@@ -49,11 +49,13 @@ def gcs() -> Iterator[GcsEmulator]:
 
 
 def _tree(src: Path) -> None:
-    (src / "docs" / "deep").mkdir(parents=True)
-    (src / "docs" / "a.txt").write_text("alpha\n" * 1000)
-    (src / "docs" / "deep" / "random.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
-    (src / "empty").touch()
-    (src / "link").symlink_to("docs/a.txt")
+    """A few MiB that do not compress, a compressible text, an empty file, a symlink."""
+    nested = src / "docs" / "deep"
+    nested.mkdir(parents=True)
+    (nested / "random.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (src / "docs" / "notes.txt").write_text("beta\n" * 1500)
+    (src / "docs" / "empty").touch()
+    (src / "to-notes").symlink_to("docs/notes.txt")
 
 
 def _blobs(server: AzuriteServer, prefix: str) -> list[str]:
@@ -80,7 +82,7 @@ def _round_trip(vault: Any, fs: Any, tmp_path: Path, base: tuple[str, ...],
     done.append(vault.json(*base, "verify", "--read-data", env=env))
     assert done[-1].code == 0, done[-1].last
 
-    (src / "docs" / "a.txt").write_text("changed\n")
+    (src / "docs" / "notes.txt").write_text("changed\n")
     second = vault.json(*base, "backup", src, env=env)
     assert second.last["snapshot_id"] != first.last["snapshot_id"]
     done += [second, vault.json(*base, "forget", first.last["snapshot_id"], env=env)]
