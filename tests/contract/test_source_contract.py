@@ -10,8 +10,9 @@ the suite then takes it through what vault does with a source:
   overwrite and delete; `vault restore preview` shows that plan and the restore reports
   it as carried out; planning and previewing write nothing;
 * restore: `vault restore --mode overwrite` (settings: `--settings`) over the damaged
-  data brings every record back, type for type; `--target` makes an equal copy; an
-  entity restore (`--query`) brings one lost record back with the records below it;
+  data brings every record back, type for type; `--target` makes an equal copy;
+  `--only` restores one table and leaves the others; an entity restore (`--query`)
+  brings one lost record back with the records below it;
 * browse: the stored snapshot, read through the type's browser (registry.browser_for),
   lists its tables with their counts and holds the records as they were captured; its
   entity hierarchy has the captured counts, and a record's children are found by the
@@ -256,6 +257,20 @@ def test_restore_brings_back_one_entity_with_its_records(captured: Captured) -> 
     captured.vault("restore", captured.snapshot_id, "--query", query, "--mode", "merge",
                    "--yes")
     assert differences(captured.live.read(), captured.original) == []
+
+
+def test_restore_of_one_table_leaves_the_others(captured: Captured) -> None:
+    """`--only` restores the named table or collection (as its browser names it) and
+    nothing else."""
+    if captured.live.entry["type"] == "settings":
+        pytest.skip("a settings snapshot is one document, with no tables to choose")
+    captured.live.damage()
+    damaged = captured.live.read()
+    chosen, *_ = (group for group, records in captured.original.items()
+                  if damaged[group] != records)
+    captured.vault("restore", captured.snapshot_id, "--only", chosen, "--mode", "overwrite",
+                   "--yes")
+    assert differences(captured.live.read(), {**damaged, chosen: captured.original[chosen]}) == []
 
 
 # --- plan -----------------------------------------------------------------------------------
