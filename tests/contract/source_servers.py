@@ -3,11 +3,13 @@ time a harness asks for one and stopped at the end of the session.
 
 PostgreSQL comes from tests/sources/pg_server.py (initdb + pg_ctl as the `postgres` user),
 MongoDB is a SecantusDB server (`secantusd-py`, a test dependency) started the way
-tests/sources/mongo_server_fixture.py starts it. A `-k sqlite` run starts neither.
+tests/sources/mongo_server_fixture.py starts it, or the real `mongod` that
+VAULT_TEST_MONGODB_URL names, when set. A `-k sqlite` run starts neither.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -56,6 +58,8 @@ class SourceServers:
         self._tmp = tmp_path_factory
         self._postgres: PgServer | None = None
         self._mongo: MongoServer | None = None
+        # read now: a test's vault_env removes every VAULT_* variable while it runs
+        self._mongod_url = os.environ.get("VAULT_TEST_MONGODB_URL")
 
     def postgres(self) -> PgServer:
         if self._postgres is None:
@@ -66,6 +70,8 @@ class SourceServers:
         return self._postgres
 
     def mongo(self) -> MongoServer:
+        if self._mongo is None and self._mongod_url:
+            self._mongo = MongoServer("mongod", self._mongod_url)
         if self._mongo is None:
             self._mongo = self._stack.enter_context(secantusdb(self._tmp.mktemp("secantus")))
         return self._mongo
