@@ -40,8 +40,10 @@ class RestoreProblem:
 
 @dataclass
 class RestoreStats:
-    files_restored: int = 0
-    files_skipped: int = 0
+    """What a files restore did (a dry run: what its plan predicts)."""
+
+    files_restored: int = 0  # regular files written, hard links included
+    files_skipped: int = 0  # identical already, or the target's kept
     dirs: int = 0
     symlinks: int = 0
     bytes_written: int = 0

@@ -36,13 +36,13 @@ _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 @dataclass(frozen=True)
 class Entity:
-    """One declared entity; `collection` is resolved to "db.coll"."""
+    """One declared entity; `collection` is resolved to "db.coll" (a table for SQL)."""
 
     name: str
     collection: str
-    parent: str | None = None
+    parent: str | None = None  # the entity above it (None: a top entity)
     key: str | None = None  # the field of this entity's documents holding the parent's _id
-    date_field: str | None = None
+    date_field: str | None = None  # its records' date: `vault ls` shows the first and last
 
 
 @dataclass(frozen=True)

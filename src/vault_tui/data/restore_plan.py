@@ -53,6 +53,7 @@ class SnapshotChoice:
 
     @property
     def short_id(self) -> str:
+        """The id as the tables show it (and as a restore target's default name ends)."""
         return self.snapshot_id[:8]
 
     @property

@@ -33,9 +33,10 @@ ROOT = "(document)"
 class MergeReport:
     """Dotted paths ("smtp.host", "servers.0.port") of what a re-import changes."""
 
-    changed: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # the live value becomes the stored
+    added: list[str] = field(default_factory=list)  # only in the snapshot
+    removed: list[str] = field(default_factory=list)  # only live: goes
+    # redacted in the snapshot: the live value stays; or, with none live, missing
     kept_secrets: list[str] = field(default_factory=list)
     missing_secrets: list[str] = field(default_factory=list)
 
