@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vault.planning.restore_plan import Action, RestorePlan, plan_whole
+from vault.planning.restore_plan import Action, Mode, OnConflict, RestorePlan, plan_whole
 from vault.sources.base import SourceRestoreRequest, SourceRestoreResult, StoredItems
 from vault.sources.entities import (
     renamed_fields,
@@ -80,38 +80,14 @@ def restore(source: MongoSource, stored: StoredItems,
 def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPlan,
              request: SourceRestoreRequest, where: str) -> SourceRestoreResult:
     mode = request.plan_mode
-    found = renamed_fields(request.rename, request.remap_ids, cplan.entity_selection,
-                           cplan.entities)
-    if found is not None and "_id" in found[1]:
-        raise MongoRestoreRefused(detail="--rename cannot set _id: the copy's ids are new ones")
-    renamed = {found[0].collection: found[1]} if found is not None else {}
+    renamed = _renamed(request, cplan)
     stored_ids = stored_entity_ids(stored, cplan)
     stored_keys = {name: {value_key(v) for v in ids} for name, ids in stored_ids.items()}
     target_ids = {} if request.remap_ids else target_entity_ids(client, cplan, stored_ids)
     sides = [read_sides(client, stored, item, stored_keys, target_ids, mode, request.remap_ids)
              for item in cplan.collections]
     keyed = [side for side in sides if side.whole is None]
-    plan = plan_documents(
-        {k: v for side in keyed for k, v in side.snapshot.items()},
-        {k: v for side in keyed for k, v in side.target.items()},
-        mode=mode, on_conflict=request.on_conflict,
-        texts={k: v for side in keyed for k, v in side.texts.items()},
-        sizes={k: v for side in keyed for k, v in side.sizes.items()})
-    if plan.conflicts:
-        per = _count_by_group(item.group for item in plan.conflicts)
-        raise RestoreConflicts(count=len(plan.conflicts),
-                               where=", ".join(f"{g}: {n}" for g, n in per.items()))
-    actions: dict[DocKey, Action] = {}
-    for side in keyed:
-        for key in [*side.snapshot, *side.target]:
-            actions.setdefault(key, "skip")
-    for planned, key in zip(plan.items, _plan_keys(keyed, mode), strict=True):
-        actions[key] = planned.action
-    for side in sides:
-        if side.whole is not None:
-            plan.items += plan_whole(side.item.target, side.whole.snapshot, side.whole.target,
-                                     mode=mode)
-            plan.whole[side.item.target] = side.whole.why
+    plan, actions = _plan(sides, mode, request.on_conflict)
     new_ids = _new_ids(client, keyed, actions, request.remap_ids)
     details: dict[str, Any] = {"target": where, "plan": plan.to_json(),
                                "collections": _written_counts(plan, sides)}
@@ -135,6 +111,44 @@ def _restore(client: MongoClient[Any], stored: StoredItems, cplan: CollectionPla
         result.items += 1
         result.bytes += size
     return result
+
+
+def _renamed(request: SourceRestoreRequest, cplan: CollectionPlan) -> dict[str, dict[str, str]]:
+    """Stored collection -> the fields a new copy's top documents take (--rename)."""
+    found = renamed_fields(request.rename, request.remap_ids, cplan.entity_selection,
+                           cplan.entities)
+    if found is not None and "_id" in found[1]:
+        raise MongoRestoreRefused(detail="--rename cannot set _id: the copy's ids are new ones")
+    return {found[0].collection: found[1]} if found is not None else {}
+
+
+def _plan(sides: Sequence[Side], mode: Mode, on_conflict: OnConflict | None
+          ) -> tuple[RestorePlan, dict[DocKey, Action]]:
+    """The plan of every document (a collection read whole: of its documents as a whole)
+    and each keyed document's action; a plan with conflicts is refused here."""
+    keyed = [side for side in sides if side.whole is None]
+    plan = plan_documents(
+        {k: v for side in keyed for k, v in side.snapshot.items()},
+        {k: v for side in keyed for k, v in side.target.items()},
+        mode=mode, on_conflict=on_conflict,
+        texts={k: v for side in keyed for k, v in side.texts.items()},
+        sizes={k: v for side in keyed for k, v in side.sizes.items()})
+    if plan.conflicts:
+        per = _count_by_group(item.group for item in plan.conflicts)
+        raise RestoreConflicts(count=len(plan.conflicts),
+                               where=", ".join(f"{g}: {n}" for g, n in per.items()))
+    actions: dict[DocKey, Action] = {}
+    for side in keyed:
+        for key in [*side.snapshot, *side.target]:
+            actions.setdefault(key, "skip")
+    for planned, key in zip(plan.items, _plan_keys(keyed, mode), strict=True):
+        actions[key] = planned.action
+    for side in sides:
+        if side.whole is not None:
+            plan.items += plan_whole(side.item.target, side.whole.snapshot, side.whole.target,
+                                     mode=mode)
+            plan.whole[side.item.target] = side.whole.why
+    return plan, actions
 
 
 def _plan_keys(sides: Sequence[Side], mode: str) -> list[DocKey]:
