@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,36 +177,3 @@ def test_two_clients_back_up_into_one_bucket_while_a_third_prunes(
         fs.assert_same_tree(src, target, include_root=False)
     verified = two.json("verify", "--read-data", env=env)
     assert verified.code == 0, verified.last
-
-
-def test_kill_9_during_a_backup_to_s3_then_the_next_one_completes(
-    vault, fs, moto: S3Server, tmp_path: Path
-) -> None:
-    """Packs are uploaded before the index and the snapshot: a backup killed after some
-    packs reached the bucket leaves no snapshot; the next backup completes (reusing or
-    re-uploading what is there), restores byte-identical and verifies clean."""
-    prefix = f"kill-{secrets.token_hex(4)}"
-    env = {**moto.env(), "VAULT_REPOSITORY": f"s3://{BUCKET}/{prefix}"}
-    vault.ok("init", env=env)
-    src = tmp_path / "src"
-    for i in range(6):
-        fs.write_random(src / f"r{i}.bin", 8 * 1024 * 1024, seed=i)
-    backup = subprocess.Popen([str(VAULT_BIN), "backup", str(src), "--json"],
-                              env={**vault.env.env, **env}, cwd=vault.env.root,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not any(k.startswith("data/") for k in _keys(moto, prefix)):
-        assert backup.poll() is None, "the backup ended before any pack was uploaded"
-        assert time.monotonic() < deadline, "no pack reached the bucket"
-        time.sleep(0.02)
-    backup.kill()
-    backup.wait()
-    assert not any(k.startswith("snapshots/") for k in _keys(moto, prefix))
-
-    done = vault.backup(src, env=env)
-    assert done["status"] == "completed" and done["problems"] == []
-    target = tmp_path / "out"
-    vault.restore("latest", "--target", target, env=env)
-    fs.assert_same_tree(src, fs.restored_path(target, src))
-    assert vault.json("verify", "--read-data", env=env).code == 0
