@@ -134,7 +134,7 @@ class UnsupportedFormat(RepositoryError):
 
 
 class RepositoryLocked(RepositoryError):
-    """repository {repo} is locked by {holder} since {since}; freed when it ends"""
+    """repository {repo} is locked by {holder} since {since}; freed when it ends, or once its heartbeat is older than its lease (a holder that died)"""  # noqa: E501
 
 
 class IntegrityError(RepositoryError):
