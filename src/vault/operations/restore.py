@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from vault.config.model import RestoreConfig
 from vault.foundation.progress import MultiReporter, NullReporter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.restore_checks import Confirm, warning_text
+from vault.operations.restore_files import FilesTarget
+from vault.operations.restore_source import SourceTarget, find_restore_snapshot
+from vault.operations.restore_target import Applied, Planned, RestoreTarget
 from vault.operations.restore_undo import write_or_roll_back
 from vault.planning.restore_plan import RestorePlan
 from vault.planning.restore_request import RestoreRequest, check_copy
@@ -40,70 +42,6 @@ from vault.sources.base import SourceRestoreResult
 
 __all__ = ["Applied", "Planned", "RestoreOutcome", "RestoreTarget", "confirmation_plan",
            "preview_restore", "reported_event", "resolve_subtree", "run_restore", "split_ref"]
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A target's plan as the pipeline needs it: the per-item plan (None: the target has
-    none, e.g. a whole-table swap), whether carrying it out changes or removes what the
-    target holds, and what a confirmation shows (the plan without its items)."""
-
-    plan: RestorePlan | None
-    destructive: bool
-    summary: dict[str, Any]
-
-    @property
-    def conflicted(self) -> bool:
-        """A plan with conflicts (--on-conflict fail) is refused by the target before
-        anything is written: nobody is asked about it."""
-        return bool(self.summary.get("totals", {}).get("conflict"))
-
-
-@dataclass
-class Applied:
-    """What a target's write did, for the report and `RestoreCompleted`."""
-
-    items: int
-    bytes: int
-    skipped: int = 0
-    dirs: int = 0
-    problems: list[ev.FileProblem] = field(default_factory=list)
-    #: warning records of the write itself ({"kind": "damage_not_recorded", ...})
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    files: RestoreStats | None = None
-    result: SourceRestoreResult | None = None
-
-
-class RestoreTarget(Protocol):
-    """Where a restore writes: a directory of files, or a database through its source."""
-
-    snapshot: Snapshot
-    #: the target as journaled and confirmed ("(the source's own location)" for none)
-    where: str
-    #: the check's warning records ({"kind": "older_version", ...})
-    warnings: list[dict[str, Any]]
-
-    def job_fields(self) -> dict[str, Any]: ...
-
-    def lock(self) -> AbstractContextManager[object | None]: ...
-
-    def prepare(self) -> None: ...
-
-    def plan(self, *, asking: bool) -> Planned | None: ...
-
-    def safety_copy(self, planned: Planned | None, job_id: str,
-                    lock: object | None) -> ev.RestoreUndoable | None: ...
-
-    def apply(self, planned: Planned | None, reporter: ProgressReporter,
-              job_id: str) -> Applied: ...
-
-    def report(self, planned: Planned | None, applied: Applied, duration: float,
-               warnings: list[dict[str, Any]]) -> tuple[RestorePlan, RestoreReport,
-                                                        dict[str, dict[str, str]]]: ...
-
-    def preview(self) -> tuple[Planned | None, Applied, RestoreReport | None]: ...
-
-    def confirmation(self) -> Planned | None: ...
 
 
 @dataclass
@@ -146,9 +84,6 @@ class RestoreOutcome:
 def restore_target(vault: Vault, request: RestoreRequest) -> RestoreTarget:
     """The target a request writes to, chosen by what its snapshot holds; checked (format,
     objects present, the request's rules) before anything else happens."""
-    from vault.operations.restore_files import FilesTarget
-    from vault.operations.restore_source import SourceTarget, find_restore_snapshot
-
     check_copy(request)  # before the repository is opened
     repo = vault.repository()
     snapshot = find_restore_snapshot(repo, request)

@@ -17,8 +17,8 @@ from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import record_read_damage
 from vault.operations.readonly_lock import read_only_lock
-from vault.operations.restore import Applied, Planned
 from vault.operations.restore_checks import check_before_restore, warning_text
+from vault.operations.restore_target import Applied, Planned
 from vault.operations.restore_undo import files_safety_copy
 from vault.planning.restore_plan import RestorePlan
 from vault.planning.restore_request import FILES, RestoreRequest, check_request

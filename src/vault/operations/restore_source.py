@@ -19,8 +19,8 @@ from vault.errors import UsageError
 from vault.foundation.progress import ProgressReporter
 from vault.journal import events as ev
 from vault.operations.common import repository_lock
-from vault.operations.restore import Applied, Planned
 from vault.operations.restore_checks import check_before_restore, warning_text
+from vault.operations.restore_target import Applied, Planned
 from vault.operations.restore_undo import database_safety_copy
 from vault.operations.source_backup import sealer_for
 from vault.planning.restore_plan import RestorePlan, default_on_conflict
