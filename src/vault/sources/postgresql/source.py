@@ -91,9 +91,7 @@ class PostgresSource(PlannedRestore):
                  entities: tuple[Entity, ...] = (),
                  secret_fields: SecretFields | None = None,
                  secret_tables_optional: bool = False) -> None:
-        self.name = name
-        self.entities = entities
-        self.secret_fields = secret_fields
+        self.name, self.entities, self.secret_fields = name, entities, secret_fields
         # An undo copy of a restore's target protects the named tables it has.
         self._secret_tables_optional = secret_tables_optional
         self._target = target
