@@ -9,8 +9,9 @@ storage_servers.py).
   ``If-Match`` (412). scripts/test.sh installs it under ``.venv/azurite`` (ignored by git,
   skipped by the checkout guard); ``azurite-blob`` on PATH works as well.
 - **gcp-storage-emulator** (PyPI, a thread of the test process, in memory) speaks the GCS
-  JSON API; obstore speaks the XML API, which it answers only in part (see
-  ``GCS_XML_API_GAP``).
+  JSON API; obstore speaks the XML API, which it answers only in part, so obstore reaches
+  it through tests/gcs_xml_shim.py (another thread), which translates. The emulator
+  checks no credentials and ignores preconditions (``ifGenerationMatch``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
+from gcs_xml_shim import GcsXmlShim, gcs_xml_shim
 from storage_servers import free_port, stop_process, wait_for_http
 
 CONTAINER = "vault-test"
@@ -39,10 +41,6 @@ CONTAINER = "vault-test"
 #: gcp-storage-emulator's routes do not decode
 GCS_BUCKET = "vaulttest"
 AZURITE_INSTALL = "scripts/test.sh installs it (npm install --prefix .venv/azurite azurite)"
-GCS_XML_API_GAP = (
-    "gcp-storage-emulator serves the GCS JSON API, but obstore's GCSStore speaks the XML "
-    "API, which the emulator answers only in part (HEAD and the list-type=2 listing: 501 "
-    "Not Implemented; PUT: no ETag header; GET: no Last-Modified)")
 
 
 @dataclass(frozen=True)
@@ -124,16 +122,21 @@ def create_container(server: AzuriteServer, name: str) -> None:
 
 @dataclass(frozen=True)
 class GcsEmulator:
+    #: where obstore's XML API requests go: the shim in front of the emulator
     endpoint: str
+    #: the emulator itself (its JSON API), for what a test checks behind vault's back
+    json_endpoint: str
+    #: the shim, with its log of the requests it translated
+    shim: GcsXmlShim
     bucket: str = GCS_BUCKET
 
-    def service_account_key(self) -> str:
+    def service_account_key(self, endpoint: str | None = None) -> str:
         """A service-account JSON for the emulator: obstore's way to name a GCS endpoint
-        without OAuth (``disable_oauth``); the private key is a throw-away marker that
-        tests look for in vault's output."""
+        without OAuth (``disable_oauth``: obstore then asks no token server); the private
+        key is a throw-away marker that tests look for in vault's output."""
         import json
 
-        return json.dumps({"gcs_base_url": self.endpoint, "disable_oauth": True,
+        return json.dumps({"gcs_base_url": endpoint or self.endpoint, "disable_oauth": True,
                            "client_email": "vault-test@example.invalid",
                            "private_key_id": secrets.token_hex(8),
                            "private_key": "not-a-key-" + secrets.token_hex(16)})
@@ -147,36 +150,30 @@ def gcs_emulator_missing() -> str | None:
 
 @contextmanager
 def gcs_emulator() -> Iterator[GcsEmulator]:
-    """The emulator in a thread of this process, objects in memory, one bucket."""
+    """The emulator in a thread of this process, objects in memory, one bucket, and the
+    XML API shim in front of it (tests/gcs_xml_shim.py: obstore speaks the XML API, the
+    emulator the JSON API)."""
     from gcp_storage_emulator.server import create_server  # type: ignore[import-untyped]
 
-    endpoint_port = free_port()
-    emulator = create_server("127.0.0.1", endpoint_port, in_memory=True,
-                             default_bucket=GCS_BUCKET)
+    port = free_port()
+    emulator = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
     emulator.start()
+    json_endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield GcsEmulator(f"http://127.0.0.1:{endpoint_port}")
+        with gcs_xml_shim(json_endpoint) as shim:
+            _running_gcs[shim.endpoint] = GcsEmulator(shim.endpoint, json_endpoint, shim)
+            try:
+                yield _running_gcs[shim.endpoint]
+            finally:
+                del _running_gcs[shim.endpoint]
     finally:
         emulator.stop()
 
 
-_gaps: dict[str, str | None] = {}
+_running_gcs: dict[str, GcsEmulator] = {}
 
 
-def gcs_xml_api_gap(emulator: GcsEmulator) -> str | None:
-    """Why vault's GCS backend cannot run against ``emulator`` (asked once per emulator:
-    one HEAD through the backend itself), or None if it can."""
-    if emulator.endpoint not in _gaps:
-        from vault.config.secrets import Secret
-        from vault.errors import StorageError
-        from vault.storage.gcs import GcsSettings, GcsStorage
-
-        storage = GcsStorage(GcsSettings(
-            bucket=emulator.bucket, prefix="probe", endpoint=None, service_account_path=None,
-            service_account_key=Secret(emulator.service_account_key())))
-        try:
-            storage.exists("config", "config")
-            _gaps[emulator.endpoint] = None
-        except StorageError as exc:
-            _gaps[emulator.endpoint] = f"{GCS_XML_API_GAP}; here: {exc}"
-    return _gaps[emulator.endpoint]
+def emulator_at(endpoint: str) -> GcsEmulator:
+    """The running emulator whose shim is at ``endpoint`` (the ``gcs_base_url`` a
+    service-account key names), for checks that only have a storage in hand."""
+    return _running_gcs[endpoint]

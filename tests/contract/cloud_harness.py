@@ -3,25 +3,31 @@
 
 The contract module's ``harness`` fixture reaches them as an operator without a config file
 would: Azure through ``AZURE_STORAGE_CONNECTION_STRING`` (which vault parses), GCS through
-``GOOGLE_SERVICE_ACCOUNT_KEY`` (which obstore reads).
+``GOOGLE_SERVICE_ACCOUNT_KEY`` (which obstore reads), whose ``gcs_base_url`` is the XML API
+shim in front of gcp-storage-emulator (tests/gcs_xml_shim.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import obstore
 from full_s3_proxy import full_after
 from obstore.store import AzureStore
 from s3_harness import object_store
 
-from cloud_servers import CONTAINER, GCS_BUCKET
+from cloud_servers import CONTAINER, GCS_BUCKET, GcsEmulator, emulator_at
 from vault.storage import Storage
 from vault.storage.azure import CONNECTION_STRING_ENV, AzureStorage, parse_connection_string
+from vault.storage.gcs import GcsStorage
 
 
 def azure_url(tmp: Path) -> str:
@@ -71,16 +77,36 @@ def azure_tiny_target(tmp_path: Path) -> Iterator[str]:
 
 
 def gcs_permission_problems(storage: Storage) -> list[str]:
-    import pytest
+    """Objects whose ACL grants everyone (``allUsers``, ``allAuthenticatedUsers``) a role,
+    as the emulator's JSON API lists them, and requests in which vault asked for a canned
+    ACL (``x-goog-acl``): there must be none. (The emulator checks no credentials, so an
+    unsigned read proves nothing here, unlike on Azurite.)"""
+    gcs = object_store(storage)
+    assert isinstance(gcs, GcsStorage)
+    emulator = emulator_at(json.loads(os.environ["GOOGLE_SERVICE_ACCOUNT_KEY"])["gcs_base_url"])
+    problems = [f"{line}: asks for a canned ACL" for line in emulator.shim.requests
+                if "x-goog-acl" in line.lower()]
+    listing = _emulator_json(emulator, f"o?prefix={quote(gcs.settings.prefix + '/', safe='')}")
+    for item in listing.get("items") or []:
+        acl = _emulator_json(emulator, f"o/{quote(item['name'], safe='')}/acl")
+        public = {entry["entity"] for entry in acl.get("items") or []} & _EVERYONE
+        problems += [f"{item['name']}: granted to {entity}" for entity in sorted(public)]
+    return problems
 
-    pytest.skip("gcp-storage-emulator checks no credentials: nothing to learn about access")
+
+_EVERYONE = {"allUsers", "allAuthenticatedUsers"}
+
+
+def _emulator_json(emulator: GcsEmulator, path: str) -> dict[str, Any]:
+    url = f"{emulator.json_endpoint}/storage/v1/b/{emulator.bucket}/{path}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return dict(json.load(answer))
 
 
 @contextmanager
 def gcs_tiny_target(tmp_path: Path) -> Iterator[str]:
-    """The emulator behind the 507 proxy: the service-account JSON names the endpoint."""
-    import json
-
+    """The emulator (through its XML API shim) behind the 507 proxy: the service-account
+    JSON names the endpoint."""
     upstream = os.environ["GOOGLE_SERVICE_ACCOUNT_KEY"]
     account = json.loads(upstream)
     with full_after(account["gcs_base_url"], 2 << 20) as proxy:

@@ -50,6 +50,7 @@ def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GcsEmulator]:
-    """gcp-storage-emulator in a thread of this process, in memory."""
+    """gcp-storage-emulator in a thread of this process, in memory, behind the XML API
+    shim obstore talks to (tests/gcs_xml_shim.py)."""
     with gcs_emulator() as server:
         yield server

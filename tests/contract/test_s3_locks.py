@@ -1,6 +1,7 @@
-"""Repository locks on S3 and Azure Blob (Azurite), between clients that share nothing
-but the bucket (as two hosts would): conditional creates where the server enforces them,
-the list-and-check protocol everywhere, stale locks of a dead host removed by their lease."""
+"""Repository locks on S3, Azure Blob (Azurite) and GCS (gcp-storage-emulator through the
+XML API shim), between clients that share nothing but the bucket (as two hosts would):
+conditional creates where the server enforces them, the list-and-check protocol
+everywhere, stale locks of a dead host removed by their lease."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import obstore
 import pytest
 
-from cloud_servers import AzuriteServer, azurite_missing
+from cloud_servers import AzuriteServer, GcsEmulator, azurite_missing, gcs_emulator_missing
 from storage_servers import BUCKET, S3Server
 from vault.config.secrets import Secret
 from vault.errors import RepositoryLocked
@@ -21,14 +22,16 @@ from vault.repository.lock import LockInfo, LockLost, RepositoryLock, list_locks
 from vault.storage.azure import AzureSettings, AzureStorage
 from vault.storage.base import ConditionalCreate
 from vault.storage.cloud import ObjectStoreStorage
+from vault.storage.gcs import GcsSettings, GcsStorage
 from vault.storage.s3 import S3Settings, S3Storage
 
-SERVERS = ["moto", "rclone", "azurite"]
+SERVERS = ["moto", "rclone", "azurite", "gcs-emulator"]
 
 
 @dataclass(frozen=True)
 class LockServer:
-    """An object store the lock tests run against: an S3 server or Azurite."""
+    """An object store the lock tests run against: an S3 server, Azurite or the GCS
+    emulator."""
 
     name: str
     enforces_conditional_put: bool
@@ -46,6 +49,8 @@ def server(request: pytest.FixtureRequest) -> LockServer:
             container=azure.container, prefix=prefix, endpoint=azure.endpoint,
             account=azure.account, account_key=Secret(azure.key), sas_token=None,
             use_emulator=False)))
+    if request.param == "gcs-emulator":
+        return _gcs_lock_server(request)
     s3_servers: dict[str, S3Server] = request.getfixturevalue("s3_servers")
     if request.param not in s3_servers:
         pytest.skip(f"{request.param} cannot be installed here (scripts/test.sh installs it)")
@@ -53,6 +58,18 @@ def server(request: pytest.FixtureRequest) -> LockServer:
     return LockServer(s3.name, s3.enforces_conditional_put, lambda prefix: S3Storage(
         S3Settings(bucket=BUCKET, prefix=prefix, endpoint=s3.endpoint, region="us-east-1",
                    access_key_id=s3.access_key, secret_access_key=s3.secret_key)))
+
+
+def _gcs_lock_server(request: pytest.FixtureRequest) -> LockServer:
+    missing = gcs_emulator_missing()
+    if missing is not None:  # the one reason to skip: the emulator cannot be installed
+        pytest.skip(missing)
+    gcs: GcsEmulator = request.getfixturevalue("gcs_server")
+    # gcp-storage-emulator ignores ifGenerationMatch (the shim passes it on): the probe
+    # must see that and choose the create-then-list-then-check protocol, as for rclone.
+    return LockServer("gcs-emulator", False, lambda prefix: GcsStorage(GcsSettings(
+        bucket=gcs.bucket, prefix=prefix, endpoint=None, service_account_path=None,
+        service_account_key=Secret(gcs.service_account_key()))))
 
 
 def client(server: LockServer, prefix: str) -> ObjectStoreStorage:

@@ -15,6 +15,7 @@ tag this backend hands out is the generation, not the ETag.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 # GCS bucket names: 3-63 characters (dotted names may be longer; rare, refused here).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+#: where obstore finds a service account's JSON key when the config names none
+_KEY_ENV = "GOOGLE_SERVICE_ACCOUNT_KEY"
 
 
 class GcsSettings(NamedTuple):
@@ -60,11 +63,13 @@ def settings_from(url: str, config: GcsConfig | None) -> GcsSettings:
 def _base_url(settings: GcsSettings) -> str | None:
     """The endpoint requests go to: the table's, or the ``gcs_base_url`` a service account
     key may carry (obstore's way to point a key at an emulator), which decides whether
-    plain HTTP is allowed."""
-    if settings.endpoint or settings.service_account_key is None:
+    plain HTTP is allowed. Without a key in the config, obstore reads one from
+    ``GOOGLE_SERVICE_ACCOUNT_KEY``: so does this."""
+    key = settings.service_account_key or os.environ.get(_KEY_ENV)
+    if settings.endpoint or not key:
         return settings.endpoint
     try:
-        named = json.loads(settings.service_account_key).get("gcs_base_url")
+        named = json.loads(key).get("gcs_base_url")
     except (ValueError, AttributeError):
         return None  # obstore says what is wrong with the key, without echoing it
     return named if isinstance(named, str) else None
