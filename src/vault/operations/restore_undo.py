@@ -17,7 +17,6 @@ A restore that fails midway is rolled back the same way at once.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -78,24 +77,13 @@ def files_safety_copy(vault: Vault, planned: FilesPlan, job_id: str,
     return event
 
 
-def for_target(source: Source, request: SourceRestoreRequest,
-               stored: StoredItems) -> Source | None:
-    """The source's view of what `request` will change (None: the source cannot say)."""
-    method: Callable[..., Source] | None = getattr(source, "for_target", None)
-    if method is None:
-        return None
-    if len(inspect.signature(method).parameters) >= 2:
-        return method(request, stored)
-    return method(request)
-
-
 def database_safety_copy(vault: Vault, source: Source, label: str,
                          request: SourceRestoreRequest, stored: StoredItems, job_id: str,
                          snapshot_id: str) -> ev.RestoreUndoable | None:
     """Capture the affected part of the target database and journal how to undo."""
     from vault.operations.source_backup import SourceBackupRequest, run_source_backup
 
-    affected = for_target(source, request, stored)
+    affected = source.for_target(request, stored)
     if affected is None:
         return None
     outcome = run_source_backup(vault, SourceBackupRequest(
@@ -200,7 +188,7 @@ def _undo_database(vault: Vault, mark: ev.RestoreUndoable) -> dict[str, int]:
     original = repo.find_snapshot(mark.snapshot_id)
     copy = repo.find_snapshot(mark.undo_snapshot_id)
     source = source_of(vault, original, mark.target)
-    result = source.restore(SnapshotItems(repo, copy), SourceRestoreRequest(
+    result = source.apply(SnapshotItems(repo, copy), SourceRestoreRequest(
         target=mark.target, only=tuple(mark.only), mode="overwrite",
         on_conflict="overwrite", scratch_dir=str(vault.cache_dir / "scratch")))
     return {"restored": result.items, "removed": 0}

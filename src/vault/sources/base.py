@@ -181,6 +181,9 @@ class Source(Protocol):
 
     def apply(self, stored: StoredItems, request: SourceRestoreRequest) -> SourceRestoreResult: ...
 
+    def for_target(self, request: SourceRestoreRequest,
+                   stored: StoredItems | None = None) -> Source | None: ...
+
 
 class PlannedRestore:
     """`plan_restore` and `apply` of a source whose `restore` plans (a dry run) or plans
@@ -204,6 +207,12 @@ class PlannedRestore:
         """Carry the restore out: the source plans again inside its write transaction, so
         what it writes is what the target holds at that moment."""
         return self.restore(stored, replace(request, dry_run=False))
+
+    def for_target(self, request: SourceRestoreRequest,
+                   stored: StoredItems | None = None) -> Source | None:
+        """A source capturing what restoring `request` (from `stored`) would change, for
+        the safety copy that undoes it; None: this source cannot say (no undo)."""
+        return None
 
 
 @runtime_checkable

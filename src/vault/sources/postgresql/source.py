@@ -207,7 +207,8 @@ class PostgresSource(PlannedRestore):
                       request.sealer, self.name) as whole:
             return postgresql_restore.restore(clients, source, whole, request, self.entities)
 
-    def for_target(self, request: SourceRestoreRequest) -> PostgresSource:
+    def for_target(self, request: SourceRestoreRequest,
+                   stored: StoredItems | None = None) -> PostgresSource:
         """A source capturing what `request` would change in its target database (the
         tables it names, else all): what an undo snapshot before the restore captures.
         No password is read here; a target URL on the same server and user borrows this

@@ -177,7 +177,8 @@ class SqliteSource(PlannedRestore):
             return restore_database(whole, request, default_target=self.path, busy=self.busy,
                                     entities=self.entities)
 
-    def for_target(self, request: SourceRestoreRequest) -> SqliteSource:
+    def for_target(self, request: SourceRestoreRequest,
+                   stored: StoredItems | None = None) -> SqliteSource:
         """The source that captures what `request` would restore into (the target file,
         or this source's own), so a snapshot of it taken first can undo the restore."""
         target = request.target or str(self.path)
