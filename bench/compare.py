@@ -8,6 +8,8 @@
     python bench/compare.py --json out.json    # figures as JSON too ("-" = stdout)
     python bench/compare.py --vault-ref HEAD   # vault as committed, not the working tree
     python bench/compare.py --runs 3           # three full runs, medians reported
+    python bench/compare.py --storage s3       # both tools against rclone serve s3 (offsite.py)
+    python bench/compare.py --storage sftp     # both tools against OpenSSH's sshd (as root)
 
 Steps, each tool on its own fresh repository, interleaved so both see the same tree:
 
@@ -74,6 +76,8 @@ class StepResult:
     repo_bytes: int
     exit_code: int
     summary: dict | None = None
+    #: --storage s3|sftp: requests, bytes sent and received over the network in this step
+    traffic: dict | None = None
 
     @property
     def cpu(self) -> float:
@@ -488,7 +492,17 @@ def main() -> int:
     ap.add_argument("--no-verify", action="store_true", help="skip the restore comparison")
     ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
                     help="also write the figures as JSON to FILE (- or no value: stdout)")
+    ap.add_argument("--storage", choices=["local", "s3", "sftp"], default="local",
+                    help="where both tools keep their repositories: local directories "
+                         "(default), or one server started for the run on loopback "
+                         "(s3: rclone serve s3; sftp: OpenSSH sshd), see bench/offsite.py")
+    ap.add_argument("--no-copy", action="store_true",
+                    help="--storage s3: skip the `vault copy` vs raw PUT measurement")
     args = ap.parse_args()
+    if args.storage != "local":
+        import offsite
+
+        return offsite.main(args)
 
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -638,11 +652,14 @@ def median_run(runs: list[ToolRun]) -> ToolRun:
             sys=statistics.median(r.sys for r in rs),
             maxrss_kib=int(statistics.median(r.maxrss_kib for r in rs)),
             repo_bytes=int(statistics.median(r.repo_bytes for r in rs)),
-            exit_code=max(r.exit_code for r in rs), summary=rs[-1].summary)
+            exit_code=max(r.exit_code for r in rs), summary=rs[-1].summary,
+            traffic={k: int(statistics.median(r.traffic[k] for r in rs))
+                     for k in rs[0].traffic} if rs[0].traffic else None)
     bad = [r.verify for r in runs if r.verify and not r.verify["ok"]]
     verify = bad[0] if bad else runs[-1].verify
     return ToolRun(first.name, first.version, steps, verify)
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("compare", sys.modules[__name__])  # for offsite's import
     sys.exit(main())
