@@ -206,6 +206,12 @@ def test_gcs_round_trip_with_a_service_account_by_secret_reference(
     assert any(key.startswith("probe/") and condition == "0" for key, condition in puts)
     lock_puts = [condition for key, condition in puts if key.startswith("locks/")]
     assert lock_puts and all(condition is None for condition in lock_puts), lock_puts
+    # restic's spelling of the same repository reaches it (and lists the same snapshots)
+    as_restic = vault.json("--config", str(config), "-r", f"gs:{gcs.bucket}:/{prefix}",
+                           "snapshots", env=env)
+    as_url = vault.json("--config", str(config), "snapshots", env=env)
+    assert as_restic.code == 0 and as_restic.records == as_url.records, as_restic.last
+    assert [s["id"] for s in as_url.last["snapshots"]] == [results[4].last["snapshot_id"]]
     private_key = json.loads(account)["private_key"]
     for text in _texts_seen(vault, results, config):
         assert private_key not in text

@@ -18,6 +18,7 @@ import importlib
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from vault.config.document import RESTIC_LOCATION
 from vault.errors import UsageError
@@ -39,6 +40,10 @@ _ADAPTER_MODULES: tuple[str, ...] = (
 LOCAL_SCHEME = "file"
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# restic's ``gs:bucket:/prefix`` and ``azure:container:/prefix``: the scheme vault registers
+# each under, and what its first part is called.
+_RESTIC_BUCKET_SCHEMES = {"gs": ("gs", "bucket"), "azure": ("az", "container")}
+_RESTIC_BUCKET_FORM = re.compile(r"([A-Za-z]+):([^:/]+):(.*)", re.DOTALL)
 
 _factories: dict[str, StorageFactory] = {}
 _adapters_loaded = False
@@ -71,9 +76,33 @@ def known_schemes() -> list[str]:
 def scheme_of(url: str) -> str:
     """The URL's scheme; plain paths (absolute or relative) are local files. restic's
     spellings (``s3:https://host/bucket``, ``sftp:user@host:/path``, ``b2:bucket``) name
-    their backend, so they are never mistaken for a relative path."""
+    their backend, so they are never mistaken for a relative path; ``gs:`` and ``azure:``
+    name vault's ``gs`` and ``az``."""
     match = _SCHEME_RE.match(url) or RESTIC_LOCATION.match(url)
-    return match.group(1).lower() if match else LOCAL_SCHEME
+    if match is None:
+        return LOCAL_SCHEME
+    scheme = match.group(1).lower()
+    if match.re is RESTIC_LOCATION and scheme in _RESTIC_BUCKET_SCHEMES:
+        return _RESTIC_BUCKET_SCHEMES[scheme][0]
+    return scheme
+
+
+def from_restic_bucket_form(url: str) -> str:
+    """restic's ``gs:bucket:/prefix`` and ``azure:container:/prefix`` (the slash after the
+    second colon optional, as restic has it) as ``gs://bucket/prefix`` and
+    ``az://container/prefix``; any other location unchanged."""
+    restic = RESTIC_LOCATION.match(url)
+    if restic is None or restic.group(1).lower() not in _RESTIC_BUCKET_SCHEMES:
+        return url
+    given = restic.group(1).lower()
+    scheme, noun = _RESTIC_BUCKET_SCHEMES[given]
+    match = _RESTIC_BUCKET_FORM.fullmatch(url)
+    if match is None:
+        raise UsageError(f"restic-style {given}: location needs a {noun} and a path: "
+                         f"{given}:{noun}:/prefix")
+    # The prefix is taken as it is written: quoted, so '%', '?' or '#' in it stay
+    # characters of the prefix (the backend unquotes the URL's path).
+    return f"{scheme}://{match.group(2)}/{quote(match.group(3).strip('/'), safe='/')}"
 
 
 def open_storage(url: str, settings: RepositoryConfig | None = None) -> Storage:
@@ -85,6 +114,7 @@ def open_storage(url: str, settings: RepositoryConfig | None = None) -> Storage:
     if not url:
         raise UsageError("no repository location given")
     _load_adapters()
+    url = from_restic_bucket_form(url)
     scheme = scheme_of(url)
     factory = _factories.get(scheme)
     if factory is None:

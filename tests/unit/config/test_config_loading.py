@@ -216,3 +216,20 @@ def test_chunk_size_bounds_are_the_ones_a_repository_can_be_created_with(
     path.write_text(f'[repository]\nurl = "{tmp_path / "repo"}"\nchunk_avg_kib = {kib}\n')
     assert (check_config_file(path) == []) is valid
     assert (MIN_CHUNK_AVG <= kib << 10 <= MAX_CHUNK_AVG) is valid
+
+
+@pytest.mark.parametrize("location", ["s3:http://127.0.0.1:9000/bucket/repo",
+                                      "sftp:backup@nas:/srv/repo", "gs:backups:/db1",
+                                      "azure:vault:/host-a/repo", "gs:backups:db1"])
+def test_restic_locations_from_env_and_flags_stay_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str
+) -> None:
+    """Never made a path under the current directory (a local 'gs:backups:' directory
+    would pass for an off-site backup); the storage registry reads them."""
+    monkeypatch.chdir(tmp_path)
+    assert load_config(env={"VAULT_REPOSITORY": location}).repository.url == location
+    assert load_config(env={}, overrides={"repository.url": location}).repository.url == (
+        location)
+    path = tmp_path / "vault.toml"
+    path.write_text(f'[repository]\nurl = "{location}"\n')
+    assert load_config(path, env={}).repository.url == location

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from vault.errors import UsageError
 from vault.storage import Storage, known_schemes, open_storage, register
 from vault.storage.local import LocalStorage
-from vault.storage.registry import scheme_of, unregister
+from vault.storage.registry import from_restic_bucket_form, scheme_of, unregister
 
 
 def test_absolute_path_opens_local(tmp_path: Path) -> None:
@@ -58,7 +60,8 @@ def test_empty_location_is_a_usage_error() -> None:
     [("/srv/repo", "file"), ("repo", "file"), ("c:relative", "file"),
      ("file:///x", "file"), ("SFTP://h/p", "sftp"), ("s3+https://b/p", "s3+https"),
      ("s3:http://host:9000/bucket/repo", "s3"), ("sftp:u@h:/srv/repo", "sftp"),
-     ("b2:bucket:path", "b2"), ("s3x:relative", "file")],
+     ("b2:bucket:path", "b2"), ("s3x:relative", "file"), ("gs:bucket:/p", "gs"),
+     ("azure:container:/p", "az"), ("Azure:c:p", "az")],
 )  # fmt: skip
 def test_scheme_of(url: str, scheme: str) -> None:
     assert scheme_of(url) == scheme
@@ -108,7 +111,7 @@ def test_restic_style_locations_open_their_backend_not_a_local_directory() -> No
 
 
 @pytest.mark.parametrize("location", ["b2:bucket:repo", "rest:http://host:8000/",
-                                      "azure:container:/repo"])
+                                      "swift:container:/repo"])
 def test_restic_locations_of_backends_vault_lacks_are_refused(location: str) -> None:
     with pytest.raises(UsageError) as caught:
         open_storage(location)
@@ -119,3 +122,59 @@ def test_restic_locations_of_backends_vault_lacks_are_refused(location: str) -> 
 def test_a_relative_sftp_path_in_restic_form_is_refused() -> None:
     with pytest.raises(UsageError, match="absolute path"):
         open_storage("sftp:backup@nas.example:repo")
+
+
+@pytest.mark.parametrize(
+    ("location", "canonical"),
+    [("gs:backups:/db1/main", "gs://backups/db1/main"), ("gs:backups:db1", "gs://backups/db1"),
+     ("GS:backups:/", "gs://backups/"), ("azure:vault:/host-a/repo", "az://vault/host-a/repo"),
+     ("azure:vault:repo", "az://vault/repo"), ("gs:b:/50%/x?y#z", "gs://b/50%25/x%3Fy%23z"),
+     ("gs://backups/db1", "gs://backups/db1"), ("s3:http://h:9000/b/p", "s3:http://h:9000/b/p"),
+     ("/srv/azure:x:/y", "/srv/azure:x:/y")],
+)  # fmt: skip
+def test_restic_gs_and_azure_forms_read_as_vault_urls(location: str, canonical: str) -> None:
+    assert from_restic_bucket_form(location) == canonical
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("gs:backups", "restic-style gs: location needs a bucket and a path: gs:bucket:/prefix"),
+    ("gs::/db1", "restic-style gs: location needs a bucket"),
+    ("azure:/repo", "restic-style azure: location needs a container and a path: "
+                    "azure:container:/prefix"),
+])
+def test_a_restic_gs_or_azure_form_without_its_bucket_is_refused(location: str,
+                                                                 expected: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        open_storage(location)
+    assert str(caught.value).startswith(expected)
+
+
+def test_restic_gs_and_azure_locations_open_vaults_backends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same storage as the gs:// and az:// URL: bucket, prefix and the location shown
+    in messages (opening makes no request)."""
+    from vault.storage.azure import CONNECTION_STRING_ENV, AzureStorage
+    from vault.storage.gcs import GcsStorage
+    from vault.storage.retry import RetryingStorage
+
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_KEY", json.dumps(
+        {"gcs_base_url": "http://127.0.0.1:9", "disable_oauth": True,
+         "client_email": "x@example.invalid", "private_key_id": "k", "private_key": "k"}))
+    monkeypatch.setenv(CONNECTION_STRING_ENV, "AccountName=vaulttest;AccountKey="
+                       + base64.b64encode(b"k" * 32).decode()
+                       + ";BlobEndpoint=http://127.0.0.1:9/vaulttest")
+    gcs = open_storage("gs:backups:/db1/main")
+    assert isinstance(gcs, RetryingStorage) and isinstance(gcs.inner, GcsStorage)
+    assert (gcs.inner.settings.bucket, gcs.inner.settings.prefix) == ("backups", "db1/main")
+    assert gcs.location == open_storage("gs://backups/db1/main").location
+    azure = open_storage("azure:vault:/host-a/repo")
+    assert isinstance(azure, RetryingStorage) and isinstance(azure.inner, AzureStorage)
+    assert (azure.inner.settings.container, azure.inner.settings.prefix) == ("vault",
+                                                                             "host-a/repo")
+    assert azure.location.startswith("az://vault/host-a/repo")
+
+
+def test_a_bad_bucket_in_a_restic_form_is_refused_by_the_backend() -> None:
+    with pytest.raises(UsageError, match="not a valid GCS bucket name"):
+        open_storage("gs:Not_A_Bucket!:/x")
