@@ -37,8 +37,8 @@ from gcs_xml_shim import GcsXmlShim, gcs_xml_shim
 from storage_servers import free_port, stop_process, wait_for_http
 
 CONTAINER = "vault-test"
-#: GCS bucket of the emulator; no '-' in it: obstore percent-encodes it in the path, which
-#: gcp-storage-emulator's routes do not decode
+#: GCS bucket of the emulator (obstore percent-encodes even a '-' in the XML API path; the
+#: shim decodes it, and the emulator's JSON routes get it quoted as they expect)
 GCS_BUCKET = "vaulttest"
 AZURITE_INSTALL = "scripts/test.sh installs it (npm install --prefix .venv/azurite azurite)"
 

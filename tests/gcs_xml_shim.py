@@ -37,8 +37,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from storage_servers import free_port
-
 #: The XML API requests obstore 0.12's GCSStore made through the shim (measured with the
 #: storage contract suite and the e2e round trip: ``GcsXmlShim.requests`` logs them).
 OBSTORE_REQUESTS = (
@@ -77,7 +75,6 @@ def gcs_xml_shim(emulator: str) -> Iterator[GcsXmlShim]:
     ``emulator`` (http://127.0.0.1:PORT)."""
     upstream = urlsplit(emulator)
     assert upstream.hostname is not None and upstream.port is not None
-    shim = GcsXmlShim(f"http://127.0.0.1:{free_port()}")
     log_lock = threading.Lock()
 
     class Handler(_XmlToJson):
@@ -90,9 +87,9 @@ def gcs_xml_shim(emulator: str) -> Iterator[GcsXmlShim]:
                 shim.untranslated.append(line)
 
     Handler.upstream = (upstream.hostname, upstream.port)
-    server = ThreadingHTTPServer(("127.0.0.1", int(shim.endpoint.rsplit(":", 1)[1])),
-                                 Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the kernel picks a free port
     server.daemon_threads = True
+    shim = GcsXmlShim(f"http://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, name="gcs-xml-shim", daemon=True)
     thread.start()
     try:
