@@ -31,10 +31,16 @@ class SecretTableConfig(Strict):
 
     @model_validator(mode="after")
     def _both_columns_or_neither(self) -> SecretTableConfig:
-        if (self.key_column is None) != (self.value_column is None):
-            raise fail_at(("key_column",), "give both key_column and value_column (a key/value "
-                        "table), or neither (columns whose names match secret_keys)")
+        both_or_neither(self.key_column, self.value_column, "column", "table")
         return self
+
+
+def both_or_neither(key: str | None, value: str | None, part: str, container: str) -> None:
+    """A key/value container of secrets names both its key and value `part`s, or neither
+    (then secret_keys match its column or field names)."""
+    if (key is None) != (value is None):
+        raise fail_at((f"key_{part}",), f"give both key_{part} and value_{part} (a key/value "
+                      f"{container}), or neither ({part}s whose names match secret_keys)")
 
 
 class EntityLevel(Strict):

@@ -13,6 +13,7 @@ from vault.config.source_parts import (
     DEFAULT_SECRET_KEYS,
     EntityLevel,
     SourceConfigBase,
+    both_or_neither,
     check_entity_tree,
 )
 from vault.config.types import Name, Strict, checked_url, fail_at
@@ -52,9 +53,7 @@ class SecretCollectionConfig(Strict):
 
     @model_validator(mode="after")
     def _both_fields_or_neither(self) -> SecretCollectionConfig:
-        if (self.key_field is None) != (self.value_field is None):
-            raise fail_at(("key_field",), "give both key_field and value_field (a key/value "
-                        "collection), or neither (fields whose names match secret_keys)")
+        both_or_neither(self.key_field, self.value_field, "field", "collection")
         return self
 
 
