@@ -4,7 +4,7 @@ secret key globs. Each source type's own model lives in its package
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -19,6 +19,21 @@ class SourceConfigBase(Strict):
     name: Name
 
 
+def both_or_neither(part: str, container: str) -> Any:
+    """The validator of a key/value container of secrets: it names both its key and value
+    `part`s, or neither (then secret_keys match its column or field names)."""
+
+    def check(model: Strict) -> Strict:
+        key, value = getattr(model, f"key_{part}"), getattr(model, f"value_{part}")
+        if (key is None) != (value is None):
+            raise fail_at((f"key_{part}",), f"give both key_{part} and value_{part} (a "
+                          f"key/value {container}), or neither ({part}s whose names match "
+                          "secret_keys)")
+        return model
+
+    return model_validator(mode="after")(check)
+
+
 class SecretTableConfig(Strict):
     """One `[[sources.secret_tables]]` entry of a SQLite or PostgreSQL source: `secret_keys`
     applied to the keys of a key/value table (`key_column`, `value_column`), else to its
@@ -29,18 +44,7 @@ class SecretTableConfig(Strict):
     key_column: str | None = None
     value_column: str | None = None
 
-    @model_validator(mode="after")
-    def _both_columns_or_neither(self) -> SecretTableConfig:
-        both_or_neither(self.key_column, self.value_column, "column", "table")
-        return self
-
-
-def both_or_neither(key: str | None, value: str | None, part: str, container: str) -> None:
-    """A key/value container of secrets names both its key and value `part`s, or neither
-    (then secret_keys match its column or field names)."""
-    if (key is None) != (value is None):
-        raise fail_at((f"key_{part}",), f"give both key_{part} and value_{part} (a key/value "
-                      f"{container}), or neither ({part}s whose names match secret_keys)")
+    check_pair: ClassVar[Any] = both_or_neither("column", "table")
 
 
 class EntityLevel(Strict):

@@ -4,7 +4,7 @@ queries, a date range, secret collections)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -51,10 +51,7 @@ class SecretCollectionConfig(Strict):
     key_field: str | None = None
     value_field: str | None = None
 
-    @model_validator(mode="after")
-    def _both_fields_or_neither(self) -> SecretCollectionConfig:
-        both_or_neither(self.key_field, self.value_field, "field", "collection")
-        return self
+    check_pair: ClassVar[Any] = both_or_neither("field", "collection")
 
 
 class MongoSourceConfig(SourceConfigBase):
