@@ -654,7 +654,8 @@ def median_run(runs: list[ToolRun]) -> ToolRun:
             repo_bytes=int(statistics.median(r.repo_bytes for r in rs)),
             exit_code=max(r.exit_code for r in rs), summary=rs[-1].summary,
             traffic={k: int(statistics.median(r.traffic[k] for r in rs))
-                     for k in rs[0].traffic} if rs[0].traffic else None)
+                     for k, v in rs[0].traffic.items() if isinstance(v, int)}
+            if rs[0].traffic else None)
     bad = [r.verify for r in runs if r.verify and not r.verify["ok"]]
     verify = bad[0] if bad else runs[-1].verify
     return ToolRun(first.name, first.version, steps, verify)

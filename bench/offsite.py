@@ -65,6 +65,8 @@ class Counted:
     requests: int  # S3: HTTP requests; SFTP: TCP connections
     sent: int  # client -> server bytes (S3: request bodies; SFTP: the SSH stream)
     received: int  # server -> client bytes
+    #: S3: "METHOD folder" -> [requests, bytes sent, bytes received], over the whole run
+    kinds: dict[str, list[int]] | None = None
 
 
 class CountingRelay:
@@ -112,8 +114,29 @@ class CountingRelay:
 
 def s3_counted(traffic: Traffic) -> Counted:
     requests = traffic.snapshot()
+    kinds: dict[str, list[int]] = {}
+    for r in requests:
+        folder = r.path.split("/")[1] if "/" in r.path else r.path
+        entry = kinds.setdefault(f"{r.method}{' LIST' if r.listing else ''} {folder}", [0, 0, 0])
+        entry[0] += 1
+        entry[1] += r.sent
+        entry[2] += r.received
     return Counted(len(requests), sum(r.sent for r in requests),
-                   sum(r.received for r in requests))
+                   sum(r.received for r in requests), kinds)
+
+
+def kinds_between(before: Counted, after: Counted) -> str:
+    """What a step asked for, per kind: 'GET data: 12 x 3.1 MiB recv, ...'."""
+    if after.kinds is None:
+        return ""
+    old = before.kinds or {}
+    parts = []
+    for kind, (n, sent, recv) in sorted(after.kinds.items()):
+        n0, s0, r0 = old.get(kind, [0, 0, 0])
+        if n - n0:
+            parts.append(f"{kind}: {n - n0} x (sent {(sent - s0) / 2**20:.1f} MiB, "
+                         f"recv {(recv - r0) / 2**20:.1f} MiB)")
+    return ", ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------
@@ -228,7 +251,8 @@ def run_counted(tool: base.Tool, server: Server, step: str, data: Path,
     after: Counted = server.counted()  # type: ignore[operator]
     res.traffic = {"requests": after.requests - before.requests,
                    "sent": after.sent - before.sent,
-                   "received": after.received - before.received}
+                   "received": after.received - before.received,
+                   "kinds": kinds_between(before, after)}
     return res
 
 
@@ -259,9 +283,10 @@ def raw_put_throughput(server: Server, streams: int) -> float:
 
 
 def vault_copy(args: argparse.Namespace, server: Server, work: Path, data: Path,
-               vault_src: Path | None) -> dict:
+               vault_src: Path | None, wrap: tuple[str, ...] = ()) -> dict:
     """An untimed local backup of `data`, then a timed `vault copy` of it into an empty
-    repository on the rclone server (direct). Returns its figures."""
+    repository on the rclone server (direct). Returns its figures. `wrap` goes before
+    the copy's command line (a profiler: `py-spy record -o FILE --`)."""
     tool = base.VaultTool(work / "copy", args.vault, vault_src)
     tag = secrets.token_hex(3)
     config = write_config(tool.work, [
@@ -282,7 +307,8 @@ def vault_copy(args: argparse.Namespace, server: Server, work: Path, data: Path,
     base.warm(tool.repo)
     os.sync()
     log_path = tool.logs / "copy.log"
-    res = base.measure([*cmd, "-r", "local", "copy", "latest", "--to", "bucket"], env, log_path)
+    res = base.measure([*wrap, *cmd, "-r", "local", "copy", "latest", "--to", "bucket"], env,
+                       log_path)
     if res.exit_code:
         raise SystemExit(f"vault copy failed: {log_path.read_text()[-2000:]}")
     stored = base.tree_bytes(server.root / f"copy-{tag}")
@@ -317,7 +343,8 @@ def one_run(args: argparse.Namespace, server: Server, data: Path, work: Path,
             tr = res.traffic or {}
             base.log(f"{t.name}: {step}: {res.wall:.2f}s wall, {res.cpu:.2f}s cpu, "
                      f"{tr.get('requests')} requests, sent {tr.get('sent', 0) / 2**20:.1f} "
-                     f"MiB, received {tr.get('received', 0) / 2**20:.1f} MiB")
+                     f"MiB, received {tr.get('received', 0) / 2**20:.1f} MiB"
+                     + (f"; {tr['kinds']}" if tr.get("kinds") else ""))
     if not args.no_verify:
         want = base.manifest(data)
         for t in tools:
@@ -371,7 +398,7 @@ def report(runs: dict[str, base.ToolRun], data_bytes: int, copy: dict | None) ->
     out.append("targets:")
     width = max(len(t["target"]) for t in targets)
     for t in targets:
-        shown = f"{t['ratio']:.2%}" if "%" in t["target"] else base.fmt_ratio(t["ratio"])
+        shown = f"{t['ratio']:.3%}" if "%" in t["target"] else base.fmt_ratio(t["ratio"])
         out.append(f"  {'PASS' if t['pass'] else 'MISS'}  {t['target'].ljust(width)}  {shown}")
     for run in runs.values():
         if run.verify:
