@@ -39,6 +39,7 @@ from vault.planning.restore_request import (
 from vault.restore.dump import dump_file
 from vault.restore.snapshot_path import split_ref
 from vault.sources.entities import field_values
+from vault.sources.registry import restores_into_path
 
 
 @restore_options
@@ -132,7 +133,7 @@ def _queue(state: CliState, request: RestoreRequest, kind: str, name: str,
 
     refuse_with_queue(True, dry_run=request.dry_run)
     target = request.target
-    if target and (kind == FILES or (kind in ("sqlite", "settings") and "://" not in target)):
+    if target and (kind == FILES or (restores_into_path(kind) and "://" not in target)):
         target = os.path.abspath(target)  # the worker may run in another directory
     request = request.model_copy(update={"target": target})
     if not yes:

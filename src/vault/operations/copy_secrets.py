@@ -11,8 +11,6 @@ they are, as they do through an export: in the destination they restore as
 
 from __future__ import annotations
 
-import json
-
 from vault.errors import IntegrityError
 from vault.operations.group_capture import sealer_for
 from vault.repository.copier import Rewrite, RewriteFor
@@ -20,38 +18,24 @@ from vault.repository.crypto import DecryptionFailed
 from vault.repository.repository import Repository
 from vault.repository.snapshot import Snapshot
 from vault.repository.tree import Node
-from vault.sources.settings.codec import canonical_bytes, decode, encode
-from vault.sources.settings.secrets import has_sealed, reseal
-from vault.sources.settings.source import ITEM as SETTINGS_ITEM
+from vault.sources.registry import resealer_for
 
 
 def rewrite_for(snapshot: Snapshot, source: Repository,
                 destination: Repository) -> RewriteFor | None:
-    """What a copy of `snapshot` rewrites: a settings snapshot's document; else nothing."""
-    if snapshot.source.get("type") != "settings":
+    """What a copy of `snapshot` rewrites: the items whose sealed secrets its source type
+    re-seals (a settings snapshot's document); None when the type seals nothing."""
+    resealer = resealer_for(str(snapshot.source.get("type")))
+    if resealer is None:
         return None
-    resealer = _resealer(source, destination)
-
-    def choose(node: Node) -> Rewrite | None:
-        return resealer if node.name == SETTINGS_ITEM else None
-    return choose
-
-
-def _resealer(source: Repository, destination: Repository) -> Rewrite:
     unseal, seal = sealer_for(source).unseal, sealer_for(destination).seal
 
-    def resealed(data: bytes) -> bytes | None:
-        try:
-            document = json.loads(data)
-            settings = decode(document["settings"])
-        except (ValueError, KeyError, TypeError):
-            return None  # not a settings document: copied as it is, like any file
-        if not has_sealed(settings):
-            return None  # redacted secrets stay redacted; nothing sealed to carry
-        try:
-            document["settings"] = encode(reseal(settings, unseal, seal))
-        except DecryptionFailed as exc:
-            raise IntegrityError(what="sealed settings secret", repo=source.location,
-                                 detail=f"does not open with its key: {exc}") from exc
-        return canonical_bytes(document)
-    return resealed
+    def choose(node: Node) -> Rewrite | None:
+        def resealed(data: bytes) -> bytes | None:
+            try:
+                return resealer(node.name, data, unseal, seal)
+            except DecryptionFailed as exc:
+                raise IntegrityError(what="sealed settings secret", repo=source.location,
+                                     detail=f"does not open with its key: {exc}") from exc
+        return resealed
+    return choose

@@ -2,7 +2,7 @@
 order the file needs them (every tree after the blobs and subtrees it names).
 
 A settings snapshot whose secrets are sealed under the repository's key is carried with
-them re-sealed under the export's own key (`reseal_document`): its `settings.json` becomes
+them re-sealed under the export's own key (the source type's resealer): its `settings.json` becomes
 one SETTINGS record and the trees above it are rewritten to name it. Redacted values stay
 redacted; without an export key such a snapshot is refused (its secrets would otherwise
 leave sealed under a key the importing repository does not have).
@@ -11,7 +11,6 @@ leave sealed under a key the importing repository does not have).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,9 +24,7 @@ from vault.repository.tree import Node, encode_tree
 from vault.restore.point_in_time import group_at
 from vault.runtime.app import Vault
 from vault.sources.base import SecretSealer
-from vault.sources.settings.codec import canonical_bytes, decode, encode
-from vault.sources.settings.secrets import has_sealed, reseal
-from vault.sources.settings.source import ITEM as SETTINGS_ITEM
+from vault.sources.registry import ItemResealer, resealer_for
 
 #: a tree of a member: its id in the file, its nodes, and its body (None: the stored one)
 TreeRecord = tuple[bytes, list[Node], bytes | None]
@@ -88,7 +85,8 @@ def plan_member(repo: Repository, snapshot: Snapshot, repo_sealer: SecretSealer,
                 export_sealer: SecretSealer | None) -> ExportMember:
     root = bytes.fromhex(snapshot.tree)
     trees: list[TreeRecord] = [(tid, nodes, None) for tid, nodes in post_order(repo, root)]
-    if snapshot.source.get("type") != "settings":
+    resealer = resealer_for(str(snapshot.source.get("type")))
+    if resealer is None:
         return ExportMember(snapshot, root, trees)
     member = ExportMember(snapshot, root, [])
     renamed: dict[bytes, bytes] = {}
@@ -97,9 +95,9 @@ def plan_member(repo: Repository, snapshot: Snapshot, repo_sealer: SecretSealer,
         for node in nodes:
             if node.subtree is not None and node.subtree in renamed:
                 node.subtree, changed = renamed[node.subtree], True
-            if node.type == "file" and node.name == SETTINGS_ITEM:
-                changed = _carry_settings(repo, snapshot, node, member, repo_sealer,
-                                          export_sealer) or changed
+            if node.type == "file":
+                changed = _carry_resealed(repo, snapshot, node, member, resealer,
+                                          repo_sealer, export_sealer) or changed
         if changed:
             body = encode_tree(nodes)
             renamed[tid] = hashlib.sha256(b"vault-export-tree" + body).digest()
@@ -110,27 +108,29 @@ def plan_member(repo: Repository, snapshot: Snapshot, repo_sealer: SecretSealer,
     return member
 
 
-def _carry_settings(repo: Repository, snapshot: Snapshot, node: Node, member: ExportMember,
-                    repo_sealer: SecretSealer, export_sealer: SecretSealer | None) -> bool:
-    """Re-seal a settings document's secrets for the export; whether the node changed."""
+def _carry_resealed(repo: Repository, snapshot: Snapshot, node: Node, member: ExportMember,
+                    resealer: ItemResealer, repo_sealer: SecretSealer,
+                    export_sealer: SecretSealer | None) -> bool:
+    """Re-seal a stored item's secrets for the export; whether the node changed."""
     data = b"".join(repo.load_blob(blob_id) for blob_id in node.content)
-    try:
-        document = json.loads(data)
-        settings = decode(document["settings"])
-    except (ValueError, KeyError, TypeError):
-        return False  # not a settings document: carried as it is, like any file
-    if not has_sealed(settings):
-        return False  # redacted secrets stay redacted; nothing is sealed to carry
-    if export_sealer is None:
-        raise ExportRefused(snapshot=snapshot.short_id, detail="its settings hold secrets "
-                            "sealed with this repository's key; export it encrypted "
-                            "(without --no-encrypt) so they are re-sealed for the file")
-    document["settings"] = encode(reseal(settings, repo_sealer.unseal, export_sealer.seal))
-    carried = canonical_bytes(document)
+    seal = export_sealer.seal if export_sealer is not None else _refuse_plain(snapshot)
+    carried = resealer(node.name, data, repo_sealer.unseal, seal)
+    if carried is None:
+        return False  # nothing sealed in it (redacted secrets stay redacted)
     blob_id = hashlib.sha256(b"vault-export-settings" + carried).digest()
     member.settings[blob_id] = carried
     node.content, node.size = [blob_id], len(carried)
     return True
+
+
+def _refuse_plain(snapshot: Snapshot) -> Callable[[bytes], bytes]:
+    """The sealer of an export without a key: reached only for a secret to carry."""
+
+    def refuse(_plaintext: bytes) -> bytes:
+        raise ExportRefused(snapshot=snapshot.short_id, detail="its settings hold secrets "
+                            "sealed with this repository's key; export it encrypted "
+                            "(without --no-encrypt) so they are re-sealed for the file")
+    return refuse
 
 
 def post_order(repo: Repository, tree_id: bytes) -> list[tuple[bytes, list[Node]]]:
@@ -152,12 +152,3 @@ def post_order(repo: Repository, tree_id: bytes) -> list[tuple[bytes, list[Node]
         stack.extend((n.subtree, None) for n in loaded
                      if n.type == "dir" and n.subtree and n.subtree not in seen)
     return order
-
-
-def reseal_document(data: bytes, unseal: Callable[[bytes], bytes],
-                    seal: Callable[[bytes], bytes]) -> bytes:
-    """A settings document with every sealed secret opened by `unseal` and sealed again by
-    `seal` (the importer's half: the export's key -> the target repository's)."""
-    document = json.loads(data)
-    document["settings"] = encode(reseal(decode(document["settings"]), unseal, seal))
-    return canonical_bytes(document)

@@ -20,7 +20,6 @@ from cryptography.exceptions import InvalidTag
 from vault.errors import ExportCorrupted
 from vault.foundation.progress import ProgressCounter, ProgressReporter
 from vault.operations.common import repository_lock
-from vault.operations.export_members import reseal_document
 from vault.operations.quota import keeping_written_packs, writing_saver
 from vault.operations.source_backup import sealer_for
 from vault.repository.blob import BlobType
@@ -29,6 +28,7 @@ from vault.repository.saver import BlobSaver
 from vault.repository.snapshot import SNAPSHOT_VERSION, Snapshot
 from vault.repository.tree import InvalidTree, Node, decode_tree, encode_tree
 from vault.runtime.app import Vault
+from vault.sources.settings.stored import reseal_document
 from vault.transfer.format import RecordKind
 from vault.transfer.reader import ExportFile, open_export
 

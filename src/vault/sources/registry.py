@@ -23,6 +23,9 @@ from vault.sources.browse import SourceBrowser
 
 ConfigFactory = Callable[[Any], Source]
 UrlFactory = Callable[[str], Source]
+#: (item name, stored bytes, unseal, seal) -> the bytes re-sealed, or None if unchanged
+ItemResealer = Callable[[str, bytes, Callable[[bytes], bytes], Callable[[bytes], bytes]],
+                        bytes | None]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -34,6 +37,10 @@ class SourceType:
     schemes: tuple[str, ...] = ()
     from_url: UrlFactory | None = None
     browser: SourceBrowser | None = None  # how its stored snapshots are browsed
+    #: a restore target is a file path (relative to where the command runs), not a URL
+    target_is_path: bool = False
+    #: its stored items with sealed secrets re-sealed under another key (export, copy)
+    reseal_item: ItemResealer | None = None
 
 
 _types: dict[str, SourceType] = {}
@@ -42,11 +49,12 @@ _loaded = False
 
 
 def register(type_name: str, *, from_config: ConfigFactory, schemes: tuple[str, ...] = (),
-             from_url: UrlFactory | None = None, browser: SourceBrowser | None = None
-             ) -> None:
+             from_url: UrlFactory | None = None, browser: SourceBrowser | None = None,
+             target_is_path: bool = False, reseal_item: ItemResealer | None = None) -> None:
     """Make `type = "<type_name>"` entries (and `<scheme>://` arguments) build sources,
-    and its snapshots browsable with `browser`."""
-    entry = SourceType(type_name, from_config, schemes, from_url, browser)
+    its snapshots browsable with `browser`, and say what its restores and copies need."""
+    entry = SourceType(type_name, from_config, schemes, from_url, browser, target_is_path,
+                       reseal_item)
     if type_name in _types and _types[type_name] != entry:
         raise ValueError(f"source type {type_name!r} is already registered")
     _types[type_name] = entry
@@ -67,6 +75,22 @@ def source_from_config(entry: Any) -> Source:
         raise UsageError(f"source {entry.name}: type {entry.type!r} is not supported "
                          f"(known: {', '.join(sorted(_types))})")
     return found.from_config(entry)
+
+
+def restores_into_path(source_type: str) -> bool:
+    """Whether a restore of `source_type` names its target by a file path (a relative one
+    is resolved where the command runs) rather than by a URL."""
+    _load()
+    found = _types.get(source_type)
+    return found is not None and found.target_is_path
+
+
+def resealer_for(source_type: str) -> ItemResealer | None:
+    """How `source_type` re-seals its stored items' secrets under another key; None when
+    it keeps no sealed secret a copy or an export must carry."""
+    _load()
+    found = _types.get(source_type)
+    return None if found is None else found.reseal_item
 
 
 def browser_for(source_type: str) -> SourceBrowser | None:

@@ -20,6 +20,7 @@ from vault.planning.restore_plan import ACTIONS, MODES, ON_CONFLICT
 from vault.planning.restore_request import check_copy_mode
 from vault.restore.report import COUNTS
 from vault.sources.entities import field_values
+from vault.sources.registry import restores_into_path
 
 __all__ = [
     "MODES",
@@ -189,7 +190,7 @@ def restore_args(choice: SnapshotChoice, selection: Selection, options: RestoreO
     if not target and options.mode == "new-target":
         raise UsageError("give a target (a file, database or URL) for mode new-target, or "
                          "use overwrite or merge to restore into the database's own location")
-    if target and choice.source_type in ("sqlite", "settings") and "://" not in target:
+    if target and restores_into_path(choice.source_type) and "://" not in target:
         target = os.path.abspath(target)  # the worker may run in another directory
     rename = field_values(p for p in options.rename.split(";") if p.strip())
     if options.new_ids or rename:

@@ -14,12 +14,12 @@ from vault.sources import browse
 from vault.sources.base import StoredItems
 from vault.sources.settings.codec import decode
 from vault.sources.settings.errors import SettingsDocumentInvalid
+from vault.sources.settings.stored import ITEM
 
 __all__ = ["TABLE", "SettingsBrowser", "SettingsRecords"]
 
 #: the one "table" a settings snapshot is browsed as
 TABLE = "settings"
-_ITEM = "settings.json"  # what SettingsSource stores
 
 
 class SettingsBrowser:
@@ -35,16 +35,16 @@ class SettingsRecords:
         self.stored = stored
 
     def _settings(self) -> Any:
-        if _ITEM not in self.stored.paths():
-            raise SettingsDocumentInvalid(f"the snapshot has no {_ITEM}", name=TABLE)
-        with self.stored.open(_ITEM) as stream:
+        if ITEM not in self.stored.paths():
+            raise SettingsDocumentInvalid(f"the snapshot has no {ITEM}", name=TABLE)
+        with self.stored.open(ITEM) as stream:
             try:
                 document = json.load(stream)
             except ValueError as exc:
-                raise SettingsDocumentInvalid(f"{_ITEM} is not JSON ({exc})",
+                raise SettingsDocumentInvalid(f"{ITEM} is not JSON ({exc})",
                                               name=TABLE) from None
         if not isinstance(document, dict) or "settings" not in document:
-            raise SettingsDocumentInvalid(f"{_ITEM} holds no settings", name=TABLE)
+            raise SettingsDocumentInvalid(f"{ITEM} holds no settings", name=TABLE)
         return decode(document["settings"])
 
     def records(self, table: str, match: browse.Match | None = None, *,

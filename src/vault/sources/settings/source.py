@@ -42,6 +42,7 @@ from vault.sources.settings.secrets import (
     protect,
     unseal,
 )
+from vault.sources.settings.stored import ITEM, reseal_item
 from vault.sources.settings.table import SettingsTable
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ITEM", "SettingsSource", "from_config"]
 
-ITEM = "settings.json"
 DOCUMENT_VERSION = 1
 SecretsMode = Literal["redact", "encrypt"]
 
@@ -210,4 +210,5 @@ def from_config(entry: Any) -> SettingsSource:
     )
 
 
-register("settings", from_config=from_config, browser=BROWSER)
+register("settings", from_config=from_config, browser=BROWSER, target_is_path=True,
+         reseal_item=reseal_item)

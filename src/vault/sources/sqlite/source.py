@@ -301,4 +301,4 @@ def name_for(path: Path) -> str:
 
 
 register("sqlite", from_config=source_from_config, schemes=("sqlite",),
-         from_url=source_from_url, browser=BROWSER)
+         from_url=source_from_url, browser=BROWSER, target_is_path=True)
