@@ -424,3 +424,26 @@ def test_the_registry_builds_the_source_from_config(tmp_path: Path) -> None:
     assert source.describe() == {"type": "settings", "name": "app", "path": str(path),
                                  "format": "yaml", "secrets": "redact"}
     assert source.estimate().bytes == len(SAMPLES["config.yaml"])
+
+
+def test_secrets_sealed_under_another_repositorys_key_are_a_clean_error(
+        tmp_path: Path, unlocked_repo: Any) -> None:
+    """A document whose sealed secrets do not open with this repository's key (sealed by
+    another repository, or damaged) fails in one line and writes nothing."""
+    from vault.operations.group_capture import sealer_for
+    from vault.repository.repository import Repository
+    from vault.sources.settings.errors import SettingsDocumentInvalid
+    from vault.storage.local import LocalStorage
+
+    path = write_sample(tmp_path, ".env")
+    source = SettingsSource("app", path=str(path), secrets="encrypt")
+    stored = capture_to_memory(source, CaptureContext(sealer=sealer_for(unlocked_repo)))
+    other = Repository.init(LocalStorage(tmp_path / "other-repo"), "another passphrase",
+                            chunk_avg=64 << 10)
+    path.write_text("APP_NAME=live\n")
+
+    with pytest.raises(SettingsDocumentInvalid, match="do not open with this repository"):
+        restore(source, stored, sealer=sealer_for(other))
+
+    assert path.read_text() == "APP_NAME=live\n"
+    assert list(path.parent.iterdir()) == [path]

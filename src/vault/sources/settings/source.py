@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from vault.repository.crypto import DecryptionFailed
 from vault.sources.base import (
     Capture,
     PlannedRestore,
@@ -134,7 +135,13 @@ class SettingsSource(PlannedRestore):
             if request.sealer is None:
                 raise SealerMissing("the backup holds encrypted secrets and the restore was "
                                     "given no secret sealer to decrypt them", name=self.name)
-            settings = unseal(settings, request.sealer.unseal)
+            try:
+                settings = unseal(settings, request.sealer.unseal)
+            except DecryptionFailed:
+                # sealed under another repository's key, or damaged: never half-restored
+                raise SettingsDocumentInvalid("its encrypted secrets do not open with this "
+                                              "repository's key; nothing was written",
+                                              name=self.name) from None
         origin = document["origin"]
         if document["format"] == "sqlite":
             return self._restore_table(settings, origin, request)
