@@ -37,7 +37,7 @@ if [ "$installed" != "$AZURITE_VERSION" ]; then
 fi
 
 set +e
-.venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider --durations=30 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
