@@ -36,7 +36,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +150,7 @@ def kinds_between(before: Counted, after: Counted) -> str:
 class Server:
     kind: str  # "s3" | "sftp"
     root: Path  # where repositories live on disk (S3: the bucket's directory)
-    counted: object  # () -> Counted
+    counted: Callable[[], Counted]
     # s3
     endpoint: str = ""  # the counting proxy
     direct_endpoint: str = ""  # rclone itself
@@ -253,9 +253,9 @@ class RemoteRestic(base.ResticTool):
 
 def run_counted(tool: base.Tool, server: Server, step: str, data: Path,
                 target: Path, warm_cache: bool) -> base.StepResult:
-    before: Counted = server.counted()  # type: ignore[operator]
+    before = server.counted()
     res = tool.run(step, data, target, warm_cache=warm_cache)
-    after: Counted = server.counted()  # type: ignore[operator]
+    after = server.counted()
     res.traffic = {"requests": after.requests - before.requests,
                    "sent": after.sent - before.sent,
                    "received": after.received - before.received,
@@ -365,6 +365,27 @@ def one_run(args: argparse.Namespace, server: Server, data: Path, work: Path,
     return {name: runs[name] for name in base.TOOLS}
 
 
+def targets_of(v: base.ToolRun, r: base.ToolRun, data_bytes: int,
+               copy: dict | None) -> list[dict]:
+    """The issue's targets, each with its figure, its limit and whether it passed."""
+    targets = [{"target": f"{n}: wall time <= {base.TIME_RATIO_MAX:.2f}x restic",
+                "ratio": base.ratio(v.steps[n].wall, r.steps[n].wall),
+                "limit": base.TIME_RATIO_MAX} for n in TIMED_STEPS]
+    sent = (v.steps["backup-nochange"].traffic or {}).get("sent", 0)
+    targets.append({"target": f"backup-nochange: vault sends <= {NOCHANGE_SENT_MAX:.0%} "
+                              "of the data", "ratio": sent / data_bytes,
+                    "limit": NOCHANGE_SENT_MAX})
+    if copy:
+        targets.append({"target": f"vault copy: >= {COPY_OF_RAW_MIN:.0%} of raw PUT "
+                                  "throughput (best of the stream counts)",
+                        "ratio": copy["throughput"] / max(copy["raw"].values()),
+                        "limit": COPY_OF_RAW_MIN, "at_least": True})
+    for t in targets:
+        t["pass"] = t["ratio"] is not None and (
+            t["ratio"] >= t["limit"] if t.get("at_least") else t["ratio"] <= t["limit"])
+    return targets
+
+
 def report(runs: dict[str, base.ToolRun], data_bytes: int, copy: dict | None) -> \
         tuple[str, list[dict]]:
     v, r = runs["vault"], runs["restic"]
@@ -382,26 +403,13 @@ def report(runs: dict[str, base.ToolRun], data_bytes: int, copy: dict | None) ->
     out = [base.table(["step", "vault wall", "restic wall", "wall v/r", "vault cpu",
                        "restic cpu", "vault req", "restic req", "vault sent", "restic sent",
                        "vault recv", "restic recv"], rows), ""]
-    targets = [{"target": f"{n}: wall time <= {base.TIME_RATIO_MAX:.2f}x restic",
-                "ratio": base.ratio(v.steps[n].wall, r.steps[n].wall),
-                "limit": base.TIME_RATIO_MAX} for n in TIMED_STEPS]
-    sent = (v.steps["backup-nochange"].traffic or {}).get("sent", 0)
-    targets.append({"target": f"backup-nochange: vault sends <= {NOCHANGE_SENT_MAX:.0%} "
-                              "of the data", "ratio": sent / data_bytes,
-                    "limit": NOCHANGE_SENT_MAX})
+    targets = targets_of(v, r, data_bytes, copy)
     if copy:
         out.append(f"vault copy local -> S3 (direct): {copy['wall']:.2f}s wall, "
                    f"{copy['cpu']:.2f}s cpu, {copy['stored_bytes'] / 2**20:.1f} MiB stored, "
                    f"{copy['throughput'] / 2**20:.1f} MiB/s; raw PUT "
                    + ", ".join(f"{k} streams {b / 2**20:.1f} MiB/s"
                                for k, b in copy["raw"].items()))
-        targets.append({"target": f"vault copy: >= {COPY_OF_RAW_MIN:.0%} of raw PUT "
-                                  "throughput (best of the stream counts)",
-                        "ratio": copy["throughput"] / max(copy["raw"].values()),
-                        "limit": COPY_OF_RAW_MIN, "at_least": True})
-    for t in targets:
-        t["pass"] = t["ratio"] is not None and (
-            t["ratio"] >= t["limit"] if t.get("at_least") else t["ratio"] <= t["limit"])
     out.append("targets:")
     width = max(len(t["target"]) for t in targets)
     for t in targets:
@@ -416,35 +424,75 @@ def report(runs: dict[str, base.ToolRun], data_bytes: int, copy: dict | None) ->
     return "\n".join(out), targets
 
 
+@dataclass
+class Measured:
+    all_runs: list[dict[str, base.ToolRun]]
+    copies: list[dict]
+    loads: list[tuple[float, float, float]]
+
+
+def measure_runs(args: argparse.Namespace, work: Path, data: Path,
+                 vault_src: Path | None) -> Measured:
+    """--runs comparisons (and, for S3, raw PUT + copy after each) against one server."""
+    got = Measured([], [], [os.getloadavg()])
+    with start_server(args.storage, work) as server:
+        for i in range(args.runs):
+            base.log(f"run {i + 1} of {args.runs} ({args.storage})")
+            got.all_runs.append(one_run(args, server, data, work, vault_src, i))
+            got.loads.append(os.getloadavg())
+            if args.storage == "s3" and not args.no_copy:
+                raw = {n: raw_put_throughput(server, n) for n in RAW_STREAMS}
+                base.log("raw PUT " + ", ".join(f"{n}: {b / 2**20:.1f} MiB/s"
+                                                for n, b in raw.items()))
+                got.copies.append(dict(vault_copy(args, server, work, data, vault_src),
+                                       raw=raw))
+                base.log(f"vault copy: {got.copies[-1]['wall']:.2f}s, "
+                         f"{got.copies[-1]['throughput'] / 2**20:.1f} MiB/s")
+                got.loads.append(os.getloadavg())
+    return got
+
+
+def median_copy(copies: list[dict]) -> dict | None:
+    """The copy run of median wall time, with the median raw PUT figures of all runs."""
+    if not copies:
+        return None
+    middle = statistics.median(c["wall"] for c in copies)
+    copy = dict(min(copies, key=lambda c: abs(c["wall"] - middle)))
+    copy["raw"] = {n: statistics.median(c["raw"][n] for c in copies) for n in RAW_STREAMS}
+    return copy
+
+
+def print_figures(got: Measured, text: str, header: list[str]) -> None:
+    print("\n".join(header) + text)
+    print("\nwall time of each run (s):")
+    for step in REMOTE_STEPS:
+        print(f"  {step:16} " + " | ".join(
+            f"{n} " + ", ".join(f"{r[n].steps[step].wall:.2f}" for r in got.all_runs)
+            for n in base.TOOLS))
+    if got.copies:
+        print("  copy             vault " + ", ".join(f"{c['wall']:.2f}" for c in got.copies))
+
+
+def json_doc(args: argparse.Namespace, got: Measured, runs: dict[str, base.ToolRun],
+             extra: dict) -> str:
+    def steps(run: base.ToolRun) -> dict:
+        return {k: {**vars(s)} for k, s in run.steps.items()}
+    doc = {"storage": args.storage, "runs": args.runs, "loadavg": got.loads,
+           "copy": got.copies, **extra,
+           "median": {n: steps(r) for n, r in runs.items()},
+           "each_run": [{n: steps(r) for n, r in one.items()} for one in got.all_runs]}
+    return json.dumps(doc, indent=1, default=str)
+
+
 def main(args: argparse.Namespace) -> int:
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     data, marker = base.prepare_dataset(args, work)  # backed up in place: never mutated
     data_bytes = base.tree_bytes(data)
     vault_src, vault_rev = base.export_vault(args.vault_ref, work)
-    loads = [os.getloadavg()]
-    all_runs: list[dict[str, base.ToolRun]] = []
-    copies: list[dict] = []
-    with start_server(args.storage, work) as server:
-        for i in range(args.runs):
-            base.log(f"run {i + 1} of {args.runs} ({args.storage})")
-            all_runs.append(one_run(args, server, data, work, vault_src, i))
-            loads.append(os.getloadavg())
-            if args.storage == "s3" and not args.no_copy:
-                raw = {n: raw_put_throughput(server, n) for n in RAW_STREAMS}
-                base.log("raw PUT " + ", ".join(f"{n}: {b / 2**20:.1f} MiB/s"
-                                                for n, b in raw.items()))
-                copies.append(dict(vault_copy(args, server, work, data, vault_src), raw=raw))
-                base.log(f"vault copy: {copies[-1]['wall']:.2f}s, "
-                         f"{copies[-1]['throughput'] / 2**20:.1f} MiB/s")
-                loads.append(os.getloadavg())
-    runs = {n: base.median_run([r[n] for r in all_runs]) for n in base.TOOLS}
-    copy = None
-    if copies:
-        copy = dict(min(copies, key=lambda c: abs(c["wall"] - statistics.median(
-            x["wall"] for x in copies))))
-        copy["raw"] = {n: statistics.median(c["raw"][n] for c in copies) for n in RAW_STREAMS}
-    text, targets = report(runs, data_bytes, copy)
+    got = measure_runs(args, work, data, vault_src)
+    runs = {n: base.median_run([r[n] for r in got.all_runs]) for n in base.TOOLS}
+    text, targets = report(runs, data_bytes, median_copy(got.copies))
     header = [
         f"storage: {args.storage} ("
         + ("rclone serve s3 via the counting proxy)" if args.storage == "s3"
@@ -452,28 +500,15 @@ def main(args: argparse.Namespace) -> int:
         f"dataset: {args.size} seed {args.seed}: {data_bytes / 2**20:.1f} MiB in "
         f"{marker['stats']['total']['files']} files",
         f"machine: {os.cpu_count()} cpus; load average (1/5/15 min) at start "
-        f"{'/'.join(f'{x:.2f}' for x in loads[0])}, at end "
-        f"{'/'.join(f'{x:.2f}' for x in loads[-1])}",
+        f"{'/'.join(f'{x:.2f}' for x in got.loads[0])}, at end "
+        f"{'/'.join(f'{x:.2f}' for x in got.loads[-1])}",
         "; ".join(f"{r.name} {r.version}" for r in runs.values()),
         f"vault sources: {vault_rev}",
         f"figures: median of {args.runs} run(s)", ""]
-    print("\n".join(header) + text)
-    print("\nwall time of each run (s):")
-    for step in REMOTE_STEPS:
-        print(f"  {step:16} " + " | ".join(
-            f"{n} " + ", ".join(f"{r[n].steps[step].wall:.2f}" for r in all_runs)
-            for n in base.TOOLS))
-    if copies:
-        print("  copy             vault " + ", ".join(f"{c['wall']:.2f}" for c in copies))
+    print_figures(got, text, header)
     if args.json:
-        doc = {"storage": args.storage, "data_bytes": data_bytes, "runs": args.runs,
-               "loadavg": loads, "vault_sources": vault_rev, "targets": targets,
-               "copy": copies,
-               "median": {n: {k: {**vars(s)} for k, s in r.steps.items()}
-                          for n, r in runs.items()},
-               "each_run": [{n: {k: {**vars(s)} for k, s in r.steps.items()}
-                             for n, r in one.items()} for one in all_runs]}
-        text_doc = json.dumps(doc, indent=1, default=str)
-        print(text_doc) if args.json == "-" else Path(args.json).write_text(text_doc + "\n")
-    bad = [n for one in all_runs for n, r in one.items() if r.verify and not r.verify["ok"]]
+        doc = json_doc(args, got, runs, {"data_bytes": data_bytes, "targets": targets,
+                                         "vault_sources": vault_rev})
+        print(doc) if args.json == "-" else Path(args.json).write_text(doc + "\n")
+    bad = [n for one in got.all_runs for n, r in one.items() if r.verify and not r.verify["ok"]]
     return 1 if bad else 0
