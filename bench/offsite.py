@@ -170,6 +170,15 @@ def start_server(kind: str, work: Path) -> Iterator[Server]:
     state = work / f"server-{kind}"
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
+    try:
+        with _serve(kind, state) as server:
+            yield server
+    finally:  # rclone's write cache keeps a copy of everything uploaded
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _serve(kind: str, state: Path) -> Iterator[Server]:
     if kind == "s3":
         # The proxy writes a reply's headers and body separately: with Nagle's algorithm
         # on, a small body then waits for the client's delayed ACK (up to 40 ms per
@@ -321,7 +330,7 @@ def vault_copy(args: argparse.Namespace, server: Server, work: Path, data: Path,
     stored = base.tree_bytes(server.root / f"copy-{tag}")
     summary = base.last_json(log_path) or {}
     shutil.rmtree(server.root / f"copy-{tag}", ignore_errors=True)
-    shutil.rmtree(tool.work, ignore_errors=True)
+    shutil.rmtree(work / "copy", ignore_errors=True)
     return {"wall": res.wall, "cpu": res.cpu, "maxrss_kib": res.maxrss_kib,
             "stored_bytes": stored, "throughput": stored / res.wall,
             "summary": {k: summary.get(k) for k in ("bytes_read", "bytes_stored")}}
@@ -475,8 +484,9 @@ def print_figures(got: Measured, text: str, header: list[str]) -> None:
 
 def json_doc(args: argparse.Namespace, got: Measured, runs: dict[str, base.ToolRun],
              extra: dict) -> str:
-    def steps(run: base.ToolRun) -> dict:
-        return {k: {**vars(s)} for k, s in run.steps.items()}
+    def steps(run: base.ToolRun) -> dict:  # without the tools' summaries (megabytes)
+        return {k: {f: v for f, v in vars(s).items() if f != "summary"}
+                for k, s in run.steps.items()}
     doc = {"storage": args.storage, "runs": args.runs, "loadavg": got.loads,
            "copy": got.copies, **extra,
            "median": {n: steps(r) for n, r in runs.items()},
