@@ -37,6 +37,7 @@ from vault.errors import (
     TransientStorageError,
     UsageError,
 )
+from vault.foundation.failpoints import reached
 from vault.foundation.units import human_bytes
 from vault.storage.base import (
     CONFIG_NAME,
@@ -213,6 +214,7 @@ class LocalStorage:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            reached("local", "temp-written")  # a kill here leaves the temp file behind
             os.replace(temp, final)
         except BaseException:
             # Whatever went wrong (ENOSPC, KeyboardInterrupt), leave no partial file; a
