@@ -37,6 +37,7 @@ from vault.storage.base import (
     validate_range,
 )
 from vault.storage.cloud_errors import first_line, http_status, translate_error
+from vault.storage.recent_objects import RecentObjects
 
 if TYPE_CHECKING:
     from vault.storage.base import Storage
@@ -133,6 +134,7 @@ class ObjectStoreStorage:
                                ) from None
         self._conditional_put: bool | None = None
         self._ranges_ignored = False
+        self._recent_packs = RecentObjects()
         self._probe_lock = threading.Lock()
 
     @staticmethod
@@ -188,7 +190,7 @@ class ObjectStoreStorage:
             if length == 0 or (length is None and offset > 0):
                 return self._load_to_end_or_empty(kind, name, key, offset, length)
             assert length is not None
-            data = self._get_range(key, offset, length)
+            data = self._get_range(key, offset, length, immutable=kind == "data")
         except FileNotFoundError:
             raise ObjectNotFound(where=self.location, name=f"{kind}/{name}") from None
         except StorageError:
@@ -203,7 +205,8 @@ class ObjectStoreStorage:
             raise self._out_of_range(kind, name, offset, length)
         return bytes(data)
 
-    def _get_range(self, key: str, offset: int, length: int) -> bytes | memoryview:
+    def _get_range(self, key: str, offset: int, length: int, *,
+                   immutable: bool = False) -> bytes | memoryview:
         if not self._ranges_ignored:
             try:
                 return memoryview(self._obstore.get_range(self._store, key, start=offset,
@@ -214,8 +217,11 @@ class ObjectStoreStorage:
                 # rclone serve s3 sends the right bytes with 200 instead of 206, which
                 # obstore refuses; read such a server's objects whole and slice them.
                 self._ranges_ignored = True
-        whole = memoryview(self._obstore.get(self._store, key).bytes())
-        return whole[offset:offset + length]
+        def fetch() -> bytes:
+            return bytes(self._obstore.get(self._store, key).bytes())
+
+        whole = self._recent_packs.get(key, fetch) if immutable else fetch()
+        return memoryview(whole)[offset:offset + length]
 
     def _load_to_end_or_empty(self, kind: ObjectKind, name: str, key: str, offset: int,
                               length: int | None) -> bytes:
