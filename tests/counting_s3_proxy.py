@@ -81,6 +81,9 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, Traffic]]:
     traffic = Traffic()
 
     class Proxy(BaseHTTPRequestHandler):
+        # headers and body go out in separate writes: without this, Nagle and delayed
+        # ACKs hold each small response ~40 ms
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def _handle(self) -> None:

@@ -101,6 +101,9 @@ def gcs_xml_shim(emulator: str) -> Iterator[GcsXmlShim]:
 
 
 class _XmlToJson(BaseHTTPRequestHandler):
+    # headers and body go out in separate writes: without this, Nagle and delayed
+    # ACKs hold each small response ~40 ms
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     upstream: tuple[str, int]
 

@@ -186,6 +186,9 @@ class Faults:
 
 def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTTPRequestHandler]:
     class Proxy(BaseHTTPRequestHandler):
+        # headers and body go out in separate writes: without this, Nagle and delayed
+        # ACKs hold each small response ~40 ms
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def _upstream(self, body: bytes, drop_range: bool = False,

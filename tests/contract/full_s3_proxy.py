@@ -28,6 +28,9 @@ def full_after(upstream: str, budget: int) -> Iterator[str]:
     lock = threading.Lock()
 
     class Proxy(BaseHTTPRequestHandler):
+        # headers and body go out in separate writes: without this, Nagle and delayed
+        # ACKs hold each small response ~40 ms
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def _forward(self, body: bytes) -> tuple[int, bytes]:
