@@ -44,6 +44,7 @@ from vault.config.types import (
     ByteSize,
     ConfigPath,
     Duration,
+    EndpointUrl,
     HttpUrl,
     Name,
     NonNegative,
@@ -80,7 +81,7 @@ class S3Config(Strict):
     """`[repository.s3]`: how to reach an `s3://bucket/prefix` repository. Unset keys come
     from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_REGION, ...)."""
 
-    endpoint: HttpUrl | None = None
+    endpoint: EndpointUrl | None = None
     region: str | None = None
     # Path-style requests (http://host/bucket/key), which MinIO, rclone and most
     # self-hosted servers need; AWS itself prefers virtual-hosted style.
@@ -95,7 +96,7 @@ class GcsConfig(Strict):
     standard Google environment (GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS, ...)."""
 
     # Another GCS XML API server than storage.googleapis.com (a proxy, an emulator).
-    endpoint: HttpUrl | None = None
+    endpoint: EndpointUrl | None = None
     # A service account's JSON key: a file (keep it 0600), or its content by reference.
     service_account_path: ConfigPath | None = None
     service_account_key: SecretRef | None = None
@@ -107,7 +108,7 @@ class AzureConfig(Strict):
 
     # The blob service URL, account included for path-style servers (Azurite:
     # http://127.0.0.1:10000/devstoreaccount1); unset: https://ACCOUNT.blob.core.windows.net
-    endpoint: HttpUrl | None = None
+    endpoint: EndpointUrl | None = None
     account: str | None = None
     account_key: SecretRef | None = None
     sas_token: SecretRef | None = None

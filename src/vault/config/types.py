@@ -185,6 +185,20 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 HttpUrl = Annotated[str, AfterValidator(lambda url: checked_url(url, "http", "https"))]
 
 
+def endpoint_rule(value: str) -> str:
+    """A storage endpoint: an http(s) URL without a query or fragment, which could carry a
+    token (an Azure SAS) into every message that names the repository."""
+    checked_url(value, "http", "https")
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ValueError("an endpoint takes no query (?...) or fragment (#...): give a "
+                         "SAS token or key with its own key, by secret reference")
+    return value
+
+
+EndpointUrl = Annotated[str, AfterValidator(endpoint_rule)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

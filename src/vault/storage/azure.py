@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from vault.config.secrets import Secret, SecretRef, resolve_secret
 from vault.errors import UsageError
@@ -66,6 +67,10 @@ def _from_connection_string(fields: Mapping[str, str]) -> dict[str, Any]:
     if endpoint is None and account and suffix != "core.windows.net":
         protocol = fields.get("DefaultEndpointsProtocol", "https")
         endpoint = f"{protocol}://{account}.blob.{suffix}"
+    if endpoint is not None and (urlsplit(endpoint).query or urlsplit(endpoint).fragment):
+        # it would be shown wherever the repository is named; a SAS has its own key
+        raise UsageError("the Azure connection string's BlobEndpoint holds a query: give "
+                         "the SAS as SharedAccessSignature=...")
     return {"account": account, "endpoint": endpoint,
             "account_key": Secret(fields["AccountKey"]) if "AccountKey" in fields else None,
             "sas_token": Secret(fields["SharedAccessSignature"])

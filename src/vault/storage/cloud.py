@@ -221,6 +221,8 @@ class ObjectStoreStorage:
             return bytes(self._obstore.get(self._store, key).bytes())
 
         whole = self._recent_packs.get(key, fetch) if immutable else fetch()
+        if len(whole) < offset + length:
+            self._recent_packs.forget(key)  # short: never serve that copy again
         return memoryview(whole)[offset:offset + length]
 
     def _load_to_end_or_empty(self, kind: ObjectKind, name: str, key: str, offset: int,

@@ -42,3 +42,11 @@ class RecentObjects:
                     _, dropped = self._kept.popitem(last=False)
                     self._size -= len(dropped)
         return data
+
+    def forget(self, key: str) -> None:
+        """Drop `key`: what was kept did not hold the range asked for (a truncated read),
+        so the next read fetches it again."""
+        with self._lock:
+            dropped = self._kept.pop(key, None)
+            if dropped is not None:
+                self._size -= len(dropped)

@@ -1,6 +1,7 @@
 """The decorators every repository's storage is opened with, in order from the backend
 out: the bandwidth limit (limiter.py), then the metadata cache (cache.py), so a cache hit
-costs no bandwidth at all. Retries sit in the backends that need them (sftp)."""
+costs no bandwidth at all. Retries sit in the backends that need them (sftp, and the obstore
+backends: s3, gs, az)."""
 
 from __future__ import annotations
 

@@ -147,3 +147,19 @@ def test_a_key_obstore_refuses_is_one_line_without_the_secret(
     message = str(refused.value)
     assert message.startswith("storage gs://backups/db1: cannot open: ") and "\n" not in message
     assert "PRIVATE-MARKER" not in message
+
+
+def test_an_endpoint_with_a_query_is_refused_wherever_it_is_given() -> None:
+    """A query in an endpoint (an Azure SAS pasted into the URL) would be shown wherever
+    the repository is named: refused in the table and in a connection string."""
+    from pydantic import ValidationError
+
+    sas = "sv=2022&sig=c2VjcmV0LXNpZw%3D"
+    with pytest.raises(ValidationError, match="takes no query") as caught:
+        AzureConfig(account="acct", endpoint=f"https://acct.blob.core.windows.net/?{sas}")
+    assert "c2VjcmV0" not in str(caught.value).split("input_value")[0]
+    with pytest.raises(UsageError, match="BlobEndpoint holds a query") as refused:
+        azure_settings("az://backups", None, env={
+            "AZURE_STORAGE_CONNECTION_STRING":
+                f"AccountName=acct;BlobEndpoint=https://acct.blob.core.windows.net/?{sas}"})
+    assert "c2VjcmV0" not in str(refused.value)

@@ -131,3 +131,22 @@ def test_limits_come_from_the_entry_and_the_flags_win(tmp_path: Path) -> None:
     assert isinstance(destination, LimitedStorage)
     assert destination.upload is not None and destination.upload.rate == 50 * 1024
     assert destination.download is not None and destination.download.rate == 300 * 1024
+
+
+def test_lock_writes_never_wait_behind_packs(tmp_path: Path) -> None:
+    """A heartbeat queued behind packs at a low limit could outlive its lease: lock
+    objects pass unthrottled and take nothing from the packs' budget."""
+    waits: list[float] = []
+    now = [0.0]
+    bucket = TokenBucket(64 * 1024, clock=lambda: now[0], sleep=waits.append)
+    inner = LocalStorage(tmp_path / "repo")
+    inner.create()
+    storage = LimitedStorage(inner, bucket, None)
+    big = os.urandom(1 << 20)  # 16 s of budget at 64 KiB/s
+
+    storage.save("locks", "a" * 64, big)
+    storage.save("locks", "b" * 64, big)
+    assert waits == []
+    storage.save("data", hashlib.sha256(big).hexdigest(), big)
+    assert waits == [pytest.approx((len(big) - bucket.burst) / bucket.rate)]
+    assert inner.load("locks", "a" * 64) == big

@@ -35,3 +35,12 @@ def test_an_object_larger_than_the_budget_is_returned_but_not_kept() -> None:
     assert kept.get("big", fetch) == b"x" * 100
     assert kept.get("big", fetch) == b"x" * 100
     assert calls == 2
+
+
+def test_a_forgotten_object_is_fetched_again() -> None:
+    copies = iter([b"short", b"the whole object"])
+    kept = RecentObjects()
+    assert kept.get("pack", lambda: next(copies)) == b"short"
+    kept.forget("pack")
+    assert kept.get("pack", lambda: next(copies)) == b"the whole object"
+    kept.forget("never-kept")  # nothing to drop: no error
