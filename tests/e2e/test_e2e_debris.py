@@ -92,7 +92,7 @@ def _config_said(vault) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated", "empty", "no-format", "no-id",
-                                    "bad-chunker"])
+                                    "path-id", "bad-chunker"])
 def test_a_damaged_config_is_called_damaged(vault_repo, damage: str) -> None:
     vault = vault_repo
     config = vault.env.repo / "config"
@@ -109,6 +109,8 @@ def test_a_damaged_config_is_called_damaged(vault_repo, damage: str) -> None:
         config.write_text(json.dumps({k: v for k, v in doc.items() if k != "format"}))
     elif damage == "no-id":
         config.write_text(json.dumps({k: v for k, v in doc.items() if k != "id"}))
+    elif damage == "path-id":  # it names cache and state directories: never a path
+        config.write_text(json.dumps({**doc, "id": "../../../../" + "a" * 52}))
     else:
         config.write_text(json.dumps({**doc, "chunker": "fastcdc"}))
     code, err = _config_said(vault)

@@ -8,6 +8,7 @@ copy of the repository puts a damaged one right.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from vault.errors import (
@@ -17,6 +18,8 @@ from vault.errors import (
     UnsupportedFormat,
 )
 from vault.storage.base import Storage
+
+_REPO_ID = re.compile(r"[0-9a-f]{64}")
 
 FORMAT_VERSION = 1
 
@@ -64,7 +67,9 @@ def _config_problem(config: dict[str, Any]) -> str | None:
     if not isinstance(config.get("version"), int):
         return "field 'version' is missing or not a number"
     repo_id = config.get("id")
-    if not isinstance(repo_id, str) or len(repo_id) != 64:
+    # 64 hex digits, nothing else: the id names cache and state directories, and the
+    # config is plain text anyone with write access to the storage could change
+    if not isinstance(repo_id, str) or _REPO_ID.fullmatch(repo_id) is None:
         return "field 'id' is missing or not a repository id"
     chunker = config.get("chunker")
     if not isinstance(chunker, dict) or not all(
