@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from copy_helpers import ENV, Repo, summary, write_config
-from storage_servers import BUCKET, S3Server, SshServer, moto_missing, moto_s3, sshd, sshd_missing
+from storage_servers import BUCKET, S3Server, SshServer
 
 MiB = 1 << 20
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[S3Server]:
-    missing = moto_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with moto_s3() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    missing = sshd_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 def _config(tmp_path: Path, moto: S3Server, ssh: SshServer) -> Path:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ import pytest
 from obstore.store import S3Store
 
 from s3_fault_proxy import fault_proxy
-from storage_servers import BUCKET, S3Server, SshServer, moto_missing, moto_s3, sshd, sshd_missing
+from storage_servers import BUCKET, S3Server, SshServer
 from vault.foundation.processes import this_pid_namespace
 from vault.repository.lock import LockInfo, is_stale
 
@@ -53,24 +53,6 @@ class Remote:
     #: temp files (debris of killed saves) in the repository, read on the server's side
     temp_files: Callable[[], list[str]]
     kills: list[tuple[str, bool]]
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[S3Server]:
-    missing = moto_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with moto_s3() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    missing = sshd_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 def _s3_remote(server: S3Server) -> Remote:

@@ -8,25 +8,14 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import obstore
-import pytest
 from obstore.store import S3Store
 
-from storage_servers import BUCKET, S3Server, moto_missing, moto_s3
+from storage_servers import BUCKET, S3Server
 
 VAULT_BIN = Path(sys.executable).with_name("vault")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[S3Server]:
-    missing = moto_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with moto_s3() as server:
-        yield server
 
 
 def _tree(src: Path) -> None:

@@ -20,20 +20,11 @@ import pytest
 from obstore.store import S3Store
 
 from s3_fault_proxy import Faults, fault_proxy
-from storage_servers import BUCKET, S3Server, moto_missing, moto_s3
+from storage_servers import BUCKET, S3Server
 
 MiB = 1 << 20
 VAULT_BIN = Path(sys.executable).with_name("vault")
 ALL_METHODS = ("PUT", "GET", "HEAD", "DELETE", "POST")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[S3Server]:
-    missing = moto_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with moto_s3() as server:
-        yield server
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,9 @@ verify --read-data, forget + prune; an unknown host key is refused with a clear 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from storage_servers import SshServer, sshd, sshd_missing
-
-
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    missing = sshd_missing()
-    if missing is not None:
-        pytest.skip(missing)
-    with sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
+from storage_servers import SshServer
 
 
 def _config(tmp_path: Path, server: SshServer, known_hosts: Path) -> Path:
