@@ -10,44 +10,17 @@ VAULT_TEST_MONGODB_URL names, when set. A `-k sqlite` run starts neither.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))  # the servers' helpers
-from mongo_server_fixture import MongoServer, _secantusd, _wait_until_up, free_port
+from mongo_server_fixture import MongoServer, secantusdb
 from pg_server import PgServer, missing_binary, running_server
 
 __all__ = ["MongoServer", "PgServer", "SourceServers"]
-
-
-@contextmanager
-def secantusdb(home: Path) -> Iterator[MongoServer]:
-    binary = _secantusd()
-    if binary is None:
-        pytest.skip("secantusd-py not found (pip install -e '.[test]' installs SecantusDB)")
-    port = free_port()
-    log = home / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port),
-             "--storage-path", str(home / "data"), "--log-level", "WARNING"],
-            stdout=out, stderr=subprocess.STDOUT)
-    url = f"mongodb://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, process, log)
-        yield MongoServer("secantusdb", url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class SourceServers:

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,13 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError(f"secantusd-py did not accept connections: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session", params=SERVERS)
-def mongo_server(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    if request.param == "mongod":
-        yield MongoServer("mongod", os.environ["VAULT_TEST_MONGODB_URL"])
-        return
+@contextmanager
+def secantusdb(home: Path) -> Iterator[MongoServer]:
+    """A SecantusDB server on loopback with its data and log under `home`, stopped on exit
+    (skips when secantusd-py is not installed)."""
     binary = _secantusd()
     if binary is None:
         pytest.skip("secantusd-py not found (pip install -e '.[test]' installs SecantusDB)")
-    home = tmp_path_factory.mktemp("secantus")
     port = free_port()
     log = home / "server.log"
     with open(log, "wb") as out:
@@ -92,6 +90,16 @@ def mongo_server(request: pytest.FixtureRequest,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def mongo_server(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    if request.param == "mongod":
+        yield MongoServer("mongod", os.environ["VAULT_TEST_MONGODB_URL"])
+        return
+    with secantusdb(tmp_path_factory.mktemp("secantus")) as server:
+        yield server
 
 
 @pytest.fixture
