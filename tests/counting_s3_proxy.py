@@ -6,16 +6,13 @@ on what a command really asked the server for."""
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-        "proxy-authorization", "proxy-authenticate"}
+from http_relay import RelayHandler, serving
 
 
 @dataclass(frozen=True)
@@ -80,32 +77,12 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, Traffic]]:
     target = urlsplit(upstream)
     traffic = Traffic()
 
-    class Proxy(BaseHTTPRequestHandler):
-        # headers and body go out in separate writes: without this, Nagle and delayed
-        # ACKs hold each small response ~40 ms
-        disable_nagle_algorithm = True
-        protocol_version = "HTTP/1.1"
+    class Proxy(RelayHandler):
+        upstream = (target.hostname, target.port)
 
         def _handle(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                reply = conn.getresponse()
-                data = reply.read()
-                self.send_response(reply.status, reply.reason)
-                for name, value in reply.getheaders():
-                    if name.lower() not in _HOP and name.lower() != "content-length":
-                        self.send_header(name, value)
-                length = value_of(reply.getheaders(), "content-length") \
-                    if self.command == "HEAD" else str(len(data))
-                self.send_header("Content-Length", length or "0")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-            finally:
-                conn.close()
+            _status, data = self.relay(body)
             path, listing = _describe(self.command, self.path)
             with traffic.lock:
                 traffic.requests.append(Request(self.command, path, listing, len(body),
@@ -113,18 +90,5 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, Traffic]]:
 
         do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = _handle
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", traffic
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def value_of(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
+    with serving(Proxy) as endpoint:
+        yield endpoint, traffic

@@ -22,7 +22,6 @@ process under test talks to the proxy through ``AWS_ENDPOINT_URL`` like to any s
 from __future__ import annotations
 
 import contextlib
-import http.client
 import re
 import socket
 import threading
@@ -31,11 +30,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-        "proxy-authorization", "proxy-authenticate"}
+from http_relay import RelayHandler, content_length, serving
+
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 _ERRORS = {
     403: ("AccessDenied", "Access Denied"),
@@ -47,10 +46,6 @@ def _error_body(status: int) -> bytes:
     code, message = _ERRORS.get(status, ("InternalError", "injected failure"))
     return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error>").encode()
-
-
-def _length(headers: list[tuple[str, str]]) -> int:
-    return int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
 
 
 @dataclass
@@ -185,38 +180,11 @@ class Faults:
 
 
 def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTTPRequestHandler]:
-    class Proxy(BaseHTTPRequestHandler):
-        # headers and body go out in separate writes: without this, Nagle and delayed
-        # ACKs hold each small response ~40 ms
-        disable_nagle_algorithm = True
-        protocol_version = "HTTP/1.1"
-
-        def _upstream(self, body: bytes, drop_range: bool = False,
-                      ) -> tuple[int, str, list[tuple[str, str]], bytes]:
-            conn = http.client.HTTPConnection(target_host, target_port, timeout=60)
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP
-                           and not (drop_range and k.lower() == "range")}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                reply = conn.getresponse()
-                return reply.status, reply.reason, reply.getheaders(), reply.read()
-            finally:
-                conn.close()
-
-        def _answer(self, status: int, reason: str, headers: list[tuple[str, str]],
-                    data: bytes, *, announce: int | None = None) -> None:
-            self.send_response(status, reason)
-            for name, value in headers:
-                if name.lower() not in _HOP and name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data) if announce is None
-                                                   else announce))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+    class Proxy(RelayHandler):
+        upstream = (target_host, target_port)
 
         def _fail(self, status: int) -> None:
-            self._answer(status, "Injected", [("Content-Type", "application/xml")],
+            self.answer(status, "Injected", [("Content-Type", "application/xml")],
                          _error_body(status))
 
         def _handle(self) -> None:
@@ -244,30 +212,30 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
                 self._serve_truncated(body, keep)
                 return
             cut = faults.cut_point(key) if self.command == "GET" else None
-            status, reason, headers, data = self._upstream(body)
+            status, reason, headers, data = self.upstream_reply(body)
             if self.command == "HEAD":  # no body, but the length the server announced
-                self._answer(status, reason, headers, b"", announce=_length(headers))
+                self.answer(status, reason, headers, b"", announce=content_length(headers))
                 return
             if cut is not None and status < 300 and len(data) > cut:
-                self._answer(status, reason, headers, data[:cut], announce=len(data))
+                self.answer(status, reason, headers, data[:cut], announce=len(data))
                 self._hang_up()
                 return
-            self._answer(status, reason, headers, data)
+            self.answer(status, reason, headers, data)
 
         def _serve_truncated(self, body: bytes, keep: int) -> None:
             """The object as a server that lost its tail would serve it: shorter, and
             consistently so (HEAD, GET and ranged GET agree on the new length)."""
-            status, reason, headers, data = self._upstream(body, drop_range=True)
+            status, reason, headers, data = self.upstream_reply(body, drop_range=True)
             if status >= 300:
-                self._answer(status, reason, headers, data)
+                self.answer(status, reason, headers, data)
                 return
             headers = [(k, v) for k, v in headers if k.lower() != "content-range"]
             if self.command == "HEAD":
-                self._answer(200, "OK", headers, b"", announce=min(keep, _length(headers)))
+                self.answer(200, "OK", headers, b"", announce=min(keep, content_length(headers)))
                 return
             wanted = _RANGE.match(self.headers.get("Range") or "")
             if wanted is None:
-                self._answer(200, "OK", headers, data[:keep])
+                self.answer(200, "OK", headers, data[:keep])
             else:
                 self._serve_range(headers, data[:keep], wanted)
 
@@ -276,11 +244,11 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
             start = int(wanted.group(1))
             end = int(wanted.group(2)) if wanted.group(2) else len(whole) - 1
             if start >= len(whole):
-                self._answer(416, "Range Not Satisfiable",
+                self.answer(416, "Range Not Satisfiable",
                              [("Content-Range", f"bytes */{len(whole)}")], b"")
                 return
             end = min(end, len(whole) - 1)
-            self._answer(206, "Partial Content",
+            self.answer(206, "Partial Content",
                          [*headers, ("Content-Range", f"bytes {start}-{end}/{len(whole)}")],
                          whole[start:end + 1])
 
@@ -292,9 +260,6 @@ def _handler(target_host: str, target_port: int, faults: Faults) -> type[BaseHTT
 
         do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = _handle
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
     return Proxy
 
 
@@ -304,14 +269,5 @@ def fault_proxy(upstream: str) -> Iterator[tuple[str, Faults]]:
     target = urlsplit(upstream)
     assert target.hostname is not None and target.port is not None
     faults = Faults()
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 _handler(target.hostname, target.port, faults))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", faults
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler(target.hostname, target.port, faults)) as endpoint:
+        yield endpoint, faults
